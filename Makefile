@@ -1,0 +1,46 @@
+# One Makefile for people, CI (.ci/run) and hooks. It bootstraps its own
+# virtual environment, so a fresh clone with only Python 3.11+ needs nothing else.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo serve test lint typecheck fmt bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## demo: the sidecar with its embedded store and a synthetic agent (http://127.0.0.1:8318)
+demo: $(STAMP)
+	$(BIN)/otel-bridge demo
+
+## serve: the sidecar alone
+serve: $(STAMP)
+	$(BIN)/otel-bridge serve
+
+## test: lint, type check and the whole test suite (real collectors are started by the tests)
+test: $(STAMP)
+	$(BIN)/ruff check otel_bridge tests bench
+	$(BIN)/mypy
+	$(BIN)/pytest -q -p no:cacheprovider
+
+lint: $(STAMP)
+	$(BIN)/ruff check otel_bridge tests bench
+	$(BIN)/ruff format --check otel_bridge tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+fmt: $(STAMP)
+	$(BIN)/ruff format otel_bridge tests bench
+	$(BIN)/ruff check --fix otel_bridge tests bench
+
+## bench: throughput benchmarks against a real rotel collector (figures go to BENCHMARKS.md)
+bench: $(STAMP)
+	$(BIN)/python bench/bench_pipeline.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,45 @@
+"""Wiring: ``create_app(settings)`` builds the whole sidecar, with no global state."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from otel_bridge import __version__
+from otel_bridge.bridge import Bridge
+from otel_bridge.config import Settings
+from otel_bridge.sources.http_ingest import ingest_router
+from otel_bridge.web.traces import traces_router
+
+
+def create_app(settings: Settings, bridge: Bridge | None = None) -> FastAPI:
+    """The sidecar's ASGI app. The bridge starts and stops with the app's lifespan."""
+    bridge = bridge or Bridge(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await bridge.start()
+        try:
+            yield
+        finally:
+            await bridge.shutdown()
+
+    app = FastAPI(title="otel-bridge", version=__version__, lifespan=lifespan)
+    app.state.bridge = bridge
+    app.include_router(ingest_router(bridge))
+    app.include_router(traces_router(bridge))
+
+    @app.get("/v1/health")
+    async def health() -> JSONResponse:
+        """Liveness plus the bridge's own counters."""
+        body: dict[str, object] = {"status": "ok", "version": __version__, "open_runs": bridge.mapper.open_runs}
+        body.update(bridge.stats.snapshot())
+        if bridge.exporter is not None:
+            body["export_queue_depth"] = bridge.exporter.queue_depth
+            body["export_last_error"] = bridge.exporter.last_error
+        return JSONResponse(body)
+
+    return app

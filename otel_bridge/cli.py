@@ -1,0 +1,188 @@
+"""The ``otel-bridge`` command. The only module that exits the process."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from otel_bridge import __version__
+from otel_bridge.config import ConfigError, Settings, load_settings
+
+EPILOG = """examples:
+  otel-bridge serve                                   # embedded store + viewer at http://127.0.0.1:8318
+  OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 otel-bridge serve
+  OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317 OTEL_EXPORTER_OTLP_PROTOCOL=grpc otel-bridge serve
+  otel-bridge serve --config otel-bridge.toml --port 9000
+  otel-bridge demo                                    # serve, plus a synthetic agent emitting runs
+  otel-bridge replay capture.sse --out trace.json     # offline: capture -> OTLP/JSON
+  otel-bridge replay a.sse b.ndjson --dialect openintent --export
+  curl -X POST localhost:8318/v1/events -H 'Content-Type: application/json' \\
+       -d '{"kind":"llm.completed","run_id":"r1","model":"gpt-4o","usage":{"input":12,"output":5}}'
+"""
+
+
+def _add_serve_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port to listen on (default 8318)")
+    p.add_argument("--config", help="settings file, TOML or YAML")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="otel-bridge",
+        description="Turn AI agents' event streams into OpenTelemetry GenAI traces.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"otel-bridge {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser(
+        "serve", help="run the sidecar", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    _add_serve_args(serve)
+
+    demo = sub.add_parser("demo", help="run the sidecar with a built-in synthetic agent")
+    _add_serve_args(demo)
+    demo.add_argument("--pace", type=float, default=1.0, help="time scale of the demo agent (0.5 = twice as fast)")
+
+    replay = sub.add_parser("replay", help="turn captured streams into traces, offline")
+    replay.add_argument("files", nargs="+", metavar="FILE", help="SSE text, JSON or NDJSON captures")
+    replay.add_argument("--dialect", help="force a dialect instead of detecting it")
+    replay.add_argument("--out", help="write an OTLP/JSON ExportTraceServiceRequest here ('-' for stdout)")
+    replay.add_argument("--export", action="store_true", help="export over OTLP as configured by OTEL_EXPORTER_OTLP_*")
+    replay.add_argument("--config", help="settings file, TOML or YAML")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    server: dict[str, Any] = {}
+    if getattr(args, "host", None):
+        server["host"] = args.host
+    if getattr(args, "port", None) is not None:
+        server["port"] = args.port
+    if server:
+        overrides["server"] = server
+    return load_settings(args.config, overrides=overrides)
+
+
+def _serve(settings: Settings, log_level: str, demo_pace: float | None = None) -> int:
+    import uvicorn
+
+    from otel_bridge.app import create_app
+
+    app = create_app(settings)
+    if demo_pace is not None:
+        from otel_bridge.demo import DemoAgent
+
+        host = "127.0.0.1" if settings.server.host in ("0.0.0.0", "::") else settings.server.host
+        agent = DemoAgent(f"http://{host}:{settings.server.port}", pace=demo_pace)
+
+        @app.on_event("startup")
+        async def _start_demo() -> None:  # pragma: no cover - exercised by the demo itself
+            app.state.demo_task = asyncio.get_running_loop().create_task(agent.run_forever())
+
+    where = f"http://{settings.server.host}:{settings.server.port}"
+    export = settings.otlp.endpoint or "off (embedded store only)"
+    print(
+        f"otel-bridge {__version__}: ingest {where}/v1/events, traces {where}/v1/traces, OTLP export: {export}",
+        file=sys.stderr,
+    )
+    uvicorn.run(
+        app,
+        host=settings.server.host,
+        port=settings.server.port,
+        log_level=log_level,
+        loop="auto",
+        http="auto",
+        timeout_graceful_shutdown=5,
+    )
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from otel_bridge import semconv as sc
+    from otel_bridge.bridge import SCOPE, Bridge
+    from otel_bridge.dialects.registry import UnknownDialectError
+    from otel_bridge.sinks import otlp_json
+    from otel_bridge.sinks.base import ListSink
+    from otel_bridge.sources.replay import replay_files
+
+    settings = load_settings(args.config)
+    if args.export and not settings.otlp.endpoint:
+        print(
+            "otel-bridge replay: --export needs OTEL_EXPORTER_OTLP_ENDPOINT (or otlp.endpoint in --config)",
+            file=sys.stderr,
+        )
+        return 2
+    if not args.export:
+        settings.otlp.endpoint = None
+    settings.store.enabled = False
+    for path in args.files:
+        if not Path(path).is_file():
+            print(f"otel-bridge replay: no such file: {path}", file=sys.stderr)
+            return 2
+    sink = ListSink()
+
+    async def run() -> int:
+        bridge = Bridge(settings, extra_sinks=[sink])
+        await bridge.start()
+        try:
+            reports = replay_files(bridge, args.files, args.dialect)
+        finally:
+            await bridge.shutdown()
+        for r in reports:
+            runs = ", ".join(f"{run} -> {trace}" for run, trace in r.runs.items())
+            print(
+                f"{r.path}: dialect={r.dialect} frames={r.frames} events={r.events} "
+                f"rejected={len(r.rejections)} runs: {runs or 'none'}",
+                file=sys.stderr,
+            )
+            for rej in r.rejections[:10]:
+                print(f"  frame {rej.index}: {rej.reason}: {rej.message}", file=sys.stderr)
+        if args.export:
+            exported = bridge.stats.spans_exported.get("otlp", 0)
+            failed = bridge.stats.spans_export_failed.get("otlp", 0)
+            print(f"exported {exported} spans to {settings.otlp.endpoint}, {failed} failed", file=sys.stderr)
+            if failed:
+                return 1
+        return 0
+
+    try:
+        code = asyncio.run(run())
+    except UnknownDialectError as exc:
+        print(f"otel-bridge replay: {exc}", file=sys.stderr)
+        return 2
+    if args.out:
+        body = otlp_json.encode_request(sink.spans, Bridge(settings).resource, SCOPE[0], SCOPE[1], sc.SCHEMA_URL)
+        if args.out == "-":
+            sys.stdout.buffer.write(body + b"\n")
+        else:
+            Path(args.out).write_bytes(body)
+            print(f"wrote {len(sink.spans)} spans to {args.out}", file=sys.stderr)
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=getattr(args, "log_level", "info").upper(), format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "serve":
+            return _serve(_settings(args), args.log_level)
+        if args.command == "demo":
+            return _serve(_settings(args), args.log_level, demo_pace=args.pace)
+        if args.command == "replay":
+            return _replay(args)
+    except ConfigError as exc:
+        print(f"otel-bridge: {exc}", file=sys.stderr)
+        return 2
+    parser.error(f"unknown command {args.command}")
+    return 2

@@ -1,0 +1,301 @@
+"""Settings with documented defaults, validated once at startup.
+
+Precedence, lowest first: built-in defaults, the ``--config`` file (TOML or
+YAML), the standard ``OTEL_*`` environment variables, command-line flags.
+A bad value fails fast with a message that names the setting.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import unquote
+
+import msgspec
+
+from otel_bridge import semconv as sc
+
+DEFAULT_PORT = 8318
+
+
+class ConfigError(ValueError):
+    """A setting is missing, unknown or out of range. The message says which."""
+
+
+def _positive(name: str, value: float) -> None:
+    if value <= 0:
+        raise ValueError(f"{name} must be > 0, got {value}")
+
+
+class MappingSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """How events become spans, and every bound on the mapper's memory."""
+
+    max_open_runs: int = 10_000
+    """Runs open at once; past it the least recently active run is closed early."""
+    max_open_spans_per_run: int = 1_000
+    """Open LLM/tool/step spans per run; past it the oldest is closed."""
+    max_events_per_span: int = 128
+    """Span events per span (the SDK default); extra ones are counted, not kept."""
+    max_finished_runs: int = 10_000
+    """Finished runs remembered so that late events join the same trace."""
+    run_idle_timeout_s: float = 300.0
+    """A run with no event for this long is closed."""
+    span_timeout_s: float = 600.0
+    """A span with no event of its own for this long is closed with status ERROR."""
+    run_end_grace_s: float = 1.0
+    """How long a run stays open after its terminal event, for stragglers."""
+    sweep_interval_s: float = 1.0
+    """How often timeouts are checked."""
+    capture_content: bool = False
+    """Record prompts, responses, tool arguments/results and thinking text."""
+    attribute_max_length: int = 4096
+    """Longest string attribute; longer JSON is replaced by a valid marker object."""
+    chunk_events: bool = False
+    """One span event per streamed chunk (capped by max_events_per_span)."""
+    latest_semconv: bool = False
+    """Emit the newer, unsettled GenAI names (gen_ai_latest_experimental)."""
+
+    def __post_init__(self) -> None:
+        for name in ("max_open_runs", "max_open_spans_per_run", "max_events_per_span", "max_finished_runs"):
+            _positive(name, getattr(self, name))
+        for name in ("run_idle_timeout_s", "span_timeout_s", "sweep_interval_s", "attribute_max_length"):
+            _positive(name, getattr(self, name))
+        if self.run_end_grace_s < 0:
+            raise ValueError("run_end_grace_s must be >= 0")
+        if self.attribute_max_length < 128:
+            raise ValueError("attribute_max_length must be >= 128")
+
+
+Protocol = Literal["grpc", "http/protobuf", "http/json"]
+Compression = Literal["gzip", "none"]
+
+
+class OtlpSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """OTLP trace export. ``endpoint=None`` means no export (embedded store only)."""
+
+    endpoint: str | None = None
+    """Full URL for HTTP (``.../v1/traces``); ``host:port`` or URL for gRPC."""
+    protocol: Protocol = "http/protobuf"
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
+    timeout_s: float = 10.0
+    """Per-export deadline, retries included."""
+    compression: Compression = "none"
+    insecure: bool | None = None
+    """gRPC without TLS; ``None`` decides from the scheme (http:// is insecure)."""
+    certificate: str | None = None
+    """CA bundle for TLS endpoints."""
+    max_batch_spans: int = 512
+    schedule_delay_s: float = 1.0
+    """Longest a finished span waits before its batch is sent."""
+    max_queue_spans: int = 20_000
+    """Spans waiting to be exported; past it new spans are dropped and counted."""
+    max_retry_s: float = 30.0
+    """Total time spent retrying one batch on transient failures."""
+
+    def __post_init__(self) -> None:
+        for name in ("timeout_s", "max_batch_spans", "schedule_delay_s", "max_queue_spans", "max_retry_s"):
+            _positive(name, getattr(self, name))
+
+
+class StoreSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The embedded in-memory trace store behind ``/v1/traces`` and the viewer."""
+
+    enabled: bool = True
+    max_traces: int = 1_000
+    """Recent traces kept; the oldest is evicted first."""
+    max_spans_per_trace: int = 10_000
+    """Spans kept per trace; extra ones are counted, not kept."""
+
+    def __post_init__(self) -> None:
+        _positive("max_traces", self.max_traces)
+        _positive("max_spans_per_trace", self.max_spans_per_trace)
+
+
+class IngestSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """``POST /v1/events``."""
+
+    max_body_bytes: int = 10 * 1024 * 1024
+    """Larger bodies get 413."""
+    max_errors_reported: int = 20
+    """How many per-event errors a response lists (all are counted)."""
+
+    def __post_init__(self) -> None:
+        _positive("max_body_bytes", self.max_body_bytes)
+
+
+class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be 0..65535, got {self.port}")
+
+
+class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Everything the bridge needs; ``create_app(settings)`` builds from it alone."""
+
+    service_name: str = "otel-bridge"
+    resource_attributes: dict[str, str] = msgspec.field(default_factory=dict)
+    server: ServerSettings = msgspec.field(default_factory=ServerSettings)
+    mapping: MappingSettings = msgspec.field(default_factory=MappingSettings)
+    otlp: OtlpSettings = msgspec.field(default_factory=OtlpSettings)
+    store: StoreSettings = msgspec.field(default_factory=StoreSettings)
+    ingest: IngestSettings = msgspec.field(default_factory=IngestSettings)
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a TOML (``.toml``) or YAML (``.yaml``/``.yml``) settings file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    try:
+        if path.suffix == ".toml":
+            data: object = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        else:
+            raise ConfigError(f"config file {path}: use .toml, .yaml or .yml")
+    except (tomllib.TOMLDecodeError, ValueError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"config file {path} is not valid: {exc}") from exc
+    except Exception as exc:  # yaml.YAMLError, without importing yaml at module load
+        raise ConfigError(f"config file {path} is not valid: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: the top level must be a table/mapping")
+    return data
+
+
+def _parse_pairs(value: str, what: str) -> dict[str, str]:
+    """``k1=v1,k2=v2`` with percent-encoded values (W3C baggage style, as the spec says)."""
+    pairs: dict[str, str] = {}
+    for item in value.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        if "=" not in item:
+            raise ConfigError(f"{what}: expected key=value, got {item!r}")
+        key, _, val = item.partition("=")
+        pairs[unquote(key.strip())] = unquote(val.strip())
+    return pairs
+
+
+def _env(environ: Mapping[str, str], *names: str) -> str | None:
+    for name in names:
+        value = environ.get(name)
+        if value is not None and value.strip() != "":
+            return value.strip()
+    return None
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Settings from the standard OpenTelemetry environment variables."""
+    out: dict[str, Any] = {}
+    otlp: dict[str, Any] = {}
+    protocol = _env(environ, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
+    if protocol is not None:
+        otlp["protocol"] = protocol
+    traces_endpoint = _env(environ, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    endpoint = _env(environ, "OTEL_EXPORTER_OTLP_ENDPOINT")
+    if traces_endpoint is not None:
+        otlp["endpoint"] = traces_endpoint  # used as is, per the spec
+    elif endpoint is not None:
+        otlp["endpoint"] = signal_endpoint(endpoint, protocol or "http/protobuf")
+    headers = _env(environ, "OTEL_EXPORTER_OTLP_HEADERS")
+    if headers is not None:
+        otlp["headers"] = _parse_pairs(headers, "OTEL_EXPORTER_OTLP_HEADERS")
+    traces_headers = _env(environ, "OTEL_EXPORTER_OTLP_TRACES_HEADERS")
+    if traces_headers is not None:
+        otlp["headers"] = {
+            **otlp.get("headers", {}),
+            **_parse_pairs(traces_headers, "OTEL_EXPORTER_OTLP_TRACES_HEADERS"),
+        }
+    timeout = _env(environ, "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT")
+    if timeout is not None:
+        try:
+            otlp["timeout_s"] = float(timeout) / 1000.0  # the spec's unit is milliseconds
+        except ValueError as exc:
+            raise ConfigError(f"OTEL_EXPORTER_OTLP_TIMEOUT must be milliseconds, got {timeout!r}") from exc
+    compression = _env(environ, "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "OTEL_EXPORTER_OTLP_COMPRESSION")
+    if compression is not None:
+        otlp["compression"] = compression
+    insecure = _env(environ, "OTEL_EXPORTER_OTLP_TRACES_INSECURE", "OTEL_EXPORTER_OTLP_INSECURE")
+    if insecure is not None:
+        otlp["insecure"] = insecure.lower() == "true"
+    certificate = _env(environ, "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "OTEL_EXPORTER_OTLP_CERTIFICATE")
+    if certificate is not None:
+        otlp["certificate"] = certificate
+    delay = _env(environ, "OTEL_BSP_SCHEDULE_DELAY")
+    if delay is not None:
+        otlp["schedule_delay_s"] = float(delay) / 1000.0
+    batch = _env(environ, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE")
+    if batch is not None:
+        otlp["max_batch_spans"] = int(batch)
+    queue = _env(environ, "OTEL_BSP_MAX_QUEUE_SIZE")
+    if queue is not None:
+        otlp["max_queue_spans"] = int(queue)
+    if _env(environ, "OTEL_TRACES_EXPORTER") == "none":
+        otlp["endpoint"] = None
+    if otlp:
+        out["otlp"] = otlp
+    resource = _env(environ, "OTEL_RESOURCE_ATTRIBUTES")
+    if resource is not None:
+        attrs = _parse_pairs(resource, "OTEL_RESOURCE_ATTRIBUTES")
+        if sc.SERVICE_NAME in attrs:
+            out["service_name"] = attrs.pop(sc.SERVICE_NAME)
+        out["resource_attributes"] = attrs
+    service = _env(environ, "OTEL_SERVICE_NAME")
+    if service is not None:
+        out["service_name"] = service  # wins over service.name in the resource attributes
+    mapping: dict[str, Any] = {}
+    if sc.latest_experimental(environ.get(sc.OPT_IN_ENV)):
+        mapping["latest_semconv"] = True
+    capture = _env(environ, "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT")
+    if capture is not None:
+        mapping["capture_content"] = capture.upper() in ("SPAN_ONLY", "SPAN_AND_EVENT", "TRUE")
+    if mapping:
+        out["mapping"] = mapping
+    return out
+
+
+def signal_endpoint(base: str, protocol: str) -> str:
+    """``OTEL_EXPORTER_OTLP_ENDPOINT`` to the traces endpoint: HTTP appends ``/v1/traces``."""
+    if protocol == "grpc":
+        return base
+    return base.rstrip("/") + "/v1/traces"
+
+
+def load_settings(
+    config_file: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build validated settings: defaults < file < environment < overrides."""
+    data: dict[str, Any] = {}
+    if config_file is not None:
+        data = read_config_file(config_file)
+    data = _merge(data, env_overrides(os.environ if environ is None else environ))
+    if overrides:
+        data = _merge(data, overrides)
+    try:
+        return msgspec.convert(data, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"invalid settings: {exc}") from exc

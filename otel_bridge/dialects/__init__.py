@@ -1,0 +1,1 @@
+"""One module per dialect: frames in, canonical AgentEvents out."""

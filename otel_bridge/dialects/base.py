@@ -1,0 +1,146 @@
+"""What a dialect is: a sniffer and a stateful decoder from frames to events.
+
+Adding a dialect is one new module that defines a :class:`Dialect` and one
+line in :mod:`otel_bridge.dialects.registry`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import msgspec
+
+from otel_bridge.dialects.framing import Frame
+from otel_bridge.model import AgentEvent
+
+
+class DecodeError(ValueError):
+    """One frame cannot be decoded: the frame is rejected and counted, the stream goes on."""
+
+
+@dataclass
+class StreamContext:
+    """What a decoder knows about the stream it decodes.
+
+    ``stream_key`` names the stream (one HTTP request, one upstream connection,
+    one replayed file); dialects without run ids group events into runs under
+    it. ``run_id`` is set when the client named the run explicitly.
+    """
+
+    source: str
+    stream_key: str
+    run_id: str | None = None
+    clock_ns: Callable[[], int] = time.time_ns
+    _tick: itertools.count[int] = field(default_factory=itertools.count)
+
+    def arrival_ns(self) -> int:
+        """Arrival time for events that carry no timestamp of their own."""
+        return self.clock_ns()
+
+
+class Decoder(Protocol):
+    def feed(self, frame: Frame, obj: Any) -> list[AgentEvent]:
+        """Events for one frame whose JSON ``data`` has been decoded into ``obj``."""
+        ...
+
+    def close(self) -> list[AgentEvent]:
+        """Events still pending at the end of the stream."""
+        ...
+
+
+class Dialect(Protocol):
+    name: str
+
+    def sniff(self, frame: Frame, obj: Any) -> bool:
+        """True if this frame could only come from this dialect."""
+        ...
+
+    def decoder(self, ctx: StreamContext) -> Decoder: ...
+
+
+# --- helpers shared by dialect modules ----------------------------------------
+
+_EPOCH_MS_MIN = 10**11  # below: seconds; above: milliseconds (until the year 5138)
+_EPOCH_US_MIN = 10**14
+_EPOCH_NS_MIN = 10**17
+
+
+def parse_timestamp(value: object) -> int | None:
+    """Epoch nanoseconds from ISO 8601 (naive is UTC) or an epoch number in s, ms, us or ns."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        v = float(value)
+        if v <= 0:
+            return None
+        if v >= _EPOCH_NS_MIN:
+            return int(value)
+        if v >= _EPOCH_US_MIN:
+            return int(v * 1_000)
+        if v >= _EPOCH_MS_MIN:
+            return int(v * 1_000_000)
+        return int(v * 1_000_000_000)
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        try:
+            dt = datetime.fromisoformat(text)  # accepts a space instead of T, too
+        except ValueError:
+            return None
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=UTC)
+        delta = dt - datetime(1970, 1, 1, tzinfo=UTC)
+        return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+    return None
+
+
+def raw(frame: Frame) -> msgspec.Raw:
+    return msgspec.Raw(frame.data)
+
+
+def opt_str(obj: dict[str, Any], key: str) -> str | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+def opt_int(obj: dict[str, Any], key: str) -> int | None:
+    value = obj.get(key)
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def opt_float(obj: dict[str, Any], key: str) -> float | None:
+    value = obj.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def json_text(value: object) -> str | None:
+    """Content kept as JSON text (strings stay as they are)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    return msgspec.json.encode(value).decode()
+
+
+def require_object(obj: Any, what: str) -> dict[str, Any]:
+    if not isinstance(obj, dict):
+        raise DecodeError(f"{what}: expected a JSON object, got {type(obj).__name__}")
+    return obj

@@ -1,0 +1,141 @@
+"""The fallback dialect, and the bridge's own canonical JSON.
+
+A JSON object whose ``kind`` is a canonical kind (``llm.completed``...) is
+read field for field as an :class:`AgentEvent` (so any producer can speak the
+bridge's model directly). Anything else is kept as a ``custom`` event named by
+its ``type``/``event_type``/``event`` field or SSE event name: unknown input is
+recorded, never rejected. Run id: ``run_id``/``runId``/``session_id``/
+``thread_id`` if present, else the stream's run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from otel_bridge.dialects.base import DecodeError, StreamContext, opt_str, parse_timestamp, raw
+from otel_bridge.dialects.framing import Frame
+from otel_bridge.model import AgentEvent, EventKind, TokenUsage
+
+NAME = "generic"
+
+_KIND_VALUES = frozenset(kind.value for kind in EventKind)
+_NAME_KEYS = ("type", "event_type", "event", "name")
+_RUN_KEYS = ("run_id", "runId", "session_id", "sessionId", "thread_id", "threadId", "trace_id")
+_TIME_KEYS = ("timestamp", "time", "ts", "created_at", "createdAt")
+
+
+class _Canonical(msgspec.Struct, kw_only=True):
+    """Canonical JSON input: every AgentEvent field but the ones the bridge fills in."""
+
+    kind: EventKind
+    run_id: str | None = None
+    timestamp: str | float | int | None = None
+    event_id: str | None = None
+    parent_run_id: str | None = None
+    agent: str | None = None
+    provider: str | None = None
+    model: str | None = None
+    response_model: str | None = None
+    response_id: str | None = None
+    tool_name: str | None = None
+    tool_type: str | None = None
+    call_id: str | None = None
+    parent_call_id: str | None = None
+    name: str | None = None
+    status: str | None = None
+    usage: TokenUsage | None = None
+    finish_reasons: tuple[str, ...] | None = None
+    stream: bool | None = None
+    duration_ms: float | None = None
+    error: str | None = None
+    error_type: str | None = None
+    cost_usd: float | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    top_p: float | None = None
+    conversation_id: str | None = None
+    traceparent: str | None = None
+    text: str | None = None
+    arguments: str | None = None
+    result: str | None = None
+    type: str | None = None
+
+
+class GenericDialect:
+    name = NAME
+
+    def sniff(self, frame: Frame, obj: Any) -> bool:
+        return isinstance(obj, dict) and obj.get("kind") in _KIND_VALUES
+
+    def decoder(self, ctx: StreamContext) -> GenericDecoder:
+        return GenericDecoder(ctx)
+
+
+class GenericDecoder:
+    def __init__(self, ctx: StreamContext) -> None:
+        self._ctx = ctx
+
+    def close(self) -> list[AgentEvent]:
+        return []
+
+    def _run_id(self, obj: dict[str, Any]) -> str:
+        for key in _RUN_KEYS:
+            value = opt_str(obj, key)
+            if value:
+                return value
+        return self._ctx.run_id or self._ctx.stream_key
+
+    def _time(self, value: object) -> tuple[int, bool]:
+        ts = parse_timestamp(value)
+        return (ts, True) if ts is not None else (self._ctx.arrival_ns(), False)
+
+    def feed(self, frame: Frame, obj: Any) -> list[AgentEvent]:
+        if isinstance(obj, dict) and obj.get("kind") in _KIND_VALUES:
+            return [self._canonical(frame, obj)]
+        if not isinstance(obj, dict):
+            obj = {"value": obj}
+        name = frame.event
+        for key in _NAME_KEYS:
+            if name is None and isinstance(obj.get(key), str):
+                name = obj[key]
+        ts, from_source = next(
+            (self._time(obj[key]) for key in _TIME_KEYS if key in obj), (self._ctx.arrival_ns(), False)
+        )
+        return [
+            AgentEvent(
+                kind=EventKind.CUSTOM,
+                run_id=self._run_id(obj),
+                timestamp_ns=ts,
+                timestamp_from_source=from_source,
+                dialect=NAME,
+                original_type=name or "event",
+                source=self._ctx.source,
+                event_id=frame.id or opt_str(obj, "id"),
+                name=name or "event",
+                payload=raw(frame),
+            )
+        ]
+
+    def _canonical(self, frame: Frame, obj: dict[str, Any]) -> AgentEvent:
+        try:
+            c = msgspec.convert(obj, _Canonical, strict=False)
+        except msgspec.ValidationError as exc:
+            raise DecodeError(f"canonical event: {exc}") from exc
+        ts, from_source = self._time(c.timestamp)
+        fields = {f: getattr(c, f) for f in c.__struct_fields__ if f not in ("kind", "run_id", "timestamp", "type")}
+        return AgentEvent(
+            kind=c.kind,
+            run_id=c.run_id or self._ctx.run_id or self._ctx.stream_key,
+            timestamp_ns=ts,
+            timestamp_from_source=from_source,
+            dialect=NAME,
+            original_type=c.type or c.kind.value,
+            source=self._ctx.source,
+            payload=raw(frame),
+            **fields,
+        )
+
+
+DIALECT = GenericDialect()

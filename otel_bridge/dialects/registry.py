@@ -1,0 +1,49 @@
+"""Every dialect by name, and detection from the first frames of a stream.
+
+Detection sniffs up to :data:`SNIFF_FRAMES` frames and asks each dialect, in
+the order below (most specific first), whether a frame could only be its own.
+A stream that matches nothing is decoded by the ``generic`` dialect: kept as
+custom events, never rejected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from otel_bridge.dialects import agent_event_stream, generic, openintent
+from otel_bridge.dialects.base import Dialect
+from otel_bridge.dialects.framing import Frame
+
+SNIFF_FRAMES = 8
+
+# Order matters: the generic dialect's canonical form is checked first because
+# its `kind` field is unambiguous; it is also the fallback.
+DIALECTS: dict[str, Dialect] = {
+    generic.NAME: generic.DIALECT,
+    openintent.NAME: openintent.DIALECT,
+    agent_event_stream.NAME: agent_event_stream.DIALECT,
+}
+FALLBACK = generic.NAME
+
+
+class UnknownDialectError(LookupError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"unknown dialect {name!r}; known: {', '.join(sorted(DIALECTS))}")
+        self.name = name
+
+
+def get(name: str) -> Dialect:
+    try:
+        return DIALECTS[name]
+    except KeyError:
+        raise UnknownDialectError(name) from None
+
+
+def detect(frames: Sequence[tuple[Frame, Any]]) -> Dialect:
+    """The first dialect that claims one of the first frames, else the fallback."""
+    for frame, obj in frames[:SNIFF_FRAMES]:
+        for dialect in DIALECTS.values():
+            if dialect.sniff(frame, obj):
+                return dialect
+    return DIALECTS[FALLBACK]

@@ -1,0 +1,107 @@
+"""One stream's decoding: JSON-decode each frame once, detect the dialect, decode.
+
+Used by every source (HTTP ingest, upstream SSE, replay), so detection and
+rejection rules are the same wherever events come from. A bad frame is
+rejected with a reason and counted; it never stops the stream.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from otel_bridge.dialects import registry
+from otel_bridge.dialects.base import DecodeError, Decoder, Dialect, StreamContext
+from otel_bridge.dialects.framing import DONE_SENTINEL, Frame
+from otel_bridge.model import AgentEvent
+
+log = logging.getLogger(__name__)
+_json_decode = msgspec.json.Decoder().decode
+
+
+@dataclass(frozen=True)
+class Rejection:
+    index: int  # the frame's position in the stream
+    reason: str  # short and stable: counted by it
+    message: str
+
+
+class StreamDecoder:
+    """Frames in, events out, for one stream. Detects the dialect unless one is forced."""
+
+    def __init__(self, ctx: StreamContext, dialect: Dialect | None = None) -> None:
+        self._ctx = ctx
+        self._dialect = dialect
+        self._decoder: Decoder | None = dialect.decoder(ctx) if dialect is not None else None
+        self._pending: list[tuple[int, Frame, Any]] = []
+        self._index = 0
+        self.rejections: list[Rejection] = []
+        self.frames_seen = 0
+        self.done_markers = 0
+
+    @property
+    def dialect(self) -> str | None:
+        """The dialect in use, or ``None`` while detection is still sniffing."""
+        return self._dialect.name if self._dialect is not None else None
+
+    def feed(self, frames: Iterable[Frame]) -> list[AgentEvent]:
+        out: list[AgentEvent] = []
+        for frame in frames:
+            index = self._index
+            self._index += 1
+            self.frames_seen += 1
+            if frame.data.strip() == DONE_SENTINEL:
+                self.done_markers += 1
+                continue
+            try:
+                obj = _json_decode(frame.data)
+            except msgspec.DecodeError as exc:
+                self._reject(index, "invalid_json", f"data is not valid JSON: {exc}")
+                continue
+            if self._decoder is None:
+                self._pending.append((index, frame, obj))
+                if (
+                    any(d.sniff(frame, obj) for d in registry.DIALECTS.values())
+                    or len(self._pending) >= registry.SNIFF_FRAMES
+                ):
+                    out.extend(self._settle())
+                continue
+            out.extend(self._decode(index, frame, obj))
+        return out
+
+    def close(self) -> list[AgentEvent]:
+        out = self._settle() if self._decoder is None else []
+        if self._decoder is not None:
+            try:
+                out.extend(self._decoder.close())
+            except Exception as exc:  # a dialect bug must not lose the stream
+                log.exception("dialect %s failed at end of stream", self.dialect)
+                self._reject(self._index, "dialect_error", f"{type(exc).__name__}: {exc}")
+        return out
+
+    def _settle(self) -> list[AgentEvent]:
+        self._dialect = registry.detect([(f, o) for _, f, o in self._pending])
+        self._decoder = self._dialect.decoder(self._ctx)
+        pending, self._pending = self._pending, []
+        out: list[AgentEvent] = []
+        for index, frame, obj in pending:
+            out.extend(self._decode(index, frame, obj))
+        return out
+
+    def _decode(self, index: int, frame: Frame, obj: Any) -> list[AgentEvent]:
+        assert self._decoder is not None
+        try:
+            return self._decoder.feed(frame, obj)
+        except DecodeError as exc:
+            self._reject(index, "undecodable", str(exc))
+        except Exception as exc:  # never crash on input: count it and go on
+            log.exception("dialect %s failed on frame %d", self.dialect, index)
+            self._reject(index, "dialect_error", f"{type(exc).__name__}: {exc}")
+        return []
+
+    def _reject(self, index: int, reason: str, message: str) -> None:
+        self.rejections.append(Rejection(index, reason, message))

@@ -1,0 +1,1 @@
+"""Events to spans: the lifecycle table, pure attribute functions, ids, pricing."""

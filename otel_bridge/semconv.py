@@ -1,0 +1,161 @@
+"""Every attribute, span and metric name the bridge emits, in one place.
+
+Pinned to the OpenTelemetry GenAI semantic conventions v1.41.0 (the last
+release of the main semantic-conventions repository that holds them). The
+newer names are emitted only when ``OTEL_SEMCONV_STABILITY_OPT_IN`` contains
+``gen_ai_latest_experimental`` (see :func:`latest_experimental`).
+
+No other module writes an attribute or span-event name as a string literal;
+dialect modules may only spell the *foreign* names they read.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+SEMCONV_VERSION: Final = "1.41.0"
+SCHEMA_URL: Final = "https://opentelemetry.io/schemas/1.41.0"
+OPT_IN_ENV: Final = "OTEL_SEMCONV_STABILITY_OPT_IN"
+OPT_IN_LATEST: Final = "gen_ai_latest_experimental"
+
+# --- operation names (gen_ai.operation.name values) -------------------------
+OP_CHAT: Final = "chat"
+OP_EXECUTE_TOOL: Final = "execute_tool"
+OP_INVOKE_AGENT: Final = "invoke_agent"
+OP_INVOKE_WORKFLOW: Final = "invoke_workflow"
+
+# --- GenAI attributes --------------------------------------------------------
+GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"
+GEN_AI_PROVIDER_NAME: Final = "gen_ai.provider.name"
+GEN_AI_CONVERSATION_ID: Final = "gen_ai.conversation.id"
+GEN_AI_REQUEST_MODEL: Final = "gen_ai.request.model"
+GEN_AI_REQUEST_STREAM: Final = "gen_ai.request.stream"
+GEN_AI_REQUEST_MAX_TOKENS: Final = "gen_ai.request.max_tokens"
+GEN_AI_REQUEST_TEMPERATURE: Final = "gen_ai.request.temperature"
+GEN_AI_REQUEST_TOP_P: Final = "gen_ai.request.top_p"
+GEN_AI_RESPONSE_ID: Final = "gen_ai.response.id"
+GEN_AI_RESPONSE_MODEL: Final = "gen_ai.response.model"
+GEN_AI_RESPONSE_FINISH_REASONS: Final = "gen_ai.response.finish_reasons"
+GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: Final = "gen_ai.response.time_to_first_chunk"
+GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
+GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
+GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read.input_tokens"
+GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: Final = "gen_ai.usage.cache_creation.input_tokens"
+# Renamed under gen_ai_latest_experimental.
+GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS: Final = "gen_ai.usage.cache_write.input_tokens"
+GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: Final = "gen_ai.usage.reasoning.output_tokens"
+GEN_AI_TOOL_NAME: Final = "gen_ai.tool.name"
+GEN_AI_TOOL_CALL_ID: Final = "gen_ai.tool.call.id"
+GEN_AI_TOOL_TYPE: Final = "gen_ai.tool.type"
+GEN_AI_TOOL_CALL_ARGUMENTS: Final = "gen_ai.tool.call.arguments"
+GEN_AI_TOOL_CALL_RESULT: Final = "gen_ai.tool.call.result"
+GEN_AI_AGENT_ID: Final = "gen_ai.agent.id"
+GEN_AI_AGENT_NAME: Final = "gen_ai.agent.name"
+GEN_AI_WORKFLOW_NAME: Final = "gen_ai.workflow.name"
+GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
+GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
+GEN_AI_TOKEN_TYPE: Final = "gen_ai.token.type"
+TOKEN_TYPE_INPUT: Final = "input"
+TOKEN_TYPE_OUTPUT: Final = "output"
+TOOL_TYPE_FUNCTION: Final = "function"
+
+ERROR_TYPE: Final = "error.type"
+ERROR_TYPE_OTHER: Final = "_OTHER"
+SERVER_ADDRESS: Final = "server.address"
+SERVER_PORT: Final = "server.port"
+SERVICE_NAME: Final = "service.name"
+SERVICE_VERSION: Final = "service.version"
+TELEMETRY_SDK_NAME: Final = "telemetry.sdk.name"
+TELEMETRY_SDK_LANGUAGE: Final = "telemetry.sdk.language"
+TELEMETRY_SDK_VERSION: Final = "telemetry.sdk.version"
+
+# --- span events -------------------------------------------------------------
+EVENT_EXCEPTION: Final = "exception"
+EXCEPTION_TYPE: Final = "exception.type"
+EXCEPTION_MESSAGE: Final = "exception.message"
+
+# --- the bridge's own attributes (no convention exists for these) ------------
+# Cost: no GenAI attribute exists yet (proposal gen_ai.usage.cost); we emit the
+# proposal's name, which Langfuse already ingests.
+GEN_AI_USAGE_COST: Final = "gen_ai.usage.cost"
+BRIDGE_DIALECT: Final = "otel_bridge.dialect"
+BRIDGE_SOURCE: Final = "otel_bridge.source"
+BRIDGE_RUN_ID: Final = "otel_bridge.run.id"
+BRIDGE_PARENT_RUN_ID: Final = "otel_bridge.run.parent_id"
+BRIDGE_EVENT_TYPE: Final = "otel_bridge.event.type"
+BRIDGE_EVENT_ID: Final = "otel_bridge.event.id"
+BRIDGE_EVENT_PAYLOAD: Final = "otel_bridge.event.payload"
+BRIDGE_STATUS: Final = "otel_bridge.status"
+BRIDGE_CLOSE_REASON: Final = "otel_bridge.close_reason"
+BRIDGE_CHUNK_COUNT: Final = "otel_bridge.chunk_count"
+BRIDGE_CALL_ID: Final = "otel_bridge.call.id"
+BRIDGE_STREAM_ID: Final = "otel_bridge.stream.id"
+BRIDGE_STEP_NAME: Final = "otel_bridge.step.name"
+BRIDGE_INFERRED: Final = "otel_bridge.inferred"
+BRIDGE_REPORTED_COST: Final = "otel_bridge.reported_cost_usd"
+BRIDGE_ERROR_MESSAGE: Final = "otel_bridge.error.message"
+
+# error.type values the bridge itself assigns
+ERROR_INCOMPLETE: Final = "incomplete"
+
+# close reasons (otel_bridge.close_reason values)
+CLOSE_RUN_ENDED: Final = "run_ended"
+CLOSE_IDLE: Final = "idle_timeout"
+CLOSE_SPAN_TIMEOUT: Final = "span_timeout"
+CLOSE_SHUTDOWN: Final = "shutdown"
+CLOSE_EVICTED: Final = "evicted"
+CLOSE_END_OF_INPUT: Final = "end_of_input"
+
+# --- metrics (v1.41.0 names; explicit bucket boundaries) -------------------
+METRIC_TOKEN_USAGE: Final = "gen_ai.client.token.usage"
+METRIC_OPERATION_DURATION: Final = "gen_ai.client.operation.duration"
+METRIC_TIME_TO_FIRST_CHUNK: Final = "gen_ai.client.operation.time_to_first_chunk"
+METRIC_TIME_PER_OUTPUT_CHUNK: Final = "gen_ai.client.operation.time_per_output_chunk"
+METRIC_INVOKE_AGENT_DURATION: Final = "gen_ai.invoke_agent.duration"
+METRIC_EXECUTE_TOOL_DURATION: Final = "gen_ai.execute_tool.duration"
+METRIC_COST: Final = "gen_ai.client.cost"
+
+TOKEN_BUCKETS: Final = (
+    1,
+    4,
+    16,
+    64,
+    256,
+    1024,
+    4096,
+    16384,
+    65536,
+    262144,
+    1048576,
+    4194304,
+    16777216,
+    67108864,
+)
+DURATION_BUCKETS: Final = (
+    0.01,
+    0.02,
+    0.04,
+    0.08,
+    0.16,
+    0.32,
+    0.64,
+    1.28,
+    2.56,
+    5.12,
+    10.24,
+    20.48,
+    40.96,
+    81.92,
+)
+
+
+def latest_experimental(opt_in: str | None) -> bool:
+    """True when the opt-in variable asks for the newer, unsettled GenAI names."""
+    if not opt_in:
+        return False
+    return OPT_IN_LATEST in {part.strip() for part in opt_in.split(",")}
+
+
+def cache_creation_key(latest: bool) -> str:
+    """The cache-write token attribute under the chosen convention version."""
+    return GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS if latest else GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS

@@ -1,0 +1,1 @@
+"""Where finished spans go: OTLP export, the embedded store, the live feed."""

@@ -1,0 +1,186 @@
+"""OTLP protobuf encoding written directly as bytes, with no SDK span objects.
+
+Measured on this kind of machine (performance.md), SDK spans plus
+``encode_spans`` cost about 70 us per span and direct encoding about 10 us.
+Field numbers are those of ``opentelemetry/proto/trace/v1/trace.proto`` and
+``common/v1/common.proto``; a golden test parses every output back with
+``opentelemetry-proto`` and a real collector accepts it.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+
+from otel_bridge.model import AttributeValue, SpanEventRecord, SpanLinkRecord, SpanRecord, StatusCode
+
+_pack_fixed64 = struct.Struct("<Q").pack
+_pack_double = struct.Struct("<d").pack
+
+# Tags: (field_number << 3) | wire_type, pre-encoded (all < 128, so one byte).
+_LEN = 2
+_VARINT = 0
+_I64 = 1
+
+
+def _tag(field: int, wire: int) -> bytes:
+    return bytes([(field << 3) | wire])
+
+
+# Span fields
+_T_TRACE_ID = _tag(1, _LEN)
+_T_SPAN_ID = _tag(2, _LEN)
+_T_PARENT = _tag(4, _LEN)
+_T_NAME = _tag(5, _LEN)
+_T_KIND = _tag(6, _VARINT)
+_T_START = _tag(7, _I64)
+_T_END = _tag(8, _I64)
+_T_ATTR = _tag(9, _LEN)
+_T_EVENT = _tag(11, _LEN)
+_T_DROPPED_EVENTS = _tag(12, _VARINT)
+_T_LINK = _tag(13, _LEN)
+_T_STATUS = _tag(15, _LEN)
+_T_FLAGS = b"\x85\x01"  # field 16, wire type 5 (fixed32): two-byte tag
+# Event / Link / Status / KeyValue / AnyValue / containers
+_T_EV_TIME = _tag(1, _I64)
+_T_EV_NAME = _tag(2, _LEN)
+_T_EV_ATTR = _tag(3, _LEN)
+_T_LINK_ATTR = _tag(4, _LEN)
+_T_STATUS_MSG = _tag(2, _LEN)
+_T_STATUS_CODE = _tag(3, _VARINT)
+_T_KV_KEY = _tag(1, _LEN)
+_T_KV_VALUE = _tag(2, _LEN)
+_T_AV_STRING = _tag(1, _LEN)
+_T_AV_BOOL = _tag(2, _VARINT)
+_T_AV_INT = _tag(3, _VARINT)
+_T_AV_DOUBLE = _tag(4, _I64)
+_T_AV_ARRAY = _tag(5, _LEN)
+_T_ARRAY_VALUES = _tag(1, _LEN)
+_T_1_LEN = _tag(1, _LEN)
+_T_2_LEN = _tag(2, _LEN)
+_T_3_LEN = _tag(3, _LEN)
+_SAMPLED_FLAGS = (0x100 | 0x01).to_bytes(4, "little")  # HAS_IS_REMOTE mask + sampled
+
+
+def varint(value: int) -> bytes:
+    if value < 0:
+        value += 1 << 64  # int64 two's complement, as protobuf encodes it
+    if value < 0x80:
+        return bytes((value,))
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _ld(tag: bytes, payload: bytes) -> bytes:
+    """A length-delimited field."""
+    return tag + varint(len(payload)) + payload
+
+
+def _any_value(value: AttributeValue) -> bytes:
+    if isinstance(value, str):
+        return _ld(_T_AV_STRING, value.encode())
+    if isinstance(value, bool):
+        return _T_AV_BOOL + (b"\x01" if value else b"\x00")
+    if isinstance(value, int):
+        return _T_AV_INT + varint(value)
+    if isinstance(value, float):
+        return _T_AV_DOUBLE + _pack_double(value)
+    items = b"".join(_ld(_T_ARRAY_VALUES, _any_value(item)) for item in value)
+    return _ld(_T_AV_ARRAY, items)
+
+
+@lru_cache(maxsize=8192)
+def _kv_cached(key: str, value: str | bool | int) -> bytes:
+    # Repeated pairs (operation names, providers, models) are encoded once.
+    return _ld(_T_KV_KEY, key.encode()) + _ld(_T_KV_VALUE, _any_value(value))
+
+
+def key_value(key: str, value: AttributeValue) -> bytes:
+    if isinstance(value, (str, bool)) and (not isinstance(value, str) or len(value) <= 128):
+        return _kv_cached(key, value)
+    return _ld(_T_KV_KEY, key.encode()) + _ld(_T_KV_VALUE, _any_value(value))
+
+
+def _attributes(tag: bytes, attributes: dict[str, AttributeValue]) -> bytes:
+    return b"".join(_ld(tag, key_value(k, v)) for k, v in attributes.items())
+
+
+def _event(ev: SpanEventRecord) -> bytes:
+    return (
+        _T_EV_TIME
+        + _pack_fixed64(ev.time_ns)
+        + _ld(_T_EV_NAME, ev.name.encode())
+        + _attributes(_T_EV_ATTR, ev.attributes)
+    )
+
+
+def _link(link: SpanLinkRecord) -> bytes:
+    return _ld(_T_TRACE_ID, link.trace_id) + _ld(_T_SPAN_ID, link.span_id) + _attributes(_T_LINK_ATTR, link.attributes)
+
+
+def encode_span(span: SpanRecord) -> bytes:
+    parts = [
+        _ld(_T_TRACE_ID, span.trace_id),
+        _ld(_T_SPAN_ID, span.span_id),
+    ]
+    if span.parent_span_id:
+        parts.append(_ld(_T_PARENT, span.parent_span_id))
+    parts.append(_ld(_T_NAME, span.name.encode()))
+    parts.append(_T_KIND + varint(int(span.kind)))
+    parts.append(_T_START + _pack_fixed64(span.start_ns))
+    parts.append(_T_END + _pack_fixed64(span.end_ns))
+    parts.append(_attributes(_T_ATTR, span.attributes))
+    for ev in span.events:
+        parts.append(_ld(_T_EVENT, _event(ev)))
+    if span.dropped_events:
+        parts.append(_T_DROPPED_EVENTS + varint(span.dropped_events))
+    for link in span.links:
+        parts.append(_ld(_T_LINK, _link(link)))
+    if span.status_code is not StatusCode.UNSET:
+        status = b""
+        if span.status_message:
+            status += _ld(_T_STATUS_MSG, span.status_message.encode())
+        status += _T_STATUS_CODE + varint(int(span.status_code))
+        parts.append(_ld(_T_STATUS, status))
+    parts.append(_T_FLAGS + _SAMPLED_FLAGS)
+    return b"".join(parts)
+
+
+def encode_resource(attributes: dict[str, AttributeValue]) -> bytes:
+    """A ``Resource`` message body."""
+    return _attributes(_T_1_LEN, attributes)
+
+
+def encode_scope(name: str, version: str) -> bytes:
+    """An ``InstrumentationScope`` message body."""
+    return _ld(_T_1_LEN, name.encode()) + _ld(_T_2_LEN, version.encode())
+
+
+def encode_request(resource: bytes, scope: bytes, spans: Iterable[bytes], schema_url: str = "") -> bytes:
+    """An ``ExportTraceServiceRequest`` from pre-encoded parts (one resource, one scope)."""
+    scope_spans = _ld(_T_1_LEN, scope) + b"".join(_ld(_T_2_LEN, s) for s in spans)
+    if schema_url:
+        scope_spans += _ld(_T_3_LEN, schema_url.encode())
+    resource_spans = _ld(_T_1_LEN, resource) + _ld(_T_2_LEN, scope_spans)
+    if schema_url:
+        resource_spans += _ld(_T_3_LEN, schema_url.encode())
+    return _ld(_T_1_LEN, resource_spans)
+
+
+class ProtoEncoder:
+    """Encodes batches of spans for one resource and scope, which are encoded once."""
+
+    def __init__(
+        self, resource: dict[str, AttributeValue], scope_name: str, scope_version: str, schema_url: str
+    ) -> None:
+        self._resource = encode_resource(resource)
+        self._scope = encode_scope(scope_name, scope_version)
+        self._schema_url = schema_url
+
+    def encode(self, spans: Sequence[SpanRecord]) -> bytes:
+        return encode_request(self._resource, self._scope, (encode_span(s) for s in spans), self._schema_url)

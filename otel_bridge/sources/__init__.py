@@ -1,0 +1,1 @@
+"""How events arrive: HTTP ingest, upstream SSE, OpenIntent, file replay."""

@@ -1,0 +1,46 @@
+"""The bridge's own health counters.
+
+One instance per bridge, passed down to every stage that can drop, reject or
+export something; ``/metrics`` and ``/v1/health`` read it. Nothing is dropped
+without a named reason here.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+
+class Stats:
+    """Monotonic counters, each keyed by a short reason."""
+
+    def __init__(self) -> None:
+        self.events_received = 0
+        self.events_rejected: Counter[str] = Counter()  # by reason
+        self.dropped: Counter[str] = Counter()  # by bound or reason
+        self.spans_finished = 0
+        self.spans_exported: Counter[str] = Counter()  # by sink
+        self.spans_export_failed: Counter[str] = Counter()  # by sink
+        self.runs_started = 0
+        self.runs_finished = 0
+        self.continuations = 0  # late events that reopened a finished run's trace
+        self.incomplete: Counter[str] = Counter()  # spans closed without an end, by reason
+
+    def reject(self, reason: str, count: int = 1) -> None:
+        self.events_rejected[reason] += count
+
+    def drop(self, reason: str, count: int = 1) -> None:
+        self.dropped[reason] += count
+
+    def snapshot(self) -> dict[str, object]:
+        return {
+            "events_received": self.events_received,
+            "events_rejected": dict(self.events_rejected),
+            "dropped": dict(self.dropped),
+            "spans_finished": self.spans_finished,
+            "spans_exported": dict(self.spans_exported),
+            "spans_export_failed": dict(self.spans_export_failed),
+            "runs_started": self.runs_started,
+            "runs_finished": self.runs_finished,
+            "continuations": self.continuations,
+            "incomplete_spans": dict(self.incomplete),
+        }

@@ -1,0 +1,1 @@
+"""The embedded store's HTTP API and the live viewer."""
