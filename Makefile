@@ -5,7 +5,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo serve test lint typecheck fmt bench clean
+.PHONY: demo serve test lint typecheck fmt bench clean tools
+
+## tools: the real components tests start (OpenIntent server, Prometheus...), installed by scripts/install-tools.sh
+tools: $(STAMP)
+	bash scripts/install-tools.sh
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +26,7 @@ serve: $(STAMP)
 	$(BIN)/otel-bridge serve
 
 ## test: lint, type check and the whole test suite (real collectors are started by the tests)
-test: $(STAMP)
+test: $(STAMP) tools
 	$(BIN)/ruff check otel_bridge tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest -q -p no:cacheprovider

@@ -190,4 +190,5 @@ class Placement(NamedTuple):
     trace_id: bytes
     span_id: bytes
     parent_span_id: bytes | None
-    duration_ms: float | None = None
+    duration_ms: float | None = None  # on completions: the span's duration
+    cost_usd: float | None = None  # on LLM completions: the priced cost, if the model has a price

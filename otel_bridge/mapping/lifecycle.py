@@ -415,20 +415,21 @@ class SpanMapper:
             end = max(end, span.start_ns + int(event.duration_ms * 1e6))
         self._touch(span, event)
         span.attributes.update(self._start_pairs(op, event) if op != _OP_LLM else ())
+        cost: float | None = None
         if op == _OP_LLM:
-            self._complete_llm(run, span, event)
+            cost = self._complete_llm(run, span, event)
         elif self._s.capture_content and op == _OP_TOOL:
             span.attributes.update(attrs.tool_content_pairs(event, self._s.attribute_max_length))
         if event.kind in _FAILURE_KINDS:
             span.status_code = StatusCode.ERROR
             span.status_message = event.error or ""
             span.attributes.update(attrs.error_pairs(event))
-        self._emit(run, span, max(end, span.start_ns))
-        return Placement(
-            run.trace_id, span.span_id, span.parent_span_id, (max(end, span.start_ns) - span.start_ns) / 1e6
-        )
+        end = max(end, span.start_ns)
+        self._emit(run, span, end)
+        return Placement(run.trace_id, span.span_id, span.parent_span_id, (end - span.start_ns) / 1e6, cost)
 
-    def _complete_llm(self, run: _Run, span: _Span, event: AgentEvent) -> None:
+    def _complete_llm(self, run: _Run, span: _Span, event: AgentEvent) -> float | None:
+        """Set the completion attributes; return the call's priced cost, if any."""
         span.attributes.update(attrs.llm_end_pairs(event, self._s.latest_semconv))
         if event.stream:
             span.streaming = True
@@ -445,6 +446,8 @@ class SpanMapper:
                 if cost is not None:
                     span.attributes[sc.GEN_AI_USAGE_COST] = cost
                     run.cost = cost + (run.cost or 0.0)
+                return cost
+        return None
 
     def _on_chunk(self, run: _Run, event: AgentEvent, now: float) -> Placement:
         span = self._llm_span_for(run, event.call_id)
