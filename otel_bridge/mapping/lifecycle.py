@@ -465,8 +465,9 @@ class SpanMapper:
 
     def _on_stream(self, run: _Run, event: AgentEvent, now: float) -> Placement:
         """Producer stream bookkeeping, paired with its LLM call by order within the run."""
-        span = self._llm_span_for(run, event.call_id)
-        if span is None and event.kind is EventKind.STREAM_STARTED:
+        starting = event.kind is EventKind.STREAM_STARTED
+        span = self._llm_span_for(run, event.call_id, fallback=not starting)
+        if span is None and starting:
             # The oldest open streamed call not yet paired takes this stream.
             candidates = [s for s in run.open.values() if s.op == _OP_LLM and not s.stream_paired]
             streamed = [s for s in candidates if s.streaming]
@@ -480,7 +481,8 @@ class SpanMapper:
                     span.attributes[sc.BRIDGE_STREAM_ID] = event.call_id
         return self._add_span_event(run, span or self._innermost(run), event, now)
 
-    def _llm_span_for(self, run: _Run, call_id: str | None) -> _Span | None:
+    def _llm_span_for(self, run: _Run, call_id: str | None, *, fallback: bool = True) -> _Span | None:
+        """The open LLM span a chunk or stream event belongs to: by stream id, call id, else the latest."""
         if call_id is not None:
             key = run.stream_spans.get(call_id)
             if key is not None:
@@ -488,6 +490,8 @@ class SpanMapper:
             span = run.open.get(f"{_OP_LLM}:{call_id}")
             if span is not None:
                 return span
+        if not fallback:
+            return None
         for span in reversed(run.open.values()):
             if span.op == _OP_LLM:
                 return span
