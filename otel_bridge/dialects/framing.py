@@ -110,10 +110,10 @@ def split_json(body: bytes) -> list[Frame]:
     """One JSON object or a JSON array of them, each element kept as raw bytes."""
     try:
         items = msgspec.json.decode(body, type=list[msgspec.Raw] | dict[str, msgspec.Raw])
+    except msgspec.ValidationError as exc:  # a subclass of DecodeError: test it first
+        raise FramingError("JSON body must be an object or an array of objects") from exc
     except msgspec.DecodeError as exc:
         raise FramingError(f"body is not valid JSON: {exc}") from exc
-    except msgspec.ValidationError as exc:
-        raise FramingError("JSON body must be an object or an array of objects") from exc
     if isinstance(items, dict):
         return [Frame(None, body.strip())]
     return [Frame(None, bytes(item)) for item in items]
