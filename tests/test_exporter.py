@@ -11,7 +11,7 @@ import asyncio
 
 from otel_bridge.config import OtlpSettings
 from otel_bridge.model import SpanKind, SpanRecord
-from otel_bridge.sinks.otlp import Outcome, OtlpExporter, SendResult, rejected_spans_in
+from otel_bridge.sinks.otlp import OtlpExporter, Outcome, SendResult, rejected_spans_in
 from otel_bridge.sinks.otlp_proto import _ld, varint
 from otel_bridge.stats import Stats
 
@@ -48,7 +48,8 @@ async def test_retryable_failures_are_retried_then_succeed() -> None:
     await exp.start()
     exp.consume([span(i) for i in range(3)])
     await exp.shutdown()
-    assert len(t.bodies) == 3 and t.bodies[0] == t.bodies[2]
+    assert len(t.bodies) == 3
+    assert t.bodies[0] == t.bodies[2]
     assert stats.spans_exported == {"otlp": 3}
     assert stats.dropped == {}
 

@@ -68,7 +68,8 @@ def test_proto_bytes_parse_back_with_every_field() -> None:
     assert (span.start_time_unix_nano, span.end_time_unix_nano) == (SPAN.start_ns, SPAN.end_ns)
     attrs = {kv.key: kv.value for kv in span.attributes}
     assert attrs["s"].string_value == "x" * 300
-    assert attrs["b"].HasField("bool_value") and attrs["b"].bool_value is False
+    assert attrs["b"].HasField("bool_value")
+    assert attrs["b"].bool_value is False
     assert attrs["i"].int_value == -5
     assert attrs["big"].int_value == 2**62
     assert attrs["f"].double_value == 0.25
