@@ -331,3 +331,13 @@ def test_placements_carry_the_ids_of_the_spans(clock: FakeClock) -> None:
     chat = by_name(sink.spans)["chat m"]
     assert placements[0][:3] == (chat.trace_id, chat.span_id, chat.parent_span_id)
     assert placements[1].duration_ms == 20.0
+
+
+def test_an_event_id_seen_twice_in_a_run_is_mapped_once(clock: FakeClock) -> None:
+    m, sink, stats = mapper(clock)
+    once = ev(EventKind.TOOL_COMPLETED, 5, call_id="t", tool_name="x", duration_ms=1, event_id="e-1")
+    m.process([once, once, ev(EventKind.PROGRESS, 6, event_id="e-2"), ev(EventKind.PROGRESS, 7, event_id="e-2")])
+    m.close_all()
+    assert [s.name for s in sink.spans] == ["execute_tool x", "invoke_agent"]
+    assert len(sink.spans[1].events) == 1
+    assert stats.dropped == {"duplicate_event": 2}

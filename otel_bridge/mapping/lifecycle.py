@@ -136,6 +136,7 @@ class _Run:
     failed: bool = False
     usage: TokenUsage | None = None
     cost: float | None = None
+    seen_event_ids: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -209,6 +210,14 @@ class SpanMapper:
     # -- dispatch ------------------------------------------------------------
     def _process_one(self, event: AgentEvent) -> Placement:
         run = self._run_for(event)
+        if event.event_id is not None:
+            # At-least-once producers (reconnects, a log read beside its live
+            # stream) re-send events: one id is mapped once per run.
+            if event.event_id in run.seen_event_ids:
+                self._stats.drop("duplicate_event")
+                return Placement(run.trace_id, run.root.span_id, run.root.parent_span_id)
+            if len(run.seen_event_ids) < self._s.max_event_ids_per_run:
+                run.seen_event_ids.add(event.event_id)
         now = self._clock()
         run.root.last_active = now
         self._runs.move_to_end(run.run_id)
@@ -227,6 +236,10 @@ class SpanMapper:
             return self._on_chunk(run, event, now)
         if kind is EventKind.STREAM_STARTED or kind is EventKind.STREAM_ENDED:
             return self._on_stream(run, event, now)
+        if kind is EventKind.TOOL_REQUESTED:
+            # Recorded on the chat span whose model asked for the tool, wherever the run is.
+            span = self._llm_span_for(run, event.parent_call_id)
+            return self._add_span_event(run, span or self._innermost(run), event, now)
         return self._add_span_event(run, self._innermost(run), event, now)
 
     def _run_for(self, event: AgentEvent) -> _Run:
@@ -354,6 +367,9 @@ class SpanMapper:
 
     def _open_span(self, run: _Run, key: str, op: str, event: AgentEvent, start_ns: int, now: float) -> _Span:
         parent = self._container(run)
+        if op == _OP_AGENT and event.parent_call_id is not None:
+            # A sub-agent run by a tool call (Locus subagents, AG-UI parentToolCallId) nests under that call.
+            parent = run.open.get(f"{_OP_TOOL}:{event.parent_call_id}", parent)
         span = _Span(
             key=key,
             op=op,

@@ -1,0 +1,120 @@
+"""End to end: the real `otel-bridge serve` process exports to a real rotel collector.
+
+Every span the embedded store holds must reach the collector with the same ids,
+names, kinds, parents, status and attributes, over OTLP/HTTP and OTLP/gRPC.
+"""
+
+from __future__ import annotations
+
+import base64
+import pathlib
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from google.protobuf import json_format
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from tests.conftest import samples_dir
+from tests.support.rotel import Rotel
+from tests.support.server import BridgeProcess
+
+CAPTURES = [
+    ("openintent-intent.sse", "text/event-stream"),
+    ("openintent-events.json", "application/json"),
+    ("openintent-adapter-events.json", "application/json"),
+    ("agent-event-stream.sse", "text/event-stream"),
+]
+
+
+def _value(v: Any) -> Any:
+    kind = v.WhichOneof("value")
+    if kind == "array_value":
+        return tuple(_value(x) for x in v.array_value.values)
+    return getattr(v, kind)
+
+
+def _canonical(span: Span) -> dict[str, Any]:
+    return {
+        "trace_id": span.trace_id.hex(),
+        "span_id": span.span_id.hex(),
+        "parent": span.parent_span_id.hex(),
+        "name": span.name,
+        "kind": span.kind,
+        "start": span.start_time_unix_nano,
+        "end": span.end_time_unix_nano,
+        "status": (span.status.code, span.status.message),
+        "attributes": {kv.key: _value(kv.value) for kv in span.attributes},
+        "events": [(e.name, e.time_unix_nano, {kv.key: _value(kv.value) for kv in e.attributes}) for e in span.events],
+        "links": [(link.trace_id.hex(), link.span_id.hex()) for link in span.links],
+    }
+
+
+def _store_spans(bridge: BridgeProcess, trace_ids: list[str]) -> list[Span]:
+    spans: list[Span] = []
+    for trace_id in trace_ids:
+        body = httpx.get(f"{bridge.url}/v1/traces/{trace_id}").content
+        req = json_format.Parse(body, ExportTraceServiceRequest())
+        for span in req.resource_spans[0].scope_spans[0].spans:
+            # OTLP/JSON ids are hex; protobuf's JSON parser read them as base64.
+            span.trace_id = bytes.fromhex(base64.b64encode(span.trace_id).decode())
+            span.span_id = bytes.fromhex(base64.b64encode(span.span_id).decode())
+            if span.parent_span_id:
+                span.parent_span_id = bytes.fromhex(base64.b64encode(span.parent_span_id).decode())
+            for link in span.links:
+                link.trace_id = bytes.fromhex(base64.b64encode(link.trace_id).decode())
+                link.span_id = bytes.fromhex(base64.b64encode(link.span_id).decode())
+            spans.append(span)
+    return spans
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+def test_every_span_reaches_a_real_collector(
+    protocol: str, rotel: Rotel, bridge_server: Callable[..., BridgeProcess], tmp_path: pathlib.Path
+) -> None:
+    endpoint = rotel.grpc_endpoint if protocol == "grpc" else rotel.http_endpoint
+    config = tmp_path / "bridge.toml"
+    # Short timeouts so that runs without a terminal event close during the test.
+    config.write_text("[mapping]\nrun_idle_timeout_s = 0.5\nsweep_interval_s = 0.1\nrun_end_grace_s = 0.2\n")
+    bridge = bridge_server(
+        args=["--config", str(config)],
+        env={
+            "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+            "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
+            "OTEL_BSP_SCHEDULE_DELAY": "50",
+            "OTEL_SERVICE_NAME": "e2e-agents",
+        },
+    )
+    trace_ids: list[str] = []
+    for name, media in CAPTURES:
+        r = httpx.post(
+            f"{bridge.url}/v1/events",
+            content=(samples_dir() / name).read_bytes(),
+            headers={"Content-Type": media},
+        )
+        assert r.status_code == 202, r.text
+        assert r.json()["rejected"] == 0
+        trace_ids += [run["trace_id"] for run in r.json()["runs"]]
+    deadline = time.monotonic() + 10
+    while True:
+        listed = httpx.get(f"{bridge.url}/v1/traces").json()["traces"]
+        if {t["trace_id"] for t in listed if t["run_id"]} == set(trace_ids) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert {t["trace_id"] for t in listed} == set(trace_ids)
+    stored = _store_spans(bridge, sorted(set(trace_ids)))
+    # uvicorn re-raises the captured SIGTERM after its graceful shutdown.
+    assert bridge.stop() in (0, -signal.SIGTERM)
+    received = rotel.wait_for_spans(lambda spans: len(spans) >= len(stored))
+    # The same intent arrives twice (its SSE capture and its event log): events
+    # with the same id are mapped once, so each span arrives exactly once.
+    assert sorted(map(_canonical, received), key=str) == sorted(map(_canonical, stored), key=str)
+    names = {s.name for s in received}
+    assert {"chat gpt-4o", "execute_tool search", "execute_tool get_weather", "invoke_agent otel-probe-agent"} <= names
+    assert {_canonical(s)["trace_id"] for s in received} == set(trace_ids)
+    resource = rotel.receiver.trace_requests[0].resource_spans[0].resource
+    assert {kv.key: kv.value.string_value for kv in resource.attributes}["service.name"] == "e2e-agents"
