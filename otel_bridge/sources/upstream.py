@@ -1,0 +1,353 @@
+"""Upstream SSE sources: the sidecar subscribes to a stream an agent already serves.
+
+Two layers:
+
+* :class:`SSEStream` is one reconnecting SSE subscription. It frames bytes with
+  the project's own incremental :class:`~otel_bridge.dialects.framing.SSEParser`
+  (comments, ``[DONE]``, CRLF and frames split across reads are all fine),
+  reconnects with jittered exponential backoff, and resumes with
+  ``Last-Event-ID`` when the upstream numbers its events. It knows nothing
+  about dialects: it hands frames to a callback.
+* :class:`UpstreamSource` is a configured ``sse`` source: one :class:`SSEStream`
+  whose frames go through one :class:`StreamDecoder` (detection and rejection
+  exactly as for HTTP ingest) and then to ``bridge.submit``. The decoder lives
+  as long as the source, not the connection, so a reconnect continues the same
+  run (and trace) with the same dialect state.
+
+A source never raises into the sidecar: every failure becomes ``last_error``
+on ``/v1/sources`` and a retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import httpx
+
+from otel_bridge.bridge import Bridge
+from otel_bridge.config import SourceSettings
+from otel_bridge.dialects.base import Dialect, StreamContext
+from otel_bridge.dialects.framing import Frame, SSEParser
+from otel_bridge.dialects.stream import StreamDecoder
+
+log = logging.getLogger(__name__)
+
+FrameHandler = Callable[[Sequence[Frame]], None]
+ConnectHandler = Callable[[], Awaitable[None] | None]
+
+_SECRET_QUERY_WORDS = ("key", "token", "secret", "password", "passwd", "auth", "sig", "credential")
+_ERROR_BODY_CHARS = 200
+# A 4xx other than these will not fix itself by retrying soon (bad key, wrong path):
+# retry at the slowest pace instead of hammering the upstream.
+_RETRYABLE_4XX = frozenset({408, 425, 429})
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password and secret-looking query values replaced by ``***``."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, host = netloc.rpartition("@")
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:***@{host}" if ":" in userinfo else f"***@{host}"
+    query = parts.query
+    if query:
+        pairs = [
+            (k, "***" if any(w in k.lower() for w in _SECRET_QUERY_WORDS) else v)
+            for k, v in parse_qsl(query, keep_blank_values=True)
+        ]
+        query = urlencode(pairs, safe="*")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def iso_time(unix_s: float | None) -> str | None:
+    if unix_s is None:
+        return None
+    return datetime.fromtimestamp(unix_s, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Backoff:
+    """Jittered exponential backoff: attempt ``n`` waits uniformly in ``[d/2, d]``, ``d = min(max, initial * 2**n)``.
+
+    The jitter keeps many sidecars (or many streams of one source) from
+    reconnecting in lockstep after an upstream restarts.
+    """
+
+    def __init__(self, initial_s: float, max_s: float, rng: random.Random | None = None) -> None:
+        self.initial_s = initial_s
+        self.max_s = max_s
+        self._rng = rng or random.Random()
+        self.attempt = 0
+
+    def next_delay(self) -> float:
+        ceiling = min(self.max_s, self.initial_s * (2**self.attempt))
+        self.attempt = min(self.attempt + 1, 62)  # 2**63 would overflow a float multiply soon after
+        return self._rng.uniform(ceiling / 2, ceiling)
+
+    def give_up_fast(self) -> None:
+        """The next wait is the longest: for errors that retrying soon will not fix."""
+        self.attempt = 62
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+class UpstreamError(Exception):
+    """The upstream answered, but not with an event stream. ``retry_soon`` says whether retrying soon can help."""
+
+    def __init__(self, message: str, *, retry_soon: bool = True) -> None:
+        super().__init__(message)
+        self.retry_soon = retry_soon
+
+
+@dataclass
+class StreamStatus:
+    """What ``/v1/sources`` shows for one SSE connection."""
+
+    url: str  # redacted
+    connected: bool = False
+    frames: int = 0
+    reconnects: int = 0
+    last_frame_at: float | None = None  # unix seconds
+    last_event_id: str | None = None
+    last_error: str | None = None
+    last_error_at: float | None = None
+
+    def error(self, message: str) -> None:
+        self.last_error = message
+        self.last_error_at = time.time()
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "url": self.url,
+            "connected": self.connected,
+            "frames": self.frames,
+            "reconnects": self.reconnects,
+            "last_frame_time": iso_time(self.last_frame_at),
+            "last_event_id": self.last_event_id,
+            "last_error": self.last_error,
+            "last_error_time": iso_time(self.last_error_at),
+        }
+
+
+class SSEStream:
+    """One SSE subscription that reconnects forever, until its task is cancelled.
+
+    ``on_frames`` gets every batch of complete frames as they arrive;
+    ``on_connect`` runs after each successful connect (the first included),
+    before any frame of that connection. A frame cut off by a dropped
+    connection is discarded (as the SSE spec says); its id is not remembered,
+    so ``Last-Event-ID`` asks for it again.
+    """
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        backoff: Backoff,
+        on_frames: FrameHandler,
+        on_connect: ConnectHandler | None = None,
+        status: StreamStatus | None = None,
+    ) -> None:
+        self._client = client
+        self._url = url
+        self._headers = dict(headers)
+        self._backoff = backoff
+        self._on_frames = on_frames
+        self._on_connect = on_connect
+        self.status = status or StreamStatus(redact_url(url))
+        self.last_event_id: str | None = None
+        self._retry_ms: int | None = None
+        self._got_frames = False
+
+    async def run_forever(self) -> None:
+        first = True
+        while True:
+            if not first:
+                self.status.reconnects += 1
+            first = False
+            self._got_frames = False
+            try:
+                await self._connect_once()
+                self.status.error("the upstream closed the stream")
+            except asyncio.CancelledError:
+                raise
+            except UpstreamError as exc:
+                self.status.error(str(exc))
+                if not exc.retry_soon:
+                    self._backoff.give_up_fast()
+            except httpx.HTTPError as exc:
+                self.status.error(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+            except Exception as exc:  # a handler bug must not end the subscription
+                log.exception("upstream stream %s failed", self.status.url)
+                self.status.error(f"{type(exc).__name__}: {exc}")
+            finally:
+                self.status.connected = False
+            if self._got_frames:
+                self._backoff.reset()  # the connection worked: a later drop starts the backoff afresh
+            delay = self._backoff.next_delay()
+            if self._retry_ms is not None:
+                delay = max(delay, self._retry_ms / 1000.0)  # the upstream asked for at least this
+            await asyncio.sleep(delay)
+
+    async def _connect_once(self) -> None:
+        """One connection, until the upstream closes it."""
+        headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache", **self._headers}
+        if self.last_event_id is not None:
+            headers["Last-Event-ID"] = self.last_event_id
+        async with self._client.stream("GET", self._url, headers=headers) as response:
+            if response.status_code != 200:
+                body = (await response.aread())[:_ERROR_BODY_CHARS].decode("utf-8", errors="replace")
+                code = response.status_code
+                retry_soon = code >= 500 or code in _RETRYABLE_4XX
+                raise UpstreamError(f"HTTP {code}: {body.strip()}", retry_soon=retry_soon)
+            media = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+            if media != "text/event-stream":
+                raise UpstreamError(f"not an event stream (Content-Type {media or 'missing'!r})", retry_soon=False)
+            self.status.connected = True
+            if self._on_connect is not None:
+                pending = self._on_connect()
+                if pending is not None:
+                    await pending
+            parser = SSEParser()
+            text = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            async for chunk in response.aiter_bytes():
+                frames = parser.feed(text.decode(chunk))
+                if parser.retry_ms is not None:
+                    self._retry_ms = parser.retry_ms
+                if not frames:
+                    continue
+                self._got_frames = True
+                self.status.frames += len(frames)
+                self.status.last_frame_at = time.time()
+                for frame in frames:
+                    if frame.id is not None:
+                        self.last_event_id = frame.id
+                self.status.last_event_id = self.last_event_id
+                self._on_frames(frames)
+
+
+def source_name(settings: SourceSettings) -> str:
+    """The configured name, else ``host:port/path`` of the URL (no credentials)."""
+    if settings.name:
+        return settings.name
+    parts = urlsplit(settings.url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{host}{port}{parts.path}".rstrip("/") or settings.url
+
+
+def new_client(settings: SourceSettings, read_timeout_s: float | None, base_url: str = "") -> httpx.AsyncClient:
+    """An HTTP client for one source. Streams hold their connections, so the pool is unbounded."""
+    return httpx.AsyncClient(
+        base_url=base_url,
+        headers=settings.headers,
+        timeout=httpx.Timeout(10.0, read=read_timeout_s),
+        limits=httpx.Limits(max_connections=None, max_keepalive_connections=20),
+        follow_redirects=True,
+    )
+
+
+class UpstreamSource:
+    """A configured ``sse`` source: one stream, one decoder, events to the bridge."""
+
+    kind = "sse"
+
+    def __init__(
+        self,
+        bridge: Bridge,
+        settings: SourceSettings,
+        dialect: Dialect | None,
+        *,
+        clock_ns: Callable[[], int] = time.time_ns,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.name = source_name(settings)
+        self._bridge = bridge
+        self._settings = settings
+        self._forced = dialect
+        # One decoder for the life of the source: reconnects continue the same
+        # run (dialects without run ids group under stream_key) and dialect state.
+        self._decoder = StreamDecoder(StreamContext(source=self.name, stream_key=self.name, clock_ns=clock_ns), dialect)
+        self._rng = rng
+        self._client: httpx.AsyncClient | None = None
+        self._stream: SSEStream | None = None
+        self.status = StreamStatus(redact_url(settings.url))
+        self.events = 0
+        self.rejected = 0
+        self.last_event_at: float | None = None
+        self.last_rejection: str | None = None
+
+    async def run(self) -> None:
+        """Subscribe until cancelled (the manager owns the task)."""
+        self._client = new_client(self._settings, self._settings.read_timeout_s)
+        backoff = Backoff(self._settings.backoff_initial_s, self._settings.backoff_max_s, self._rng)
+        self._stream = SSEStream(
+            self._client,
+            self._settings.url,
+            headers={},
+            backoff=backoff,
+            on_frames=self._on_frames,
+            status=self.status,
+        )
+        try:
+            await self._stream.run_forever()
+        finally:
+            await self._client.aclose()
+
+    def _on_frames(self, frames: Sequence[Frame]) -> None:
+        events = self._decoder.feed(frames)
+        self._count_rejections()
+        if events:
+            self._bridge.submit(events)
+            self.events += len(events)
+            self.last_event_at = time.time()
+
+    def _count_rejections(self) -> None:
+        rejections = self._decoder.rejections
+        if not rejections:
+            return
+        for rejection in rejections:
+            self._bridge.stats.reject(rejection.reason)
+        self.rejected += len(rejections)
+        last = rejections[-1]
+        self.last_rejection = f"frame {last.index}: {last.reason}: {last.message}"
+        rejections.clear()  # counted; a long-lived stream must not keep every rejection
+
+    def close(self) -> None:
+        """End of the source: what the decoder still holds (frames still being sniffed) is mapped now."""
+        events = self._decoder.close()
+        self._count_rejections()
+        if events:
+            self._bridge.submit(events)
+            self.events += len(events)
+
+    def snapshot(self) -> dict[str, object]:
+        body: dict[str, object] = {
+            "name": self.name,
+            "kind": self.kind,
+            "url": self.status.url,
+            "dialect": self._decoder.dialect,
+            "dialect_forced": self._forced is not None,
+            "connected": self.status.connected,
+            "last_event_time": iso_time(self.last_event_at),
+            "events": self.events,
+            "frames": self.status.frames,
+            "reconnects": self.status.reconnects,
+            "rejected": self.rejected,
+            "last_rejection": self.last_rejection,
+            "last_event_id": self.status.last_event_id,
+            "last_error": self.status.last_error,
+            "last_error_time": iso_time(self.status.last_error_at),
+        }
+        return body

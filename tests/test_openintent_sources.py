@@ -1,0 +1,198 @@
+"""OpenIntent sources against the real OpenIntent server: every logged event reaches the trace exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import pathlib
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from typing import Any
+
+import httpx
+import pytest
+
+from otel_bridge import semconv as sc
+from otel_bridge.bridge import Bridge
+from otel_bridge.config import MappingSettings, Settings, SourceSettings
+from otel_bridge.model import AgentEvent, Placement, SpanRecord
+from otel_bridge.sources.manager import SourceManager
+from otel_bridge.sources.openintent import OpenIntentSource
+from tests.support.openintent_server import API_KEY, OpenIntentServer, missing, run_adapter_agent
+from tests.support.sse_server import FAKE_MODEL, FAKE_USAGE, ThreadedServer, fake_openai_app
+
+pytestmark = pytest.mark.skipif(missing() is not None, reason=missing() or "")
+
+
+@pytest.fixture
+def oi(tmp_path: pathlib.Path) -> Iterator[OpenIntentServer]:
+    server = OpenIntentServer(tmp_path)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def api(oi: OpenIntentServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=oi.url, headers={"X-API-Key": API_KEY}, timeout=10) as client:
+        yield client
+
+
+class Recorder:
+    """Everything the bridge was given (observer) and every span it finished (sink)."""
+
+    def __init__(self) -> None:
+        self.events: list[AgentEvent] = []
+        self.spans: list[SpanRecord] = []
+
+    def observe(self, events: Sequence[AgentEvent], _placements: Sequence[Placement]) -> None:
+        self.events.extend(events)
+
+    def consume(self, spans: Sequence[SpanRecord]) -> None:
+        self.spans.extend(spans)
+
+    def event_ids(self) -> Counter[str]:
+        return Counter(e.event_id for e in self.events if e.event_id is not None)
+
+
+@pytest.fixture
+async def bridge() -> AsyncIterator[tuple[Bridge, Recorder]]:
+    recorder = Recorder()
+    settings = Settings(
+        mapping=MappingSettings(max_events_per_span=100_000, run_end_grace_s=0.3, sweep_interval_s=0.05)
+    )
+    b = Bridge(settings, extra_sinks=[recorder])
+    b.add_observer(recorder.observe)
+    await b.start()
+    try:
+        yield b, recorder
+    finally:
+        await b.shutdown()
+
+
+def source_settings(url: str, **kw: Any) -> SourceSettings:
+    fast = {"reconcile_interval_s": 0.5, "backoff_initial_s": 0.05, "backoff_max_s": 0.5, "read_timeout_s": 30.0}
+    return SourceSettings(url=url, kind="openintent", headers={"X-API-Key": API_KEY}, **{**fast, **kw})
+
+
+async def eventually(predicate: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def create_intent(api: httpx.AsyncClient, title: str) -> str:
+    r = await api.post("/api/v1/intents", json={"title": title, "description": "test", "created_by": "test-agent"})
+    r.raise_for_status()
+    return str(r.json()["id"])
+
+
+async def post_event(api: httpx.AsyncClient, intent: str, event_type: str, payload: dict[str, Any]) -> str:
+    r = await api.post(
+        f"/api/v1/intents/{intent}/events", json={"event_type": event_type, "actor": "test-agent", "payload": payload}
+    )
+    r.raise_for_status()
+    return str(r.json()["id"])
+
+
+async def set_status(api: httpx.AsyncClient, intent: str, status: str) -> None:
+    version = (await api.get(f"/api/v1/intents/{intent}")).json()["version"]
+    r = await api.post(f"/api/v1/intents/{intent}/status", json={"status": status}, headers={"If-Match": str(version)})
+    r.raise_for_status()
+
+
+async def patch_state(api: httpx.AsyncClient, intent: str, state: dict[str, Any]) -> None:
+    version = (await api.get(f"/api/v1/intents/{intent}")).json()["version"]
+    r = await api.post(f"/api/v1/intents/{intent}/state", json={"state": state}, headers={"If-Match": str(version)})
+    r.raise_for_status()
+
+
+async def logged_ids(api: httpx.AsyncClient, intent: str) -> list[str]:
+    ids: list[str] = []
+    while True:
+        page = (await api.get(f"/api/v1/intents/{intent}/events", params={"limit": 1000, "offset": len(ids)})).json()
+        ids.extend(e["id"] for e in page)
+        if len(page) < 1000:
+            return ids
+
+
+def tree(spans: Sequence[SpanRecord], trace_id: bytes) -> list[tuple[str, str | None, list[str]]]:
+    """(name, parent name, span event names) per span of one trace, in start order."""
+    mine = sorted((s for s in spans if s.trace_id == trace_id), key=lambda s: (s.start_ns, s.name))
+    names = {s.span_id: s.name for s in mine}
+    return [
+        (s.name, names.get(s.parent_span_id) if s.parent_span_id else None, [e.name for e in s.events]) for s in mine
+    ]
+
+
+def span_event_ids(spans: Sequence[SpanRecord], trace_id: bytes) -> Counter[str]:
+    return Counter(
+        str(e.attributes[sc.BRIDGE_EVENT_ID])
+        for s in spans
+        if s.trace_id == trace_id
+        for e in s.events
+        if sc.BRIDGE_EVENT_ID in e.attributes
+    )
+
+
+@pytest.fixture
+async def sources() -> AsyncIterator[list[SourceManager]]:
+    started: list[SourceManager] = []
+    try:
+        yield started
+    finally:
+        for manager in started:
+            await manager.shutdown()
+
+
+async def start_sources(
+    started: list[SourceManager], bridge: Bridge, settings: Sequence[SourceSettings]
+) -> SourceManager:
+    manager = SourceManager(bridge, settings)
+    started.append(manager)
+    await manager.start()
+    return manager
+
+
+async def test_subscribed_intent_every_logged_event_lands_once_in_one_trace(
+    oi: OpenIntentServer, api: httpx.AsyncClient, bridge: tuple[Bridge, Recorder], sources: list[SourceManager]
+) -> None:
+    b, rec = bridge
+    intent = await create_intent(api, "weather report")
+    await start_sources(sources, b, [source_settings(f"{oi.url}/api/v1/subscribe/intents/{intent}")])
+    await patch_state(api, intent, {"phase": "plan"})
+    await set_status(api, intent, "active")
+    await post_event(api, intent, "llm_request_started", {"request_id": "r1", "provider": "openai", "model": "gpt-4o"})
+    done = {"request_id": "r1", "provider": "openai", "model": "gpt-4o", "prompt_tokens": 12, "completion_tokens": 5}
+    await post_event(api, intent, "llm_request_completed", {**done, "finish_reason": "tool_calls"})
+    tool = {"tool_name": "get_weather", "tool_id": "t1", "arguments": {"city": "Lisbon"}}
+    await post_event(api, intent, "tool_call_started", tool)
+    await post_event(api, intent, "tool_call_completed", {**tool, "result": {"temp": 21}})
+    await post_event(api, intent, "plan.step_completed", {"step": 1})
+    await set_status(api, intent, "completed")
+
+    ids = await logged_ids(api, intent)
+    assert len(ids) == 9
+    await eventually(lambda: set(rec.event_ids()) == set(ids), what="every logged event")
+    await eventually(lambda: any(s.parent_span_id is None for s in rec.spans), what="the run to end")
+    root = next(s for s in rec.spans if s.parent_span_id is None)
+    trace_id = root.trace_id
+    assert rec.event_ids() == Counter({i: 1 for i in ids})
+    assert tree(rec.spans, trace_id) == [
+        ("invoke_agent test-agent", None, ["state.changed", "status.changed", "plan.step_completed"]),
+        ("chat gpt-4o", "invoke_agent test-agent", []),
+        ("execute_tool get_weather", "invoke_agent test-agent", []),
+    ]
+    assert root.attributes[sc.BRIDGE_STATUS] == "completed"
+    # The span events carry the log's own event ids: no SSE Intent-object frame was counted.
+    assert sum(span_event_ids(rec.spans, trace_id).values()) == 3
+    assert {s.trace_id for s in rec.spans} == {trace_id}
+    source = sources[0].sources[0]
+    assert isinstance(source, OpenIntentSource)
+    snap = source.snapshot()
+    assert snap["events"] == 9
+    assert snap["connected"] is True
+    assert snap["last_error"] is None
