@@ -11,8 +11,13 @@ from fastapi.responses import JSONResponse
 from otel_bridge import __version__
 from otel_bridge.bridge import Bridge
 from otel_bridge.config import Settings
+from otel_bridge.sinks.feed import Feed
 from otel_bridge.sources.http_ingest import ingest_router
+from otel_bridge.web import auth
+from otel_bridge.web.agui import AguiFormat
+from otel_bridge.web.stream import stream_router
 from otel_bridge.web.traces import traces_router
+from otel_bridge.web.viewer import viewer_router
 
 
 def create_app(settings: Settings, bridge: Bridge | None = None) -> FastAPI:
@@ -32,6 +37,15 @@ def create_app(settings: Settings, bridge: Bridge | None = None) -> FastAPI:
     app.include_router(ingest_router(bridge))
     app.include_router(traces_router(bridge))
 
+    # The live feed observes every mapped batch; the viewer page and the token/CORS middleware wrap the app.
+    feed = Feed(settings.feed, content=settings.mapping.capture_content, formats=[AguiFormat()], stats=bridge.stats)
+    app.state.feed = feed
+    if settings.feed.enabled:
+        bridge.add_observer(feed.observe)
+        app.include_router(stream_router(feed))
+    app.include_router(viewer_router())
+    auth.install(app, settings)
+
     @app.get("/v1/health")
     async def health() -> JSONResponse:
         """Liveness plus the bridge's own counters."""
@@ -40,6 +54,7 @@ def create_app(settings: Settings, bridge: Bridge | None = None) -> FastAPI:
         if bridge.exporter is not None:
             body["export_queue_depth"] = bridge.exporter.queue_depth
             body["export_last_error"] = bridge.exporter.last_error
+        body["feed"] = feed.snapshot()
         return JSONResponse(body)
 
     return app

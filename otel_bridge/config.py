@@ -126,6 +126,65 @@ class IngestSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         _positive("max_body_bytes", self.max_body_bytes)
 
 
+LagPolicy = Literal["resync", "disconnect"]
+
+
+class FeedSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The live feed ``GET /v1/stream``: every bound on its memory, and how it treats slow clients."""
+
+    enabled: bool = True
+    ring_size: int = 10_000
+    """Recent events kept for ``Last-Event-ID`` resume and lag resync; older ones are reported as missed."""
+    ring_max_bytes: int = 64 * 1024 * 1024
+    """The ring's framed bytes; past it the oldest events leave early (large captured content)."""
+    queue_size: int = 1_000
+    """Events waiting for one subscriber; past it that subscriber lags (see lag_policy)."""
+    max_subscribers: int = 1_000
+    """Open feed connections; one more gets 503."""
+    lag_policy: LagPolicy = "resync"
+    """A lagging subscriber gets a ``lagged`` event, then either the events it lost that are still in
+    the ring (``resync``) or the end of its stream (``disconnect``, the client resumes with Last-Event-ID)."""
+    heartbeat_s: float = 15.0
+    """Interval of the ``: heartbeat`` comments that keep idle connections and proxies alive."""
+    retry_ms: int = 2_000
+    """The ``retry:`` hint: how long an EventSource waits before it reconnects."""
+    send_timeout_s: float = 10.0
+    """A write that has not gone out after this long cuts the connection (a frozen client)."""
+    trace_url_template: str | None = None
+    """Link put on every event, e.g. ``http://localhost:16686/trace/{trace_id}`` ({trace_id}, {span_id})."""
+
+    def __post_init__(self) -> None:
+        for name in ("ring_size", "ring_max_bytes", "queue_size", "max_subscribers"):
+            _positive(name, getattr(self, name))
+        for name in ("heartbeat_s", "retry_ms", "send_timeout_s"):
+            _positive(name, getattr(self, name))
+        if self.trace_url_template is not None:
+            try:
+                self.trace_url_template.format(trace_id="0" * 32, span_id="0" * 16)
+            except (KeyError, IndexError, ValueError) as exc:
+                raise ValueError(
+                    f"trace_url_template may only use {{trace_id}} and {{span_id}}: {self.trace_url_template!r}"
+                ) from exc
+
+
+class AuthSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """An optional bearer token for ingest, the feed and the trace API (env ``OTEL_BRIDGE_TOKEN``)."""
+
+    token: str | None = None
+    """``None`` leaves the API open (the default, for a sidecar on loopback)."""
+
+    def __post_init__(self) -> None:
+        if self.token is not None and len(self.token) < 8:
+            raise ValueError("auth token must be at least 8 characters")
+
+
+class CorsSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Browser origins allowed to call the API (env ``OTEL_BRIDGE_CORS_ORIGINS``, comma separated)."""
+
+    allow_origins: list[str] = msgspec.field(default_factory=list)
+    """Exact origins such as ``http://localhost:3000``; ``*`` allows any. Empty: no CORS headers."""
+
+
 class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
@@ -145,6 +204,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     otlp: OtlpSettings = msgspec.field(default_factory=OtlpSettings)
     store: StoreSettings = msgspec.field(default_factory=StoreSettings)
     ingest: IngestSettings = msgspec.field(default_factory=IngestSettings)
+    feed: FeedSettings = msgspec.field(default_factory=FeedSettings)
+    auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
+    cors: CorsSettings = msgspec.field(default_factory=CorsSettings)
 
 
 def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -273,6 +335,12 @@ def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
         mapping["capture_content"] = capture.upper() in ("SPAN_ONLY", "SPAN_AND_EVENT", "TRUE")
     if mapping:
         out["mapping"] = mapping
+    token = _env(environ, "OTEL_BRIDGE_TOKEN")
+    if token is not None:
+        out["auth"] = {"token": token}
+    origins = _env(environ, "OTEL_BRIDGE_CORS_ORIGINS")
+    if origins is not None:
+        out["cors"] = {"allow_origins": [o.strip() for o in origins.split(",") if o.strip()]}
     return out
 
 

@@ -106,6 +106,11 @@ CLOSE_SHUTDOWN: Final = "shutdown"
 CLOSE_EVICTED: Final = "evicted"
 CLOSE_END_OF_INPUT: Final = "end_of_input"
 
+# --- the live feed's own SSE event names (beside the canonical kinds) --------
+FEED_EVENT_MISSED: Final = "missed"  # a resume id older than the ring, or from before a restart
+FEED_EVENT_LAGGED: Final = "lagged"  # this subscriber fell behind and lost events
+FEED_CUSTOM_PREFIX: Final = "otel_bridge."  # AG-UI CUSTOM names of the feed's notices
+
 # --- metrics (v1.41.0 names; explicit bucket boundaries) -------------------
 METRIC_TOKEN_USAGE: Final = "gen_ai.client.token.usage"
 METRIC_OPERATION_DURATION: Final = "gen_ai.client.operation.duration"

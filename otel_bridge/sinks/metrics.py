@@ -1,0 +1,327 @@
+"""GenAI metrics derived from finished spans, and the bridge's health figures, as one snapshot model.
+
+:class:`GenAiMetrics` is a :class:`~otel_bridge.sinks.base.SpanSink`: each finished
+span updates cumulative aggregates in memory (a dict update per span, no SDK
+objects). Two readers turn a :class:`MetricFamily` snapshot into bytes:
+:mod:`otel_bridge.sinks.prometheus` for ``GET /metrics`` and
+:mod:`otel_bridge.sinks.otlp_metrics` for the OTLP push. Both see the same
+numbers because both read the same snapshot.
+
+What each span kind yields (v1.41.0 names, bucket boundaries from :mod:`semconv`):
+
+* inference spans (``chat``...): ``gen_ai.client.operation.duration``, ``gen_ai.client.token.usage``
+  (one point per ``gen_ai.token.type``), ``gen_ai.client.operation.time_to_first_chunk`` when streamed,
+  and ``gen_ai.client.cost`` when the call was priced;
+* ``invoke_agent`` spans: ``gen_ai.invoke_agent.duration``;
+* ``execute_tool`` spans: ``gen_ai.execute_tool.duration``.
+
+Token counts and cost are taken from the inference spans only: the run span
+carries their sums, and counting it too would count every token twice.
+
+Bound: ``max_series_per_metric`` attribute sets per metric. Past it a measurement
+goes to the one series whose only attribute is ``otel.metric.overflow=true`` (the
+SDK convention) and is counted in ``Stats.dropped["metrics_series_limit"]``: the
+value is kept, its attributes are not.
+"""
+
+from __future__ import annotations
+
+import bisect
+import enum
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from otel_bridge import semconv as sc
+from otel_bridge.config import MetricsSettings
+from otel_bridge.model import AttributeValue, SpanRecord, StatusCode
+from otel_bridge.stats import Stats
+
+AttributeKey = tuple[tuple[str, AttributeValue], ...]
+"""A series' attributes, sorted by key: hashable, and the same order in every output."""
+
+_OVERFLOW: AttributeKey = ((sc.OTEL_METRIC_OVERFLOW, True),)
+_SERIES_LIMIT_REASON = "metrics_series_limit"
+_TOKEN_BOUNDS = tuple(float(b) for b in sc.TOKEN_BUCKETS)
+_DURATION_BOUNDS = tuple(float(b) for b in sc.DURATION_BUCKETS)
+# Span attributes copied onto each metric, as the conventions list them per metric.
+_INFERENCE_KEYS = (
+    sc.GEN_AI_OPERATION_NAME,
+    sc.GEN_AI_PROVIDER_NAME,
+    sc.GEN_AI_REQUEST_MODEL,
+    sc.GEN_AI_RESPONSE_MODEL,
+    sc.SERVER_ADDRESS,
+    sc.SERVER_PORT,
+)
+_AGENT_KEYS = (sc.GEN_AI_OPERATION_NAME, sc.GEN_AI_PROVIDER_NAME, sc.GEN_AI_REQUEST_MODEL, sc.GEN_AI_AGENT_NAME)
+_TOOL_KEYS = (sc.GEN_AI_OPERATION_NAME, sc.GEN_AI_TOOL_NAME, sc.GEN_AI_TOOL_TYPE)
+
+
+class MetricKind(enum.Enum):
+    COUNTER = "counter"  # monotonic cumulative sum
+    GAUGE = "gauge"
+    HISTOGRAM = "histogram"
+
+
+@dataclass(slots=True)
+class Histogram:
+    """Explicit-bucket histogram state: ``counts[i]`` holds values ``<= bounds[i]`` (the last: the rest)."""
+
+    bounds: tuple[float, ...]
+    counts: list[int]
+    count: int = 0
+    total: float = 0.0
+    min: float = float("inf")
+    max: float = float("-inf")
+
+    @classmethod
+    def empty(cls, bounds: tuple[float, ...]) -> Histogram:
+        return cls(bounds, [0] * (len(bounds) + 1))
+
+    def record(self, value: float) -> None:
+        # bisect_left: a value equal to a bound falls in that bound's bucket (upper-inclusive, as OTLP says).
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.count += 1
+        self.total += value
+        if value < self.min:
+            self.min = value
+        if value > self.max:
+            self.max = value
+
+    def copy(self) -> Histogram:
+        return Histogram(self.bounds, list(self.counts), self.count, self.total, self.min, self.max)
+
+
+@dataclass(frozen=True)
+class Series:
+    attributes: AttributeKey
+    value: float | Histogram
+
+
+@dataclass(frozen=True)
+class MetricFamily:
+    """One metric's snapshot: name, unit and kind as OTLP has them, and its series."""
+
+    name: str
+    description: str
+    unit: str
+    kind: MetricKind
+    series: tuple[Series, ...]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Every metric at one instant; cumulative since ``start_ns``."""
+
+    start_ns: int
+    time_ns: int
+    families: tuple[MetricFamily, ...]
+
+
+@dataclass
+class _Instrument:
+    name: str
+    description: str
+    unit: str
+    kind: MetricKind
+    bounds: tuple[float, ...] = ()
+    series: dict[AttributeKey, Histogram | list[float]] = field(default_factory=dict)
+
+
+class GenAiMetrics:
+    """A span sink that keeps the GenAI client/agent/tool metrics, cumulative, in memory."""
+
+    def __init__(self, settings: MetricsSettings, stats: Stats, *, time_ns: Callable[[], int] = time.time_ns) -> None:
+        self._limit = settings.max_series_per_metric
+        self._stats = stats
+        self._time_ns = time_ns
+        self.start_ns = time_ns()
+        self._tokens = _Instrument(
+            sc.METRIC_TOKEN_USAGE, "Tokens used per GenAI operation", sc.UNIT_TOKEN, MetricKind.HISTOGRAM, _TOKEN_BOUNDS
+        )
+        self._duration = _Instrument(
+            sc.METRIC_OPERATION_DURATION,
+            "Duration of GenAI operations",
+            sc.UNIT_SECONDS,
+            MetricKind.HISTOGRAM,
+            _DURATION_BOUNDS,
+        )
+        self._ttfc = _Instrument(
+            sc.METRIC_TIME_TO_FIRST_CHUNK,
+            "Time from request to the first streamed chunk",
+            sc.UNIT_SECONDS,
+            MetricKind.HISTOGRAM,
+            _DURATION_BOUNDS,
+        )
+        self._agent = _Instrument(
+            sc.METRIC_INVOKE_AGENT_DURATION,
+            "Duration of agent invocations",
+            sc.UNIT_SECONDS,
+            MetricKind.HISTOGRAM,
+            _DURATION_BOUNDS,
+        )
+        self._tool = _Instrument(
+            sc.METRIC_EXECUTE_TOOL_DURATION,
+            "Duration of tool executions",
+            sc.UNIT_SECONDS,
+            MetricKind.HISTOGRAM,
+            _DURATION_BOUNDS,
+        )
+        self._cost = _Instrument(
+            sc.METRIC_COST, "Cost of GenAI operations, from the price table", sc.UNIT_USD, MetricKind.COUNTER
+        )
+        self._instruments = (self._tokens, self._duration, self._ttfc, self._agent, self._tool, self._cost)
+
+    # -- SpanSink -------------------------------------------------------------
+    def consume(self, spans: Sequence[SpanRecord]) -> None:
+        for span in spans:
+            op = span.attributes.get(sc.GEN_AI_OPERATION_NAME)
+            if op in sc.INFERENCE_OPERATIONS:
+                self._inference(span)
+            elif op == sc.OP_INVOKE_AGENT:
+                self._record(self._agent, _key(span, _AGENT_KEYS, error=True), _seconds(span))
+            elif op == sc.OP_EXECUTE_TOOL:
+                self._record(self._tool, _key(span, _TOOL_KEYS, error=True), _seconds(span))
+
+    def _inference(self, span: SpanRecord) -> None:
+        attrs = span.attributes
+        base = _key(span, _INFERENCE_KEYS, error=False)
+        with_error = _key(span, _INFERENCE_KEYS, error=True)
+        self._record(self._duration, with_error, _seconds(span))
+        ttfc = attrs.get(sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK)
+        if isinstance(ttfc, (int, float)) and not isinstance(ttfc, bool):
+            self._record(self._ttfc, with_error, float(ttfc))
+        for token_type, attr in (
+            (sc.TOKEN_TYPE_INPUT, sc.GEN_AI_USAGE_INPUT_TOKENS),
+            (sc.TOKEN_TYPE_OUTPUT, sc.GEN_AI_USAGE_OUTPUT_TOKENS),
+        ):
+            tokens = attrs.get(attr)
+            if isinstance(tokens, int) and not isinstance(tokens, bool):  # 0 is data
+                self._record(self._tokens, _with(base, sc.GEN_AI_TOKEN_TYPE, token_type), float(tokens))
+        cost = attrs.get(sc.GEN_AI_USAGE_COST)
+        if isinstance(cost, (int, float)) and not isinstance(cost, bool):
+            self._add(self._cost, base, float(cost))
+
+    def _series(self, inst: _Instrument, key: AttributeKey) -> Histogram | list[float]:
+        found = inst.series.get(key)
+        if found is not None:
+            return found
+        if len(inst.series) >= self._limit:
+            self._stats.drop(_SERIES_LIMIT_REASON)
+            key = _OVERFLOW
+            found = inst.series.get(key)
+            if found is not None:
+                return found
+        created: Histogram | list[float] = Histogram.empty(inst.bounds) if inst.bounds else [0.0]
+        inst.series[key] = created
+        return created
+
+    def _record(self, inst: _Instrument, key: AttributeKey, value: float) -> None:
+        state = self._series(inst, key)
+        assert isinstance(state, Histogram)
+        state.record(value)
+
+    def _add(self, inst: _Instrument, key: AttributeKey, value: float) -> None:
+        state = self._series(inst, key)
+        assert isinstance(state, list)
+        state[0] += value
+
+    # -- reading ----------------------------------------------------------------
+    def snapshot(self, extra: Iterable[MetricFamily] = ()) -> Snapshot:
+        """The GenAI metrics plus ``extra`` (the health figures), stamped now."""
+        return Snapshot(self.start_ns, self._time_ns(), (*self.families(), *extra))
+
+    def families(self) -> list[MetricFamily]:
+        """A copy of the current state (safe to encode while spans keep arriving)."""
+        out = []
+        for inst in self._instruments:
+            series = tuple(
+                Series(key, state.copy() if isinstance(state, Histogram) else state[0])
+                for key, state in sorted(inst.series.items(), key=lambda item: _sort_key(item[0]))
+            )
+            out.append(MetricFamily(inst.name, inst.description, inst.unit, inst.kind, series))
+        return out
+
+
+def _seconds(span: SpanRecord) -> float:
+    return max(0, span.end_ns - span.start_ns) / 1e9
+
+
+def _key(span: SpanRecord, keys: Iterable[str], *, error: bool) -> AttributeKey:
+    attrs = span.attributes
+    pairs = [(k, attrs[k]) for k in keys if k in attrs]
+    if error and span.status_code is StatusCode.ERROR:
+        error_type = attrs.get(sc.ERROR_TYPE)
+        pairs.append((sc.ERROR_TYPE, error_type if isinstance(error_type, str) else sc.ERROR_TYPE_OTHER))
+    pairs.sort(key=lambda kv: kv[0])
+    return tuple(pairs)
+
+
+def _with(key: AttributeKey, name: str, value: AttributeValue) -> AttributeKey:
+    return tuple(sorted((*key, (name, value)), key=lambda kv: kv[0]))
+
+
+def _sort_key(key: AttributeKey) -> tuple[tuple[str, str], ...]:
+    return tuple((k, str(v)) for k, v in key)
+
+
+def _counter(name: str, description: str, unit: str, value: float) -> MetricFamily:
+    return MetricFamily(name, description, unit, MetricKind.COUNTER, (Series((), float(value)),))
+
+
+def _gauge(name: str, description: str, unit: str, value: float) -> MetricFamily:
+    return MetricFamily(name, description, unit, MetricKind.GAUGE, (Series((), float(value)),))
+
+
+def _by(name: str, description: str, unit: str, label: str, counts: dict[str, int]) -> MetricFamily:
+    series = tuple(Series(((label, reason),), float(n)) for reason, n in sorted(counts.items()))
+    return MetricFamily(name, description, unit, MetricKind.COUNTER, series)
+
+
+def health_families(stats: Stats, *, open_runs: int, export_queue_depth: int, subscribers: int) -> list[MetricFamily]:
+    """The bridge's own figures from :class:`Stats`, as metrics (the same ones ``/v1/health`` shows)."""
+    return [
+        _counter(sc.METRIC_EVENTS_RECEIVED, "Events accepted by the bridge", "{event}", stats.events_received),
+        _by(
+            sc.METRIC_EVENTS_REJECTED,
+            "Events rejected, by reason",
+            "{event}",
+            sc.METRIC_ATTR_REASON,
+            dict(stats.events_rejected),
+        ),
+        _by(
+            sc.METRIC_DROPPED,
+            "Items dropped or cut by a bound, by reason",
+            "{item}",
+            sc.METRIC_ATTR_REASON,
+            dict(stats.dropped),
+        ),
+        _counter(sc.METRIC_SPANS_FINISHED, "Spans finished by the mapper", "{span}", stats.spans_finished),
+        _by(
+            sc.METRIC_SPANS_EXPORTED,
+            "Spans exported, by sink",
+            "{span}",
+            sc.METRIC_ATTR_SINK,
+            dict(stats.spans_exported),
+        ),
+        _by(
+            sc.METRIC_SPANS_EXPORT_FAILED,
+            "Spans that failed to export, by sink",
+            "{span}",
+            sc.METRIC_ATTR_SINK,
+            dict(stats.spans_export_failed),
+        ),
+        _by(
+            sc.METRIC_SPANS_INCOMPLETE,
+            "Spans closed without an end from their producer, by reason",
+            "{span}",
+            sc.METRIC_ATTR_REASON,
+            dict(stats.incomplete),
+        ),
+        _counter(sc.METRIC_RUNS_STARTED, "Runs opened", "{run}", stats.runs_started),
+        _counter(sc.METRIC_RUNS_FINISHED, "Runs closed", "{run}", stats.runs_finished),
+        _counter(sc.METRIC_RUNS_CONTINUED, "Late events that reopened a finished run", "{run}", stats.continuations),
+        _gauge(sc.METRIC_RUNS_OPEN, "Runs open now", "{run}", open_runs),
+        _gauge(sc.METRIC_EXPORT_QUEUE_DEPTH, "Spans waiting for OTLP export", "{span}", export_queue_depth),
+        _gauge(sc.METRIC_FEED_SUBSCRIBERS, "Clients connected to the live feed", "{subscriber}", subscribers),
+    ]
