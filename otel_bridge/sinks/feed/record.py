@@ -1,0 +1,143 @@
+"""What one feed event says, and its SSE framing (done once, shared by every subscriber).
+
+The ``data:`` of a feed event is one JSON object: the canonical event's fields
+plus where it landed in the trace (the very ids the exported spans carry, from
+the mapper's :class:`Placement`), the run's agent, the priced cost and a trace
+link. Captured content (``text``, ``arguments``, ``result``) is included only
+when the mapping captures content, so the feed never shows more than the traces.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from otel_bridge.model import AgentEvent, Placement, TokenUsage
+
+
+class FeedRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """The JSON object on one feed event's ``data:`` line. ``None`` fields are left out,
+    except ``parent_span_id``, which is ``null`` on a root span."""
+
+    seq: int
+    kind: str
+    run_id: str
+    timestamp_ns: int
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    trace_url: str | None = None
+    dialect: str
+    original_type: str
+    source: str
+    agent: str | None = None
+    name: str | None = None
+    provider: str | None = None
+    model: str | None = None
+    response_model: str | None = None
+    response_id: str | None = None
+    tool_name: str | None = None
+    tool_type: str | None = None
+    call_id: str | None = None
+    parent_call_id: str | None = None
+    status: str | None = None
+    duration_ms: float | None = None
+    usage: TokenUsage | None = None
+    cost_usd: float | None = None
+    finish_reasons: tuple[str, ...] | None = None
+    stream: bool | None = None
+    error: str | None = None
+    error_type: str | None = None
+    conversation_id: str | None = None
+    parent_run_id: str | None = None
+    event_id: str | None = None
+    inferred: bool = False
+    timestamp_from_source: bool = True
+    text: str | None = None
+    arguments: str | None = None
+    result: str | None = None
+
+
+def enrich(
+    event: AgentEvent,
+    placement: Placement,
+    seq: int,
+    *,
+    agent: str | None,
+    trace_url_template: str | None,
+    content: bool,
+) -> FeedRecord:
+    """One mapped event as the feed shows it.
+
+    ``duration_ms`` and ``cost_usd`` prefer the mapper's figures (the span's own
+    duration, the priced cost) over what the producer reported.
+    """
+    trace_id = placement.trace_id.hex()
+    span_id = placement.span_id.hex()
+    return FeedRecord(
+        seq=seq,
+        kind=event.kind.value,
+        run_id=event.run_id,
+        timestamp_ns=event.timestamp_ns,
+        trace_id=trace_id,
+        span_id=span_id,
+        parent_span_id=placement.parent_span_id.hex() if placement.parent_span_id is not None else None,
+        trace_url=(
+            trace_url_template.format(trace_id=trace_id, span_id=span_id) if trace_url_template is not None else None
+        ),
+        dialect=event.dialect,
+        original_type=event.original_type,
+        source=event.source,
+        agent=agent,
+        name=event.name,
+        provider=event.provider,
+        model=event.model,
+        response_model=event.response_model,
+        response_id=event.response_id,
+        tool_name=event.tool_name,
+        tool_type=event.tool_type,
+        call_id=event.call_id,
+        parent_call_id=event.parent_call_id,
+        status=event.status,
+        duration_ms=placement.duration_ms if placement.duration_ms is not None else event.duration_ms,
+        usage=event.usage,
+        cost_usd=placement.cost_usd if placement.cost_usd is not None else event.cost_usd,
+        finish_reasons=event.finish_reasons,
+        stream=event.stream,
+        error=event.error,
+        error_type=event.error_type,
+        conversation_id=event.conversation_id,
+        parent_run_id=event.parent_run_id,
+        event_id=event.event_id,
+        inferred=event.inferred,
+        timestamp_from_source=event.timestamp_from_source,
+        text=event.text if content else None,
+        arguments=event.arguments if content else None,
+        result=event.result if content else None,
+    )
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def encode(value: object) -> bytes:
+    """Compact JSON (never contains a raw newline, so it fits one ``data:`` line)."""
+    return _encoder.encode(value)
+
+
+def frame(data: bytes, *, event: str | None = None, event_id: int | None = None) -> bytes:
+    """One SSE event: ``id:``, ``event:``, ``data:`` lines and the blank line that ends it."""
+    head = b""
+    if event_id is not None:
+        head += b"id: %d\n" % event_id
+    if event is not None:
+        head += b"event: " + event.encode() + b"\n"
+    return head + b"data: " + data + b"\n\n"
+
+
+def retry_frame(retry_ms: int) -> bytes:
+    """The reconnection-delay hint, sent first on every connection."""
+    return b"retry: %d\n\n" % retry_ms
+
+
+HEARTBEAT = b": heartbeat\n\n"
+"""A comment line: ignored by clients, keeps idle connections and proxies alive."""
