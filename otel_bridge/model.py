@@ -33,6 +33,8 @@ class EventKind(StrEnum):
     TOOL_STARTED = "tool.started"
     TOOL_COMPLETED = "tool.completed"
     TOOL_FAILED = "tool.failed"
+    # The model asked for a tool call (raw LLM streams): recorded on the chat span, not a span of its own.
+    TOOL_REQUESTED = "tool.requested"
     THINKING = "thinking"
     STATE_CHANGED = "state.changed"
     STATUS_CHANGED = "status.changed"
@@ -109,7 +111,7 @@ class AgentEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     tool_name: str | None = None
     tool_type: str | None = None
     call_id: str | None = None  # LLM request id or tool call id
-    parent_call_id: str | None = None  # the LLM call that requested this tool
+    parent_call_id: str | None = None  # the LLM call that requested this tool; for a sub-agent, the tool running it
     name: str | None = None  # step, sub-agent or custom-event name
     status: str | None = None
     usage: TokenUsage | None = None

@@ -11,7 +11,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from otel_bridge.dialects import agent_event_stream, generic, openintent
+from otel_bridge.dialects import (
+    ag_ui,
+    agent_event_stream,
+    agentlang,
+    anthropic,
+    generic,
+    locus,
+    locus_agentserver,
+    openai_chat,
+    openai_responses,
+    openintent,
+)
 from otel_bridge.dialects.base import Dialect
 from otel_bridge.dialects.framing import Frame
 
@@ -22,6 +33,15 @@ SNIFF_FRAMES = 8
 DIALECTS: dict[str, Dialect] = {
     generic.NAME: generic.DIALECT,
     openintent.NAME: openintent.DIALECT,
+    # Each sniff below claims only frames no other dialect produces (tests/test_detect.py
+    # checks every capture against every dialect); the JSON-keyed ones come first.
+    locus.NAME: locus.DIALECT,
+    openai_chat.NAME: openai_chat.DIALECT,
+    openai_responses.NAME: openai_responses.DIALECT,
+    anthropic.NAME: anthropic.DIALECT,
+    ag_ui.NAME: ag_ui.DIALECT,
+    locus_agentserver.NAME: locus_agentserver.DIALECT,
+    agentlang.NAME: agentlang.DIALECT,
     agent_event_stream.NAME: agent_event_stream.DIALECT,
 }
 FALLBACK = generic.NAME

@@ -32,7 +32,7 @@ _PROVIDER_BY_PREFIX: tuple[tuple[str, str], ...] = (
 )
 _ERROR_PREFIX = re.compile(r"^([A-Za-z_][A-Za-z0-9_.]{0,63})(?::|\s*\(|$)")
 _RUN_KINDS = frozenset({EventKind.RUN_STARTED, EventKind.RUN_FINISHED, EventKind.RUN_FAILED})
-_CONTENT_KINDS = frozenset({EventKind.THINKING, EventKind.MESSAGE, EventKind.LLM_CHUNK})
+_CONTENT_KINDS = frozenset({EventKind.THINKING, EventKind.MESSAGE, EventKind.LLM_CHUNK, EventKind.TOOL_REQUESTED})
 
 
 def provider_for(provider: str | None, model: str | None) -> str | None:
@@ -183,6 +183,14 @@ def span_event_pairs(event: AgentEvent, capture_content: bool, limit: int) -> It
     if event.error is not None:
         yield sc.BRIDGE_ERROR_MESSAGE, truncate_text(event.error, limit)
         yield sc.ERROR_TYPE, error_type_for(event)
+    if event.kind is EventKind.TOOL_REQUESTED:
+        # A tool call the model asked for, recorded on its chat span.
+        if event.tool_name is not None:
+            yield sc.GEN_AI_TOOL_NAME, event.tool_name
+        if event.call_id is not None:
+            yield sc.GEN_AI_TOOL_CALL_ID, event.call_id
+        if capture_content and event.arguments is not None:
+            yield sc.GEN_AI_TOOL_CALL_ARGUMENTS, truncate_text(event.arguments, limit)
     if event.payload is not None and (capture_content or event.kind not in _CONTENT_KINDS):
         yield sc.BRIDGE_EVENT_PAYLOAD, truncate_raw(bytes(event.payload), limit)
 

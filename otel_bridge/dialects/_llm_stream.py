@@ -1,0 +1,172 @@
+"""What the three raw LLM stream dialects share: one response is one run holding one chat span.
+
+A provider's streaming response (OpenAI chat completions, OpenAI responses,
+Anthropic messages) says nothing about agents: it is one model call. Each
+response becomes a run (keyed by the stream, like every dialect without run
+ids) that contains a single ``chat {model}`` span:
+
+* the span starts at the response's first frame (the earliest moment the
+  stream shows), so time to first chunk is measured from there to the first
+  content delta (text, reasoning or tool-call arguments);
+* the tool calls the model asked for are ``tool.requested`` events on that
+  span (their arguments only when content capture is on);
+* the completion carries usage, finish reasons, the response id and model;
+  the run ends with it. A stream that goes on after a completion starts the
+  next run (``<stream>#1``...).
+
+Provider frames carry no usable per-event time (``created`` is whole seconds),
+so every event is stamped on arrival.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from otel_bridge.dialects.base import StreamContext, raw
+from otel_bridge.dialects.framing import Frame
+from otel_bridge.model import AgentEvent, EventKind, TokenUsage
+
+
+class LlmStream:
+    """The run and chat-span state of one raw LLM stream; builds the canonical events."""
+
+    def __init__(self, ctx: StreamContext, dialect: str, provider: str) -> None:
+        self._ctx = ctx
+        self._dialect = dialect
+        self._provider = provider
+        self._run_index = 0
+        self.call_id: str | None = None  # the open call, if any
+        self.chunks = 0  # content deltas of the open call
+
+    @property
+    def run_id(self) -> str:
+        base = self._ctx.run_id or self._ctx.stream_key
+        return base if self._run_index == 0 else f"{base}#{self._run_index}"
+
+    @property
+    def open(self) -> bool:
+        return self.call_id is not None
+
+    def now(self) -> int:
+        return self._ctx.arrival_ns()
+
+    def event(self, kind: EventKind, original_type: str, ts: int, frame: Frame | None, **fields: Any) -> AgentEvent:
+        return AgentEvent(
+            kind=kind,
+            run_id=self.run_id,
+            timestamp_ns=ts,
+            timestamp_from_source=False,
+            dialect=self._dialect,
+            original_type=original_type,
+            source=self._ctx.source,
+            provider=self._provider,
+            payload=raw(frame) if frame is not None else None,
+            **fields,
+        )
+
+    def start(self, original_type: str, ts: int, frame: Frame, call_id: str, **fields: Any) -> list[AgentEvent]:
+        """Open the chat span (closing a previous one that never completed first)."""
+        out = self.complete(original_type, ts, None, inferred=True) if self.open else []
+        self.call_id = call_id
+        self.chunks = 0
+        out.append(self.event(EventKind.LLM_STARTED, original_type, ts, frame, call_id=call_id, stream=True, **fields))
+        return out
+
+    def chunk(self, original_type: str, ts: int, frame: Frame, text: str | None = None) -> AgentEvent:
+        self.chunks += 1
+        return self.event(EventKind.LLM_CHUNK, original_type, ts, frame, call_id=self.call_id, text=text)
+
+    def tool_requested(
+        self, original_type: str, ts: int, call_id: str | None, name: str | None, arguments: str | None
+    ) -> AgentEvent:
+        return self.event(
+            EventKind.TOOL_REQUESTED,
+            original_type,
+            ts,
+            None,
+            call_id=call_id,
+            tool_name=name,
+            arguments=arguments,
+            parent_call_id=self.call_id,
+        )
+
+    def complete(
+        self,
+        original_type: str,
+        ts: int,
+        frame: Frame | None,
+        *,
+        usage: TokenUsage | None = None,
+        finish_reasons: tuple[str, ...] | None = None,
+        response_id: str | None = None,
+        response_model: str | None = None,
+        inferred: bool = False,
+    ) -> list[AgentEvent]:
+        """End the chat span and its run. ``inferred``: the stream ended without a completion frame."""
+        usage = None if usage is None or usage.is_empty() else usage
+        call_id = self.call_id
+        out = [
+            self.event(
+                EventKind.LLM_COMPLETED,
+                original_type,
+                ts,
+                frame,
+                call_id=call_id,
+                usage=usage,
+                finish_reasons=finish_reasons or None,
+                response_id=response_id,
+                response_model=response_model,
+                stream=True,
+                inferred=inferred,
+            ),
+            self.event(EventKind.RUN_FINISHED, original_type, ts, None, inferred=True),
+        ]
+        self._next_run()
+        return out
+
+    def fail(
+        self,
+        original_type: str,
+        ts: int,
+        frame: Frame,
+        *,
+        error: str | None,
+        error_type: str | None,
+        usage: TokenUsage | None = None,
+        response_id: str | None = None,
+        response_model: str | None = None,
+    ) -> list[AgentEvent]:
+        """The response failed: the chat span (rebuilt if none is open) and its run fail."""
+        usage = None if usage is None or usage.is_empty() else usage
+        call_id = self.call_id or f"error-{self._run_index}"
+        fields: dict[str, Any] = {"error": error or error_type, "error_type": error_type}
+        out = [
+            self.event(
+                EventKind.LLM_FAILED,
+                original_type,
+                ts,
+                frame,
+                call_id=call_id,
+                usage=usage,
+                response_id=response_id,
+                response_model=response_model,
+                **fields,
+            ),
+            self.event(EventKind.RUN_FAILED, original_type, ts, None, inferred=True, **fields),
+        ]
+        self._next_run()
+        return out
+
+    def _next_run(self) -> None:
+        self.call_id = None
+        self.chunks = 0
+        self._run_index += 1
+
+
+def error_fields(error: object) -> tuple[str | None, str | None]:
+    """``(message, type)`` of a provider error object (``{type|code, message}``)."""
+    if not isinstance(error, dict):
+        return (str(error) if error is not None else None), None
+    message = error.get("message")
+    kind = error.get("type") or error.get("code")
+    return (str(message) if message is not None else None), (str(kind) if kind is not None else None)
