@@ -22,7 +22,8 @@ complete and every entry has an id. So:
   never broadcasts, such as leases and costs, and hints the server dropped).
   A read pages from the newest entry back until it passes the newest entry of
   the previous read by :data:`LATE_COMMIT_S`, so an entry committed a little
-  after a newer one is still found.
+  after a newer one is still found; when the log is quiet, its length is
+  compared with the number of entries sent, and a mismatch reads it all again.
 
 Agents: ``/api/v1/subscribe/agents/{id}`` carries ``agent_assigned`` frames
 with the intent id; each assigned intent is followed. The server has no
@@ -79,13 +80,15 @@ log = logging.getLogger(__name__)
 _API = "/api/v1"
 _SUBSCRIBE_URL = re.compile(r"^(?P<base>.*?)/api/v1/subscribe/(?P<what>intents|agents|portfolios)/(?P<id>[^/?#]+)/?$")
 
-LATE_COMMIT_S = 2.0
+LATE_COMMIT_S = 0.5
 """How far behind the newest entry already read a log read keeps paging.
 
 The server stamps ``created_at`` before it commits; with concurrent writers an
-older entry can become visible after a newer one. Two seconds covers that on
-one server process many times over, and bounds each read to the entries of the
-last two seconds plus the new ones.
+older entry can become visible after a newer one. Half a second covers the
+INSERT-to-COMMIT gap many times over while keeping each read small under load
+(the entries of the last half second plus the new ones). Anything later still
+(clock skew between server replicas) is caught by the length check of
+:meth:`IntentFollower.reconcile` once the log goes quiet.
 """
 MAX_SEEN_IDS = 200_000
 """Event ids remembered per intent for deduplication. Past it the older half is
@@ -168,6 +171,7 @@ class _IntentCounters:
     sse_events: int = 0  # SSE frames that were events with an id (what the SSE alone delivered)
     sse_other_frames: int = 0  # SSE frames without an event id: Intent objects and the like (hints only)
     reconciles: int = 0
+    full_reads: int = 0  # whole-log reads after the length check found an entry the incremental reads missed
     last_reconcile_at: float | None = None
     last_event_at: float | None = None
     last_error: str | None = None
@@ -202,6 +206,8 @@ class IntentFollower:
         self._seen: dict[str, int] = {}  # event id -> created_at (ns)
         self._floor_ns = -1  # entries at or before this time count as seen (forgotten ids)
         self._newest_ns: int | None = None
+        self._total_sent = 0  # distinct entries ever sent, forgotten ids included: the log's length if none is missing
+        self._last_length_check = time.monotonic()
         self.counters = _IntentCounters()
 
     async def run(self) -> None:
@@ -247,8 +253,30 @@ class IntentFollower:
         self.counters.last_error_at = time.time()
 
     async def reconcile(self) -> int:
-        """Read the log's new entries and send them to the bridge, oldest first. Returns how many."""
+        """Read the log's new entries and send them to the bridge, oldest first. Returns how many.
+
+        When a read finds nothing new (the log is quiet), at most once per
+        ``reconcile_interval_s`` the log's length is checked against the number
+        of entries sent; if the log holds more, an entry became visible later
+        than :data:`LATE_COMMIT_S` allows for, and the whole log is read again.
+        """
         horizon = None if self._newest_ns is None else self._newest_ns - int(LATE_COMMIT_S * 1e9)
+        found = await self._read(horizon)
+        now = time.monotonic()
+        if found == 0 and horizon is not None and now - self._last_length_check >= self._interval:
+            self._last_length_check = now
+            beyond = _decode_page(
+                await _get_json(self._source.client, self._path, {"limit": 1, "offset": self._total_sent})
+            )
+            if beyond:
+                self.counters.full_reads += 1
+                found = await self._read(None)
+        self.counters.reconciles += 1
+        self.counters.last_reconcile_at = time.time()
+        return found
+
+    async def _read(self, horizon: int | None) -> int:
+        """Page from the newest entry back to ``horizon`` (``None``: the whole log); send what is new."""
         new: list[tuple[int, int, _LogEntry, msgspec.Raw]] = []
         picked: set[str] = set()
         offset = 0
@@ -281,8 +309,6 @@ class IntentFollower:
                 break  # the end of the log
             if horizon is not None and oldest is not None and oldest < horizon:
                 break  # everything older was read by an earlier pass
-        self.counters.reconciles += 1
-        self.counters.last_reconcile_at = time.time()
         if not new:
             return 0
         new.sort(key=lambda item: (item[0], item[1]))
@@ -296,6 +322,7 @@ class IntentFollower:
             self._seen[entry.id] = ts
             if self._newest_ns is None or ts > self._newest_ns:
                 self._newest_ns = ts
+        self._total_sent += len(new)
         self._forget_old_ids()
         if events:
             self._source.submit(events)
@@ -321,6 +348,7 @@ class IntentFollower:
             "sse_other_frames": c.sse_other_frames,
             "duplicates_skipped": c.duplicates,
             "reconciles": c.reconciles,
+            "full_reads": c.full_reads,
             "reconnects": self.stream.status.reconnects,
             "last_event_time": iso_time(c.last_event_at),
             "last_reconcile_time": iso_time(c.last_reconcile_at),
