@@ -121,7 +121,7 @@ def split_json(body: bytes) -> list[Frame]:
 
 def split_ndjson(body: bytes) -> list[Frame]:
     """One JSON value per line; blank lines are skipped."""
-    return [Frame(None, line.strip()) for line in body.splitlines() if line.strip()]
+    return [Frame(None, stripped) for line in body.splitlines() if (stripped := line.strip())]
 
 
 def frames_for(body: bytes, content_type: str) -> list[Frame]:

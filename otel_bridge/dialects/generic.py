@@ -73,9 +73,23 @@ class GenericDialect:
         return GenericDecoder(ctx)
 
 
+_decode_canonical = msgspec.json.Decoder(_Canonical).decode
+
+
 class GenericDecoder:
     def __init__(self, ctx: StreamContext) -> None:
         self._ctx = ctx
+
+    def feed_bytes(self, frame: Frame) -> list[AgentEvent] | None:
+        """Fast path: canonical JSON decoded straight into a typed struct (no dict).
+
+        ``None`` when the frame is not canonical JSON; the caller then decodes
+        it generically and calls :meth:`feed`, which also gives the precise error.
+        """
+        try:
+            return [self._from_canonical(frame, _decode_canonical(frame.data))]
+        except msgspec.DecodeError:  # ValidationError included
+            return None
 
     def close(self) -> list[AgentEvent]:
         return []
@@ -123,18 +137,21 @@ class GenericDecoder:
             c = msgspec.convert(obj, _Canonical, strict=False)
         except msgspec.ValidationError as exc:
             raise DecodeError(f"canonical event: {exc}") from exc
+        return self._from_canonical(frame, c)
+
+    def _from_canonical(self, frame: Frame, c: _Canonical) -> AgentEvent:
+        fields = msgspec.structs.asdict(c)
+        del fields["timestamp"], fields["type"]
         ts, from_source = self._time(c.timestamp)
-        fields = {f: getattr(c, f) for f in c.__struct_fields__ if f not in ("kind", "run_id", "timestamp", "type")}
+        fields["run_id"] = c.run_id or self._ctx.run_id or self._ctx.stream_key
         return AgentEvent(
-            kind=c.kind,
-            run_id=c.run_id or self._ctx.run_id or self._ctx.stream_key,
+            **fields,
             timestamp_ns=ts,
             timestamp_from_source=from_source,
             dialect=NAME,
             original_type=c.type or c.kind.value,
             source=self._ctx.source,
             payload=raw(frame),
-            **fields,
         )
 
 

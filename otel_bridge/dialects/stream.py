@@ -8,7 +8,7 @@ rejected with a reason and counted; it never stops the stream.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +36,10 @@ class StreamDecoder:
     def __init__(self, ctx: StreamContext, dialect: Dialect | None = None) -> None:
         self._ctx = ctx
         self._dialect = dialect
-        self._decoder: Decoder | None = dialect.decoder(ctx) if dialect is not None else None
+        self._decoder: Decoder | None = None
+        self._fast: Callable[[Frame], list[AgentEvent] | None] | None = None
+        if dialect is not None:
+            self._use(dialect)
         self._pending: list[tuple[int, Frame, Any]] = []
         self._index = 0
         self.rejections: list[Rejection] = []
@@ -54,9 +57,14 @@ class StreamDecoder:
             index = self._index
             self._index += 1
             self.frames_seen += 1
-            if frame.data.strip() == DONE_SENTINEL:
+            if len(frame.data) < 16 and frame.data.strip() == DONE_SENTINEL:
                 self.done_markers += 1
                 continue
+            if self._fast is not None:
+                events = self._fast(frame)
+                if events is not None:
+                    out.extend(events)
+                    continue
             try:
                 obj = _json_decode(frame.data)
             except msgspec.DecodeError as exc:
@@ -83,9 +91,14 @@ class StreamDecoder:
                 self._reject(self._index, "dialect_error", f"{type(exc).__name__}: {exc}")
         return out
 
+    def _use(self, dialect: Dialect) -> None:
+        self._dialect = dialect
+        self._decoder = dialect.decoder(self._ctx)
+        # A decoder may offer a typed fast path that skips the generic JSON decode.
+        self._fast = getattr(self._decoder, "feed_bytes", None)
+
     def _settle(self) -> list[AgentEvent]:
-        self._dialect = registry.detect([(f, o) for _, f, o in self._pending])
-        self._decoder = self._dialect.decoder(self._ctx)
+        self._use(registry.detect([(f, o) for _, f, o in self._pending]))
         pending, self._pending = self._pending, []
         out: list[AgentEvent] = []
         for index, frame, obj in pending:

@@ -81,7 +81,7 @@ _FAILURE_KINDS = frozenset({EventKind.LLM_FAILED, EventKind.TOOL_FAILED, EventKi
 _CONTAINER_OPS = frozenset({_OP_AGENT, _OP_STEP})
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Span:
     key: str
     op: str
@@ -122,7 +122,7 @@ class _Span:
         return SpanKind.CLIENT if self.op == _OP_LLM else SpanKind.INTERNAL
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Run:
     run_id: str
     trace_id: bytes

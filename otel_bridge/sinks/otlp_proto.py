@@ -63,7 +63,12 @@ _T_3_LEN = _tag(3, _LEN)
 _SAMPLED_FLAGS = (0x100 | 0x01).to_bytes(4, "little")  # HAS_IS_REMOTE mask + sampled
 
 
+_SMALL_VARINTS = [bytes((i,)) for i in range(128)]
+
+
 def varint(value: int) -> bytes:
+    if 0 <= value < 0x80:
+        return _SMALL_VARINTS[value]
     if value < 0:
         value += 1 << 64  # int64 two's complement, as protobuf encodes it
     if value < 0x80:
@@ -78,7 +83,8 @@ def varint(value: int) -> bytes:
 
 def _ld(tag: bytes, payload: bytes) -> bytes:
     """A length-delimited field."""
-    return tag + varint(len(payload)) + payload
+    n = len(payload)
+    return tag + (_SMALL_VARINTS[n] if n < 0x80 else varint(n)) + payload
 
 
 def _any_value(value: AttributeValue) -> bytes:
@@ -94,20 +100,37 @@ def _any_value(value: AttributeValue) -> bytes:
     return _ld(_T_AV_ARRAY, items)
 
 
-@lru_cache(maxsize=8192)
-def _kv_cached(key: str, value: str | bool | int) -> bytes:
-    # Repeated pairs (operation names, providers, models) are encoded once.
-    return _ld(_T_KV_KEY, key.encode()) + _ld(_T_KV_VALUE, _any_value(value))
+@lru_cache(maxsize=1024)
+def _key(key: str) -> bytes:
+    return _ld(_T_KV_KEY, key.encode())
+
+
+# Repeated pairs (operation names, providers, models, flags) are encoded once,
+# already wrapped as a repeated KeyValue field: the hot path is one dict lookup.
+_PAIR_CACHE: dict[tuple[bytes, str, object, type], bytes] = {}
+_PAIR_CACHE_MAX = 16_384
 
 
 def key_value(key: str, value: AttributeValue) -> bytes:
-    if isinstance(value, (str, bool)) and (not isinstance(value, str) or len(value) <= 128):
-        return _kv_cached(key, value)
-    return _ld(_T_KV_KEY, key.encode()) + _ld(_T_KV_VALUE, _any_value(value))
+    return _key(key) + _ld(_T_KV_VALUE, _any_value(value))
 
 
 def _attributes(tag: bytes, attributes: dict[str, AttributeValue]) -> bytes:
-    return b"".join(_ld(tag, key_value(k, v)) for k, v in attributes.items())
+    parts = []
+    cache = _PAIR_CACHE
+    for k, v in attributes.items():
+        cacheable = type(v) is bool or (type(v) is str and len(v) <= 64)
+        if cacheable:
+            ck = (tag, k, v, type(v))
+            hit = cache.get(ck)
+            if hit is None:
+                hit = _ld(tag, key_value(k, v))
+                if len(cache) < _PAIR_CACHE_MAX:
+                    cache[ck] = hit
+            parts.append(hit)
+        else:
+            parts.append(_ld(tag, key_value(k, v)))
+    return b"".join(parts)
 
 
 def _event(ev: SpanEventRecord) -> bytes:
