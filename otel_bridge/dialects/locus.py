@@ -527,7 +527,8 @@ class LocusDecoder:
             "usage": usage_from(d.get("usage")),
             "cost_usd": cost if cost is not None else opt_float(d, "cost_usd"),
             "error": (error or "terminated with an error") if failed else None,
-            "error_type": reason if failed else None,
+            # error.type comes from the message ("RuntimeError: ..."); the reason is only "error".
+            "error_type": None,
             "text": opt_str(d, self._f.final_message),
         }
         if path:
