@@ -105,7 +105,12 @@ def span_trees(spans: Sequence[SpanRecord]) -> list[dict[str, Any]]:
             parent = span.parent_span_id if span.parent_span_id in ids else None
             children[parent].append(span)
 
-        def node(span: SpanRecord, t0: int = t0, children: dict[bytes | None, list[SpanRecord]] = children) -> Any:
+        def node(
+            span: SpanRecord,
+            t0: int = t0,
+            ids: set[bytes] = ids,
+            children: dict[bytes | None, list[SpanRecord]] = children,
+        ) -> Any:
             out: dict[str, Any] = {
                 "name": span.name,
                 "kind": span.kind.name,
