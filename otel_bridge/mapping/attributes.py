@@ -132,7 +132,8 @@ def llm_end_pairs(event: AgentEvent, latest: bool) -> Iterator[Pair]:
         yield sc.GEN_AI_PROVIDER_NAME, provider
     if event.model is not None:
         yield sc.GEN_AI_REQUEST_MODEL, event.model
-    response_model = event.response_model or event.model
+    # A failed call has no response: its model is only echoed back on success.
+    response_model = event.response_model or (event.model if event.kind is EventKind.LLM_COMPLETED else None)
     if response_model is not None:
         yield sc.GEN_AI_RESPONSE_MODEL, response_model
     if event.response_id is not None:
