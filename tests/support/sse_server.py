@@ -109,8 +109,11 @@ def capture_app(upstream: CaptureUpstream) -> Starlette:
                     out += b": ping\r\n\r\n"
             else:
                 out += b"data: [DONE]\r\n\r\n"
-            for pos in range(0, len(out), upstream.chunk_bytes):
-                yield out[pos : pos + upstream.chunk_bytes]
+            # The cut connection writes at once: its last whole frame and the cut one's id
+            # line arrive in one read. Later ones trickle, splitting frames across reads.
+            size = len(out) if cut is not None else upstream.chunk_bytes
+            for pos in range(0, len(out), size):
+                yield out[pos : pos + size]
                 await asyncio.sleep(0)
             if cut is not None:
                 return  # the upstream drops the connection
