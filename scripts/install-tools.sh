@@ -9,3 +9,16 @@ PY=${PYTHON:-python3}
 
 # --- rotel (OTLP collector): installed by the dev extras into .venv ----------
 
+# --- Prometheus (scrapes the real sidecar in tests/test_prometheus*.py) -------
+# Debian's package; only when the binary is missing. The tests start it with
+# their own config on a free port (the package's own service is not used).
+if ! command -v prometheus >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update && apt-get install -y --no-install-recommends prometheus
+  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    sudo apt-get update && sudo apt-get install -y --no-install-recommends prometheus
+  else
+    echo "install-tools: prometheus is missing and apt-get needs root; its tests will be skipped" >&2
+  fi
+fi
+

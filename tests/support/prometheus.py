@@ -1,0 +1,163 @@
+"""A real Prometheus (Debian's package) started per test, and a small reader of the text format.
+
+Prometheus gets its own config (scrape targets on loopback, 1 s interval), its
+own data directory and a free port; :meth:`Prometheus.wait_for` polls a PromQL
+query until its result satisfies a predicate.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import httpx
+import yaml
+
+from tests.support.ports import free_port
+
+PROMETHEUS_BIN = shutil.which("prometheus")
+SKIP_REASON = "the `prometheus` binary is missing (Debian package prometheus; scripts/install-tools.sh installs it)"
+
+
+class Prometheus:
+    def __init__(self, workdir: pathlib.Path, jobs: dict[str, tuple[str, str]], scrape_interval: str = "1s") -> None:
+        """``jobs``: job name -> (``host:port``, metrics path)."""
+        assert PROMETHEUS_BIN is not None, SKIP_REASON
+        self.port = free_port()
+        workdir.mkdir(parents=True, exist_ok=True)
+        config = {
+            "global": {"scrape_interval": scrape_interval, "evaluation_interval": scrape_interval},
+            "scrape_configs": [
+                {"job_name": name, "metrics_path": path, "static_configs": [{"targets": [target]}]}
+                for name, (target, path) in jobs.items()
+            ],
+        }
+        config_path = workdir / "prometheus.yml"
+        config_path.write_text(yaml.safe_dump(config))
+        self.log_path = workdir / "prometheus.log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self._proc = subprocess.Popen(
+            [
+                PROMETHEUS_BIN,
+                f"--config.file={config_path}",
+                f"--storage.tsdb.path={workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--web.enable-lifecycle",
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        self._wait_ready()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _wait_ready(self, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"prometheus exited: {self.log()}")
+            try:
+                if httpx.get(self.url + "/-/ready", timeout=0.5).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"prometheus did not become ready: {self.log()}")
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")[-3000:]
+
+    def query(self, promql: str) -> dict[str, Any]:
+        """The ``data`` of an instant query; raises with Prometheus' own message on a bad query."""
+        response = httpx.get(self.url + "/api/v1/query", params={"query": promql}, timeout=10)
+        body = response.json()
+        if body.get("status") != "success":
+            raise AssertionError(f"PromQL {promql!r} failed: {body.get('errorType')}: {body.get('error')}")
+        data: dict[str, Any] = body["data"]
+        return data
+
+    def wait_for(
+        self, promql: str, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float = 20.0
+    ) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while True:
+            result: list[dict[str, Any]] = self.query(promql)["result"]
+            if predicate(result):
+                return result
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting on {promql!r}; last result {result}")
+            time.sleep(0.2)
+
+    def targets_up(self) -> list[dict[str, Any]]:
+        active: list[dict[str, Any]] = httpx.get(self.url + "/api/v1/targets", timeout=5).json()["data"][
+            "activeTargets"
+        ]
+        return active
+
+    def stop(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        self._log.close()
+
+
+# --- the text exposition format, read back ----------------------------------------------------------
+
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$")
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+Sample = tuple[str, tuple[tuple[str, str], ...], float]
+
+
+def parse_text(text: str) -> tuple[dict[str, str], list[Sample]]:
+    """``(family name -> TYPE, samples)``; every non-comment line must be a well-formed sample."""
+    types: dict[str, str] = {}
+    samples: list[Sample] = []
+    for line in text.splitlines():
+        if not line:
+            continue
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split(" ", 3)
+            types[name] = kind
+            continue
+        if line.startswith("#"):
+            continue
+        match = _SAMPLE.match(line)
+        assert match is not None, f"malformed sample line: {line!r}"
+        labels = tuple(
+            (k, v.replace('\\"', '"').replace("\\n", "\n").replace("\\\\", "\\"))
+            for k, v in _LABEL.findall(match.group(3) or "")
+        )
+        samples.append((match.group(1), labels, float(match.group(4))))
+    return types, samples
+
+
+def exposed_names(text: str) -> set[str]:
+    """Every name a query may use: sample names, and each declared family (with its histogram series names)."""
+    types, samples = parse_text(text)
+    names = {name for name, _, _ in samples}
+    for name, kind in types.items():
+        names.add(name)
+        if kind == "histogram":
+            names.update({name + "_bucket", name + "_sum", name + "_count"})
+    return names
+
+
+def value(samples: Sequence[Sample], name: str, **labels: str) -> float:
+    """The one sample of ``name`` whose labels include ``labels``."""
+    found = [v for n, ls, v in samples if n == name and all((k, w) in ls for k, w in labels.items())]
+    assert len(found) == 1, f"{name}{labels}: {len(found)} samples"
+    return found[0]
