@@ -11,10 +11,12 @@ from fastapi.responses import JSONResponse
 from otel_bridge import __version__
 from otel_bridge.bridge import Bridge
 from otel_bridge.config import Settings
+from otel_bridge.mapping.pricing import pricer_from_settings
 from otel_bridge.sinks.feed import Feed
 from otel_bridge.sources.http_ingest import ingest_router
 from otel_bridge.web import auth
 from otel_bridge.web.agui import AguiFormat
+from otel_bridge.web.metrics import feed_subscribers, metrics_router
 from otel_bridge.web.stream import stream_router
 from otel_bridge.web.traces import traces_router
 from otel_bridge.web.viewer import viewer_router
@@ -22,7 +24,7 @@ from otel_bridge.web.viewer import viewer_router
 
 def create_app(settings: Settings, bridge: Bridge | None = None) -> FastAPI:
     """The sidecar's ASGI app. The bridge starts and stops with the app's lifespan."""
-    bridge = bridge or Bridge(settings)
+    bridge = bridge or Bridge(settings, pricer=pricer_from_settings(settings.pricing))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -36,6 +38,9 @@ def create_app(settings: Settings, bridge: Bridge | None = None) -> FastAPI:
     app.state.bridge = bridge
     app.include_router(ingest_router(bridge))
     app.include_router(traces_router(bridge))
+    if settings.metrics.enabled:
+        app.include_router(metrics_router(bridge))
+    bridge.subscriber_count = lambda: feed_subscribers(app, bridge)
 
     # The live feed observes every mapped batch; the viewer page and the token/CORS middleware wrap the app.
     feed = Feed(settings.feed, content=settings.mapping.capture_content, formats=[AguiFormat()], stats=bridge.stats)

@@ -194,6 +194,45 @@ class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ValueError(f"port must be 0..65535, got {self.port}")
 
 
+class MetricsSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """GenAI metrics derived from finished spans: ``GET /metrics`` and an optional OTLP metrics push.
+
+    The endpoint comes from ``OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_ENDPOINT``
+    (``/v1/metrics`` appended for HTTP); temporality is always cumulative.
+    """
+
+    enabled: bool = True
+    """Derive metrics from spans; ``GET /metrics`` serves them with the bridge's health figures."""
+    endpoint: str | None = None
+    """Full URL for HTTP (``.../v1/metrics``); ``host:port`` or URL for gRPC; ``None``: no push."""
+    protocol: Protocol = "http/protobuf"
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
+    timeout_s: float = 10.0
+    """Per-export deadline."""
+    compression: Compression = "none"
+    insecure: bool | None = None
+    certificate: str | None = None
+    export_interval_s: float = 60.0
+    """How often the cumulative state is pushed (``OTEL_METRIC_EXPORT_INTERVAL``, in ms there)."""
+    max_series_per_metric: int = 2_000
+    """Attribute sets kept per metric; past it measurements go to one ``otel.metric.overflow`` series."""
+
+    def __post_init__(self) -> None:
+        for name in ("timeout_s", "export_interval_s", "max_series_per_metric"):
+            _positive(name, getattr(self, name))
+
+
+class PricingSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Cost of LLM calls (``gen_ai.usage.cost``) from a price table per model."""
+
+    enabled: bool = True
+    builtin: bool = True
+    """Start from the table shipped in ``otel_bridge/data/prices.toml``."""
+    file: str | None = None
+    """A TOML or JSON price table whose models extend or override the shipped ones
+    (env ``OTEL_BRIDGE_PRICES_FILE``)."""
+
+
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Everything the bridge needs; ``create_app(settings)`` builds from it alone."""
 
@@ -204,6 +243,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     otlp: OtlpSettings = msgspec.field(default_factory=OtlpSettings)
     store: StoreSettings = msgspec.field(default_factory=StoreSettings)
     ingest: IngestSettings = msgspec.field(default_factory=IngestSettings)
+    metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
+    pricing: PricingSettings = msgspec.field(default_factory=PricingSettings)
     feed: FeedSettings = msgspec.field(default_factory=FeedSettings)
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
     cors: CorsSettings = msgspec.field(default_factory=CorsSettings)
@@ -268,9 +309,75 @@ def _env(environ: Mapping[str, str], *names: str) -> str | None:
     return None
 
 
+def _ms(name: str, value: str) -> float:
+    try:
+        return float(value) / 1000.0
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be milliseconds, got {value!r}") from exc
+
+
+def metrics_env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Metrics settings from the standard variables: the ``_METRICS_`` form wins over the generic one."""
+    out: dict[str, Any] = {}
+
+    def pick(suffix: str) -> str | None:
+        return _env(environ, f"OTEL_EXPORTER_OTLP_METRICS_{suffix}", f"OTEL_EXPORTER_OTLP_{suffix}")
+
+    protocol = pick("PROTOCOL")
+    if protocol is not None:
+        out["protocol"] = protocol
+    specific = _env(environ, "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
+    generic = _env(environ, "OTEL_EXPORTER_OTLP_ENDPOINT")
+    if specific is not None:
+        out["endpoint"] = specific  # used as is, per the spec
+    elif generic is not None:
+        out["endpoint"] = generic if protocol == "grpc" else generic.rstrip("/") + "/v1/metrics"
+    headers: dict[str, str] = {}
+    for name in ("OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_METRICS_HEADERS"):
+        value = _env(environ, name)
+        if value is not None:
+            headers.update(_parse_pairs(value, name))
+    if headers:
+        out["headers"] = headers
+    timeout = pick("TIMEOUT")
+    export_timeout = _env(environ, "OTEL_METRIC_EXPORT_TIMEOUT")
+    if timeout is not None:
+        out["timeout_s"] = _ms("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", timeout)
+    elif export_timeout is not None:
+        out["timeout_s"] = _ms("OTEL_METRIC_EXPORT_TIMEOUT", export_timeout)
+    for suffix, key in (("COMPRESSION", "compression"), ("CERTIFICATE", "certificate")):
+        value = pick(suffix)
+        if value is not None:
+            out[key] = value
+    insecure = pick("INSECURE")
+    if insecure is not None:
+        out["insecure"] = insecure.lower() == "true"
+    interval = _env(environ, "OTEL_METRIC_EXPORT_INTERVAL")
+    if interval is not None:
+        out["export_interval_s"] = _ms("OTEL_METRIC_EXPORT_INTERVAL", interval)
+    temporality = _env(environ, "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE")
+    if temporality is not None and temporality.lower() != "cumulative":
+        raise ConfigError(
+            f"OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE={temporality}: only cumulative is supported"
+        )
+    exporter = _env(environ, "OTEL_METRICS_EXPORTER")
+    if exporter is not None:
+        if exporter in ("none", "prometheus"):
+            out["endpoint"] = None  # pull only: GET /metrics stays on
+        elif exporter != "otlp":
+            raise ConfigError(f"OTEL_METRICS_EXPORTER={exporter}: supported values are otlp, prometheus, none")
+    return out
+
+
 def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     """Settings from the standard OpenTelemetry environment variables."""
     out: dict[str, Any] = {}
+    metrics = metrics_env_overrides(environ)
+    if metrics:
+        out["metrics"] = metrics
+    prices = _env(environ, "OTEL_BRIDGE_PRICES_FILE")
+    if prices is not None:
+        out["pricing"] = {"file": prices}
     otlp: dict[str, Any] = {}
     protocol = _env(environ, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
     if protocol is not None:

@@ -119,6 +119,32 @@ METRIC_TIME_PER_OUTPUT_CHUNK: Final = "gen_ai.client.operation.time_per_output_c
 METRIC_INVOKE_AGENT_DURATION: Final = "gen_ai.invoke_agent.duration"
 METRIC_EXECUTE_TOOL_DURATION: Final = "gen_ai.execute_tool.duration"
 METRIC_COST: Final = "gen_ai.client.cost"
+# Operation names that are inference calls (the client metrics' subject).
+INFERENCE_OPERATIONS: Final = frozenset({OP_CHAT, "text_completion", "generate_content"})
+# Units (UCUM; braces are annotations that Prometheus names drop).
+UNIT_TOKEN: Final = "{token}"
+UNIT_SECONDS: Final = "s"
+# No UCUM unit exists for a currency; "USD" keeps the currency in the Prometheus name.
+UNIT_USD: Final = "USD"
+# The SDK convention for the one series that takes measurements past a cardinality limit.
+OTEL_METRIC_OVERFLOW: Final = "otel.metric.overflow"
+# The bridge's own health metrics (Prometheus names: dots to underscores, `_total` on counters).
+METRIC_EVENTS_RECEIVED: Final = "otel_bridge.events.received"
+METRIC_EVENTS_REJECTED: Final = "otel_bridge.events.rejected"
+METRIC_DROPPED: Final = "otel_bridge.dropped"
+METRIC_SPANS_FINISHED: Final = "otel_bridge.spans.finished"
+METRIC_SPANS_EXPORTED: Final = "otel_bridge.spans.exported"
+METRIC_SPANS_EXPORT_FAILED: Final = "otel_bridge.spans.export_failed"
+METRIC_SPANS_INCOMPLETE: Final = "otel_bridge.spans.incomplete"
+METRIC_EXPORT_QUEUE_DEPTH: Final = "otel_bridge.export.queue_depth"
+METRIC_RUNS_STARTED: Final = "otel_bridge.runs.started"
+METRIC_RUNS_FINISHED: Final = "otel_bridge.runs.finished"
+METRIC_RUNS_OPEN: Final = "otel_bridge.runs.open"
+METRIC_RUNS_CONTINUED: Final = "otel_bridge.runs.continued"
+METRIC_FEED_SUBSCRIBERS: Final = "otel_bridge.feed.subscribers"
+# Attributes of the health metrics (short on purpose: they become Prometheus labels).
+METRIC_ATTR_REASON: Final = "reason"
+METRIC_ATTR_SINK: Final = "sink"
 
 TOKEN_BUCKETS: Final = (
     1,
