@@ -14,9 +14,11 @@ from otel_bridge.config import Settings
 from otel_bridge.mapping.pricing import pricer_from_settings
 from otel_bridge.sinks.feed import Feed
 from otel_bridge.sources.http_ingest import ingest_router
+from otel_bridge.sources.manager import SourceManager
 from otel_bridge.web import auth
 from otel_bridge.web.agui import AguiFormat
 from otel_bridge.web.metrics import feed_subscribers, metrics_router
+from otel_bridge.web.sources import sources_router
 from otel_bridge.web.stream import stream_router
 from otel_bridge.web.traces import traces_router
 from otel_bridge.web.viewer import viewer_router
@@ -25,19 +27,27 @@ from otel_bridge.web.viewer import viewer_router
 def create_app(settings: Settings, bridge: Bridge | None = None) -> FastAPI:
     """The sidecar's ASGI app. The bridge starts and stops with the app's lifespan."""
     bridge = bridge or Bridge(settings, pricer=pricer_from_settings(settings.pricing))
+    sources = SourceManager(bridge, settings.sources)  # validates every source now: a bad one fails startup
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await bridge.start()
+        # Sources start after the bridge and stop before it: none submits into a closed bridge.
+        await sources.start()
         try:
             yield
         finally:
-            await bridge.shutdown()
+            try:
+                await sources.shutdown()
+            finally:
+                await bridge.shutdown()
 
     app = FastAPI(title="otel-bridge", version=__version__, lifespan=lifespan)
     app.state.bridge = bridge
+    app.state.sources = sources
     app.include_router(ingest_router(bridge))
     app.include_router(traces_router(bridge))
+    app.include_router(sources_router(sources))
     if settings.metrics.enabled:
         app.include_router(metrics_router(bridge))
     bridge.subscriber_count = lambda: feed_subscribers(app, bridge)

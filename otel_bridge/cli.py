@@ -12,6 +12,7 @@ from typing import Any
 
 from otel_bridge import __version__
 from otel_bridge.config import ConfigError, Settings, load_settings
+from otel_bridge.sources.subscribe_args import add_subscribe_arguments, subscriptions
 
 EPILOG = """examples:
   otel-bridge serve                                   # embedded store + viewer at http://127.0.0.1:8318
@@ -19,6 +20,8 @@ EPILOG = """examples:
   OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317 OTEL_EXPORTER_OTLP_PROTOCOL=grpc otel-bridge serve
   otel-bridge serve --config otel-bridge.toml --port 9000
   otel-bridge demo                                    # serve, plus a synthetic agent emitting runs
+  otel-bridge serve --subscribe http://agent:8000/stream --dialect locus --header 'Authorization: Bearer t'
+  otel-bridge serve --subscribe http://oi:8000/api/v1/subscribe/intents/ID --header 'X-API-Key: dev-user-key'
   otel-bridge replay capture.sse --out trace.json     # offline: capture -> OTLP/JSON
   otel-bridge replay a.sse b.ndjson --dialect openintent --export
   curl -X POST localhost:8318/v1/events -H 'Content-Type: application/json' \\
@@ -31,6 +34,7 @@ def _add_serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, help="port to listen on (default 8318)")
     p.add_argument("--config", help="settings file, TOML or YAML")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    add_subscribe_arguments(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,7 +74,9 @@ def _settings(args: argparse.Namespace) -> Settings:
         server["port"] = args.port
     if server:
         overrides["server"] = server
-    return load_settings(args.config, overrides=overrides)
+    settings = load_settings(args.config, overrides=overrides)
+    settings.sources.extend(subscriptions(args))  # --subscribe adds to the config file's sources
+    return settings
 
 
 def _serve(settings: Settings, log_level: str, demo_pace: float | None = None) -> int:

@@ -185,6 +185,57 @@ class CorsSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Exact origins such as ``http://localhost:3000``; ``*`` allows any. Empty: no CORS headers."""
 
 
+SourceKind = Literal["sse", "openintent"]
+
+
+class SourceSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """One upstream stream the sidecar subscribes to (``[[sources]]``, or ``serve --subscribe``).
+
+    ``kind = "sse"`` is any SSE endpoint, decoded by ``dialect`` (detected when
+    unset). ``kind = "openintent"`` follows OpenIntent intents, agents and
+    portfolios and repairs the server's lossy SSE from its event log; ``url``
+    is then the server's base URL, or one of its ``/api/v1/subscribe/...``
+    URLs. Unset ``kind``: ``openintent`` for such a subscribe URL, else ``sse``.
+    """
+
+    url: str
+    name: str | None = None
+    """Shown on ``/v1/sources`` and recorded as the events' source; default: from the URL."""
+    kind: SourceKind | None = None
+    dialect: str | None = None
+    """Force a dialect (``sse`` sources); unset: detected from the first frames."""
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
+    """Sent on every request, e.g. ``{"X-API-Key" = "..."}`` or ``Authorization``."""
+    intents: list[str] = msgspec.field(default_factory=list)
+    """``openintent``: intent ids to follow."""
+    agents: list[str] = msgspec.field(default_factory=list)
+    """``openintent``: agent ids whose assigned intents are followed."""
+    portfolios: list[str] = msgspec.field(default_factory=list)
+    """``openintent``: portfolio ids whose member intents are followed."""
+    backoff_initial_s: float = 0.5
+    """First reconnect delay; doubles per failed attempt (with jitter) up to ``backoff_max_s``."""
+    backoff_max_s: float = 30.0
+    read_timeout_s: float | None = None
+    """A stream silent for this long is reconnected; unset: never (``openintent``: 90 s, it pings)."""
+    reconcile_interval_s: float = 5.0
+    """``openintent``: how often the event log is re-read even when the SSE stream is quiet."""
+    page_size: int = 200
+    """``openintent``: events per event-log page (the server allows 1..1000)."""
+
+    def __post_init__(self) -> None:
+        scheme = self.url.split("://", 1)[0].lower() if "://" in self.url else ""
+        if scheme not in ("http", "https"):
+            raise ValueError(f"source url must be http:// or https://, got {self.url!r}")
+        for name in ("backoff_initial_s", "backoff_max_s", "reconcile_interval_s"):
+            _positive(name, getattr(self, name))
+        if self.read_timeout_s is not None:
+            _positive("read_timeout_s", self.read_timeout_s)
+        if self.backoff_max_s < self.backoff_initial_s:
+            raise ValueError("backoff_max_s must be >= backoff_initial_s")
+        if not 1 <= self.page_size <= 1000:
+            raise ValueError(f"page_size must be 1..1000, got {self.page_size}")
+
+
 class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
@@ -248,6 +299,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     feed: FeedSettings = msgspec.field(default_factory=FeedSettings)
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
     cors: CorsSettings = msgspec.field(default_factory=CorsSettings)
+    sources: list[SourceSettings] = msgspec.field(default_factory=list)
+    """Upstream streams to subscribe to (``[[sources]]``)."""
 
 
 def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

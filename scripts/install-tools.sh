@@ -22,3 +22,15 @@ if ! command -v prometheus >/dev/null 2>&1; then
   fi
 fi
 
+
+# --- OpenIntent server + SDK (tests/test_openintent_sources.py) ---------------
+# Its own virtualenv: openintent[server] pins fastapi/sqlalchemy/pydantic versions
+# that are not ours. The SDK's OpenAI adapter needs the openai package.
+OPENINTENT_VERSION=0.17.0
+OI=.tools/openintent
+if ! "$OI/bin/python" -c "import openintent, openai, sys; sys.exit(openintent.__version__ != '$OPENINTENT_VERSION')" 2>/dev/null; then
+  rm -rf "$OI"
+  "$PY" -m venv "$OI"
+  "$OI/bin/python" -m pip install --quiet --upgrade pip
+  "$OI/bin/python" -m pip install --quiet "openintent[server]==$OPENINTENT_VERSION" openai
+fi
