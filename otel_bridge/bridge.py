@@ -21,9 +21,7 @@ from otel_bridge.mapping.lifecycle import Pricer, SpanMapper
 from otel_bridge.model import AgentEvent, AttributeValue, Placement
 from otel_bridge.sinks.base import FanoutSink, SpanSink
 from otel_bridge.sinks.metrics import GenAiMetrics, Snapshot, health_families
-from otel_bridge.sinks.metrics import GenAiMetrics, Snapshot, health_families
 from otel_bridge.sinks.otlp import OtlpExporter
-from otel_bridge.sinks.otlp_metrics import OtlpMetricsExporter
 from otel_bridge.sinks.otlp_metrics import OtlpMetricsExporter
 from otel_bridge.sinks.store import TraceStore
 from otel_bridge.stats import Stats
@@ -95,13 +93,6 @@ class Bridge:
             if self.metrics is not None and settings.metrics.endpoint
             else None
         )
-        # Clients on the live feed, for the metrics; whoever wires the feed sets it.
-        self.subscriber_count: Callable[[], int] = lambda: 0
-        self.metrics_exporter = (
-            OtlpMetricsExporter(settings.metrics, self.metrics_snapshot, self.resource, SCOPE, sc.SCHEMA_URL)
-            if self.metrics is not None and settings.metrics.endpoint
-            else None
-        )
 
     def add_observer(self, observer: EventObserver) -> None:
         self._observers.append(observer)
@@ -133,24 +124,9 @@ class Bridge:
             return Snapshot(now, now, tuple(health))
         return self.metrics.snapshot(health)
 
-    def metrics_snapshot(self) -> Snapshot:
-        """The GenAI metrics and the health figures now (``GET /metrics`` and the OTLP push read this)."""
-        health = health_families(
-            self.stats,
-            open_runs=self.mapper.open_runs,
-            export_queue_depth=self.exporter.queue_depth if self.exporter is not None else 0,
-            subscribers=self.subscriber_count(),
-        )
-        if self.metrics is None:
-            now = time.time_ns()
-            return Snapshot(now, now, tuple(health))
-        return self.metrics.snapshot(health)
-
     async def start(self) -> None:
         if self.exporter is not None:
             await self.exporter.start()
-        if self.metrics_exporter is not None:
-            await self.metrics_exporter.start()
         if self.metrics_exporter is not None:
             await self.metrics_exporter.start()
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="span-timeouts")
@@ -174,7 +150,5 @@ class Bridge:
         self.mapper.close_all(sc.CLOSE_SHUTDOWN)
         if self.exporter is not None:
             await self.exporter.shutdown()
-        if self.metrics_exporter is not None:
-            await self.metrics_exporter.shutdown()  # after close_all: the last push counts the last spans
         if self.metrics_exporter is not None:
             await self.metrics_exporter.shutdown()  # after close_all: the last push counts the last spans
