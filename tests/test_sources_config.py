@@ -5,11 +5,13 @@ from __future__ import annotations
 import pathlib
 import random
 
+import httpx
 import pytest
 
+from otel_bridge.app import create_app
 from otel_bridge.bridge import Bridge
 from otel_bridge.cli import _settings, build_parser, main
-from otel_bridge.config import ConfigError, Settings, SourceSettings, load_settings
+from otel_bridge.config import AuthSettings, ConfigError, Settings, SourceSettings, load_settings
 from otel_bridge.sources.manager import SourceManager
 from otel_bridge.sources.openintent import OpenIntentSource, Targets, targets_for
 from otel_bridge.sources.upstream import Backoff, UpstreamSource, redact_url
@@ -173,3 +175,35 @@ def test_source_settings_are_validated(field: str, value: float, message: str, t
     config.write_text(f'[[sources]]\nurl = "http://a/s"\n{field} = {value}\n')
     with pytest.raises(ConfigError, match=message):
         load_settings(config, environ={})
+
+
+async def test_sources_route_is_behind_the_token_and_shows_a_source_before_it_runs() -> None:
+    settings = Settings(
+        auth=AuthSettings(token="secret-token-1"),
+        sources=[SourceSettings(url="http://u:pw@127.0.0.1:9/s", dialect="ag-ui")],
+    )
+    app = create_app(settings)  # lifespan not run: the source never starts
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sidecar") as client:
+        assert (await client.get("/v1/sources")).status_code == 401
+        response = await client.get("/v1/sources", headers={"Authorization": "Bearer secret-token-1"})
+    assert response.json() == {
+        "sources": [
+            {
+                "name": "127.0.0.1:9/s",
+                "kind": "sse",
+                "url": "http://u:***@127.0.0.1:9/s",
+                "dialect": "ag-ui",
+                "dialect_forced": True,
+                "connected": False,
+                "last_event_time": None,
+                "events": 0,
+                "frames": 0,
+                "reconnects": 0,
+                "rejected": 0,
+                "last_rejection": None,
+                "last_event_id": None,
+                "last_error": None,
+                "last_error_time": None,
+            }
+        ]
+    }

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from otel_bridge.config import Settings
 
-PROTECTED_PREFIXES = ("/v1/events", "/v1/stream", "/v1/traces")
+PROTECTED_PREFIXES = ("/v1/events", "/v1/stream", "/v1/traces", "/v1/sources")
 """What the token guards; ``/v1/health`` and the viewer page itself stay open."""
 QUERY_TOKEN_PATHS = ("/v1/stream",)
 """Where ``?access_token=`` is accepted (EventSource cannot send headers)."""
