@@ -35,7 +35,7 @@ def sse_app(path: str, events: list[BaseModel], *, named: bool, done: bool) -> F
     async def stream() -> StreamingResponse:
         async def frames() -> AsyncIterator[str]:
             for event in events:
-                name = f"event: {getattr(event, 'type')}\n" if named else ""
+                name = f"event: {event.type}\n" if named else ""
                 yield f"{name}data: {event.model_dump_json(exclude_unset=True)}\n\n"
             if done:
                 yield "data: [DONE]\n\n"
@@ -124,7 +124,7 @@ async def test_openai_responses_stream_becomes_one_chat_span() -> None:
             stream = await client.responses.create(model="gpt-4.1", input="hi", stream=True)
             received = [event async for event in stream]
         body = await capture(f"{url}/v1/responses", json={})
-    assert [e.type for e in received] == [getattr(e, "type") for e in events]
+    assert [e.type for e in received] == [e.type for e in events]
     answer, traces = await ingest(body)
     assert (answer["dialect"], answer["rejected"]) == ("openai-responses", 0)
     assert outline(traces) == [
@@ -154,7 +154,7 @@ async def test_anthropic_stream_becomes_one_chat_span() -> None:
             )
             received = [event async for event in stream]
         body = await capture(f"{url}/v1/messages", json={})
-    assert [e.type for e in received] == [getattr(e, "type") for e in events]
+    assert [e.type for e in received] == [e.type for e in events]
     answer, traces = await ingest(body)
     assert (answer["dialect"], answer["rejected"]) == ("anthropic", 0)
     assert outline(traces) == [
