@@ -188,15 +188,9 @@ class IntentFollower:
         self._path = f"{_API}/intents/{quote(intent_id, safe='')}/events"
         self._wake = asyncio.Event()
         self._wake.set()  # read the log once straight away, before the stream even connects
-        self.stream = SSEStream(
-            source.client,
-            f"{_API}/subscribe/intents/{quote(intent_id, safe='')}",
-            headers={},
-            backoff=source.backoff(),
-            on_frames=self._on_frames,
-            on_connect=self._on_connect,
-            status=StreamStatus(redact_url(f"{source.targets.base_url}{_API}/subscribe/intents/{intent_id}")),
-        )
+        self._reconnected = asyncio.Event()
+        self._stream_path = f"{_API}/subscribe/intents/{quote(intent_id, safe='')}"
+        self.status = StreamStatus(redact_url(f"{source.targets.base_url}{self._stream_path}"))
         self._decoder = StreamDecoder(
             StreamContext(source=source.name, stream_key=intent_id, clock_ns=source.clock_ns),
             openintent_dialect.DIALECT,
@@ -211,13 +205,24 @@ class IntentFollower:
         self.counters = _IntentCounters()
 
     async def run(self) -> None:
+        """Stream and reconciler until cancelled. Run again (after a restart), it keeps what it has sent."""
+        stream = SSEStream(
+            self._source.client,
+            self._stream_path,
+            headers={},
+            backoff=self._source.backoff(),
+            on_frames=self._on_frames,
+            on_connect=self._on_connect,
+            status=self.status,
+        )
         async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(self.stream.run_forever(), name=f"openintent-sse:{self.intent_id}")
+            tasks.create_task(stream.run_forever(), name=f"openintent-sse:{self.intent_id}")
             tasks.create_task(self._reconcile_forever(), name=f"openintent-log:{self.intent_id}")
 
     def _on_connect(self) -> None:
         # Anything logged while the stream was down is in the log only.
         self._wake.set()
+        self._reconnected.set()
 
     def _on_frames(self, frames: Sequence[Frame]) -> None:
         for frame in frames:
@@ -244,8 +249,11 @@ class IntentFollower:
                 self._error(exc)
                 if isinstance(exc, UpstreamError) and not exc.retry_soon:
                     backoff.give_up_fast()
-                await asyncio.sleep(backoff.next_delay())
-                self._wake.set()  # retry straight after the pause
+                # Retry after the pause, or as soon as the stream reconnects: the server is back.
+                self._reconnected.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._reconnected.wait(), timeout=backoff.next_delay())
+                self._wake.set()
 
     def _error(self, exc: Exception) -> None:
         message = str(exc) or type(exc).__name__
@@ -341,15 +349,15 @@ class IntentFollower:
         c = self.counters
         return {
             "intent_id": self.intent_id,
-            "connected": self.stream.status.connected,
+            "connected": self.status.connected,
             "events": c.log_events,
-            "sse_frames": self.stream.status.frames,
+            "sse_frames": self.status.frames,
             "sse_events": c.sse_events,
             "sse_other_frames": c.sse_other_frames,
             "duplicates_skipped": c.duplicates,
             "reconciles": c.reconciles,
             "full_reads": c.full_reads,
-            "reconnects": self.stream.status.reconnects,
+            "reconnects": self.status.reconnects,
             "last_event_time": iso_time(c.last_event_at),
             "last_reconcile_time": iso_time(c.last_reconcile_at),
             "last_error": last[1] if (last := self.last_error()) is not None else None,
@@ -359,7 +367,7 @@ class IntentFollower:
         errors = [
             (at, message)
             for at, message in (
-                (self.stream.status.last_error_at, self.stream.status.last_error),
+                (self.status.last_error_at, self.status.last_error),
                 (self.counters.last_error_at, self.counters.last_error),
             )
             if at is not None and message is not None
@@ -444,6 +452,9 @@ class OpenIntentSource:
         try:
             async with asyncio.TaskGroup() as tasks:
                 self._tasks = tasks
+                self._watches = []
+                for follower in self.followers.values():  # run again after a restart, dedupe state kept
+                    tasks.create_task(follower.run(), name=f"openintent-intent:{follower.intent_id}")
                 for intent_id in self.targets.intents:
                     self.follow(intent_id)
                 for agent_id in self.targets.agents:
@@ -537,7 +548,7 @@ class OpenIntentSource:
         """Nothing is held back: every log entry read was sent when it was read."""
 
     def snapshot(self) -> dict[str, object]:
-        streams = [f.stream.status for f in self.followers.values()]
+        streams = [f.status for f in self.followers.values()]
         streams += [w.stream.status for w in self._watches if w.stream is not None]
         errors = [e for e in (f.last_error() for f in self.followers.values()) if e is not None]
         for watch in self._watches:

@@ -158,6 +158,7 @@ class SSEStream:
         on_frames: FrameHandler,
         on_connect: ConnectHandler | None = None,
         status: StreamStatus | None = None,
+        last_event_id: str | None = None,
     ) -> None:
         self._client = client
         self._url = url
@@ -166,7 +167,7 @@ class SSEStream:
         self._on_frames = on_frames
         self._on_connect = on_connect
         self.status = status or StreamStatus(redact_url(url))
-        self.last_event_id: str | None = None
+        self.last_event_id = last_event_id
         self._retry_ms: int | None = None
         self._got_frames = False
 
@@ -299,6 +300,7 @@ class UpstreamSource:
             backoff=backoff,
             on_frames=self._on_frames,
             status=self.status,
+            last_event_id=self.status.last_event_id,  # a restarted source resumes where it was
         )
         try:
             await self._stream.run_forever()
