@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import pathlib
 import time
 from collections import Counter
@@ -361,3 +362,32 @@ async def test_sdk_openai_adapter_streaming_lands_as_a_chat_span_with_time_to_fi
     tool = next(s for s in rec.spans if s.name.startswith("execute_tool"))
     assert tool.name == "execute_tool get_weather"
     assert tool.parent_span_id == chat.parent_span_id
+
+
+async def test_a_restarted_source_keeps_its_dedupe_state(
+    oi: OpenIntentServer, api: httpx.AsyncClient, bridge: tuple[Bridge, Recorder]
+) -> None:
+    b, rec = bridge
+    intent = await create_intent(api, "restarted source")
+    source = OpenIntentSource(b, source_settings(oi.url, intents=[intent]))
+    task = asyncio.create_task(source.run())
+    try:
+        await post_event(api, intent, "note.added", {"n": 1})
+        first = await logged_ids(api, intent)
+        await eventually(lambda: set(rec.event_ids()) == set(first), what="the first events")
+        task.cancel()  # what the manager's supervisor does before it runs a failed source again
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await post_event(api, intent, "note.added", {"n": 2})
+        task = asyncio.create_task(source.run())
+        ids = await logged_ids(api, intent)
+        await eventually(lambda: set(rec.event_ids()) == set(ids), what="the events after the restart")
+        reads = source.followers[intent].counters.reconciles
+        # Two more reads (periodic ones, nothing new was written) must not re-send anything.
+        await eventually(lambda: source.followers[intent].counters.reconciles >= reads + 2, what="two more reads")
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert rec.event_ids() == Counter({i: 1 for i in ids})
+    assert len(ids) == 3
