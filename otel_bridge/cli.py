@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--out", help="write an OTLP/JSON ExportTraceServiceRequest here ('-' for stdout)")
     replay.add_argument("--export", action="store_true", help="export over OTLP as configured by OTEL_EXPORTER_OTLP_*")
     replay.add_argument("--config", help="settings file, TOML or YAML")
+
+    from otel_bridge import tail  # the live feed in a terminal
+
+    tail.add_parser(sub)
     return parser
 
 
@@ -188,6 +192,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(_settings(args), args.log_level, demo_pace=args.pace)
         if args.command == "replay":
             return _replay(args)
+        if args.command == "tail":
+            from otel_bridge import tail
+
+            return tail.run(args)
     except ConfigError as exc:
         print(f"otel-bridge: {exc}", file=sys.stderr)
         return 2
