@@ -46,6 +46,9 @@ log = logging.getLogger(__name__)
 _MAX_RUN_AGENTS = 10_000
 """Runs whose agent is remembered (for the agent filter on events that do not name it); LRU."""
 
+_MAX_CHUNK = 64 * 1024
+"""Largest write to one subscriber (a single frame may exceed it)."""
+
 _KIND_HEADS = {kind: b"event: " + kind.value.encode() + b"\n" for kind in EventKind}
 
 
@@ -209,7 +212,7 @@ class Feed:
         initial = [retry_frame(self.settings.retry_ms)]
         if last_event_id is not None:
             initial.extend(self._resume(last_event_id, flt, format_))
-        subscriber = Subscriber(self, flt, format_, b"".join(initial))
+        subscriber = Subscriber(self, flt, format_, initial)
         self._subscribers[subscriber] = None
         return subscriber
 
@@ -298,6 +301,7 @@ class Feed:
         """Counters for ``/v1/health``."""
         return {
             "subscribers": len(self._subscribers),
+            "queued_max": max((len(s.queue) for s in self._subscribers), default=0),
             "published": self.published,
             "delivered": self.delivered,
             "ring_events": len(self._ring),
@@ -315,7 +319,7 @@ class Subscriber:
 
     __slots__ = ("_feed", "_initial", "_waiter", "closed", "dropped", "filter", "format", "lag_from", "queue", "size")
 
-    def __init__(self, feed: Feed, flt: FeedFilter | None, fmt: FeedFormat | None, initial: bytes) -> None:
+    def __init__(self, feed: Feed, flt: FeedFilter | None, fmt: FeedFormat | None, initial: list[bytes]) -> None:
         self._feed = feed
         self.filter = flt
         self.format = fmt
@@ -363,12 +367,20 @@ class Subscriber:
         self._wake()
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        """The bytes to write, as they become available: one chunk per wake-up."""
+        """The bytes to write, as they become available: what accumulated, in chunks of at most
+        ``_MAX_CHUNK`` bytes, so one write never waits long on a slow reader (the send timeout
+        measures a single write)."""
         feed = self._feed
+        pending: deque[bytes] = deque(self._initial)
+        self._initial = []
         try:
-            yield self._initial
-            self._initial = b""
+            end = False
             while True:
+                if pending:
+                    yield _take(pending, _MAX_CHUNK)
+                    continue
+                if end:
+                    return
                 queue = self.queue
                 if not queue and self.lag_from is None:
                     if self.closed:
@@ -380,16 +392,25 @@ class Subscriber:
                         self._waiter = None
                     continue
                 fmt = self.format
-                parts = [item.frame for item in queue] if fmt is None else [item.frame_for(fmt) for item in queue]
-                feed.delivered += len(parts)
+                if fmt is None:
+                    pending.extend(item.frame for item in queue)
+                else:
+                    pending.extend(item.frame_for(fmt) for item in queue)
+                feed.delivered += len(queue)
                 queue.clear()
-                end = False
                 if self.lag_from is not None:
                     more, end = feed._recover(self)
-                    parts.extend(more)
-                yield b"".join(parts)
-                if end:
-                    return
+                    pending.extend(more)
         finally:
             self.closed = True
             feed._unsubscribe(self)
+
+
+def _take(parts: deque[bytes], limit: int) -> bytes:
+    """Pop whole frames from the left, up to ``limit`` bytes (at least one)."""
+    out = [parts.popleft()]
+    size = len(out[0])
+    while parts and size + len(parts[0]) <= limit:
+        size += len(parts[0])
+        out.append(parts.popleft())
+    return b"".join(out)
