@@ -34,3 +34,10 @@ if ! "$OI/bin/python" -c "import openintent, openai, sys; sys.exit(openintent.__
   "$OI/bin/python" -m pip install --quiet --upgrade pip
   "$OI/bin/python" -m pip install --quiet "openintent[server]==$OPENINTENT_VERSION" openai
 fi
+
+# --- headless Chromium (tests/test_viewer.py: the viewer page shows a trace) ------
+# Debian's package; needs root. Without it that one test is skipped and says why.
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null) \
+    || echo "install-tools: could not install chromium; the viewer's browser test will be skipped" >&2
+fi

@@ -12,7 +12,11 @@ from importlib import resources
 from fastapi import APIRouter
 from fastapi.responses import Response
 
+from otel_bridge.model import EventKind
 from otel_bridge.sources.http_ingest import problem
+
+KINDS_PLACEHOLDER = b"{{KINDS}}"
+"""In index.html: replaced by the canonical kinds (EventSource needs a listener per event name)."""
 
 FILES = {
     "index.html": "text/html; charset=utf-8",
@@ -28,6 +32,8 @@ def _read(name: str) -> bytes:
 def viewer_router() -> APIRouter:
     router = APIRouter()
     files = {name: _read(name) for name in FILES}  # read once: a few kilobytes
+    kinds = " ".join(kind.value for kind in EventKind).encode()
+    files["index.html"] = files["index.html"].replace(KINDS_PLACEHOLDER, kinds)
 
     @router.get("/", include_in_schema=False)
     async def index() -> Response:

@@ -4,16 +4,9 @@
 "use strict";
 
 // Every canonical kind is its own SSE event name on the feed; EventSource only
-// delivers named events to listeners registered by name.
-const KINDS = [
-  "run.started", "run.finished", "run.failed",
-  "agent.started", "agent.finished", "agent.failed",
-  "step.started", "step.finished",
-  "llm.started", "llm.chunk", "llm.completed", "llm.failed",
-  "llm.stream.started", "llm.stream.ended",
-  "tool.started", "tool.completed", "tool.failed",
-  "thinking", "state.changed", "status.changed", "progress", "message", "error", "custom",
-];
+// delivers named events to listeners registered by name. The server writes the
+// kinds into the page (data-kinds), so this list never drifts from the code.
+const KINDS = (document.body.dataset.kinds || "").split(" ").filter(Boolean);
 const NOTICES = ["missed", "lagged"];
 const LIVE_MAX = 500;
 const STATUS_ERROR = 2; // OTLP Status.StatusCode.STATUS_CODE_ERROR

@@ -1,0 +1,127 @@
+"""The viewer page at ``GET /``: served, its HTML/JS contract with the API, and a trace shown in headless Chromium."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from otel_bridge.model import EventKind
+from tests.support.live import LiveServer, post, wait_for
+
+RUN = [
+    {"kind": "run.started", "run_id": "view-1", "agent": "planner"},
+    {"kind": "llm.started", "run_id": "view-1", "model": "gpt-4o", "call_id": "c1"},
+    {
+        "kind": "llm.completed",
+        "run_id": "view-1",
+        "model": "gpt-4o",
+        "call_id": "c1",
+        "usage": {"input": 5, "output": 2},
+    },
+    {"kind": "tool.started", "run_id": "view-1", "tool_name": "search", "call_id": "t1"},
+    {"kind": "tool.failed", "run_id": "view-1", "tool_name": "search", "call_id": "t1", "error": "boom"},
+    {"kind": "run.finished", "run_id": "view-1"},
+]
+
+
+@pytest.fixture
+def server() -> Iterator[LiveServer]:
+    live = LiveServer()
+    try:
+        yield live
+    finally:
+        live.stop()
+
+
+def test_the_page_and_its_two_files_are_served(server: LiveServer) -> None:
+    page = httpx.get(server.url + "/")
+    assert page.status_code == 200
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
+    kinds = re.search(r'<body data-kinds="([^"]*)">', page.text)
+    assert kinds is not None
+    assert kinds.group(1).split(" ") == [k.value for k in EventKind]  # every event name the feed can send
+    assert httpx.get(server.url + "/static/viewer.js").headers["content-type"] == "text/javascript; charset=utf-8"
+    assert httpx.get(server.url + "/static/viewer.css").headers["content-type"] == "text/css; charset=utf-8"
+    missing = httpx.get(server.url + "/static/../app.py")
+    assert missing.status_code == 404
+
+
+def test_the_script_reads_only_what_the_api_serves(server: LiveServer) -> None:
+    js = httpx.get(server.url + "/static/viewer.js").text
+    assert '"/v1/traces?limit=50"' in js
+    assert '"/v1/traces/" + traceId' in js
+    assert '"/v1/stream" + (token ? "?access_token="' in js
+    post(server.url, RUN)
+    wait_for(lambda: bool(httpx.get(server.url + "/v1/traces").json()["traces"]), what="a trace in the store")
+    summary = httpx.get(server.url + "/v1/traces").json()["traces"][0]
+    for field in set(re.findall(r"\bt\.([a-z_]+)", js)):
+        assert field in summary, field
+    feed_fields = set(re.findall(r"\bdata\.([a-z_]+)", js))
+    assert feed_fields <= {
+        "seq",
+        "timestamp_ns",
+        "run_id",
+        "name",
+        "tool_name",
+        "model",
+        "agent",
+        "original_type",
+        "duration_ms",
+        "usage",
+        "cost_usd",
+        "error",
+        "trace_id",
+    }
+    # The waterfall reads OTLP/JSON as the trace endpoint writes it.
+    trace = httpx.get(f"{server.url}/v1/traces/{summary['trace_id']}").json()
+    span = trace["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    for field in ("spanId", "parentSpanId", "startTimeUnixNano", "endTimeUnixNano", "name", "attributes"):
+        assert f".{field}" in js
+    assert {"spanId", "startTimeUnixNano", "endTimeUnixNano", "name", "attributes"} <= span.keys()
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="headless Chromium is not installed (scripts/install-tools.sh installs it)"
+)
+def test_headless_chromium_shows_the_trace_waterfall(server: LiveServer) -> None:
+    assert CHROMIUM is not None
+    post(server.url, RUN)
+    wait_for(lambda: len(server.app.state.bridge.store) == 1, what="the trace in the store")
+    summary = httpx.get(server.url + "/v1/traces").json()["traces"][0]
+    wait_for(
+        lambda: httpx.get(server.url + "/v1/traces").json()["traces"][0]["span_count"] == 3, what="all three spans"
+    )
+    trace = httpx.get(f"{server.url}/v1/traces/{summary['trace_id']}").json()
+    spans = {s["spanId"]: s["name"] for s in trace["resourceSpans"][0]["scopeSpans"][0]["spans"]}
+    dom = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+            f"{server.url}/#trace={summary['trace_id']}&live=0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert f'<tr data-trace-id="{summary["trace_id"]}" class="error selected">' in dom
+    shown = dict(
+        re.findall(
+            r'<div class="span(?: error)?" data-span-id="([0-9a-f]{16})">.*?<div class="label"[^>]*>([^<]*)</div>', dom
+        )
+    )
+    assert shown == spans
+    assert re.search(r'<div class="span error" data-span-id="[0-9a-f]{16}">.*?>execute_tool search<', dom)
