@@ -41,6 +41,8 @@ class MappingSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Span events per span (the SDK default); extra ones are counted, not kept."""
     max_finished_runs: int = 10_000
     """Finished runs remembered so that late events join the same trace."""
+    max_event_ids_per_run: int = 100_000
+    """Producer event ids remembered per open run, so a re-sent event is mapped once."""
     run_idle_timeout_s: float = 300.0
     """A run with no event for this long is closed."""
     span_timeout_s: float = 600.0
