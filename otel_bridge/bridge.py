@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import operator
 import time
 from collections.abc import Callable, Sequence
 
@@ -20,6 +21,7 @@ from otel_bridge.config import Settings
 from otel_bridge.mapping.lifecycle import Pricer, SpanMapper
 from otel_bridge.model import AgentEvent, AttributeValue, Placement
 from otel_bridge.sinks.base import FanoutSink, SpanSink
+from otel_bridge.sinks.export_process import ProcessExporter
 from otel_bridge.sinks.metrics import GenAiMetrics, Snapshot, health_families
 from otel_bridge.sinks.otlp import OtlpExporter
 from otel_bridge.sinks.otlp_metrics import OtlpMetricsExporter
@@ -46,6 +48,9 @@ def resource_for(settings: Settings) -> dict[str, AttributeValue]:
     return resource
 
 
+_TIMESTAMP = operator.attrgetter("timestamp_ns")
+
+
 def in_time_order(events: Sequence[AgentEvent]) -> Sequence[AgentEvent]:
     """A batch whose events all carry their own timestamps is mapped in time order.
 
@@ -54,7 +59,7 @@ def in_time_order(events: Sequence[AgentEvent]) -> Sequence[AgentEvent]:
     producer's order for equal times. Arrival-stamped batches keep their order.
     """
     if len(events) > 1 and all(e.timestamp_from_source for e in events):
-        return sorted(events, key=lambda e: e.timestamp_ns)
+        return sorted(events, key=_TIMESTAMP)
     return events
 
 
@@ -73,11 +78,10 @@ class Bridge:
         self.stats = Stats()
         self.resource = resource_for(settings)
         self.store = TraceStore(settings.store, self.stats) if settings.store.enabled else None
-        self.exporter = (
-            OtlpExporter(settings.otlp, self.stats, self.resource, SCOPE, sc.SCHEMA_URL)
-            if settings.otlp.endpoint
-            else None
-        )
+        self.exporter: OtlpExporter | ProcessExporter | None = None
+        if settings.otlp.endpoint:
+            exporter_class = ProcessExporter if settings.otlp.worker_process else OtlpExporter
+            self.exporter = exporter_class(settings.otlp, self.stats, self.resource, SCOPE, sc.SCHEMA_URL)
         sinks: list[SpanSink] = [s for s in (self.store, self.exporter) if s is not None]
         self.metrics = GenAiMetrics(settings.metrics, self.stats) if settings.metrics.enabled else None
         if self.metrics is not None:

@@ -96,6 +96,8 @@ class OtlpSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Spans waiting to be exported; past it new spans are dropped and counted."""
     max_retry_s: float = 30.0
     """Total time spent retrying one batch on transient failures."""
+    worker_process: bool = True
+    """Encode and send in a child process (the second core); spans cross a pipe as msgpack."""
 
     def __post_init__(self) -> None:
         for name in ("timeout_s", "max_batch_spans", "schedule_delay_s", "max_queue_spans", "max_retry_s"):

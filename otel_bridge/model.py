@@ -150,9 +150,9 @@ class StatusCode(IntEnum):
     ERROR = 2
 
 
-AttributeValue: TypeAlias = (
-    str | bool | int | float | tuple[str, ...] | tuple[int, ...] | tuple[float, ...] | tuple[bool, ...]
-)
+# One array type (not one per element type): msgspec can then decode span records
+# sent between processes, and OTLP arrays may hold any scalar anyway.
+AttributeValue: TypeAlias = str | bool | int | float | tuple[str | bool | int | float, ...]
 Attributes: TypeAlias = dict[str, AttributeValue]
 
 

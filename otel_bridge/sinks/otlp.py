@@ -26,6 +26,7 @@ from urllib.parse import urlparse
 
 import httpx
 
+from otel_bridge.aio import wait_event
 from otel_bridge.config import OtlpSettings
 from otel_bridge.model import AttributeValue, SpanRecord
 from otel_bridge.sinks import otlp_json
@@ -250,8 +251,7 @@ class OtlpExporter:
         while True:
             if len(self._queue) < self._s.max_batch_spans and not self._stopping:
                 self._wakeup.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), self._s.schedule_delay_s)
+                await wait_event(self._wakeup, self._s.schedule_delay_s)
             if self._stopping:
                 # Final drain, bounded by one export timeout.
                 await self._drain(time.monotonic() + self._s.timeout_s)

@@ -45,7 +45,6 @@ locks; ``bridge.submit`` is called from the reconcilers only.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import re
@@ -57,6 +56,7 @@ from urllib.parse import quote
 import httpx
 import msgspec
 
+from otel_bridge.aio import wait_event
 from otel_bridge.bridge import Bridge
 from otel_bridge.config import SourceSettings
 from otel_bridge.dialects import openintent as openintent_dialect
@@ -239,8 +239,7 @@ class IntentFollower:
     async def _reconcile_forever(self) -> None:
         backoff = self._source.backoff()
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
+            await wait_event(self._wake, self._interval)
             self._wake.clear()
             try:
                 await self.reconcile()
@@ -251,8 +250,7 @@ class IntentFollower:
                     backoff.give_up_fast()
                 # Retry after the pause, or as soon as the stream reconnects: the server is back.
                 self._reconnected.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._reconnected.wait(), timeout=backoff.next_delay())
+                await wait_event(self._reconnected, backoff.next_delay())
                 self._wake.set()
 
     def _error(self, exc: Exception) -> None:
@@ -521,8 +519,7 @@ class OpenIntentSource:
         async def discover_forever() -> None:
             backoff = self.backoff()
             while True:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), timeout=self.settings.reconcile_interval_s)
+                await wait_event(wake, self.settings.reconcile_interval_s)
                 wake.clear()
                 try:
                     members = _decode_members(await _get_json(self.client, members_path))

@@ -1,0 +1,62 @@
+"""The OTLP export worker process: spans cross a pipe, a real collector receives them, counters come back."""
+
+from __future__ import annotations
+
+import asyncio
+
+from otel_bridge.config import OtlpSettings
+from otel_bridge.model import SpanKind, SpanRecord, StatusCode
+from otel_bridge.sinks.export_process import ProcessExporter
+from otel_bridge.stats import Stats
+from tests.support.ports import free_port
+from tests.support.rotel import Rotel
+
+
+def span(i: int) -> SpanRecord:
+    return SpanRecord(
+        trace_id=bytes(16 * [3]), span_id=(i + 1).to_bytes(8, "big"), parent_span_id=None, name=f"chat m{i}",
+        kind=SpanKind.CLIENT, start_ns=1_800_000_000_000_000_000, end_ns=1_800_000_000_100_000_000,
+        attributes={"gen_ai.operation.name": "chat", "n": i, "f": 0.5, "arr": ("a", "b")},
+        status_code=StatusCode.ERROR if i % 2 else StatusCode.UNSET,
+    )  # fmt: skip
+
+
+async def test_spans_reach_a_real_collector_through_the_worker(rotel: Rotel) -> None:
+    stats = Stats()
+    settings = OtlpSettings(endpoint=rotel.http_endpoint + "/v1/traces", schedule_delay_s=0.02)
+    exporter = ProcessExporter(settings, stats, {"service.name": "worker-test"}, ("t", "1"), "")
+    await exporter.start()
+    exporter.consume([span(i) for i in range(700)])
+    await exporter.shutdown()  # drains through the child before it exits
+    assert stats.spans_exported == {"otlp": 700}
+    assert stats.dropped == {}
+    received = await asyncio.to_thread(rotel.wait_for_spans, lambda s: len(s) >= 700)
+    by_name = {s.name: s for s in received}
+    assert len(by_name) == 700
+    s5 = by_name["chat m5"]
+    assert s5.status.code == 2
+    assert {kv.key: kv.value for kv in s5.attributes}["arr"].array_value.values[1].string_value == "b"
+
+
+async def test_export_failures_in_the_worker_are_counted_in_the_parent() -> None:
+    stats = Stats()
+    settings = OtlpSettings(
+        endpoint=f"http://127.0.0.1:{free_port()}/v1/traces", schedule_delay_s=0.02, timeout_s=0.5, max_retry_s=0.5
+    )
+    exporter = ProcessExporter(settings, stats, {}, ("t", "1"), "")
+    await exporter.start()
+    exporter.consume([span(i) for i in range(3)])
+    await exporter.shutdown()
+    assert stats.spans_exported == {}
+    assert stats.spans_export_failed == {"otlp": 3}
+    assert stats.dropped == {"export_retries_exhausted": 3}
+    assert exporter.last_error is not None
+    assert "ConnectError" in exporter.last_error
+
+
+async def test_shutdown_without_start_counts_what_was_queued() -> None:
+    stats = Stats()
+    exporter = ProcessExporter(OtlpSettings(endpoint="http://127.0.0.1:9/v1/traces"), stats, {}, ("t", "1"), "")
+    exporter.consume([span(1)])
+    await exporter.shutdown()
+    assert stats.dropped == {"export_shutdown": 1}
