@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
@@ -24,8 +27,16 @@ from otel_bridge.web.traces import traces_router
 from otel_bridge.web.viewer import viewer_router
 
 
-def create_app(settings: Settings, bridge: Bridge | None = None) -> FastAPI:
-    """The sidecar's ASGI app. The bridge starts and stops with the app's lifespan."""
+def create_app(
+    settings: Settings,
+    bridge: Bridge | None = None,
+    companions: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
+) -> FastAPI:
+    """The sidecar's ASGI app. The bridge starts and stops with the app's lifespan.
+
+    ``companions`` are coroutines run for the app's lifetime once it serves
+    (the demo agent); they are cancelled at shutdown, before the bridge stops.
+    """
     bridge = bridge or Bridge(settings, pricer=pricer_from_settings(settings.pricing))
     sources = SourceManager(bridge, settings.sources)  # validates every source now: a bad one fails startup
 
@@ -34,9 +45,15 @@ def create_app(settings: Settings, bridge: Bridge | None = None) -> FastAPI:
         await bridge.start()
         # Sources start after the bridge and stop before it: none submits into a closed bridge.
         await sources.start()
+        running = [asyncio.create_task(companion(), name="companion") for companion in companions]
         try:
             yield
         finally:
+            for task in running:
+                task.cancel()
+            for task in running:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             try:
                 await sources.shutdown()
             finally:

@@ -88,16 +88,14 @@ def _serve(settings: Settings, log_level: str, demo_pace: float | None = None) -
 
     from otel_bridge.app import create_app
 
-    app = create_app(settings)
+    companions = []
     if demo_pace is not None:
         from otel_bridge.demo import DemoAgent
 
         host = "127.0.0.1" if settings.server.host in ("0.0.0.0", "::") else settings.server.host
-        agent = DemoAgent(f"http://{host}:{settings.server.port}", pace=demo_pace)
-
-        @app.on_event("startup")
-        async def _start_demo() -> None:  # pragma: no cover - exercised by the demo itself
-            app.state.demo_task = asyncio.get_running_loop().create_task(agent.run_forever())
+        agent = DemoAgent(f"http://{host}:{settings.server.port}", pace=demo_pace, token=settings.auth.token)
+        companions.append(agent.run_forever)
+    app = create_app(settings, companions=companions)
 
     where = f"http://{settings.server.host}:{settings.server.port}"
     export = settings.otlp.endpoint or "off (embedded store only)"
