@@ -117,8 +117,9 @@ def _serve(settings: Settings, log_level: str, demo_pace: float | None = None) -
 
 def _replay(args: argparse.Namespace) -> int:
     from otel_bridge import semconv as sc
-    from otel_bridge.bridge import SCOPE, Bridge
+    from otel_bridge.bridge import SCOPE, Bridge, resource_for
     from otel_bridge.dialects.registry import UnknownDialectError
+    from otel_bridge.mapping.pricing import pricer_from_settings
     from otel_bridge.sinks import otlp_json
     from otel_bridge.sinks.base import ListSink
     from otel_bridge.sources.replay import replay_files
@@ -140,7 +141,7 @@ def _replay(args: argparse.Namespace) -> int:
     sink = ListSink()
 
     async def run() -> int:
-        bridge = Bridge(settings, extra_sinks=[sink])
+        bridge = Bridge(settings, extra_sinks=[sink], pricer=pricer_from_settings(settings.pricing))
         await bridge.start()
         try:
             reports = replay_files(bridge, args.files, args.dialect)
@@ -169,7 +170,7 @@ def _replay(args: argparse.Namespace) -> int:
         print(f"otel-bridge replay: {exc}", file=sys.stderr)
         return 2
     if args.out:
-        body = otlp_json.encode_request(sink.spans, Bridge(settings).resource, SCOPE[0], SCOPE[1], sc.SCHEMA_URL)
+        body = otlp_json.encode_request(sink.spans, resource_for(settings), SCOPE[0], SCOPE[1], sc.SCHEMA_URL)
         if args.out == "-":
             sys.stdout.buffer.write(body + b"\n")
         else:

@@ -65,3 +65,31 @@ def test_replay_errors_are_clear(tmp_path: pathlib.Path) -> None:
     no_endpoint = replay(str(samples_dir() / FILES[0]), "--export")
     assert no_endpoint.returncode == 2
     assert "OTEL_EXPORTER_OTLP_ENDPOINT" in no_endpoint.stderr
+
+
+def test_replay_prices_llm_calls_like_the_server(tmp_path: pathlib.Path) -> None:
+    capture = tmp_path / "priced.ndjson"
+    capture.write_text(
+        '{"kind":"llm.completed","run_id":"p1","provider":"openai","model":"gpt-4o",'
+        '"usage":{"input":1000000,"output":0},"timestamp":1800000000000000000}\n'
+        '{"kind":"llm.completed","run_id":"p2","model":"no-such-model","usage":{"input":5},'
+        '"timestamp":1800000000000000000}\n'
+    )
+    out = tmp_path / "priced.json"
+    assert replay(str(capture), "--out", str(out)).returncode == 0
+    request = json_format.Parse(out.read_text(), ExportTraceServiceRequest())
+    costs = {
+        s.name: {kv.key: kv.value.double_value for kv in s.attributes}.get("gen_ai.usage.cost")
+        for s in request.resource_spans[0].scope_spans[0].spans
+        if s.name.startswith("chat")
+    }
+    from otel_bridge.config import PricingSettings
+    from otel_bridge.mapping.pricing import pricer_from_settings
+    from otel_bridge.model import TokenUsage
+
+    pricer = pricer_from_settings(PricingSettings())
+    assert pricer is not None
+    assert costs == {
+        "chat gpt-4o": pricer("openai", "gpt-4o", TokenUsage(input=1_000_000, output=0)),
+        "chat no-such-model": None,
+    }
