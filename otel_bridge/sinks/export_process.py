@@ -24,14 +24,13 @@ import contextlib
 import logging
 import struct
 import sys
-from collections import deque
 from collections.abc import Sequence
 
 import msgspec
 
-from otel_bridge.aio import wait_event
 from otel_bridge.config import OtlpSettings
 from otel_bridge.model import AttributeValue, SpanRecord
+from otel_bridge.sinks.base import BatchQueue
 from otel_bridge.stats import Stats
 
 log = logging.getLogger(__name__)
@@ -130,8 +129,7 @@ class ProcessExporter:
         self._s = settings
         self._stats = stats
         self._init = msgspec.msgpack.encode(_Init(settings, resource, scope, schema_url))
-        self._queue: deque[SpanRecord] = deque()
-        self._wakeup = asyncio.Event()
+        self._queue = BatchQueue(settings.max_queue_spans, settings.max_batch_spans, stats)
         self._encode = msgspec.msgpack.Encoder().encode
         self._decode_report = msgspec.msgpack.Decoder(_Report).decode
         self._seen = _Report(0, 0, {}, 0, None)
@@ -149,13 +147,7 @@ class ProcessExporter:
         return self._seen.last_error
 
     def consume(self, spans: Sequence[SpanRecord]) -> None:
-        room = self._s.max_queue_spans - len(self._queue)
-        if room < len(spans):
-            self._stats.drop("export_queue_full", len(spans) - max(room, 0))
-            spans = spans[: max(room, 0)]
-        self._queue.extend(spans)
-        if len(self._queue) >= self._s.max_batch_spans:
-            self._wakeup.set()
+        self._queue.offer(spans)
 
     async def start(self) -> None:
         self._proc = await asyncio.create_subprocess_exec(
@@ -196,37 +188,33 @@ class ProcessExporter:
         assert self._proc.stdin is not None
         stdin = self._proc.stdin
         while True:
-            if len(self._queue) < self._s.max_batch_spans and not self._stopping:
-                self._wakeup.clear()
-                await wait_event(self._wakeup, self._s.schedule_delay_s)
+            if not self._stopping:
+                await self._queue.wait_batch(self._s.schedule_delay_s)
             while self._queue:
-                n = min(len(self._queue), self._s.max_batch_spans)
-                batch = [self._queue.popleft() for _ in range(n)]
+                batch = self._queue.take()
                 try:
                     stdin.write(_frame(self._encode(batch)))
                     await stdin.drain()
                 except (ConnectionError, RuntimeError) as exc:
-                    self._stats.drop("export_worker_gone", n + len(self._queue))
-                    self._queue.clear()
+                    self._stats.drop("export_worker_gone", len(batch) + self._queue.clear())
                     log.error("cannot hand spans to the OTLP export worker: %s", exc)
             if self._stopping:
                 return
 
     async def force_flush(self, timeout_s: float | None = None) -> None:
         """Hand everything queued to the child now (it exports on its own schedule)."""
-        self._wakeup.set()
+        self._queue.wake()
         await asyncio.sleep(0)
 
     async def shutdown(self) -> None:
         """Drain to the child, let it export what it holds (bounded), then stop it."""
         self._stopping = True
-        self._wakeup.set()
+        self._queue.wake()
         if self._pump_task is not None:
             await self._pump_task
         if self._proc is None:
             if self._queue:
-                self._stats.drop("export_shutdown", len(self._queue))
-                self._queue.clear()
+                self._stats.drop("export_shutdown", self._queue.clear())
             return
         assert self._proc.stdin is not None
         with contextlib.suppress(ConnectionError, RuntimeError):

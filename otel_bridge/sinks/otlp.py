@@ -18,7 +18,6 @@ import gzip
 import logging
 import random
 import time
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -26,10 +25,10 @@ from urllib.parse import urlparse
 
 import httpx
 
-from otel_bridge.aio import wait_event
 from otel_bridge.config import OtlpSettings
 from otel_bridge.model import AttributeValue, SpanRecord
 from otel_bridge.sinks import otlp_json
+from otel_bridge.sinks.base import BatchQueue
 from otel_bridge.sinks.otlp_proto import ProtoEncoder
 from otel_bridge.stats import Stats
 
@@ -214,8 +213,7 @@ class OtlpExporter:
     ) -> None:
         self._s = settings
         self._stats = stats
-        self._queue: deque[SpanRecord] = deque()
-        self._wakeup = asyncio.Event()
+        self._queue = BatchQueue(settings.max_queue_spans, settings.max_batch_spans, stats)
         self._task: asyncio.Task[None] | None = None
         self._transport = transport
         self._proto = ProtoEncoder(resource, scope[0], scope[1], schema_url)
@@ -228,14 +226,7 @@ class OtlpExporter:
         return len(self._queue)
 
     def consume(self, spans: Sequence[SpanRecord]) -> None:
-        room = self._s.max_queue_spans - len(self._queue)
-        if room < len(spans):
-            dropped = len(spans) - max(room, 0)
-            self._stats.drop("export_queue_full", dropped)
-            spans = spans[: max(room, 0)]
-        self._queue.extend(spans)
-        if len(self._queue) >= self._s.max_batch_spans:
-            self._wakeup.set()
+        self._queue.offer(spans)
 
     def encode(self, batch: Sequence[SpanRecord]) -> bytes:
         if self._s.protocol == "http/json":
@@ -249,9 +240,8 @@ class OtlpExporter:
 
     async def _run(self) -> None:
         while True:
-            if len(self._queue) < self._s.max_batch_spans and not self._stopping:
-                self._wakeup.clear()
-                await wait_event(self._wakeup, self._s.schedule_delay_s)
+            if not self._stopping:
+                await self._queue.wait_batch(self._s.schedule_delay_s)
             if self._stopping:
                 # Final drain, bounded by one export timeout.
                 await self._drain(time.monotonic() + self._s.timeout_s)
@@ -260,9 +250,7 @@ class OtlpExporter:
 
     async def _drain(self, deadline: float) -> None:
         while self._queue:
-            n = min(len(self._queue), self._s.max_batch_spans)
-            batch = [self._queue.popleft() for _ in range(n)]
-            await self._export(batch, deadline)
+            await self._export(self._queue.take(), deadline)
 
     async def _export(self, batch: list[SpanRecord], deadline: float) -> None:
         assert self._transport is not None
@@ -305,7 +293,7 @@ class OtlpExporter:
     async def shutdown(self) -> None:
         """Export what is queued (bounded by the export timeout, twice), then close."""
         self._stopping = True
-        self._wakeup.set()
+        self._queue.wake()
         if self._task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), 2 * self._s.timeout_s + 1)
@@ -314,7 +302,6 @@ class OtlpExporter:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._task
         if self._queue:
-            self._stats.drop("export_shutdown", len(self._queue))
-            self._queue.clear()
+            self._stats.drop("export_shutdown", self._queue.clear())
         if self._transport is not None:
             await self._transport.close()
