@@ -137,6 +137,7 @@ class _Run:
     usage: TokenUsage | None = None
     cost: float | None = None
     seen_event_ids: set[str] = field(default_factory=set)
+    created_by: AgentEvent | None = None  # the event that opened the run
 
 
 @dataclass(frozen=True)
@@ -274,7 +275,7 @@ class SpanMapper:
             last_active=self._clock(),
         )
         root.attributes.update(attrs.run_start_pairs(event))
-        return _Run(run_id=event.run_id, trace_id=trace_id, root=root)
+        return _Run(run_id=event.run_id, trace_id=trace_id, root=root, created_by=event)
 
     def _continuation(self, event: AgentEvent, finished: _Finished) -> _Run:
         """A late event for a finished run: a child of its root, in the same trace."""
@@ -300,7 +301,8 @@ class SpanMapper:
     def _on_run_started(self, run: _Run, event: AgentEvent) -> Placement:
         root = run.root
         root.start_ns = min(root.start_ns, event.timestamp_ns)
-        root.attributes.update(attrs.run_start_pairs(event))
+        if run.created_by is not event:  # a run this event created already has its attributes
+            root.attributes.update(attrs.run_start_pairs(event))
         self._touch(root, event)
         return Placement(run.trace_id, root.span_id, root.parent_span_id)
 
