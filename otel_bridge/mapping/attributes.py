@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import msgspec
 
 from otel_bridge import semconv as sc
-from otel_bridge.model import AgentEvent, AttributeValue, EventKind, TokenUsage
+from otel_bridge.model import AgentEvent, Attributes, AttributeValue, EventKind, TokenUsage
 
 Pair = tuple[str, AttributeValue]
 
@@ -59,18 +59,27 @@ def error_type_for(event: AgentEvent) -> str:
 
 
 def usage_pairs(usage: TokenUsage | None, latest: bool) -> Iterator[Pair]:
-    if usage is None:
-        return
+    if usage is not None:
+        yield from usage_attributes(usage, latest).items()
+
+
+def usage_attributes(usage: TokenUsage, latest: bool) -> Attributes:
+    out: Attributes = {}
     if usage.input is not None:
-        yield sc.GEN_AI_USAGE_INPUT_TOKENS, usage.input
+        out[sc.GEN_AI_USAGE_INPUT_TOKENS] = usage.input
     if usage.output is not None:
-        yield sc.GEN_AI_USAGE_OUTPUT_TOKENS, usage.output
+        out[sc.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output
     if usage.cache_read is not None:
-        yield sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, usage.cache_read
+        out[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read
     if usage.cache_creation is not None:
-        yield sc.cache_creation_key(latest), usage.cache_creation
+        out[sc.cache_creation_key(latest)] = usage.cache_creation
     if usage.reasoning is not None:
-        yield sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, usage.reasoning
+        out[sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning
+    return out
+
+
+# The per-span functions below build a dict rather than yield pairs: they run for
+# every span start and end, and a dict is about half the cost of a generator.
 
 
 def common_pairs(event: AgentEvent) -> Iterator[Pair]:
@@ -80,17 +89,27 @@ def common_pairs(event: AgentEvent) -> Iterator[Pair]:
         yield sc.GEN_AI_CONVERSATION_ID, event.conversation_id
 
 
-def run_start_pairs(event: AgentEvent) -> Iterator[Pair]:
-    yield sc.GEN_AI_OPERATION_NAME, sc.OP_INVOKE_AGENT
-    yield sc.BRIDGE_RUN_ID, event.run_id
-    yield sc.BRIDGE_SOURCE, event.source
-    yield from common_pairs(event)
+def _common(out: Attributes, event: AgentEvent) -> Attributes:
+    out[sc.BRIDGE_DIALECT] = event.dialect
+    if event.conversation_id is not None:
+        out[sc.GEN_AI_CONVERSATION_ID] = event.conversation_id
+    return out
+
+
+def run_start_attributes(event: AgentEvent) -> Attributes:
+    out: Attributes = {
+        sc.GEN_AI_OPERATION_NAME: sc.OP_INVOKE_AGENT,
+        sc.BRIDGE_RUN_ID: event.run_id,
+        sc.BRIDGE_SOURCE: event.source,
+    }
+    _common(out, event)
     if event.kind in _RUN_KINDS:
-        yield from agent_pairs(event)
+        out.update(agent_pairs(event))
     elif event.agent is not None:
-        yield sc.GEN_AI_AGENT_NAME, event.agent
+        out[sc.GEN_AI_AGENT_NAME] = event.agent
     if event.parent_run_id is not None:
-        yield sc.BRIDGE_PARENT_RUN_ID, event.parent_run_id
+        out[sc.BRIDGE_PARENT_RUN_ID] = event.parent_run_id
+    return out
 
 
 def agent_pairs(event: AgentEvent) -> Iterator[Pair]:
@@ -103,54 +122,57 @@ def agent_pairs(event: AgentEvent) -> Iterator[Pair]:
         yield sc.GEN_AI_REQUEST_MODEL, event.model
 
 
-def llm_start_pairs(event: AgentEvent) -> Iterator[Pair]:
+def llm_start_attributes(event: AgentEvent) -> Attributes:
     """Set at span start (samplers read these)."""
-    yield sc.GEN_AI_OPERATION_NAME, sc.OP_CHAT
+    out: Attributes = {sc.GEN_AI_OPERATION_NAME: sc.OP_CHAT}
     provider = provider_for(event.provider, event.model)
     if provider is not None:
-        yield sc.GEN_AI_PROVIDER_NAME, provider
+        out[sc.GEN_AI_PROVIDER_NAME] = provider
     if event.model is not None:
-        yield sc.GEN_AI_REQUEST_MODEL, event.model
+        out[sc.GEN_AI_REQUEST_MODEL] = event.model
     if event.stream:
         # Conditionally required: present (true) only when streaming.
-        yield sc.GEN_AI_REQUEST_STREAM, True
+        out[sc.GEN_AI_REQUEST_STREAM] = True
     if event.temperature is not None:
-        yield sc.GEN_AI_REQUEST_TEMPERATURE, event.temperature
+        out[sc.GEN_AI_REQUEST_TEMPERATURE] = event.temperature
     if event.max_tokens is not None:
-        yield sc.GEN_AI_REQUEST_MAX_TOKENS, event.max_tokens
+        out[sc.GEN_AI_REQUEST_MAX_TOKENS] = event.max_tokens
     if event.top_p is not None:
-        yield sc.GEN_AI_REQUEST_TOP_P, event.top_p
+        out[sc.GEN_AI_REQUEST_TOP_P] = event.top_p
     if event.call_id is not None:
-        yield sc.BRIDGE_CALL_ID, event.call_id
-    yield from common_pairs(event)
+        out[sc.BRIDGE_CALL_ID] = event.call_id
+    return _common(out, event)
 
 
-def llm_end_pairs(event: AgentEvent, latest: bool) -> Iterator[Pair]:
+def llm_end_attributes(event: AgentEvent, latest: bool) -> Attributes:
     """Set when the call completes or fails."""
+    out: Attributes = {}
     provider = provider_for(event.provider, event.model or event.response_model)
     if provider is not None:
-        yield sc.GEN_AI_PROVIDER_NAME, provider
+        out[sc.GEN_AI_PROVIDER_NAME] = provider
     if event.model is not None:
-        yield sc.GEN_AI_REQUEST_MODEL, event.model
+        out[sc.GEN_AI_REQUEST_MODEL] = event.model
     # A failed call has no response: its model is only echoed back on success.
     response_model = event.response_model or (event.model if event.kind is EventKind.LLM_COMPLETED else None)
     if response_model is not None:
-        yield sc.GEN_AI_RESPONSE_MODEL, response_model
+        out[sc.GEN_AI_RESPONSE_MODEL] = response_model
     if event.response_id is not None:
-        yield sc.GEN_AI_RESPONSE_ID, event.response_id
+        out[sc.GEN_AI_RESPONSE_ID] = event.response_id
     if event.finish_reasons is not None:
-        yield sc.GEN_AI_RESPONSE_FINISH_REASONS, event.finish_reasons
-    yield from usage_pairs(event.usage, latest)
+        out[sc.GEN_AI_RESPONSE_FINISH_REASONS] = event.finish_reasons
+    if event.usage is not None:
+        out.update(usage_attributes(event.usage, latest))
+    return out
 
 
-def tool_start_pairs(event: AgentEvent) -> Iterator[Pair]:
-    yield sc.GEN_AI_OPERATION_NAME, sc.OP_EXECUTE_TOOL
+def tool_start_attributes(event: AgentEvent) -> Attributes:
+    out: Attributes = {sc.GEN_AI_OPERATION_NAME: sc.OP_EXECUTE_TOOL}
     if event.tool_name is not None:
-        yield sc.GEN_AI_TOOL_NAME, event.tool_name
+        out[sc.GEN_AI_TOOL_NAME] = event.tool_name
     if event.call_id is not None:
-        yield sc.GEN_AI_TOOL_CALL_ID, event.call_id
-    yield sc.GEN_AI_TOOL_TYPE, event.tool_type or sc.TOOL_TYPE_FUNCTION
-    yield from common_pairs(event)
+        out[sc.GEN_AI_TOOL_CALL_ID] = event.call_id
+    out[sc.GEN_AI_TOOL_TYPE] = event.tool_type or sc.TOOL_TYPE_FUNCTION
+    return _common(out, event)
 
 
 def tool_content_pairs(event: AgentEvent, limit: int) -> Iterator[Pair]:

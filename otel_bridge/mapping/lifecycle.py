@@ -274,7 +274,7 @@ class SpanMapper:
             last_ns=event.timestamp_ns,
             last_active=self._clock(),
         )
-        root.attributes.update(attrs.run_start_pairs(event))
+        root.attributes.update(attrs.run_start_attributes(event))
         return _Run(run_id=event.run_id, trace_id=trace_id, root=root, created_by=event)
 
     def _continuation(self, event: AgentEvent, finished: _Finished) -> _Run:
@@ -291,7 +291,7 @@ class SpanMapper:
             last_ns=event.timestamp_ns,
             last_active=self._clock(),
         )
-        root.attributes.update(attrs.run_start_pairs(event))
+        root.attributes.update(attrs.run_start_attributes(event))
         if finished.agent is not None:
             root.attributes.setdefault(sc.GEN_AI_AGENT_NAME, finished.agent)
         self._stats.continuations += 1
@@ -302,7 +302,7 @@ class SpanMapper:
         root = run.root
         root.start_ns = min(root.start_ns, event.timestamp_ns)
         if run.created_by is not event:  # a run this event created already has its attributes
-            root.attributes.update(attrs.run_start_pairs(event))
+            root.attributes.update(attrs.run_start_attributes(event))
         self._touch(root, event)
         return Placement(run.trace_id, root.span_id, root.parent_span_id)
 
@@ -381,7 +381,7 @@ class SpanMapper:
             last_ns=event.timestamp_ns,
             last_active=now,
         )
-        span.attributes.update(self._start_pairs(op, event))
+        span.attributes.update(self._start_attributes(op, event))
         if op == _OP_LLM and event.stream:
             span.streaming = True
         if event.inferred:
@@ -401,21 +401,18 @@ class SpanMapper:
             self._close_incomplete(run, oldest, sc.CLOSE_EVICTED, oldest.last_ns)
         return span
 
-    def _start_pairs(self, op: str, event: AgentEvent) -> Iterable[attrs.Pair]:
+    def _start_attributes(self, op: str, event: AgentEvent) -> Attributes:
         if op == _OP_LLM:
-            return attrs.llm_start_pairs(event)
+            return attrs.llm_start_attributes(event)
         if op == _OP_TOOL:
-            return attrs.tool_start_pairs(event)
+            return attrs.tool_start_attributes(event)
+        out: Attributes = dict(attrs.common_pairs(event))
         if op == _OP_AGENT:
-            return [
-                (sc.GEN_AI_OPERATION_NAME, sc.OP_INVOKE_AGENT),
-                *attrs.agent_pairs(event),
-                *attrs.common_pairs(event),
-            ]
-        pairs: list[attrs.Pair] = list(attrs.common_pairs(event))
-        if event.name is not None:
-            pairs.append((sc.BRIDGE_STEP_NAME, event.name))
-        return pairs
+            out[sc.GEN_AI_OPERATION_NAME] = sc.OP_INVOKE_AGENT
+            out.update(attrs.agent_pairs(event))
+        elif event.name is not None:
+            out[sc.BRIDGE_STEP_NAME] = event.name
+        return out
 
     def _on_span_end(self, run: _Run, event: AgentEvent, op: str, now: float) -> Placement:
         key = self._span_key(run, op, event, starting=False)
@@ -432,7 +429,8 @@ class SpanMapper:
             # Arrival times say nothing about the producer's clock: trust its duration.
             end = max(end, span.start_ns + int(event.duration_ms * 1e6))
         self._touch(span, event)
-        span.attributes.update(self._start_pairs(op, event) if op != _OP_LLM else ())
+        if op != _OP_LLM:
+            span.attributes.update(self._start_attributes(op, event))
         cost: float | None = None
         if op == _OP_LLM:
             cost = self._complete_llm(run, span, event)
@@ -448,7 +446,7 @@ class SpanMapper:
 
     def _complete_llm(self, run: _Run, span: _Span, event: AgentEvent) -> float | None:
         """Set the completion attributes; return the call's priced cost, if any."""
-        span.attributes.update(attrs.llm_end_pairs(event, self._s.latest_semconv))
+        span.attributes.update(attrs.llm_end_attributes(event, self._s.latest_semconv))
         if event.stream:
             span.streaming = True
         if span.streaming:
@@ -596,7 +594,7 @@ class SpanMapper:
         if reason != sc.CLOSE_RUN_ENDED:
             root.attributes[sc.BRIDGE_CLOSE_REASON] = reason
         if run.usage is not None:
-            root.attributes.update(attrs.usage_pairs(run.usage, self._s.latest_semconv))
+            root.attributes.update(attrs.usage_attributes(run.usage, self._s.latest_semconv))
         if run.cost is not None:
             root.attributes[sc.GEN_AI_USAGE_COST] = run.cost
         self._emit(run, root, max(end, root.start_ns))
