@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+from collections.abc import Callable
 
 
 def free_port() -> int:
@@ -22,3 +24,24 @@ def wait_for_port(port: int, timeout: float = 10.0) -> bool:
                 return True
         time.sleep(0.02)
     return False
+
+
+def wait_http_ready(
+    proc: subprocess.Popen[bytes], url: str, what: str, log: Callable[[], str], timeout: float = 20.0
+) -> None:
+    """Poll ``url`` until it answers 200; fail with the process's log if it exits or never does."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited: {log()}")
+        try:
+            if httpx.get(url, timeout=0.5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} did not become ready: {log()}")

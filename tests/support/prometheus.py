@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import yaml
 
-from tests.support.ports import free_port
+from tests.support.ports import free_port, wait_http_ready
 
 PROMETHEUS_BIN = shutil.which("prometheus")
 SKIP_REASON = "the `prometheus` binary is missing (Debian package prometheus; scripts/install-tools.sh installs it)"
@@ -58,19 +58,12 @@ class Prometheus:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def _wait_ready(self, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise RuntimeError(f"prometheus exited: {self.log()}")
-            try:
-                if httpx.get(self.url + "/-/ready", timeout=0.5).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"prometheus did not become ready: {self.log()}")
+    def _wait_ready(self) -> None:
+        try:
+            wait_http_ready(self._proc, self.url + "/-/ready", "prometheus", self.log)
+        except RuntimeError:
+            self.stop()
+            raise
 
     def log(self) -> str:
         self._log.flush()

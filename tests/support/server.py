@@ -7,12 +7,9 @@ import pathlib
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Mapping
 
-import httpx
-
-from tests.support.ports import free_port
+from tests.support.ports import free_port, wait_http_ready
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -40,19 +37,12 @@ class BridgeProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def _wait_ready(self, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise RuntimeError(f"otel-bridge exited: {self.log()}")
-            try:
-                if httpx.get(self.url + "/v1/health", timeout=0.5).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"otel-bridge did not become ready: {self.log()}")
+    def _wait_ready(self) -> None:
+        try:
+            wait_http_ready(self._proc, self.url + "/v1/health", "otel-bridge", self.log)
+        except RuntimeError:
+            self.stop()
+            raise
 
     def log(self) -> str:
         self._log.flush()
