@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import pathlib
 import sys
 from collections.abc import Iterator
@@ -42,7 +43,7 @@ def tail_env(tmp_path: pathlib.Path) -> Iterator[tuple[int, list[BridgeProcess]]
 
 
 def spawn_tail(url: str, *args: str) -> pexpect.spawn:
-    return pexpect.spawn(
+    child = pexpect.spawn(
         sys.executable,
         ["-m", "otel_bridge", "tail", url, *args],
         cwd=str(REPO),
@@ -51,6 +52,13 @@ def spawn_tail(url: str, *args: str) -> pexpect.spawn:
         dimensions=(40, 160),
         timeout=15,
     )
+    child.logfile_read = io.StringIO()  # everything the terminal showed, for the failure message
+    return child
+
+
+def screen(child: pexpect.spawn) -> str:
+    log = child.logfile_read
+    return log.getvalue() if isinstance(log, io.StringIO) else ""
 
 
 def test_tail_renders_a_run_and_survives_a_server_restart(
@@ -61,27 +69,35 @@ def test_tail_renders_a_run_and_survives_a_server_restart(
     url = servers[0].url
     child = spawn_tail(url)
     try:
-        child.expect("connected to")
-        assert post(url, RUN).status_code == 202
-        child.expect(r"run-a.*run\.started.*planner")
-        child.expect(r"run-a.*llm\.completed.*local-llm.*1\.50s.*7→3 tok.*\$0\.000420")
-        child.expect(r"\x1b\[1;31mtool\.failed.*fetch.*✗ timeout")  # failures in bold red
-        child.expect(r"run-a.*run\.finished")
-
-        servers[0].stop()
-        child.expect("disconnected|the stream ended")
-        servers.append(BridgeProcess(tmp_path / "two.log", port=port))
-        child.expect("connected to", timeout=20)
-        # Its Last-Event-ID came from the old server: it is told, not silently given a gap.
-        child.expect("the server restarted: events after id [0-9]+ on the previous server are gone")
-        assert post(url, [{**e, "run_id": "run-b"} for e in RUN]).status_code == 202
-        child.expect(r"run-b.*run\.started.*planner")
-        child.expect(r"run-b.*run\.finished")
-        child.sendintr()
-        child.expect(pexpect.EOF)
+        _run_and_restart(child, url, servers, port, tmp_path)
+    except pexpect.TIMEOUT as exc:
+        raise AssertionError(f"tail never showed the expected line; it showed:\n{screen(child)}") from exc
     finally:
         child.close(force=True)
     assert child.exitstatus == 0
+
+
+def _run_and_restart(
+    child: pexpect.spawn, url: str, servers: list[BridgeProcess], port: int, tmp_path: pathlib.Path
+) -> None:
+    child.expect("connected to")
+    assert post(url, RUN).status_code == 202
+    child.expect(r"run-a.*run\.started.*planner")
+    child.expect(r"run-a.*llm\.completed.*local-llm.*1\.50s.*7→3 tok.*\$0\.000420")
+    child.expect(r"\x1b\[1;31mtool\.failed.*fetch.*✗ timeout")  # failures in bold red
+    child.expect(r"run-a.*run\.finished")
+
+    servers[0].stop()
+    child.expect("disconnected|the stream ended")
+    servers.append(BridgeProcess(tmp_path / "two.log", port=port))
+    child.expect("connected to", timeout=20)
+    # Its Last-Event-ID came from the old server: it is told, not silently given a gap.
+    child.expect("the server restarted: events after id [0-9]+ on the previous server are gone")
+    assert post(url, [{**e, "run_id": "run-b"} for e in RUN]).status_code == 202
+    child.expect(r"run-b.*run\.started.*planner")
+    child.expect(r"run-b.*run\.finished")
+    child.sendintr()
+    child.expect(pexpect.EOF)
 
 
 def test_tail_stops_with_a_clear_message_on_a_bad_filter(
