@@ -80,12 +80,14 @@ def test_tail_renders_a_run_and_survives_a_server_restart(
 def _run_and_restart(
     child: pexpect.spawn, url: str, servers: list[BridgeProcess], port: int, tmp_path: pathlib.Path
 ) -> None:
+    # pexpect matches with DOTALL: patterns are lazy, or one greedy .* would swallow the
+    # later lines whenever they arrive in the same read (it did, under load).
     child.expect("connected to")
     assert post(url, RUN).status_code == 202
-    child.expect(r"run-a.*run\.started.*planner")
-    child.expect(r"run-a.*llm\.completed.*local-llm.*1\.50s.*7→3 tok.*\$0\.000420")
-    child.expect(r"\x1b\[1;31mtool\.failed.*fetch.*✗ timeout")  # failures in bold red
-    child.expect(r"run-a.*run\.finished")
+    child.expect(r"run-a.*?run\.started.*?planner")
+    child.expect(r"run-a.*?llm\.completed.*?local-llm.*?1\.50s.*?7→3 tok.*?\$0\.000420")
+    child.expect(r"\x1b\[1;31mtool\.failed.*?fetch.*?✗ timeout")  # failures in bold red
+    child.expect(r"run-a.*?run\.finished")
 
     servers[0].stop()
     child.expect("disconnected|the stream ended")
@@ -94,8 +96,8 @@ def _run_and_restart(
     # Its Last-Event-ID came from the old server: it is told, not silently given a gap.
     child.expect("the server restarted: events after id [0-9]+ on the previous server are gone")
     assert post(url, [{**e, "run_id": "run-b"} for e in RUN]).status_code == 202
-    child.expect(r"run-b.*run\.started.*planner")
-    child.expect(r"run-b.*run\.finished")
+    child.expect(r"run-b.*?run\.started.*?planner")
+    child.expect(r"run-b.*?run\.finished")
     child.sendintr()
     child.expect(pexpect.EOF)
 
