@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 from collections.abc import Callable, Iterator
@@ -186,3 +187,36 @@ def test_unreachable_source_shows_its_error_while_another_works(
     traces = httpx.get(f"{bridge.url}/v1/traces", timeout=5).json()["traces"]
     assert len(traces) >= 1
     assert httpx.get(f"{bridge.url}/v1/health", timeout=5).json()["status"] == "ok"
+
+
+async def test_a_quiet_stream_is_decoded_without_waiting_for_more_frames() -> None:
+    """Two frames no dialect claims, then silence: they reach the bridge anyway (not at shutdown)."""
+    from starlette.applications import Starlette
+    from starlette.responses import StreamingResponse
+    from starlette.routing import Route
+
+    from tests.support.sse_server import ThreadedServer
+
+    async def stream(_: Any) -> StreamingResponse:
+        async def body() -> Any:
+            yield b'event: hello\ndata: {"who": "a"}\n\n'
+            yield b'event: hello\ndata: {"who": "b"}\n\n'
+            await asyncio.sleep(30)
+
+        return StreamingResponse(body(), media_type="text/event-stream")
+
+    server = ThreadedServer(Starlette(routes=[Route("/events", stream)]))
+    bridge = Bridge(Settings())
+    seen: list[str] = []
+    bridge.add_observer(lambda events, _: seen.extend(e.original_type for e in events))
+    source = UpstreamSource(bridge, SourceSettings(name="quiet", url=server.url + "/events"), None)
+    task = asyncio.create_task(source.run())
+    try:
+        await eventually(lambda: len(seen) == 2, within=5, what="the held frames to be decoded")
+        assert seen == ["hello", "hello"]
+        assert source.status.connected
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        server.stop()

@@ -81,6 +81,15 @@ class StreamDecoder:
             out.extend(self._decode(index, frame, obj))
         return out
 
+    @property
+    def sniffing(self) -> bool:
+        """True while frames are held because no dialect has claimed the stream yet."""
+        return self._decoder is None and bool(self._pending)
+
+    def settle(self) -> list[AgentEvent]:
+        """Decide the dialect now from the frames held so far (a stream that went quiet while sniffing)."""
+        return self._settle() if self.sniffing else []
+
     def close(self) -> list[AgentEvent]:
         out = self._settle() if self._decoder is None else []
         if self._decoder is not None:

@@ -37,6 +37,7 @@ from otel_bridge.config import SourceSettings
 from otel_bridge.dialects.base import Dialect, StreamContext
 from otel_bridge.dialects.framing import Frame, SSEParser
 from otel_bridge.dialects.stream import StreamDecoder
+from otel_bridge.model import AgentEvent
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ ConnectHandler = Callable[[], Awaitable[None] | None]
 
 _SECRET_QUERY_WORDS = ("key", "token", "secret", "password", "passwd", "auth", "sig", "credential")
 _ERROR_BODY_CHARS = 200
+_SNIFF_QUIET_S = 1.0  # a stream quiet this long while its dialect is still being sniffed is decided now
 # A 4xx other than these will not fix itself by retrying soon (bad key, wrong path):
 # retry at the slowest pace instead of hammering the upstream.
 _RETRYABLE_4XX = frozenset({408, 425, 429})
@@ -288,6 +290,7 @@ class UpstreamSource:
         self.rejected = 0
         self.last_event_at: float | None = None
         self.last_rejection: str | None = None
+        self._last_frames_at = time.monotonic()
 
     async def run(self) -> None:
         """Subscribe until cancelled (the manager owns the task)."""
@@ -302,13 +305,30 @@ class UpstreamSource:
             status=self.status,
             last_event_id=self.status.last_event_id,  # a restarted source resumes where it was
         )
+        settler = asyncio.create_task(self._settle_when_quiet(), name=f"sniff-timeout:{self.name}")
         try:
             await self._stream.run_forever()
         finally:
+            settler.cancel()
             await self._client.aclose()
 
+    async def _settle_when_quiet(self) -> None:
+        """A stream that goes quiet before detection has its held frames decoded anyway.
+
+        Detection waits for up to ``SNIFF_FRAMES`` frames when none is claimed;
+        an upstream that sends fewer and then nothing for ``_SNIFF_QUIET_S``
+        must not have them held until shutdown.
+        """
+        while True:
+            await asyncio.sleep(_SNIFF_QUIET_S)
+            if self._decoder.sniffing and time.monotonic() - self._last_frames_at >= _SNIFF_QUIET_S:
+                self._submit(self._decoder.settle())
+
     def _on_frames(self, frames: Sequence[Frame]) -> None:
-        events = self._decoder.feed(frames)
+        self._last_frames_at = time.monotonic()
+        self._submit(self._decoder.feed(frames))
+
+    def _submit(self, events: list[AgentEvent]) -> None:
         self._count_rejections()
         if events:
             self._bridge.submit(events)
