@@ -6,10 +6,9 @@ line in :mod:`otel_bridge.dialects.registry`.
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -36,7 +35,6 @@ class StreamContext:
     stream_key: str
     run_id: str | None = None
     clock_ns: Callable[[], int] = time.time_ns
-    _tick: itertools.count[int] = field(default_factory=itertools.count)
 
     def arrival_ns(self) -> int:
         """Arrival time for events that carry no timestamp of their own."""
