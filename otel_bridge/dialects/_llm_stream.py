@@ -26,6 +26,9 @@ from otel_bridge.dialects.base import StreamContext, raw
 from otel_bridge.dialects.framing import Frame
 from otel_bridge.model import AgentEvent, EventKind, TokenUsage
 
+MAX_RESPONSE_TEXT = 65_536
+"""Response text kept per call (characters): what ``gen_ai.output.messages`` can show when content is captured."""
+
 
 class LlmStream:
     """The run and chat-span state of one raw LLM stream; builds the canonical events."""
@@ -37,6 +40,8 @@ class LlmStream:
         self._run_index = 0
         self.call_id: str | None = None  # the open call, if any
         self.chunks = 0  # content deltas of the open call
+        self._text: list[str] = []  # the open call's response text, for gen_ai.output.messages
+        self._text_chars = 0
 
     @property
     def run_id(self) -> str:
@@ -69,11 +74,18 @@ class LlmStream:
         out = self.complete(original_type, ts, None, inferred=True) if self.open else []
         self.call_id = call_id
         self.chunks = 0
+        self._text, self._text_chars = [], 0
         out.append(self.event(EventKind.LLM_STARTED, original_type, ts, frame, call_id=call_id, stream=True, **fields))
         return out
 
     def chunk(self, original_type: str, ts: int, frame: Frame, text: str | None = None) -> AgentEvent:
+        """A content delta; ``text`` is response text (not reasoning or tool arguments), kept for the span."""
         self.chunks += 1
+        if text and self._text_chars < MAX_RESPONSE_TEXT:
+            # Bounded: the span attribute is cut shorter still (mapping.attribute_max_length).
+            piece = text[: MAX_RESPONSE_TEXT - self._text_chars]
+            self._text.append(piece)
+            self._text_chars += len(piece)
         return self.event(EventKind.LLM_CHUNK, original_type, ts, frame, call_id=self.call_id, text=text)
 
     def tool_requested(
@@ -118,6 +130,7 @@ class LlmStream:
                 response_model=response_model,
                 stream=True,
                 inferred=inferred,
+                text="".join(self._text) or None,
             ),
             self.event(EventKind.RUN_FINISHED, original_type, ts, None, inferred=True),
         ]

@@ -150,7 +150,8 @@ class AnthropicDecoder:
                 if not partial:
                     return out  # an empty opening fragment is not content yet
             if delta_type in _CONTENT_DELTAS:
-                out.append(self._llm.chunk(kind, ts, frame))
+                text = d.get("text") if delta_type == "text_delta" else None
+                out.append(self._llm.chunk(kind, ts, frame, text=text if isinstance(text, str) else None))
         elif kind == "content_block_stop":
             tool = self._tools.pop(index, None) if index is not None else None
             if tool is not None:

@@ -104,11 +104,15 @@ class OpenAIChatDecoder:
         self._model = opt_str(chunk, "model") or self._model
         has_content = False
         finished: list[int] = []
+        text: list[str] = []
         for choice in choices:
             if isinstance(choice, dict):
                 has_content |= self._choice(choice, finished)
+                delta = choice.get("delta")
+                if isinstance(delta, dict) and isinstance(delta.get("content"), str):
+                    text.append(delta["content"])
         if has_content:
-            out.append(self._llm.chunk(_OBJECT, ts, frame))
+            out.append(self._llm.chunk(_OBJECT, ts, frame, text="".join(text) or None))
         for index in finished:
             out.extend(self._tool_requests(ts, index))
         usage = usage_from(chunk.get("usage"))

@@ -131,7 +131,8 @@ class OpenAIResponsesDecoder:
         if kind in _ENDS:
             out.extend(self._end(kind, ts, frame, r))
         elif kind in _CONTENT_DELTAS:
-            out.append(self._llm.chunk(kind, ts, frame))
+            text = data.get("delta") if kind == "response.output_text.delta" else None
+            out.append(self._llm.chunk(kind, ts, frame, text=text if isinstance(text, str) else None))
         elif kind == "response.output_item.done":
             out.extend(self._item_done(ts, data.get("item")))
         elif kind not in _ABSORBED:
