@@ -69,7 +69,8 @@ async function loadTraces() {
     cell(row, t.start_time_unix_nano ? fmtTime(t.start_time_unix_nano) : "");
     cell(row, t.run_id);
     cell(row, t.agent);
-    cell(row, t.name);
+    // The run's own span is exported when the run ends; until then only its calls are stored.
+    cell(row, t.name || "(run in progress)");
     cell(row, fmtMs(t.duration_ms));
     cell(row, t.span_count + (t.error_count ? " (" + t.error_count + " err)" : ""));
     cell(row, t.input_tokens + t.output_tokens || "");
