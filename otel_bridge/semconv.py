@@ -23,6 +23,9 @@ OP_CHAT: Final = "chat"
 OP_EXECUTE_TOOL: Final = "execute_tool"
 OP_INVOKE_AGENT: Final = "invoke_agent"
 OP_INVOKE_WORKFLOW: Final = "invoke_workflow"
+# Not a GenAI operation: a step of a run (AG-UI STEP_*, agentlang flow steps) is a
+# plain INTERNAL span named "step {name}", without gen_ai.operation.name.
+SPAN_STEP: Final = "step"
 
 # --- GenAI attributes --------------------------------------------------------
 GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"

@@ -59,7 +59,7 @@ Pricer = Callable[[str | None, str | None, TokenUsage], float | None]
 _OP_LLM = sc.OP_CHAT
 _OP_TOOL = sc.OP_EXECUTE_TOOL
 _OP_AGENT = sc.OP_INVOKE_AGENT
-_OP_STEP = "step"  # not a GenAI operation: steps are plain INTERNAL spans
+_OP_STEP = sc.SPAN_STEP
 
 _START_KINDS = {
     EventKind.LLM_STARTED: _OP_LLM,
