@@ -89,6 +89,8 @@ class Bridge:
         sinks.extend(extra_sinks)
         self.mapper = SpanMapper(settings.mapping, FanoutSink(sinks), self.stats, clock=clock, pricer=pricer)
         self._observers: list[EventObserver] = []
+        if self.store is not None:
+            self._observers.append(self.store.observe)  # runs are listed while they run
         self._sweeper: asyncio.Task[None] | None = None
         # Clients on the live feed, for the metrics; whoever wires the feed sets it.
         self.subscriber_count: Callable[[], int] = lambda: 0

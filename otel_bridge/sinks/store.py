@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from otel_bridge import semconv as sc
 from otel_bridge.config import StoreSettings
-from otel_bridge.model import SpanRecord, StatusCode
+from otel_bridge.model import AgentEvent, Placement, SpanRecord, StatusCode
 from otel_bridge.stats import Stats
 
 
@@ -71,15 +71,40 @@ class TraceStore:
     def __len__(self) -> int:
         return len(self._traces)
 
+    def _trace(self, trace_id: bytes, start_ns: int, end_ns: int) -> _Trace:
+        trace = self._traces.get(trace_id)
+        if trace is None:
+            trace = _Trace(TraceSummary(trace_id.hex(), start_ns=start_ns, end_ns=end_ns))
+            self._traces[trace_id] = trace
+            if len(self._traces) > self._s.max_traces:
+                self._traces.popitem(last=False)
+                self._stats.drop("store_evicted_trace")
+        return trace
+
+    def observe(self, events: Sequence[AgentEvent], placements: Sequence[Placement]) -> None:
+        """Runs appear as they start, not only when their own span ends (a bridge observer).
+
+        A run's ``invoke_agent`` span is exported when the run ends; until then the
+        list shows the run with ``status="running"``, its run id, agent and the
+        time its events cover.
+        """
+        for event, placement in zip(events, placements, strict=True):
+            trace = self._trace(placement.trace_id, event.timestamp_ns, event.timestamp_ns)
+            s = trace.summary
+            if trace.has_root:
+                continue
+            if s.run_id is None:
+                s.run_id = event.run_id
+                s.dialect = event.dialect
+                s.status = "running"
+            if s.agent is None and event.agent is not None:
+                s.agent = event.agent
+            s.start_ns = min(s.start_ns, event.timestamp_ns)
+            s.end_ns = max(s.end_ns, event.timestamp_ns)
+
     def consume(self, spans: Sequence[SpanRecord]) -> None:
         for span in spans:
-            trace = self._traces.get(span.trace_id)
-            if trace is None:
-                trace = _Trace(TraceSummary(span.trace_id.hex(), start_ns=span.start_ns, end_ns=span.end_ns))
-                self._traces[span.trace_id] = trace
-                if len(self._traces) > self._s.max_traces:
-                    self._traces.popitem(last=False)
-                    self._stats.drop("store_evicted_trace")
+            trace = self._trace(span.trace_id, span.start_ns, span.end_ns)
             if len(trace.spans) >= self._s.max_spans_per_trace:
                 self._stats.drop("store_max_spans_per_trace")
                 continue
@@ -102,6 +127,7 @@ class TraceStore:
             s.output_tokens += tokens_out if isinstance(tokens_out, int) else 0
         run_id = a.get(sc.BRIDGE_RUN_ID)
         if isinstance(run_id, str) and not trace.has_root:
+            # The run's own span: it settles the summary the events had sketched.
             trace.has_root = True
             s.run_id = run_id
             agent = a.get(sc.GEN_AI_AGENT_NAME)
@@ -114,7 +140,7 @@ class TraceStore:
             s.status = "error" if span.status_code is StatusCode.ERROR else "ok"
 
     def recent(self, limit: int = 50, run_id: str | None = None, agent: str | None = None) -> list[TraceSummary]:
-        """Newest first (by the time a trace last received a span)."""
+        """Newest first (by when the store first heard of the trace)."""
         out: list[TraceSummary] = []
         for trace in reversed(self._traces.values()):
             s = trace.summary
