@@ -75,20 +75,28 @@ Protocol = Literal["grpc", "http/protobuf", "http/json"]
 Compression = Literal["gzip", "none"]
 
 
-class OtlpSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """OTLP trace export. ``endpoint=None`` means no export (embedded store only)."""
+class OtlpEndpoint(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Where and how one OTLP signal is sent; what the transports in ``sinks/otlp.py`` need."""
 
     endpoint: str | None = None
-    """Full URL for HTTP (``.../v1/traces``); ``host:port`` or URL for gRPC."""
+    """Full URL for HTTP (``.../v1/traces``, ``.../v1/metrics``); ``host:port`` or URL for gRPC; ``None``: off."""
     protocol: Protocol = "http/protobuf"
     headers: dict[str, str] = msgspec.field(default_factory=dict)
     timeout_s: float = 10.0
-    """Per-export deadline, retries included."""
+    """Per-export deadline (for traces, retries included)."""
     compression: Compression = "none"
     insecure: bool | None = None
     """gRPC without TLS; ``None`` decides from the scheme (http:// is insecure)."""
     certificate: str | None = None
     """CA bundle for TLS endpoints."""
+
+    def __post_init__(self) -> None:
+        _positive("timeout_s", self.timeout_s)
+
+
+class OtlpSettings(OtlpEndpoint, kw_only=True, forbid_unknown_fields=True):
+    """OTLP trace export. ``endpoint=None`` means no export (embedded store only)."""
+
     max_batch_spans: int = 512
     schedule_delay_s: float = 1.0
     """Longest a finished span waits before its batch is sent."""
@@ -100,7 +108,8 @@ class OtlpSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Encode and send in a child process (the second core); spans cross a pipe as msgpack."""
 
     def __post_init__(self) -> None:
-        for name in ("timeout_s", "max_batch_spans", "schedule_delay_s", "max_queue_spans", "max_retry_s"):
+        super().__post_init__()
+        for name in ("max_batch_spans", "schedule_delay_s", "max_queue_spans", "max_retry_s"):
             _positive(name, getattr(self, name))
 
 
@@ -249,7 +258,7 @@ class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ValueError(f"port must be 0..65535, got {self.port}")
 
 
-class MetricsSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+class MetricsSettings(OtlpEndpoint, kw_only=True, forbid_unknown_fields=True):
     """GenAI metrics derived from finished spans: ``GET /metrics`` and an optional OTLP metrics push.
 
     The endpoint comes from ``OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_ENDPOINT``
@@ -258,22 +267,14 @@ class MetricsSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     enabled: bool = True
     """Derive metrics from spans; ``GET /metrics`` serves them with the bridge's health figures."""
-    endpoint: str | None = None
-    """Full URL for HTTP (``.../v1/metrics``); ``host:port`` or URL for gRPC; ``None``: no push."""
-    protocol: Protocol = "http/protobuf"
-    headers: dict[str, str] = msgspec.field(default_factory=dict)
-    timeout_s: float = 10.0
-    """Per-export deadline."""
-    compression: Compression = "none"
-    insecure: bool | None = None
-    certificate: str | None = None
     export_interval_s: float = 60.0
     """How often the cumulative state is pushed (``OTEL_METRIC_EXPORT_INTERVAL``, in ms there)."""
     max_series_per_metric: int = 2_000
     """Attribute sets kept per metric; past it measurements go to one ``otel.metric.overflow`` series."""
 
     def __post_init__(self) -> None:
-        for name in ("timeout_s", "export_interval_s", "max_series_per_metric"):
+        super().__post_init__()
+        for name in ("export_interval_s", "max_series_per_metric"):
             _positive(name, getattr(self, name))
 
 

@@ -25,7 +25,7 @@ from urllib.parse import urlparse
 
 import httpx
 
-from otel_bridge.config import OtlpSettings
+from otel_bridge.config import OtlpEndpoint, OtlpSettings
 from otel_bridge.model import AttributeValue, SpanRecord
 from otel_bridge.sinks import otlp_json
 from otel_bridge.sinks.base import BatchQueue
@@ -34,7 +34,7 @@ from otel_bridge.stats import Stats
 
 log = logging.getLogger(__name__)
 
-_GRPC_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+GRPC_TRACES_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 _RETRYABLE_HTTP = frozenset({429, 502, 503, 504})
 _BACKOFF_BASE_S = 0.25
 _BACKOFF_MAX_S = 5.0
@@ -109,7 +109,7 @@ def _retry_after(value: str | None) -> float | None:
 class HttpTransport:
     """OTLP/HTTP with a keep-alive connection pool."""
 
-    def __init__(self, settings: OtlpSettings, *, json_body: bool = False) -> None:
+    def __init__(self, settings: OtlpEndpoint, *, json_body: bool = False) -> None:
         assert settings.endpoint is not None
         self._url = settings.endpoint
         self._json = json_body
@@ -142,7 +142,7 @@ class HttpTransport:
 class GrpcTransport:
     """OTLP/gRPC: the already-encoded request bytes go out through a generic unary call."""
 
-    def __init__(self, settings: OtlpSettings) -> None:
+    def __init__(self, settings: OtlpEndpoint, method: str = GRPC_TRACES_METHOD) -> None:
         import grpc
         import grpc.aio
 
@@ -162,7 +162,7 @@ class GrpcTransport:
                     root = fh.read()
             creds = grpc.ssl_channel_credentials(root_certificates=root)
             self._channel = grpc.aio.secure_channel(target, creds, compression=compression)
-        self._call = self._channel.unary_unary(_GRPC_METHOD, request_serializer=None, response_deserializer=None)
+        self._call = self._channel.unary_unary(method, request_serializer=None, response_deserializer=None)
         self._metadata = tuple((k.lower(), v) for k, v in settings.headers.items())
         codes = grpc.StatusCode
         self._retryable = frozenset(
@@ -191,9 +191,10 @@ class GrpcTransport:
         await self._channel.close()
 
 
-def make_transport(settings: OtlpSettings) -> Transport:
+def make_transport(settings: OtlpEndpoint, grpc_method: str = GRPC_TRACES_METHOD) -> Transport:
+    """The transport for one signal; ``grpc_method`` names the service (traces unless told)."""
     if settings.protocol == "grpc":
-        return GrpcTransport(settings)
+        return GrpcTransport(settings, grpc_method)
     return HttpTransport(settings, json_body=settings.protocol == "http/json")
 
 

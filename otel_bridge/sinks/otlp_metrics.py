@@ -25,11 +25,11 @@ from typing import Any
 
 import msgspec
 
-from otel_bridge.config import MetricsSettings, OtlpSettings
+from otel_bridge.config import MetricsSettings
 from otel_bridge.model import AttributeValue
-from otel_bridge.sinks import otlp_json
+from otel_bridge.sinks import otlp, otlp_json
 from otel_bridge.sinks.metrics import Histogram, MetricFamily, MetricKind, Series, Snapshot
-from otel_bridge.sinks.otlp import GrpcTransport, HttpTransport, Outcome, Transport
+from otel_bridge.sinks.otlp import Outcome, Transport
 from otel_bridge.sinks.otlp_proto import encode_resource, encode_scope, key_value, varint
 
 log = logging.getLogger(__name__)
@@ -168,28 +168,9 @@ def request_json(
     }
 
 
-class _MetricsGrpcTransport(GrpcTransport):
-    """The trace gRPC transport (channel, TLS, error classes), calling the metrics service instead."""
-
-    def __init__(self, settings: OtlpSettings) -> None:
-        super().__init__(settings)
-        self._call = self._channel.unary_unary(GRPC_METRICS_METHOD, request_serializer=None, response_deserializer=None)
-
-
 def make_transport(settings: MetricsSettings) -> Transport:
     assert settings.endpoint is not None
-    otlp = OtlpSettings(
-        endpoint=settings.endpoint,
-        protocol=settings.protocol,
-        headers=settings.headers,
-        timeout_s=settings.timeout_s,
-        compression=settings.compression,
-        insecure=settings.insecure,
-        certificate=settings.certificate,
-    )
-    if settings.protocol == "grpc":
-        return _MetricsGrpcTransport(otlp)
-    return HttpTransport(otlp, json_body=settings.protocol == "http/json")
+    return otlp.make_transport(settings, grpc_method=GRPC_METRICS_METHOD)
 
 
 class OtlpMetricsExporter:
