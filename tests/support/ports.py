@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 from collections.abc import Callable
@@ -45,3 +46,15 @@ def wait_http_ready(
             pass
         time.sleep(0.05)
     raise RuntimeError(f"{what} did not become ready: {log()}")
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float, sig: int = signal.SIGTERM) -> int:
+    """Send ``sig`` (SIGTERM: a graceful stop), wait ``timeout`` seconds, then kill; the exit code."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return int(proc.returncode)

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import yaml
 
-from tests.support.ports import free_port, wait_http_ready
+from tests.support.ports import free_port, stop_process, wait_http_ready
 
 PROMETHEUS_BIN = shutil.which("prometheus")
 SKIP_REASON = "the `prometheus` binary is missing (Debian package prometheus; scripts/install-tools.sh installs it)"
@@ -97,13 +97,7 @@ class Prometheus:
         return active
 
     def stop(self) -> None:
-        if self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+        stop_process(self._proc, 10)
         self._log.close()
 
 

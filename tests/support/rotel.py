@@ -16,7 +16,7 @@ import rotel
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from tests.support.otlp_receiver import OtlpReceiver
-from tests.support.ports import free_port, wait_for_port
+from tests.support.ports import free_port, stop_process, wait_for_port
 
 ROTEL_BIN = pathlib.Path(rotel.__file__).parent / "rotel-agent"
 
@@ -67,12 +67,6 @@ class Rotel:
         return self.receiver.wait_for_spans(predicate, timeout)
 
     def stop(self) -> None:
-        if self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+        stop_process(self._proc, 5)
         self._log.close()
         self.receiver.stop()

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 import pathlib
-import signal
 import subprocess
 import sys
 from collections.abc import Mapping
 
-from tests.support.ports import free_port, wait_http_ready
+from tests.support.ports import free_port, stop_process, wait_http_ready
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -54,12 +53,6 @@ class BridgeProcess:
 
     def stop(self, timeout: float = 15.0) -> int:
         """SIGTERM (a graceful shutdown that flushes exports), then kill if it hangs."""
-        if self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGTERM)
-            try:
-                self._proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+        code = stop_process(self._proc, timeout)
         self._log.close()
-        return int(self._proc.returncode)
+        return code
