@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from otel_bridge.dialects.base import StreamContext, raw
+from otel_bridge.dialects.base import StreamContext, arrival_event
 from otel_bridge.dialects.framing import Frame
 from otel_bridge.model import AgentEvent, EventKind, TokenUsage
 
@@ -56,17 +56,8 @@ class LlmStream:
         return self._ctx.arrival_ns()
 
     def event(self, kind: EventKind, original_type: str, ts: int, frame: Frame | None, **fields: Any) -> AgentEvent:
-        return AgentEvent(
-            kind=kind,
-            run_id=self.run_id,
-            timestamp_ns=ts,
-            timestamp_from_source=False,
-            dialect=self._dialect,
-            original_type=original_type,
-            source=self._ctx.source,
-            provider=self._provider,
-            payload=raw(frame) if frame is not None else None,
-            **fields,
+        return arrival_event(
+            self._ctx, self._dialect, self.run_id, kind, original_type, ts, frame, provider=self._provider, **fields
         )
 
     def start(self, original_type: str, ts: int, frame: Frame, call_id: str, **fields: Any) -> list[AgentEvent]:

@@ -19,10 +19,10 @@ from typing import Any
 from otel_bridge.dialects.base import (
     DecodeError,
     StreamContext,
+    arrival_event,
     json_text,
     opt_float,
     opt_str,
-    raw,
     require_object,
 )
 from otel_bridge.dialects.framing import Frame
@@ -83,17 +83,7 @@ class AgentEventStreamDecoder:
         return self._end_generation(self._ctx.arrival_ns())
 
     def _event(self, kind: EventKind, original_type: str, ts: int, frame: Frame | None, **fields: Any) -> AgentEvent:
-        return AgentEvent(
-            kind=kind,
-            run_id=self._run_id,
-            timestamp_ns=ts,
-            timestamp_from_source=False,
-            dialect=NAME,
-            original_type=original_type,
-            source=self._ctx.source,
-            payload=raw(frame) if frame is not None else None,
-            **fields,
-        )
+        return arrival_event(self._ctx, NAME, self._run_id, kind, original_type, ts, frame, **fields)
 
     def _end_generation(self, ts: int) -> list[AgentEvent]:
         if not self._in_generation:

@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from otel_bridge.dialects.base import DecodeError, StreamContext, json_text, opt_int, opt_str, raw
+from otel_bridge.dialects.base import DecodeError, StreamContext, arrival_event, json_text, opt_int, opt_str
 from otel_bridge.dialects.framing import Frame
 from otel_bridge.model import AgentEvent, EventKind, TokenUsage
 
@@ -73,18 +73,8 @@ class AgentlangDecoder:
         return []
 
     def _event(self, kind: EventKind, original_type: str, ts: int, frame: Frame | None, **fields: Any) -> AgentEvent:
-        return AgentEvent(
-            kind=kind,
-            run_id=self._run_id,
-            timestamp_ns=ts,
-            timestamp_from_source=False,
-            dialect=NAME,
-            original_type=original_type,
-            source=self._ctx.source,
-            inferred=fields.pop("inferred", frame is None),
-            payload=raw(frame) if frame is not None else None,
-            **fields,
-        )
+        fields.setdefault("inferred", frame is None)  # agentlang: an event without a frame is inferred
+        return arrival_event(self._ctx, NAME, self._run_id, kind, original_type, ts, frame, **fields)
 
     def _next_id(self, what: str) -> str:
         self._seq += 1

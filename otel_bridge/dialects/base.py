@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import msgspec
 
 from otel_bridge.dialects.framing import Frame
-from otel_bridge.model import AgentEvent
+from otel_bridge.model import AgentEvent, EventKind
 
 
 class DecodeError(ValueError):
@@ -98,6 +98,33 @@ def parse_timestamp(value: object) -> int | None:
         delta = dt - datetime(1970, 1, 1, tzinfo=UTC)
         return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
     return None
+
+
+def arrival_event(
+    ctx: StreamContext,
+    dialect: str,
+    run_id: str,
+    kind: EventKind,
+    original_type: str,
+    ts: int,
+    frame: Frame | None,
+    **fields: Any,
+) -> AgentEvent:
+    """An event of a dialect whose wire carries no timestamps: ``ts`` is its arrival time.
+
+    ``frame`` is ``None`` for events the dialect infers (no payload of their own).
+    """
+    return AgentEvent(
+        kind=kind,
+        run_id=run_id,
+        timestamp_ns=ts,
+        timestamp_from_source=False,
+        dialect=dialect,
+        original_type=original_type,
+        source=ctx.source,
+        payload=raw(frame) if frame is not None else None,
+        **fields,
+    )
 
 
 def raw(frame: Frame) -> msgspec.Raw:
