@@ -30,19 +30,42 @@ from tests.support.prometheus import PROMETHEUS_BIN, SKIP_REASON, Prometheus, ex
 from tests.support.server import BridgeProcess
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+_ENV_DEFAULT = re.compile(r"\$\{env:[A-Z0-9_]+:-([^}]*)\}")
+
+
+def as_compose_runs_it(path: str) -> Any:
+    """A collector-family config with every ``${env:NAME:-default}`` at its default (compose sets none)."""
+    text = (REPO / path).read_text()
+    assert "${env:" not in _ENV_DEFAULT.sub("", text), f"{path}: an env reference without a compose default"
+    return yaml.safe_load(_ENV_DEFAULT.sub(lambda m: m.group(1), text))
+
+
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
-COLLECTOR = yaml.safe_load((REPO / "collector-config/collector.yaml").read_text())
-GATEWAY_AGENT = yaml.safe_load((REPO / "collector-config/gateway/agent.yaml").read_text())
-GATEWAY = yaml.safe_load((REPO / "collector-config/gateway/gateway.yaml").read_text())
+COLLECTOR = as_compose_runs_it("collector-config/collector.yaml")
+GATEWAY_AGENT = as_compose_runs_it("collector-config/gateway/agent.yaml")
+GATEWAY = as_compose_runs_it("collector-config/gateway/gateway.yaml")
+JAEGER_CONFIG = as_compose_runs_it("jaeger/config.yaml")
 TEMPO = yaml.safe_load((REPO / "tempo/tempo.yaml").read_text())
 PROMETHEUS_CONFIG = yaml.safe_load((REPO / "prometheus/prometheus.yml").read_text())
 DATASOURCES = yaml.safe_load((REPO / "grafana/provisioning/datasources/datasources.yaml").read_text())
 DASHBOARD_PROVIDERS = yaml.safe_load((REPO / "grafana/provisioning/dashboards/dashboards.yaml").read_text())
 DASHBOARD = json.loads((REPO / "grafana/dashboards/genai.json").read_text())
 
-# Ports Jaeger v2's built-in all-in-one config opens on JAEGER_LISTEN_HOST (cmd/jaeger/internal/all-in-one.yaml).
-JAEGER_PORTS = {"otlp_grpc": 4317, "otlp_http": 4318, "ui": 16686, "health": 13133}
+
+def _jaeger_ports() -> dict[str, int]:
+    """The ports jaeger/config.yaml (which compose mounts) listens on."""
+    receivers = JAEGER_CONFIG["receivers"]["otlp"]["protocols"]
+    extensions = JAEGER_CONFIG["extensions"]
+    return {
+        "otlp_grpc": int(receivers["grpc"]["endpoint"].rsplit(":", 1)[1]),
+        "otlp_http": int(receivers["http"]["endpoint"].rsplit(":", 1)[1]),
+        "ui": int(extensions["jaeger_query"]["http"]["endpoint"].rsplit(":", 1)[1]),
+        "health": int(extensions["healthcheckv2"]["http"]["endpoint"].rsplit(":", 1)[1]),
+    }
+
+
+JAEGER_PORTS = _jaeger_ports()
 
 
 def port_of(endpoint: str) -> int:
@@ -84,8 +107,9 @@ def test_every_image_is_pinned_to_an_explicit_tag() -> None:
             continue  # the image compose builds from the Dockerfile
         assert re.fullmatch(r"[\w./-]+:[\w.-]+", image), f"{name}: {image} has no explicit tag"
         assert not image.endswith(":latest"), f"{name}: {image}"
-    assert images["otel-collector"] == "otel/opentelemetry-collector-contrib:0.155.0"
-    assert images["jaeger"] == "jaegertracing/jaeger:2.20.0"
+    # tests/test_collector_config.py checks these against the versions the tests build and run.
+    assert images["otel-collector"].startswith("otel/opentelemetry-collector-contrib:0.")
+    assert images["jaeger"].startswith("jaegertracing/jaeger:2.")
     assert images["tempo"] == "grafana/tempo:3.0.3"
     assert images["grafana"] == "grafana/grafana:13.1.3"
     assert images["prometheus"] == "prom/prometheus:v3.12.0"
@@ -95,7 +119,7 @@ def test_every_image_is_pinned_to_an_explicit_tag() -> None:
 
 def test_services_have_health_checks_except_the_shell_less_collector() -> None:
     without = {name for name, svc in SERVICES.items() if "healthcheck" not in svc}
-    assert without == {"otel-collector", "demo-agent"}
+    assert without == {"otel-collector", "demo-agent", "otel-agent", "otel-gateway-1", "otel-gateway-2"}
     assert "health_check" in COLLECTOR["service"]["extensions"]
 
 
@@ -137,7 +161,8 @@ def test_the_collector_sends_to_the_ports_jaeger_and_tempo_listen_on(config: dic
     assert set(exporters) == {"otlp_grpc/jaeger", "otlp_grpc/tempo", "prometheus"}  # the current exporter names
     jaeger_host, jaeger_port = host_port(exporters["otlp_grpc/jaeger"]["endpoint"])
     assert (jaeger_host, jaeger_port) == ("jaeger", JAEGER_PORTS["otlp_grpc"])
-    assert SERVICES["jaeger"]["environment"]["JAEGER_LISTEN_HOST"] == "0.0.0.0"
+    for endpoint in JAEGER_CONFIG["receivers"]["otlp"]["protocols"].values():
+        assert endpoint["endpoint"].startswith("0.0.0.0:")  # reachable from the collector's container
     tempo_host, tempo_port = host_port(exporters["otlp_grpc/tempo"]["endpoint"])
     tempo_receivers = TEMPO["distributor"]["receivers"]["otlp"]["protocols"]
     assert tempo_host == "tempo"
@@ -166,7 +191,14 @@ def test_collector_pipelines(config: dict[str, Any]) -> None:
 def test_the_gateway_agent_routes_by_trace_id_to_the_gateway_tier() -> None:
     lb = GATEWAY_AGENT["exporters"]["loadbalancing"]
     assert lb["routing_key"] == "traceID"
-    assert lb["resolver"]["dns"]["port"] in collector_listen_ports(GATEWAY)
+    gateways = [host_port(h) for h in lb["resolver"]["static"]["hostnames"]]
+    assert [host for host, _ in gateways] == ["otel-gateway-1", "otel-gateway-2"]
+    assert {host for host, _ in gateways} <= set(SERVICES)
+    assert {port for _, port in gateways} <= collector_listen_ports(GATEWAY)
+    for host, _ in gateways:
+        assert SERVICES[host]["volumes"] == [
+            "./collector-config/gateway/gateway.yaml:/etc/otelcol-contrib/config.yaml:ro"
+        ]
     assert GATEWAY_AGENT["service"]["pipelines"]["traces"]["exporters"] == ["loadbalancing"]
 
 

@@ -25,12 +25,18 @@ SKIP_REASON = "the `prometheus` binary is missing (Debian package prometheus; sc
 
 
 class Prometheus:
-    def __init__(self, workdir: pathlib.Path, jobs: dict[str, tuple[str, str]], scrape_interval: str = "1s") -> None:
-        """``jobs``: job name -> (``host:port``, metrics path)."""
+    def __init__(
+        self,
+        workdir: pathlib.Path,
+        jobs: dict[str, tuple[str, str]],
+        scrape_interval: str = "1s",
+        config: dict[str, Any] | None = None,
+    ) -> None:
+        """``jobs``: job name -> (``host:port``, metrics path); or a whole ``config`` (a repo file, read in)."""
         assert PROMETHEUS_BIN is not None, SKIP_REASON
         self.port = free_port()
         workdir.mkdir(parents=True, exist_ok=True)
-        config = {
+        config = config or {
             "global": {"scrape_interval": scrape_interval, "evaluation_interval": scrape_interval},
             "scrape_configs": [
                 {"job_name": name, "metrics_path": path, "static_configs": [{"targets": [target]}]}
