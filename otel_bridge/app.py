@@ -16,10 +16,10 @@ from otel_bridge.bridge import Bridge
 from otel_bridge.config import Settings
 from otel_bridge.mapping.pricing import pricer_from_settings
 from otel_bridge.sinks.feed import Feed
+from otel_bridge.sinks.feed.agui import AguiFormat
 from otel_bridge.sources.http_ingest import ingest_router
 from otel_bridge.sources.manager import SourceManager
 from otel_bridge.web import auth
-from otel_bridge.web.agui import AguiFormat
 from otel_bridge.web.metrics import feed_subscribers, metrics_router
 from otel_bridge.web.sources import sources_router
 from otel_bridge.web.stream import stream_router

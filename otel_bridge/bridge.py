@@ -18,7 +18,8 @@ from collections.abc import Callable, Sequence
 from otel_bridge import __version__
 from otel_bridge import semconv as sc
 from otel_bridge.config import Settings
-from otel_bridge.mapping.lifecycle import Pricer, SpanMapper
+from otel_bridge.mapping.lifecycle import SpanMapper
+from otel_bridge.mapping.pricing import Pricer
 from otel_bridge.model import AgentEvent, AttributeValue, Placement
 from otel_bridge.sinks.base import FanoutSink, SpanSink
 from otel_bridge.sinks.export_process import ProcessExporter

@@ -14,7 +14,7 @@ from pydantic import BaseModel, TypeAdapter
 from otel_bridge.config import Settings
 from otel_bridge.model import EventKind
 from otel_bridge.sinks.feed import FeedRecord
-from otel_bridge.web.agui import translate
+from otel_bridge.sinks.feed.agui import translate
 from tests.support.live import LiveServer, post, sse, take
 
 EVENTS = TypeAdapter(Event)

@@ -1,18 +1,20 @@
-"""Pure attribute functions: one event in, ``(key, value)`` pairs out.
+"""Pure attribute functions: one event (or a span's end state) in, ``(key, value)`` pairs out.
 
-Kept apart from the span lifecycle so that each can be tested alone. Zero is
-data: every test here is ``is not None``, never truthiness.
+Every attribute a mapped span carries is written here, and its name and kind
+are chosen here; the span lifecycle (:mod:`.lifecycle`) only decides which of
+these apply when, and merges them in. Kept apart so that each can be tested
+alone. Zero is data: every test here is ``is not None``, never truthiness.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import msgspec
 
 from otel_bridge import semconv as sc
-from otel_bridge.model import AgentEvent, Attributes, AttributeValue, EventKind, TokenUsage
+from otel_bridge.model import AgentEvent, Attributes, AttributeValue, EventKind, SpanKind, TokenUsage
 
 Pair = tuple[str, AttributeValue]
 
@@ -56,11 +58,6 @@ def error_type_for(event: AgentEvent) -> str:
         if match is not None:
             return match.group(1)
     return sc.ERROR_TYPE_OTHER
-
-
-def usage_pairs(usage: TokenUsage | None, latest: bool) -> Iterator[Pair]:
-    if usage is not None:
-        yield from usage_attributes(usage, latest).items()
 
 
 def usage_attributes(usage: TokenUsage, latest: bool) -> Attributes:
@@ -123,16 +120,13 @@ def agent_pairs(event: AgentEvent) -> Iterator[Pair]:
 
 
 def llm_start_attributes(event: AgentEvent) -> Attributes:
-    """Set at span start (samplers read these)."""
+    """Set at span start (the request); ``gen_ai.request.stream`` waits for :func:`llm_finish_attributes`."""
     out: Attributes = {sc.GEN_AI_OPERATION_NAME: sc.OP_CHAT}
     provider = provider_for(event.provider, event.model)
     if provider is not None:
         out[sc.GEN_AI_PROVIDER_NAME] = provider
     if event.model is not None:
         out[sc.GEN_AI_REQUEST_MODEL] = event.model
-    if event.stream:
-        # Conditionally required: present (true) only when streaming.
-        out[sc.GEN_AI_REQUEST_STREAM] = True
     if event.temperature is not None:
         out[sc.GEN_AI_REQUEST_TEMPERATURE] = event.temperature
     if event.max_tokens is not None:
@@ -192,6 +186,125 @@ def llm_content_pairs(event: AgentEvent, limit: int) -> Iterator[Pair]:
 
 def error_pairs(event: AgentEvent) -> Iterator[Pair]:
     yield sc.ERROR_TYPE, error_type_for(event)
+
+
+def start_attributes(op: str, event: AgentEvent) -> Attributes:
+    """What a span of operation ``op`` says about its start; re-applied by a tool's, agent's or step's end."""
+    if op == sc.OP_CHAT:
+        return llm_start_attributes(event)
+    if op == sc.OP_EXECUTE_TOOL:
+        return tool_start_attributes(event)
+    out: Attributes = dict(common_pairs(event))
+    if op == sc.OP_INVOKE_AGENT:
+        out[sc.GEN_AI_OPERATION_NAME] = sc.OP_INVOKE_AGENT
+        out.update(agent_pairs(event))
+    elif event.name is not None:
+        out[sc.BRIDGE_STEP_NAME] = event.name
+    return out
+
+
+def open_attributes(op: str, event: AgentEvent, capture_content: bool, limit: int) -> Attributes:
+    """A span opened by ``event``: its start, whether the dialect inferred that start, and a tool's content (opt-in)."""
+    out = start_attributes(op, event)
+    if event.inferred:
+        # The dialect inferred this start; its time is not a request time.
+        out[sc.BRIDGE_INFERRED] = True
+    if capture_content and op == sc.OP_EXECUTE_TOOL:
+        out.update(tool_content_pairs(event, limit))
+    return out
+
+
+def continuation_attributes(event: AgentEvent, agent: str | None) -> Attributes:
+    """The root of a late event's continuation span: its run attributes, named after the finished run's agent
+    unless the event names one."""
+    out = run_start_attributes(event)
+    if agent is not None:
+        out.setdefault(sc.GEN_AI_AGENT_NAME, agent)
+    return out
+
+
+def run_end_attributes(event: AgentEvent, *, named: bool) -> Attributes:
+    """A run's terminal event: its agent and model, reported cost, error and status.
+
+    ``named``: the run has an agent name already. The agent that started a run
+    names it; a later actor does not rename it.
+    """
+    out: Attributes = {}
+    for key, value in agent_pairs(event):
+        if key != sc.GEN_AI_AGENT_NAME or not named:
+            out[key] = value
+    if event.cost_usd is not None:
+        out[sc.BRIDGE_REPORTED_COST] = event.cost_usd
+    if event.kind is EventKind.RUN_FAILED:
+        out.update(error_pairs(event))
+    if event.status is not None:
+        out[sc.BRIDGE_STATUS] = event.status
+    return out
+
+
+def run_finish_attributes(
+    *, close_reason: str | None, usage: TokenUsage | None, cost: float | None, latest: bool
+) -> Attributes:
+    """A run's root span as it closes: why the bridge closed it (``None``: its producer ended it),
+    the run's summed token usage and priced cost."""
+    out: Attributes = {}
+    if close_reason is not None:
+        out[sc.BRIDGE_CLOSE_REASON] = close_reason
+    if usage is not None:
+        out.update(usage_attributes(usage, latest))
+    if cost is not None:
+        out[sc.GEN_AI_USAGE_COST] = cost
+    return out
+
+
+def cost_attributes(cost: float) -> Attributes:
+    """The priced cost of a call (USD)."""
+    return {sc.GEN_AI_USAGE_COST: cost}
+
+
+def stream_attributes(stream_id: str) -> Attributes:
+    """The producer's stream id, on the chat span its stream events were paired with."""
+    return {sc.BRIDGE_STREAM_ID: stream_id}
+
+
+def llm_finish_attributes(*, streaming: bool, chunk_count: int, time_to_first_chunk_ns: int | None) -> Attributes:
+    """A chat span as it closes, however it closes: whether it streamed, how fast and in how many chunks.
+
+    ``gen_ai.request.stream`` is written here only, once the span's streaming is
+    known for certain (from its start, its completion, its chunks or its stream events).
+    """
+    out: Attributes = {}
+    if streaming:
+        # Conditionally required: present (true) only when streaming.
+        out[sc.GEN_AI_REQUEST_STREAM] = True
+        if time_to_first_chunk_ns is not None:
+            out[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = max(0, time_to_first_chunk_ns) / 1e9
+    if chunk_count:
+        out[sc.BRIDGE_CHUNK_COUNT] = chunk_count
+    return out
+
+
+def incomplete_attributes(reason: str) -> Attributes:
+    """A span its producer never ended, closed by the bridge for ``reason`` (``evicted``, ``idle``...)."""
+    return {sc.ERROR_TYPE: sc.ERROR_INCOMPLETE, sc.BRIDGE_CLOSE_REASON: reason}
+
+
+def span_name(op: str, attributes: Mapping[str, AttributeValue]) -> str:
+    """``{operation} {target}`` as the GenAI conventions name spans: the model, tool, agent or step."""
+    if op == sc.OP_CHAT:
+        target = attributes.get(sc.GEN_AI_REQUEST_MODEL) or attributes.get(sc.GEN_AI_RESPONSE_MODEL)
+    elif op == sc.OP_EXECUTE_TOOL:
+        target = attributes.get(sc.GEN_AI_TOOL_NAME)
+    elif op == sc.OP_INVOKE_AGENT:
+        target = attributes.get(sc.GEN_AI_AGENT_NAME)
+    else:
+        target = attributes.get(sc.BRIDGE_STEP_NAME)
+    return f"{op} {target}" if target else op
+
+
+def span_kind(op: str) -> SpanKind:
+    """A chat span is a client call to the model provider; everything else is internal."""
+    return SpanKind.CLIENT if op == sc.OP_CHAT else SpanKind.INTERNAL
 
 
 def span_event_pairs(event: AgentEvent, capture_content: bool, limit: int) -> Iterator[Pair]:

@@ -1,4 +1,4 @@
-"""What an LLM call cost: a price table per model, and the :data:`~otel_bridge.mapping.lifecycle.Pricer` over it.
+"""What an LLM call cost: the :data:`Pricer` the mapper calls, a price table per model, and a pricer over it.
 
 The table ships as ``otel_bridge/data/prices.toml`` (USD per million tokens,
 with the date the prices were read); a user file in the same format (TOML or
@@ -16,15 +16,17 @@ from __future__ import annotations
 import json
 import re
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from otel_bridge.config import ConfigError, PricingSettings
-from otel_bridge.mapping.lifecycle import Pricer
 from otel_bridge.model import TokenUsage
+
+Pricer = Callable[[str | None, str | None, TokenUsage], float | None]
+"""``(provider, model, usage) -> cost in USD``, or ``None`` when the model has no price."""
 
 _PER_TOKENS = 1_000_000
 # A routing prefix before the model name: Bedrock's `anthropic.` (optionally after a region

@@ -1,8 +1,10 @@
 """The live feed: every mapped event, enriched with its span ids, framed once, fanned out.
 
-``hub`` publishes and fans out, ``record`` says what one event carries and
-frames it, ``filters`` decides which events a subscriber wants. The HTTP side
-(``GET /v1/stream``) and the AG-UI form live in :mod:`otel_bridge.web`.
+``hub`` publishes and fans out, ``record`` says what one event carries,
+``sse`` frames it (the only writer of SSE bytes), ``filters`` decides which
+events a subscriber wants, and ``agui`` is the AG-UI form of the feed (a
+:class:`FeedFormat` built on the public names below). The HTTP side
+(``GET /v1/stream``) lives in :mod:`otel_bridge.web.stream`.
 """
 
 from otel_bridge.sinks.feed.filters import FeedFilter, FilterError

@@ -37,8 +37,9 @@ from typing import Protocol
 from otel_bridge import semconv as sc
 from otel_bridge.config import FeedSettings
 from otel_bridge.model import AgentEvent, EventKind, Placement
+from otel_bridge.sinks.feed import sse
 from otel_bridge.sinks.feed.filters import FeedFilter
-from otel_bridge.sinks.feed.record import FeedRecord, encode, enrich, frame, retry_frame
+from otel_bridge.sinks.feed.record import FeedRecord, encode, enrich
 from otel_bridge.stats import Stats
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,6 @@ _MAX_RUN_AGENTS = 10_000
 
 _MAX_CHUNK = 64 * 1024
 """Largest write to one subscriber (a single frame may exceed it)."""
-
-_KIND_HEADS = {kind: b"event: " + kind.value.encode() + b"\n" for kind in EventKind}
 
 
 class FeedFull(Exception):
@@ -86,7 +85,7 @@ class FeedItem:
 
 
 class FeedFormat(Protocol):
-    """Another wire form of the feed (AG-UI...), plugged in by the web layer."""
+    """Another wire form of the feed (AG-UI: :mod:`.agui`), plugged in when the feed is built."""
 
     name: str
 
@@ -148,7 +147,7 @@ class Feed:
                 trace_url_template=settings.trace_url_template,
                 content=self._content,
             )
-            framed = b"id: %d\n" % seq + _KIND_HEADS[event.kind] + b"data: " + encode(record) + b"\n\n"
+            framed = sse.frame(encode(record), event=event.kind.value, event_id=seq, split_lines=False)
             item = FeedItem(record, event.kind, framed)
             for fmt in formats:
                 fmt.observe(item)
@@ -209,7 +208,7 @@ class Feed:
             raise FeedFull(f"the feed has {len(self._subscribers)} subscribers (feed.max_subscribers)")
         format_ = self._formats[fmt] if fmt is not None else None
         flt = None if flt is None or flt.is_everything else flt
-        initial = [retry_frame(self.settings.retry_ms)]
+        initial = [sse.retry(self.settings.retry_ms)]
         if last_event_id is not None:
             initial.extend(self._resume(last_event_id, flt, format_))
         subscriber = Subscriber(self, flt, format_, initial)
@@ -249,7 +248,7 @@ class Feed:
         }
         if fmt is not None:
             return fmt.notice(event, body)
-        return frame(encode(body), event=event)
+        return sse.frame(encode(body), event=event, split_lines=False)
 
     def _recover(self, subscriber: Subscriber) -> tuple[list[bytes], bool]:
         """A lagging subscriber whose queue is drained: the ``lagged`` notice, then resync or end."""
@@ -284,7 +283,7 @@ class Feed:
         notice = (
             fmt.notice(sc.FEED_EVENT_LAGGED, body)
             if fmt is not None
-            else frame(encode(body), event=sc.FEED_EVENT_LAGGED)
+            else sse.frame(encode(body), event=sc.FEED_EVENT_LAGGED, split_lines=False)
         )
         return [notice, *recovered], policy == "disconnect"
 

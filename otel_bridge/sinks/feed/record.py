@@ -1,4 +1,4 @@
-"""What one feed event says, and its SSE framing (done once, shared by every subscriber).
+"""What one feed event says: the JSON object on its ``data:`` line (framed by :mod:`.sse`).
 
 The ``data:`` of a feed event is one JSON object: the canonical event's fields
 plus where it landed in the trace (the very ids the exported spans carry, from
@@ -122,22 +122,3 @@ _encoder = msgspec.json.Encoder()
 def encode(value: object) -> bytes:
     """Compact JSON (never contains a raw newline, so it fits one ``data:`` line)."""
     return _encoder.encode(value)
-
-
-def frame(data: bytes, *, event: str | None = None, event_id: int | None = None) -> bytes:
-    """One SSE event: ``id:``, ``event:``, ``data:`` lines and the blank line that ends it."""
-    head = b""
-    if event_id is not None:
-        head += b"id: %d\n" % event_id
-    if event is not None:
-        head += b"event: " + event.encode() + b"\n"
-    return head + b"data: " + data + b"\n\n"
-
-
-def retry_frame(retry_ms: int) -> bytes:
-    """The reconnection-delay hint, sent first on every connection."""
-    return b"retry: %d\n\n" % retry_ms
-
-
-HEARTBEAT = b": heartbeat\n\n"
-"""A comment line: ignored by clients, keeps idle connections and proxies alive."""

@@ -33,8 +33,7 @@ import msgspec
 
 from otel_bridge import semconv as sc
 from otel_bridge.model import EventKind
-from otel_bridge.sinks.feed.hub import FeedItem
-from otel_bridge.sinks.feed.record import FeedRecord
+from otel_bridge.sinks.feed import FeedItem, FeedRecord, sse
 
 NAME = "ag-ui"
 _MAX_OPEN = 10_000
@@ -185,7 +184,7 @@ def events_for(record: FeedRecord, kind: EventKind, needs_start: bool = False) -
 
 
 class AguiFormat:
-    """The AG-UI form of the feed, plugged into :class:`otel_bridge.sinks.feed.Feed`."""
+    """The AG-UI form of the feed, plugged into :class:`otel_bridge.sinks.feed.Feed` as a :class:`FeedFormat`."""
 
     name = NAME
 
@@ -218,10 +217,10 @@ class AguiFormat:
     def frame(self, item: FeedItem) -> bytes:
         needs_start = bool(item.notes and item.notes.get(_NEEDS_START))
         events = events_for(item.record, item.kind, needs_start)
-        parts = [b"data: " + _encoder.encode(event) + b"\n\n" for event in events[:-1]]
-        parts.append(b"id: %d\ndata: " % item.seq + _encoder.encode(events[-1]) + b"\n\n")
+        parts = [sse.frame(_encoder.encode(event), split_lines=False) for event in events[:-1]]
+        parts.append(sse.frame(_encoder.encode(events[-1]), event_id=item.seq, split_lines=False))
         return b"".join(parts)
 
     def notice(self, event: str, body: Mapping[str, object]) -> bytes:
         custom = {"type": "CUSTOM", "name": sc.FEED_CUSTOM_PREFIX + event, "value": dict(body)}
-        return b"data: " + _encoder.encode(custom) + b"\n\n"
+        return sse.frame(_encoder.encode(custom), split_lines=False)

@@ -1,0 +1,142 @@
+"""How spans and runs end: by their producer, by a bound, by a timeout, at shutdown.
+
+:class:`Closer` turns an open span into a :class:`SpanRecord` (its closing
+attributes from :mod:`.attributes`), closes what a producer left open as
+incomplete (status ERROR, ``error.type=incomplete``, the reason), keeps the
+ended runs waiting out their grace period, and remembers finished runs so that
+a late event joins their trace. The bounds it applies are listed, with their
+reasons, in :mod:`.lifecycle`.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from collections.abc import Callable
+
+from otel_bridge import semconv as sc
+from otel_bridge.config import MappingSettings
+from otel_bridge.mapping import attributes as attrs
+from otel_bridge.mapping.table import OP_LLM, Finished, Run, Span
+from otel_bridge.model import SpanRecord, StatusCode
+from otel_bridge.stats import Stats
+
+
+class Closer:
+    """Ends the spans and runs of the mapper's run table, handing each record to ``emit``."""
+
+    def __init__(
+        self,
+        settings: MappingSettings,
+        stats: Stats,
+        runs: OrderedDict[str, Run],
+        emit: Callable[[SpanRecord], None],
+    ) -> None:
+        self._s = settings
+        self._stats = stats
+        self._runs = runs  # the mapper's table, shared: a finished run leaves it here
+        self._emit_record = emit
+        self._ending: deque[tuple[float, str]] = deque()
+        self.finished: OrderedDict[str, Finished] = OrderedDict()
+
+    def end_later(self, run: Run, now: float) -> None:
+        """A run's terminal event was seen: it stays open ``run_end_grace_s`` for late events."""
+        if run.ending_deadline is None:
+            run.ending_deadline = now + self._s.run_end_grace_s
+            self._ending.append((run.ending_deadline, run.run_id))
+
+    def sweep(self, now: float) -> None:
+        """Close what timed out: ended runs past their grace, idle runs, stale spans."""
+        while self._ending and self._ending[0][0] <= now:
+            _, run_id = self._ending.popleft()
+            run = self._runs.get(run_id)
+            if run is not None and run.ending_deadline is not None and run.ending_deadline <= now:
+                self.finish_run(run, sc.CLOSE_RUN_ENDED)
+        idle = self._s.run_idle_timeout_s
+        while self._runs:
+            run = next(iter(self._runs.values()))
+            if now - run.root.last_active < idle:
+                break
+            self.finish_run(run, sc.CLOSE_IDLE)
+        span_timeout = self._s.span_timeout_s
+        for run in list(self._runs.values()):
+            for span in [s for s in run.open.values() if now - s.last_active >= span_timeout]:
+                self.close_incomplete(run, span, sc.CLOSE_SPAN_TIMEOUT, span.last_ns)
+
+    def close_all(self, reason: str) -> None:
+        """Close every open run now."""
+        for run in list(self._runs.values()):
+            self.finish_run(run, reason)
+        self._ending.clear()
+
+    def close_incomplete(self, run: Run, span: Span, reason: str, end_ns: int) -> None:
+        """Close a span its producer did not end (evicted, timed out, its run closed)."""
+        run.open.pop(span.key, None)
+        span.status_code = StatusCode.ERROR
+        span.status_message = f"span not ended by its producer ({reason})"
+        span.attributes.update(attrs.incomplete_attributes(reason))
+        self._stats.incomplete[reason] += 1
+        self.emit(run, span, max(end_ns, span.start_ns))
+
+    def emit(self, run: Run, span: Span, end_ns: int) -> None:
+        """The span is over: add its closing attributes and hand its record on."""
+        if span.op == OP_LLM:
+            ttfc = None if span.first_chunk_ns is None or span.inferred else span.first_chunk_ns - span.start_ns
+            span.attributes.update(
+                attrs.llm_finish_attributes(
+                    streaming=span.streaming, chunk_count=span.chunk_count, time_to_first_chunk_ns=ttfc
+                )
+            )
+        run.root.last_ns = max(run.root.last_ns, end_ns)
+        # A child rebuilt from its duration may start before the first event seen:
+        # the run span is widened so that it still contains all its children.
+        run.root.start_ns = min(run.root.start_ns, span.start_ns)
+        self._emit_record(
+            SpanRecord(
+                trace_id=run.trace_id,
+                span_id=span.span_id,
+                parent_span_id=span.parent_span_id,
+                name=span.name(),
+                kind=span.kind(),
+                start_ns=span.start_ns,
+                end_ns=end_ns,
+                attributes=span.attributes,
+                events=tuple(span.events),
+                links=tuple(span.links),
+                status_code=span.status_code,
+                status_message=span.status_message,
+                dropped_events=span.dropped_events,
+            )
+        )
+
+    def finish_run(self, run: Run, reason: str) -> None:
+        """Close a run: its open spans as incomplete, then its root; remember it as finished."""
+        if run.end_ns is not None:
+            reason = sc.CLOSE_RUN_ENDED  # its terminal event was seen: timeouts do not apply
+        self._runs.pop(run.run_id, None)
+        root = run.root
+        end = run.end_ns if run.end_ns is not None else root.last_ns
+        for span in list(run.open.values()):
+            self.close_incomplete(
+                run, span, reason, max(span.last_ns, end if reason == sc.CLOSE_RUN_ENDED else span.last_ns)
+            )
+        end = max(end, root.last_ns)
+        root.attributes.update(
+            attrs.run_finish_attributes(
+                close_reason=None if reason == sc.CLOSE_RUN_ENDED else reason,
+                usage=run.usage,
+                cost=run.cost,
+                latest=self._s.latest_semconv,
+            )
+        )
+        self.emit(run, root, max(end, root.start_ns))
+        self._stats.runs_finished += 1
+        agent = root.attributes.get(sc.GEN_AI_AGENT_NAME)
+        previous = self.finished.pop(run.run_id, None)
+        self.finished[run.run_id] = Finished(
+            run.trace_id,
+            previous.root_span_id if previous is not None else root.span_id,
+            agent if isinstance(agent, str) else None,
+            previous.continuations if previous is not None else 0,
+        )
+        while len(self.finished) > self._s.max_finished_runs:
+            self.finished.popitem(last=False)
