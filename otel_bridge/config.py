@@ -59,6 +59,9 @@ class MappingSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """One span event per streamed chunk (capped by max_events_per_span)."""
     latest_semconv: bool = False
     """Emit the newer, unsettled GenAI names (gen_ai_latest_experimental)."""
+    run_marker_after_s: float = 30.0
+    """A run still open this long gets a short "in progress" span (a child of its root, which is
+    exported only when the run ends), so backends can find a long run while it runs; 0 turns it off."""
 
     def __post_init__(self) -> None:
         for name in ("max_open_runs", "max_open_spans_per_run", "max_events_per_span", "max_finished_runs"):
@@ -67,6 +70,8 @@ class MappingSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             _positive(name, getattr(self, name))
         if self.run_end_grace_s < 0:
             raise ValueError("run_end_grace_s must be >= 0")
+        if self.run_marker_after_s < 0:
+            raise ValueError("run_marker_after_s must be >= 0 (0 turns the marker off)")
         if self.attribute_max_length < 128:
             raise ValueError("attribute_max_length must be >= 128")
 

@@ -97,6 +97,8 @@ BRIDGE_STEP_NAME: Final = "otel_bridge.step.name"
 BRIDGE_INFERRED: Final = "otel_bridge.inferred"
 BRIDGE_REPORTED_COST: Final = "otel_bridge.reported_cost_usd"
 BRIDGE_ERROR_MESSAGE: Final = "otel_bridge.error.message"
+BRIDGE_RUN_IN_PROGRESS: Final = "otel_bridge.run.in_progress"  # on a long run's "in progress" marker span
+RUN_MARKER_SUFFIX: Final = " (running)"  # the marker span's name: its run's root span name plus this
 
 # error.type values the bridge itself assigns
 ERROR_INCOMPLETE: Final = "incomplete"

@@ -23,6 +23,7 @@ class Stats:
         self.runs_started = 0
         self.runs_finished = 0
         self.continuations = 0  # late events that reopened a finished run's trace
+        self.run_markers = 0  # "in progress" marker spans of long runs
         self.incomplete: Counter[str] = Counter()  # spans closed without an end, by reason
 
     def reject(self, reason: str, count: int = 1) -> None:
@@ -42,5 +43,6 @@ class Stats:
             "runs_started": self.runs_started,
             "runs_finished": self.runs_finished,
             "continuations": self.continuations,
+            "run_markers": self.run_markers,
             "incomplete_spans": dict(self.incomplete),
         }

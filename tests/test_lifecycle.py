@@ -145,7 +145,7 @@ def test_completion_without_start_is_rebuilt_from_its_duration(clock: FakeClock)
 
 
 def test_start_that_never_completes_is_closed_as_error_after_span_timeout(clock: FakeClock) -> None:
-    m, sink, stats = mapper(clock, span_timeout_s=30, run_idle_timeout_s=300)
+    m, sink, stats = mapper(clock, span_timeout_s=30, run_idle_timeout_s=300, run_marker_after_s=0)
     m.process([ev(EventKind.TOOL_STARTED, 0, call_id="t1", tool_name="slow")])
     clock.now = 29.9
     m.sweep()

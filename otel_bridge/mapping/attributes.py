@@ -289,6 +289,15 @@ def incomplete_attributes(reason: str) -> Attributes:
     return {sc.ERROR_TYPE: sc.ERROR_INCOMPLETE, sc.BRIDGE_CLOSE_REASON: reason}
 
 
+def run_marker_attributes(root: Mapping[str, AttributeValue]) -> Attributes:
+    """The "in progress" marker of a long run: its root's attributes so far, findable by agent, conversation
+    and run id, but no ``gen_ai.operation.name``, so no metric (the sidecar's or a collector's
+    spanmetrics) counts it as an agent invocation."""
+    out: Attributes = {k: v for k, v in root.items() if k != sc.GEN_AI_OPERATION_NAME}
+    out[sc.BRIDGE_RUN_IN_PROGRESS] = True
+    return out
+
+
 def span_name(op: str, attributes: Mapping[str, AttributeValue]) -> str:
     """``{operation} {target}`` as the GenAI conventions name spans: the model, tool, agent or step."""
     if op == sc.OP_CHAT:

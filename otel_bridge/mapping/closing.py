@@ -16,8 +16,9 @@ from collections.abc import Callable
 from otel_bridge import semconv as sc
 from otel_bridge.config import MappingSettings
 from otel_bridge.mapping import attributes as attrs
+from otel_bridge.mapping.ids import span_id_for
 from otel_bridge.mapping.table import OP_LLM, Finished, Run, Span
-from otel_bridge.model import SpanRecord, StatusCode
+from otel_bridge.model import SpanKind, SpanRecord, StatusCode
 from otel_bridge.stats import Stats
 
 
@@ -58,9 +59,36 @@ class Closer:
                 break
             self.finish_run(run, sc.CLOSE_IDLE)
         span_timeout = self._s.span_timeout_s
+        mark_after = self._s.run_marker_after_s
         for run in list(self._runs.values()):
             for span in [s for s in run.open.values() if now - s.last_active >= span_timeout]:
                 self.close_incomplete(run, span, sc.CLOSE_SPAN_TIMEOUT, span.last_ns)
+            if mark_after and not run.marked and now - run.opened_at >= mark_after:
+                self.mark_in_progress(run)
+
+    def mark_in_progress(self, run: Run) -> None:
+        """Emit a long run's "in progress" marker: a short child of its root, which leaves only at the run's end.
+
+        Its children are exported as they end; without this, a backend shows them under a parent it
+        does not have yet, and nothing names the run until it ends. The marker carries the root's
+        attributes so the run can be found by agent, conversation or run id while it runs. It spans
+        the run's start to its latest event so far. One per run: a run is marked once.
+        """
+        run.marked = True
+        root = run.root
+        self._stats.run_markers += 1
+        self._emit_record(
+            SpanRecord(
+                trace_id=run.trace_id,
+                span_id=span_id_for(run.trace_id, root.key + ".in_progress"),
+                parent_span_id=root.span_id,
+                name=root.name() + sc.RUN_MARKER_SUFFIX,
+                kind=SpanKind.INTERNAL,
+                start_ns=root.start_ns,
+                end_ns=max(root.last_ns, root.start_ns),
+                attributes=attrs.run_marker_attributes(root.attributes),
+            )
+        )
 
     def close_all(self, reason: str) -> None:
         """Close every open run now."""

@@ -187,7 +187,7 @@ class SpanMapper:
             last_active=self._clock(),
         )
         root.attributes.update(attrs.run_start_attributes(event))
-        return Run(run_id=event.run_id, trace_id=trace_id, root=root, created_by=event)
+        return Run(run_id=event.run_id, trace_id=trace_id, root=root, created_by=event, opened_at=root.last_active)
 
     def _continuation(self, event: AgentEvent, finished: Finished) -> Run:
         """A late event for a finished run: a child of its root, in the same trace."""
@@ -205,7 +205,7 @@ class SpanMapper:
         )
         root.attributes.update(attrs.continuation_attributes(event, finished.agent))
         self._stats.continuations += 1
-        return Run(run_id=event.run_id, trace_id=finished.trace_id, root=root)
+        return Run(run_id=event.run_id, trace_id=finished.trace_id, root=root, opened_at=root.last_active)
 
     # -- run events -----------------------------------------------------------
     def _on_run_started(self, run: Run, event: AgentEvent) -> Placement:

@@ -101,6 +101,8 @@ class Run:
     cost: float | None = None
     seen_event_ids: set[str] = field(default_factory=set)
     created_by: AgentEvent | None = None  # the event that opened the run
+    opened_at: float = 0.0  # the mapper's clock when the run opened
+    marked: bool = False  # its "in progress" marker span was emitted
 
 
 @dataclass(frozen=True)
