@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from otel_bridge import __version__
-from otel_bridge.assembly import Pipeline, assemble
+from otel_bridge.assembly import SCOPE, Pipeline, assemble
 from otel_bridge.config import Settings
 from otel_bridge.sources.manager import SourceManager
 from otel_bridge.web import auth
@@ -69,7 +69,7 @@ def create_app(
     app.state.bridge = bridge
     app.state.sources = sources
     app.include_router(ingest_router(bridge, settings.ingest))
-    app.include_router(traces_router(pipeline.store, pipeline.resource))
+    app.include_router(traces_router(pipeline.store, pipeline.resource, SCOPE))
     app.include_router(sources_router(sources))
     if settings.metrics.enabled:
         app.include_router(metrics_router(pipeline.metrics_snapshot))

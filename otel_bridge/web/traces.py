@@ -6,15 +6,14 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 
 from otel_bridge import semconv as sc
-from otel_bridge.assembly import SCOPE
 from otel_bridge.model import AttributeValue
 from otel_bridge.sinks import otlp_json
 from otel_bridge.sinks.store import TraceStore
 from otel_bridge.web.problem import problem
 
 
-def traces_router(store: TraceStore | None, resource: dict[str, AttributeValue]) -> APIRouter:
-    """The routes over ``store`` (404 ``store_disabled`` without one); ``resource`` goes into each OTLP document."""
+def traces_router(store: TraceStore | None, resource: dict[str, AttributeValue], scope: tuple[str, str]) -> APIRouter:
+    """The routes over ``store`` (404 ``store_disabled`` without one); documents carry ``resource`` and ``scope``."""
     router = APIRouter()
 
     @router.get("/v1/traces")
@@ -43,7 +42,7 @@ def traces_router(store: TraceStore | None, resource: dict[str, AttributeValue])
             return problem(
                 404, "trace_not_found", f"no trace {trace_id} in the embedded store (it keeps recent traces only)"
             )
-        body = otlp_json.encode_request(spans, resource, SCOPE[0], SCOPE[1], sc.SCHEMA_URL)
+        body = otlp_json.encode_request(spans, resource, scope[0], scope[1], sc.SCHEMA_URL)
         return Response(body, media_type="application/json")
 
     return router
