@@ -63,7 +63,6 @@ FROM_SETTINGS: Final = _Default.FROM_SETTINGS
 class Pipeline:
     """Every part :func:`assemble` built; ``bridge`` runs them, the web routes read them."""
 
-    settings: Settings
     stats: Stats
     resource: dict[str, AttributeValue]
     store: TraceStore | None
@@ -158,7 +157,6 @@ def assemble(
         mapper, stats, sweep_interval_s=settings.mapping.sweep_interval_s, observers=observers, components=components
     )
     return Pipeline(
-        settings=settings,
         stats=stats,
         resource=resource,
         store=store,

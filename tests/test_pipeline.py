@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import logging
+import pathlib
 from collections.abc import Sequence
 
 import httpx
 import pytest
 
+from otel_bridge import semconv as sc
 from otel_bridge.app import create_app
 from otel_bridge.assembly import assemble
 from otel_bridge.config import MappingSettings, Settings, StoreSettings
+from otel_bridge.dialects.base import StreamContext
+from otel_bridge.dialects.framing import Frame
+from otel_bridge.dialects.stream import StreamDecoder
 from otel_bridge.mapping.lifecycle import SpanMapper
-from otel_bridge.model import AgentEvent, EventKind, SpanKind, SpanRecord
-from otel_bridge.pipeline import SINK_FAILED, FanoutSink, ListSink, SpanSink
+from otel_bridge.model import AgentEvent, EventKind, Placement, SpanKind, SpanRecord
+from otel_bridge.pipeline import SINK_FAILED, EventConsumer, FanoutSink, ListSink, SpanSink
+from otel_bridge.sources.replay import replay_files
 from otel_bridge.stats import Stats
 
 
@@ -106,3 +112,44 @@ async def test_ingest_answers_202_when_a_sink_raises_and_the_other_sinks_get_eve
     assert health["dropped"] == {SINK_FAILED + "Exploding": finished}
     assert health["spans_finished"] == finished
     assert bad.calls == 1
+
+
+class RecordingConsumer:
+    """An in-memory EventConsumer: what a source submitted, rejected and closed."""
+
+    def __init__(self) -> None:
+        self.events: list[AgentEvent] = []
+        self.rejected: list[tuple[str, int]] = []
+        self.closed: list[str] = []
+
+    def submit(self, events: Sequence[AgentEvent]) -> list[tuple[AgentEvent, Placement]]:
+        self.events.extend(events)
+        return [(e, Placement(bytes(16), bytes(8), None)) for e in events]
+
+    def reject(self, reason: str, n: int = 1) -> None:
+        self.rejected.append((reason, n))
+
+    def close_all(self, reason: str) -> None:
+        self.closed.append(reason)
+
+
+def test_the_stream_decoder_counts_each_rejection_once_through_its_callback() -> None:
+    counted: list[str] = []
+    decoder = StreamDecoder(StreamContext(source="t", stream_key="k", clock_ns=lambda: 1), on_reject=counted.append)
+    events = decoder.feed([Frame(None, b"{nope"), Frame(None, b'{"kind":"run.started","run_id":"r"}')])
+    events += decoder.close()
+    assert counted == ["invalid_json"]
+    assert [(r.index, r.reason) for r in decoder.rejections] == [(0, "invalid_json")]  # kept for the report
+    assert [e.kind for e in events] == [EventKind.RUN_STARTED]
+
+
+def test_replay_talks_to_its_consumer_only(tmp_path: pathlib.Path) -> None:
+    capture = tmp_path / "capture.ndjson"
+    capture.write_text('{nope\n{"kind":"run.started","run_id":"r"}\n')
+    recorder = RecordingConsumer()
+    consumer: EventConsumer = recorder  # mypy checks the protocol
+    (report,) = replay_files(consumer, [capture], clock_ns=lambda: 1)
+    assert [e.kind for e in recorder.events] == [EventKind.RUN_STARTED]
+    assert recorder.rejected == [("invalid_json", 1)]
+    assert recorder.closed == [sc.CLOSE_END_OF_INPUT]  # runs end through the interface
+    assert [r.reason for r in report.rejections] == ["invalid_json"]
