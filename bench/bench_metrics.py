@@ -23,11 +23,12 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationSc
 from opentelemetry.proto.metrics.v1 import metrics_pb2 as pb
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
-from otel_bridge.bridge import SCOPE, Bridge
+from otel_bridge.assembly import SCOPE, assemble
+from otel_bridge.bridge import Bridge
 from otel_bridge.config import MetricsSettings, load_settings
 from otel_bridge.model import AgentEvent, EventKind, TokenUsage
+from otel_bridge.pipeline import ListSink
 from otel_bridge.sinks import prometheus
-from otel_bridge.sinks.base import ListSink
 from otel_bridge.sinks.metrics import GenAiMetrics, Histogram, MetricKind, Snapshot
 from otel_bridge.sinks.otlp_metrics import encode_request
 from otel_bridge.stats import Stats
@@ -75,8 +76,8 @@ def runs(n: int, offset: int) -> list[AgentEvent]:
 
 
 def bridge(metrics: bool) -> Bridge:
-    settings = load_settings(environ={}, overrides={"metrics": {"enabled": metrics}, "store": {"enabled": False}})
-    return Bridge(settings, clock=lambda: 0.0)
+    overrides = {"metrics": {"enabled": metrics}, "store": {"enabled": False}, "feed": {"enabled": False}}
+    return assemble(load_settings(environ={}, overrides=overrides), clock=lambda: 0.0, pricer=None).bridge
 
 
 def timed(fn: Callable[[], object], repeat: int = 1) -> float:
@@ -163,9 +164,11 @@ def main() -> None:
     )
 
     # The sink alone, on the spans those runs produce.
-    settings = load_settings(environ={}, overrides={"metrics": {"enabled": False}, "store": {"enabled": False}})
+    overrides = {"metrics": {"enabled": False}, "store": {"enabled": False}, "feed": {"enabled": False}}
     captured = ListSink()
-    source = Bridge(settings, clock=lambda: 0.0, extra_sinks=[captured])
+    source = assemble(
+        load_settings(environ={}, overrides=overrides), clock=lambda: 0.0, extra_sinks=[captured], pricer=None
+    ).bridge
     source.submit(runs(args.runs, 0))
     source.mapper.close_all()
     sink_times = [

@@ -1,9 +1,10 @@
-"""The bridge: owns the mapper, its sinks and its timers; every source submits here.
+"""The bridge: the running pipeline every source submits to.
 
-Built once per process by :func:`otel_bridge.app.create_app` (or by ``replay``)
-from :class:`Settings` alone: no global state. All methods run on the event
-loop thread; the only background tasks are the timeout sweeper and the OTLP
-exporter, both owned and stopped here.
+It runs what :func:`otel_bridge.assembly.assemble` built from the settings and
+builds nothing itself: it maps each batch (in time order when the events carry
+their own times), tells the observers, sweeps timeouts, and starts and stops
+the background components in a stated order. All methods run on the event
+loop thread; the only background task it owns is the timeout sweeper.
 """
 
 from __future__ import annotations
@@ -12,42 +13,15 @@ import asyncio
 import contextlib
 import logging
 import operator
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
-from otel_bridge import __version__
 from otel_bridge import semconv as sc
-from otel_bridge.config import Settings
 from otel_bridge.mapping.lifecycle import SpanMapper
-from otel_bridge.mapping.pricing import Pricer
-from otel_bridge.model import AgentEvent, AttributeValue, Placement
-from otel_bridge.sinks.base import FanoutSink, SpanSink
-from otel_bridge.sinks.export_process import ProcessExporter
-from otel_bridge.sinks.metrics import GenAiMetrics, Snapshot, health_families
-from otel_bridge.sinks.otlp import OtlpExporter
-from otel_bridge.sinks.otlp_metrics import OtlpMetricsExporter
-from otel_bridge.sinks.store import TraceStore
+from otel_bridge.model import AgentEvent, Placement
+from otel_bridge.pipeline import EventObserver, Lifecycle
 from otel_bridge.stats import Stats
 
 log = logging.getLogger(__name__)
-
-EventObserver = Callable[[Sequence[AgentEvent], Sequence[Placement]], None]
-"""Called after each mapped batch with the events and where each landed (the live feed)."""
-
-SCOPE = ("otel-bridge", __version__)
-
-
-def resource_for(settings: Settings) -> dict[str, AttributeValue]:
-    resource: dict[str, AttributeValue] = {
-        sc.SERVICE_NAME: settings.service_name,
-        sc.SERVICE_VERSION: __version__,
-        sc.TELEMETRY_SDK_NAME: "otel-bridge",
-        sc.TELEMETRY_SDK_LANGUAGE: "python",
-        sc.TELEMETRY_SDK_VERSION: __version__,
-    }
-    resource.update(settings.resource_attributes)
-    return resource
-
 
 _TIMESTAMP = operator.attrgetter("timestamp_ns")
 
@@ -65,43 +39,31 @@ def in_time_order(events: Sequence[AgentEvent]) -> Sequence[AgentEvent]:
 
 
 class Bridge:
-    """Events in, spans out to every configured sink."""
+    """Events in, spans out: the :class:`~otel_bridge.pipeline.EventConsumer` every source is given.
+
+    ``components`` are started in order and shut down in order after every
+    open run is closed, so an exporter still sends the spans that closing
+    produced and a metrics push after it counts them.
+    """
 
     def __init__(
         self,
-        settings: Settings,
+        mapper: SpanMapper,
+        stats: Stats,
         *,
-        clock: Callable[[], float] = time.monotonic,
-        extra_sinks: Sequence[SpanSink] = (),
-        pricer: Pricer | None = None,
+        sweep_interval_s: float,
+        observers: Sequence[EventObserver] = (),
+        components: Sequence[Lifecycle] = (),
     ) -> None:
-        self.settings = settings
-        self.stats = Stats()
-        self.resource = resource_for(settings)
-        self.store = TraceStore(settings.store, self.stats) if settings.store.enabled else None
-        self.exporter: OtlpExporter | ProcessExporter | None = None
-        if settings.otlp.endpoint:
-            exporter_class = ProcessExporter if settings.otlp.worker_process else OtlpExporter
-            self.exporter = exporter_class(settings.otlp, self.stats, self.resource, SCOPE, sc.SCHEMA_URL)
-        sinks: list[SpanSink] = [s for s in (self.store, self.exporter) if s is not None]
-        self.metrics = GenAiMetrics(settings.metrics, self.stats) if settings.metrics.enabled else None
-        if self.metrics is not None:
-            sinks.append(self.metrics)
-        sinks.extend(extra_sinks)
-        self.mapper = SpanMapper(settings.mapping, FanoutSink(sinks), self.stats, clock=clock, pricer=pricer)
-        self._observers: list[EventObserver] = []
-        if self.store is not None:
-            self._observers.append(self.store.observe)  # runs are listed while they run
+        self.mapper = mapper
+        self.stats = stats
+        self._sweep_interval_s = sweep_interval_s
+        self._observers: list[EventObserver] = list(observers)
+        self._components = tuple(components)
         self._sweeper: asyncio.Task[None] | None = None
-        # Clients on the live feed, for the metrics; whoever wires the feed sets it.
-        self.subscriber_count: Callable[[], int] = lambda: 0
-        self.metrics_exporter = (
-            OtlpMetricsExporter(settings.metrics, self.metrics_snapshot, self.resource, SCOPE, sc.SCHEMA_URL)
-            if self.metrics is not None and settings.metrics.endpoint
-            else None
-        )
 
     def add_observer(self, observer: EventObserver) -> None:
+        """One more observer, called after those given at assembly."""
         self._observers.append(observer)
 
     def submit(self, events: Sequence[AgentEvent]) -> list[tuple[AgentEvent, Placement]]:
@@ -118,44 +80,34 @@ class Bridge:
                 log.exception("event observer failed")
         return list(zip(ordered, placements, strict=True))
 
-    def metrics_snapshot(self) -> Snapshot:
-        """The GenAI metrics and the health figures now (``GET /metrics`` and the OTLP push read this)."""
-        health = health_families(
-            self.stats,
-            open_runs=self.mapper.open_runs,
-            export_queue_depth=self.exporter.queue_depth if self.exporter is not None else 0,
-            subscribers=self.subscriber_count(),
-        )
-        if self.metrics is None:
-            now = time.time_ns()
-            return Snapshot(now, now, tuple(health))
-        return self.metrics.snapshot(health)
+    def reject(self, reason: str, n: int = 1) -> None:
+        """Count ``n`` inputs rejected for ``reason``."""
+        self.stats.reject(reason, n)
+
+    def close_all(self, reason: str) -> None:
+        """Close every open run now; its spans go to the sinks before this returns."""
+        self.mapper.close_all(reason)
 
     async def start(self) -> None:
-        if self.exporter is not None:
-            await self.exporter.start()
-        if self.metrics_exporter is not None:
-            await self.metrics_exporter.start()
+        for component in self._components:
+            await component.start()
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="span-timeouts")
 
     async def _sweep_forever(self) -> None:
-        interval = self.settings.mapping.sweep_interval_s
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(self._sweep_interval_s)
             try:
                 self.mapper.sweep()
             except Exception:
                 log.exception("timeout sweep failed")
 
     async def shutdown(self) -> None:
-        """Close every open run (status says why), export what is left, stop tasks."""
+        """Close every open run (status says why), then stop the components in order. Safe without ``start``."""
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
             self._sweeper = None
         self.mapper.close_all(sc.CLOSE_SHUTDOWN)
-        if self.exporter is not None:
-            await self.exporter.shutdown()
-        if self.metrics_exporter is not None:
-            await self.metrics_exporter.shutdown()  # after close_all: the last push counts the last spans
+        for component in self._components:
+            await component.shutdown()

@@ -133,11 +133,10 @@ def _serve(settings: Settings, log_level: str, demo_pace: float | None = None) -
 
 def _replay(args: argparse.Namespace) -> int:
     from otel_bridge import semconv as sc
-    from otel_bridge.bridge import SCOPE, Bridge, resource_for
+    from otel_bridge.assembly import SCOPE, assemble, resource_for
     from otel_bridge.dialects.registry import UnknownDialectError
-    from otel_bridge.mapping.pricing import pricer_from_settings
+    from otel_bridge.pipeline import ListSink
     from otel_bridge.sinks import otlp_json
-    from otel_bridge.sinks.base import ListSink
     from otel_bridge.sources.replay import replay_files
 
     settings = load_settings(args.config)
@@ -150,6 +149,7 @@ def _replay(args: argparse.Namespace) -> int:
     if not args.export:
         settings.otlp.endpoint = None
     settings.store.enabled = False
+    settings.feed.enabled = False  # nobody subscribes to a replay
     for path in args.files:
         if not Path(path).is_file():
             print(f"otel-bridge replay: no such file: {path}", file=sys.stderr)
@@ -157,7 +157,8 @@ def _replay(args: argparse.Namespace) -> int:
     sink = ListSink()
 
     async def run() -> int:
-        bridge = Bridge(settings, extra_sinks=[sink], pricer=pricer_from_settings(settings.pricing))
+        pipeline = assemble(settings, extra_sinks=[sink])
+        bridge = pipeline.bridge
         await bridge.start()
         try:
             reports = replay_files(bridge, args.files, args.dialect)
@@ -173,8 +174,8 @@ def _replay(args: argparse.Namespace) -> int:
             for rej in r.rejections[:10]:
                 print(f"  frame {rej.index}: {rej.reason}: {rej.message}", file=sys.stderr)
         if args.export:
-            exported = bridge.stats.spans_exported.get("otlp", 0)
-            failed = bridge.stats.spans_export_failed.get("otlp", 0)
+            exported = pipeline.stats.spans_exported.get("otlp", 0)
+            failed = pipeline.stats.spans_export_failed.get("otlp", 0)
             print(f"exported {exported} spans to {settings.otlp.endpoint}, {failed} failed", file=sys.stderr)
             if failed:
                 return 1

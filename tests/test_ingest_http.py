@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -76,10 +77,22 @@ def test_openintent_log_page_is_detected_and_traced(server: BridgeProcess) -> No
     assert (out["accepted"], out["rejected"], out["events"], out["dialect"]) == (21, 0, 21, "openintent")
     (run,) = out["runs"]
     assert run["run_id"] == "c76a2948-17be-4226-8859-c4378a1a9dec"
-    trace = httpx.get(f"{server.url}/v1/traces/{run['trace_id']}")
-    assert trace.status_code == 200
-    names = sorted(s["name"] for s in trace.json()["resourceSpans"][0]["scopeSpans"][0]["spans"])
-    assert names == ["chat gpt-4o", "chat gpt-4o", "execute_tool fetch", "execute_tool search"]
+    # The run's own span follows its terminal event by the run's grace period (1 s).
+    deadline = time.monotonic() + 10
+    while True:
+        trace = httpx.get(f"{server.url}/v1/traces/{run['trace_id']}")
+        assert trace.status_code == 200
+        names = sorted(s["name"] for s in trace.json()["resourceSpans"][0]["scopeSpans"][0]["spans"])
+        if len(names) >= 5 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert names == [
+        "chat gpt-4o",
+        "chat gpt-4o",
+        "execute_tool fetch",
+        "execute_tool search",
+        "invoke_agent otel-probe-agent",
+    ]
 
 
 def test_events_without_run_ids_are_grouped_by_the_run_id_parameter(server: BridgeProcess) -> None:

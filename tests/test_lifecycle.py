@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from otel_bridge import semconv as sc
-from otel_bridge.bridge import Bridge
+from otel_bridge.assembly import assemble
 from otel_bridge.config import MappingSettings, Settings
 from otel_bridge.mapping.ids import span_id_for, trace_id_for_run
 from otel_bridge.mapping.lifecycle import SpanMapper
 from otel_bridge.model import AgentEvent, EventKind, SpanKind, SpanRecord, StatusCode, TokenUsage
-from otel_bridge.sinks.base import ListSink
+from otel_bridge.pipeline import ListSink
 from otel_bridge.stats import Stats
 from tests.conftest import FakeClock
 
@@ -302,7 +302,7 @@ def test_stream_events_pair_with_their_llm_call_by_order(clock: FakeClock) -> No
 
 def test_bridge_maps_a_newest_first_batch_in_time_order(clock: FakeClock) -> None:
     sink = ListSink()
-    bridge = Bridge(Settings(), clock=clock.monotonic, extra_sinks=[sink])
+    bridge = assemble(Settings(), clock=clock.monotonic, extra_sinks=[sink], pricer=None).bridge
     batch = [
         ev(EventKind.RUN_FINISHED, 100),
         ev(EventKind.LLM_COMPLETED, 50, call_id="c", model="m"),

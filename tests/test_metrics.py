@@ -9,7 +9,7 @@ from google.protobuf import json_format
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
 from otel_bridge import semconv as sc
-from otel_bridge.bridge import SCOPE, Bridge
+from otel_bridge.assembly import SCOPE, assemble
 from otel_bridge.config import ConfigError, MetricsSettings, load_settings
 from otel_bridge.model import AttributeValue, SpanKind, SpanRecord, StatusCode
 from otel_bridge.sinks.metrics import GenAiMetrics, Histogram, MetricFamily, MetricKind, Series, Snapshot
@@ -418,9 +418,10 @@ def test_bad_metrics_variables_fail_fast(env: dict[str, str], message: str) -> N
 
 def test_metrics_off_leaves_no_sink_and_health_figures_only() -> None:
     settings = load_settings(overrides={"metrics": {"enabled": False}}, environ={})
-    bridge = Bridge(settings)
-    assert bridge.metrics is None
-    assert bridge.metrics_exporter is None
-    names = [f.name for f in bridge.metrics_snapshot().families]
+    pipeline = assemble(settings)
+    assert pipeline.metrics is None
+    assert pipeline.metrics_exporter is None
+    assert "metrics" not in pipeline.sink.names
+    names = [f.name for f in pipeline.metrics_snapshot().families]
     assert sc.METRIC_TOKEN_USAGE not in names
     assert sc.METRIC_EVENTS_RECEIVED in names

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from otel_bridge import semconv as sc
+from otel_bridge.assembly import assemble
 from otel_bridge.bridge import Bridge
 from otel_bridge.config import MappingSettings, Settings, SourceSettings
 from otel_bridge.model import AgentEvent, Placement, SpanRecord
@@ -63,7 +64,7 @@ async def bridge() -> AsyncIterator[tuple[Bridge, Recorder]]:
     settings = Settings(
         mapping=MappingSettings(max_events_per_span=100_000, run_end_grace_s=0.3, sweep_interval_s=0.05)
     )
-    b = Bridge(settings, extra_sinks=[recorder])
+    b = assemble(settings, extra_sinks=[recorder], pricer=None).bridge
     b.add_observer(recorder.observe)
     await b.start()
     try:

@@ -9,7 +9,7 @@ import tomllib
 import pytest
 
 from otel_bridge import semconv as sc
-from otel_bridge.bridge import Bridge
+from otel_bridge.assembly import assemble
 from otel_bridge.config import ConfigError, PricingSettings, load_settings
 from otel_bridge.mapping.pricing import (
     ModelPrice,
@@ -20,7 +20,7 @@ from otel_bridge.mapping.pricing import (
     pricer_from_settings,
 )
 from otel_bridge.model import AgentEvent, EventKind, TokenUsage
-from otel_bridge.sinks.base import ListSink
+from otel_bridge.pipeline import ListSink
 
 SHIPPED = pathlib.Path(__file__).resolve().parents[1] / "otel_bridge" / "data" / "prices.toml"
 T0 = 1_800_000_000_000_000_000
@@ -180,7 +180,7 @@ def _run(llm_calls: list[tuple[str, TokenUsage]]) -> list[dict[str, object]]:
     settings = load_settings(environ={})
     settings.store.enabled = False
     sink = ListSink()
-    bridge = Bridge(settings, clock=lambda: 0.0, extra_sinks=[sink], pricer=pricer_from_settings(settings.pricing))
+    bridge = assemble(settings, clock=lambda: 0.0, extra_sinks=[sink]).bridge  # priced as the settings say
     events = [_event(EventKind.RUN_STARTED, 0, agent="a")]
     for i, (model, usage) in enumerate(llm_calls):
         events.append(_event(EventKind.LLM_STARTED, 10 + i * 100, call_id=f"c{i}", model=model))

@@ -9,7 +9,7 @@ from otel_bridge.config import MappingSettings, MetricsSettings
 from otel_bridge.mapping.ids import span_id_for, trace_id_for_run
 from otel_bridge.mapping.lifecycle import SpanMapper
 from otel_bridge.model import AgentEvent, EventKind, SpanKind, SpanRecord, StatusCode
-from otel_bridge.sinks.base import ListSink
+from otel_bridge.pipeline import ListSink
 from otel_bridge.sinks.metrics import GenAiMetrics
 from otel_bridge.stats import Stats
 from tests.conftest import FakeClock

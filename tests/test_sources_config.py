@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from otel_bridge.app import create_app
-from otel_bridge.bridge import Bridge
+from otel_bridge.assembly import assemble
 from otel_bridge.cli import _settings, build_parser, main
 from otel_bridge.config import AuthSettings, ConfigError, Settings, SourceSettings, load_settings
 from otel_bridge.sources.manager import SourceManager
@@ -29,7 +29,7 @@ def test_example_files_toml_and_yaml_give_the_same_sources() -> None:
         dialect="locus",
         headers={"Authorization": "Bearer change-me"},
     )
-    manager = SourceManager(Bridge(Settings()), toml)
+    manager = SourceManager(assemble(Settings()).bridge, toml)
     assert [(s.name, s.kind) for s in manager.sources] == [
         ("weather-bot", "sse"),
         ("openintent", "openintent"),
@@ -103,9 +103,9 @@ def test_a_source_that_cannot_work_fails_startup_with_exit_2(
 def test_openintent_source_must_follow_something() -> None:
     settings = SourceSettings(url="http://oi:8000", kind="openintent")
     with pytest.raises(ConfigError, match="needs intents, agents or portfolios"):
-        SourceManager(Bridge(Settings()), [settings])
+        SourceManager(assemble(Settings()).bridge, [settings])
     with pytest.raises(ConfigError, match="apply to kind = 'openintent' only"):
-        SourceManager(Bridge(Settings()), [SourceSettings(url="http://x/s", kind="sse", intents=["i"])])
+        SourceManager(assemble(Settings()).bridge, [SourceSettings(url="http://x/s", kind="sse", intents=["i"])])
 
 
 @pytest.mark.parametrize(
@@ -123,7 +123,7 @@ def test_openintent_targets_from_url_and_lists(url: str, targets: Targets) -> No
 
 
 def test_kind_is_inferred_from_the_url() -> None:
-    bridge = Bridge(Settings())
+    bridge = assemble(Settings()).bridge
     manager = SourceManager(
         bridge,
         [

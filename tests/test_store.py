@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from otel_bridge.bridge import Bridge
+from otel_bridge.assembly import assemble
 from otel_bridge.config import MappingSettings, Settings
 from otel_bridge.model import AgentEvent, EventKind, TokenUsage
 from tests.conftest import FakeClock
@@ -18,8 +18,9 @@ def ev(kind: EventKind, t_ms: int, **fields: object) -> AgentEvent:
 
 
 def test_a_running_run_is_listed_before_its_own_span_ends(clock: FakeClock) -> None:
-    bridge = Bridge(Settings(mapping=MappingSettings(run_end_grace_s=0.0)), clock=clock.monotonic)
-    assert bridge.store is not None
+    pipeline = assemble(Settings(mapping=MappingSettings(run_end_grace_s=0.0)), clock=clock.monotonic, pricer=None)
+    bridge, store = pipeline.bridge, pipeline.store
+    assert store is not None
     bridge.submit(
         [
             ev(EventKind.RUN_STARTED, 0, agent="planner"),
@@ -28,7 +29,7 @@ def test_a_running_run_is_listed_before_its_own_span_ends(clock: FakeClock) -> N
             ev(EventKind.TOOL_STARTED, 60, call_id="t", tool_name="slow"),
         ]
     )
-    (running,) = bridge.store.recent()
+    (running,) = store.recent()
     assert running.as_json() == {
         "trace_id": running.trace_id,
         "run_id": "long-run",
@@ -46,7 +47,7 @@ def test_a_running_run_is_listed_before_its_own_span_ends(clock: FakeClock) -> N
     }
     bridge.submit([ev(EventKind.TOOL_COMPLETED, 90, call_id="t", tool_name="slow"), ev(EventKind.RUN_FINISHED, 100)])
     bridge.mapper.sweep()
-    (done,) = bridge.store.recent()
+    (done,) = store.recent()
     assert (done.root_name, done.status, done.span_count, done.end_ns - done.start_ns) == (
         "invoke_agent planner",
         "ok",

@@ -13,13 +13,13 @@ import httpx
 import pytest
 
 from otel_bridge import semconv as sc
-from otel_bridge.bridge import Bridge
+from otel_bridge.assembly import assemble
 from otel_bridge.config import Settings, SourceSettings
 from otel_bridge.dialects.base import StreamContext
 from otel_bridge.dialects.framing import parse_sse
 from otel_bridge.dialects.stream import StreamDecoder
 from otel_bridge.model import SpanRecord
-from otel_bridge.sinks.base import ListSink
+from otel_bridge.pipeline import ListSink
 from otel_bridge.sources.manager import SourceManager
 from otel_bridge.sources.upstream import UpstreamSource
 from tests.conftest import samples_dir
@@ -73,7 +73,7 @@ async def test_dropped_mid_frame_resumes_with_last_event_id_and_maps_each_frame_
     assert upstream.server is not None
     frames = upstream.frames
     sink = ListSink()
-    bridge = Bridge(Settings(), extra_sinks=[sink])
+    bridge = assemble(Settings(), extra_sinks=[sink], pricer=None).bridge
     settings = SourceSettings(url=f"{upstream.server.url}/stream", name="agent", backoff_initial_s=0.01)
     manager = SourceManager(bridge, [settings], clock_ns=ticking_clock())
     source = manager.sources[0]
@@ -87,7 +87,7 @@ async def test_dropped_mid_frame_resumes_with_last_event_id_and_maps_each_frame_
 
     # The reference: the same capture decoded in one piece, as if nothing had dropped.
     reference_sink = ListSink()
-    reference = Bridge(Settings(), extra_sinks=[reference_sink])
+    reference = assemble(Settings(), extra_sinks=[reference_sink], pricer=None).bridge
     decoder = StreamDecoder(StreamContext(source="agent", stream_key="agent", clock_ns=ticking_clock()))
     expected_events = decoder.feed(parse_sse((samples_dir() / CAPTURE).read_text())) + decoder.close()
     reference.submit(expected_events)
@@ -110,7 +110,7 @@ async def test_dropped_mid_frame_resumes_with_last_event_id_and_maps_each_frame_
 
 
 async def test_shutdown_is_safe_when_start_never_ran() -> None:
-    bridge = Bridge(Settings())
+    bridge = assemble(Settings(), pricer=None).bridge
     manager = SourceManager(bridge, [SourceSettings(url="http://127.0.0.1:9/stream")])
     await manager.shutdown()
     assert manager.snapshot()[0]["connected"] is False
@@ -206,7 +206,7 @@ async def test_a_quiet_stream_is_decoded_without_waiting_for_more_frames() -> No
         return StreamingResponse(body(), media_type="text/event-stream")
 
     server = ThreadedServer(Starlette(routes=[Route("/events", stream)]))
-    bridge = Bridge(Settings())
+    bridge = assemble(Settings(), pricer=None).bridge
     seen: list[str] = []
     bridge.add_observer(lambda events, _: seen.extend(e.original_type for e in events))
     source = UpstreamSource(bridge, SourceSettings(name="quiet", url=server.url + "/events"), None)

@@ -94,7 +94,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 def test_headless_chromium_shows_the_trace_waterfall(server: LiveServer) -> None:
     assert CHROMIUM is not None
     post(server.url, RUN)
-    wait_for(lambda: len(server.app.state.bridge.store) == 1, what="the trace in the store")
+    wait_for(lambda: len(server.app.state.pipeline.store) == 1, what="the trace in the store")
     summary = httpx.get(server.url + "/v1/traces").json()["traces"][0]
     wait_for(
         lambda: httpx.get(server.url + "/v1/traces").json()["traces"][0]["span_count"] == 3, what="all three spans"

@@ -2,7 +2,8 @@
 
 Used by every source (HTTP ingest, upstream SSE, replay), so detection and
 rejection rules are the same wherever events come from. A bad frame is
-rejected with a reason and counted; it never stops the stream.
+rejected with a reason and counted (``on_reject``, in this one place); it
+never stops the stream.
 """
 
 from __future__ import annotations
@@ -31,10 +32,18 @@ class Rejection:
 
 
 class StreamDecoder:
-    """Frames in, events out, for one stream. Detects the dialect unless one is forced."""
+    """Frames in, events out, for one stream. Detects the dialect unless one is forced.
 
-    def __init__(self, ctx: StreamContext, dialect: Dialect | None = None) -> None:
+    Each rejection is counted through ``on_reject`` (the consumer's counter) as
+    it happens, and kept in :attr:`rejections` for whoever reports them (the
+    HTTP answer, a replay report); a long-lived stream clears that list.
+    """
+
+    def __init__(
+        self, ctx: StreamContext, dialect: Dialect | None = None, *, on_reject: Callable[[str], None] | None = None
+    ) -> None:
         self._ctx = ctx
+        self._on_reject = on_reject
         self._dialect = dialect
         self._decoder: Decoder | None = None
         self._fast: Callable[[Frame], list[AgentEvent] | None] | None = None
@@ -127,3 +136,5 @@ class StreamDecoder:
 
     def _reject(self, index: int, reason: str, message: str) -> None:
         self.rejections.append(Rejection(index, reason, message))
+        if self._on_reject is not None:
+            self._on_reject(reason)

@@ -39,6 +39,7 @@ bound drops is counted in :class:`otel_bridge.stats.Stats`):
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -74,7 +75,7 @@ from otel_bridge.model import (
     SpanRecord,
     StatusCode,
 )
-from otel_bridge.sinks.base import SpanSink
+from otel_bridge.pipeline import SpanSink
 from otel_bridge.stats import Stats
 
 
@@ -371,4 +372,8 @@ class SpanMapper:
         if self._out:
             out, self._out = self._out, []
             self._stats.spans_finished += len(out)
-            self._sink.consume(out)
+            try:
+                self._sink.consume(out)
+            except Exception:  # a sink broke its contract: the spans are counted, the caller goes on
+                logging.getLogger(__name__).exception("span sink failed; %d spans dropped", len(out))
+                self._stats.drop("sink_failed", len(out))

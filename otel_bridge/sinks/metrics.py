@@ -1,6 +1,6 @@
 """GenAI metrics derived from finished spans, and the bridge's health figures, as one snapshot model.
 
-:class:`GenAiMetrics` is a :class:`~otel_bridge.sinks.base.SpanSink`: each finished
+:class:`GenAiMetrics` is a :class:`~otel_bridge.pipeline.SpanSink`: each finished
 span updates cumulative aggregates in memory (a dict update per span, no SDK
 objects). Two readers turn a :class:`MetricFamily` snapshot into bytes:
 :mod:`otel_bridge.sinks.prometheus` for ``GET /metrics`` and

@@ -16,10 +16,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from otel_bridge.bridge import Bridge
 from otel_bridge.config import ConfigError, SourceSettings
 from otel_bridge.dialects import openintent as openintent_dialect
 from otel_bridge.dialects import registry
+from otel_bridge.pipeline import EventConsumer
 from otel_bridge.sources.openintent import OpenIntentSource, is_openintent_url, targets_for
 from otel_bridge.sources.upstream import UpstreamSource, redact_url, source_name
 
@@ -48,7 +48,7 @@ def kind_of(settings: SourceSettings) -> str:
 
 
 def build_source(
-    bridge: Bridge,
+    consumer: EventConsumer,
     settings: SourceSettings,
     *,
     clock_ns: Callable[[], int] = time.time_ns,
@@ -64,7 +64,7 @@ def build_source(
                 f"{where}: an openintent source needs intents, agents or portfolios "
                 "(or a /api/v1/subscribe/{intents|agents|portfolios}/ID url)"
             )
-        return OpenIntentSource(bridge, settings, clock_ns=clock_ns, rng=rng)
+        return OpenIntentSource(consumer, settings, clock_ns=clock_ns, rng=rng)
     if settings.intents or settings.agents or settings.portfolios:
         raise ConfigError(f"{where}: intents, agents and portfolios apply to kind = 'openintent' only")
     dialect = None
@@ -73,7 +73,7 @@ def build_source(
             dialect = registry.get(settings.dialect)
         except registry.UnknownDialectError as exc:
             raise ConfigError(f"{where}: {exc}") from None
-    return UpstreamSource(bridge, settings, dialect, clock_ns=clock_ns, rng=rng)
+    return UpstreamSource(consumer, settings, dialect, clock_ns=clock_ns, rng=rng)
 
 
 class SourceManager:
@@ -81,7 +81,7 @@ class SourceManager:
 
     def __init__(
         self,
-        bridge: Bridge,
+        consumer: EventConsumer,
         settings: Sequence[SourceSettings],
         *,
         clock_ns: Callable[[], int] = time.time_ns,
@@ -91,7 +91,7 @@ class SourceManager:
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ConfigError(f"two sources have the same name: {', '.join(duplicates)} (set name = ... on each)")
-        self.sources: list[Source] = [build_source(bridge, s, clock_ns=clock_ns, rng=rng) for s in settings]
+        self.sources: list[Source] = [build_source(consumer, s, clock_ns=clock_ns, rng=rng) for s in settings]
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:

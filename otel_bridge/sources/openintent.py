@@ -39,7 +39,7 @@ Concurrency: one task per source (owned by the manager) runs a TaskGroup with
 one task per agent stream, two per portfolio (stream, discovery) and two per
 followed intent (stream, reconciler). Cancelling the source's task cancels
 them all. Everything runs on the event loop, so the per-intent state needs no
-locks; ``bridge.submit`` is called from the reconcilers only.
+locks; the consumer's ``submit`` is called from the reconcilers only.
 """
 
 from __future__ import annotations
@@ -57,13 +57,13 @@ import httpx
 import msgspec
 
 from otel_bridge.aio import wait_event
-from otel_bridge.bridge import Bridge
 from otel_bridge.config import SourceSettings
 from otel_bridge.dialects import openintent as openintent_dialect
 from otel_bridge.dialects.base import StreamContext, parse_timestamp
 from otel_bridge.dialects.framing import Frame
 from otel_bridge.dialects.stream import StreamDecoder
 from otel_bridge.model import AgentEvent
+from otel_bridge.pipeline import EventConsumer
 from otel_bridge.sources.upstream import (
     Backoff,
     SSEStream,
@@ -194,6 +194,7 @@ class IntentFollower:
         self._decoder = StreamDecoder(
             StreamContext(source=source.name, stream_key=intent_id, clock_ns=source.clock_ns),
             openintent_dialect.DIALECT,
+            on_reject=source.reject,
         )
         self._interval = settings.reconcile_interval_s
         self._page_size = settings.page_size
@@ -320,9 +321,7 @@ class IntentFollower:
         new.sort(key=lambda item: (item[0], item[1]))
         frames = [Frame(entry.event_type, bytes(raw), entry.id) for _, _, entry, raw in new]
         events = self._decoder.feed(frames)
-        for rejection in self._decoder.rejections:
-            self._source.reject(rejection.reason)
-        self._decoder.rejections.clear()
+        self._decoder.rejections.clear()  # counted as they happened (on_reject); the log is long-lived
         for ts, _, entry, _ in new:
             assert entry.id is not None
             self._seen[entry.id] = ts
@@ -409,7 +408,7 @@ class OpenIntentSource:
 
     def __init__(
         self,
-        bridge: Bridge,
+        consumer: EventConsumer,
         settings: SourceSettings,
         *,
         clock_ns: Callable[[], int] = time.time_ns,
@@ -419,7 +418,7 @@ class OpenIntentSource:
         self.settings = settings
         self.targets = targets_for(settings)
         self.clock_ns = clock_ns
-        self._bridge = bridge
+        self._consumer = consumer
         self._rng = rng or random.Random()
         read_timeout = settings.read_timeout_s if settings.read_timeout_s is not None else DEFAULT_READ_TIMEOUT_S
         self._read_timeout = read_timeout
@@ -438,11 +437,11 @@ class OpenIntentSource:
         return Backoff(self.settings.backoff_initial_s, self.settings.backoff_max_s, self._rng)
 
     def reject(self, reason: str) -> None:
-        self._bridge.stats.reject(reason)
+        self._consumer.reject(reason)
         self.rejected += 1
 
     def submit(self, events: Sequence[AgentEvent]) -> None:
-        self._bridge.submit(events)
+        self._consumer.submit(events)
 
     async def run(self) -> None:
         """Follow everything configured until cancelled (the manager owns the task)."""

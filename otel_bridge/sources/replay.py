@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from otel_bridge import semconv as sc
-from otel_bridge.bridge import Bridge
 from otel_bridge.dialects import registry
 from otel_bridge.dialects.base import StreamContext
 from otel_bridge.dialects.framing import sniff_text_frames
 from otel_bridge.dialects.stream import Rejection, StreamDecoder
+from otel_bridge.pipeline import EventConsumer
 
 
 @dataclass
@@ -33,28 +33,26 @@ class FileReport:
 
 
 def replay_files(
-    bridge: Bridge,
+    consumer: EventConsumer,
     paths: Sequence[str | Path],
     dialect: str | None = None,
     clock_ns: Callable[[], int] = time.time_ns,
 ) -> list[FileReport]:
-    """Decode and map every file through ``bridge``; then close all runs."""
+    """Decode and map every file through ``consumer``; then close all runs."""
     forced = registry.get(dialect) if dialect is not None else None
     reports: list[FileReport] = []
     for path in paths:
         data = Path(path).read_bytes()
         key = hashlib.sha256(data).hexdigest()[:32]
         ctx = StreamContext(source="replay", stream_key=key, clock_ns=clock_ns)
-        decoder = StreamDecoder(ctx, forced)
+        decoder = StreamDecoder(ctx, forced, on_reject=consumer.reject)
         events = decoder.feed(sniff_text_frames(data.decode("utf-8", errors="replace"))) + decoder.close()
-        for rejection in decoder.rejections:
-            bridge.stats.reject(rejection.reason)
-        pairs = bridge.submit(events)
+        pairs = consumer.submit(events)
         runs: dict[str, str] = {}
         for event, placement in pairs:
             runs.setdefault(event.run_id, placement.trace_id.hex())
         reports.append(
             FileReport(str(path), decoder.dialect, decoder.frames_seen, len(events), decoder.rejections, runs)
         )
-    bridge.mapper.close_all(sc.CLOSE_END_OF_INPUT)
+    consumer.close_all(sc.CLOSE_END_OF_INPUT)
     return reports

@@ -10,7 +10,7 @@ Two layers:
   about dialects: it hands frames to a callback.
 * :class:`UpstreamSource` is a configured ``sse`` source: one :class:`SSEStream`
   whose frames go through one :class:`StreamDecoder` (detection and rejection
-  exactly as for HTTP ingest) and then to ``bridge.submit``. The decoder lives
+  exactly as for HTTP ingest) and then to the consumer's ``submit``. The decoder lives
   as long as the source, not the connection, so a reconnect continues the same
   run (and trace) with the same dialect state.
 
@@ -32,12 +32,12 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 
-from otel_bridge.bridge import Bridge
 from otel_bridge.config import SourceSettings
 from otel_bridge.dialects.base import Dialect, StreamContext
 from otel_bridge.dialects.framing import Frame, SSEParser
 from otel_bridge.dialects.stream import StreamDecoder
 from otel_bridge.model import AgentEvent
+from otel_bridge.pipeline import EventConsumer
 
 log = logging.getLogger(__name__)
 
@@ -262,13 +262,13 @@ def new_client(settings: SourceSettings, read_timeout_s: float | None, base_url:
 
 
 class UpstreamSource:
-    """A configured ``sse`` source: one stream, one decoder, events to the bridge."""
+    """A configured ``sse`` source: one stream, one decoder, events to the consumer."""
 
     kind = "sse"
 
     def __init__(
         self,
-        bridge: Bridge,
+        consumer: EventConsumer,
         settings: SourceSettings,
         dialect: Dialect | None,
         *,
@@ -276,12 +276,14 @@ class UpstreamSource:
         rng: random.Random | None = None,
     ) -> None:
         self.name = source_name(settings)
-        self._bridge = bridge
+        self._consumer = consumer
         self._settings = settings
         self._forced = dialect
         # One decoder for the life of the source: reconnects continue the same
         # run (dialects without run ids group under stream_key) and dialect state.
-        self._decoder = StreamDecoder(StreamContext(source=self.name, stream_key=self.name, clock_ns=clock_ns), dialect)
+        self._decoder = StreamDecoder(
+            StreamContext(source=self.name, stream_key=self.name, clock_ns=clock_ns), dialect, on_reject=self._reject
+        )
         self._rng = rng
         self._client: httpx.AsyncClient | None = None
         self._stream: SSEStream | None = None
@@ -329,29 +331,30 @@ class UpstreamSource:
         self._submit(self._decoder.feed(frames))
 
     def _submit(self, events: list[AgentEvent]) -> None:
-        self._count_rejections()
+        self._note_rejections()
         if events:
-            self._bridge.submit(events)
+            self._consumer.submit(events)
             self.events += len(events)
             self.last_event_at = time.time()
 
-    def _count_rejections(self) -> None:
+    def _reject(self, reason: str) -> None:
+        self._consumer.reject(reason)
+        self.rejected += 1
+
+    def _note_rejections(self) -> None:
         rejections = self._decoder.rejections
         if not rejections:
             return
-        for rejection in rejections:
-            self._bridge.stats.reject(rejection.reason)
-        self.rejected += len(rejections)
         last = rejections[-1]
         self.last_rejection = f"frame {last.index}: {last.reason}: {last.message}"
-        rejections.clear()  # counted; a long-lived stream must not keep every rejection
+        rejections.clear()  # counted as they happened; a long-lived stream must not keep every rejection
 
     def close(self) -> None:
         """End of the source: what the decoder still holds (frames still being sniffed) is mapped now."""
         events = self._decoder.close()
-        self._count_rejections()
+        self._note_rejections()
         if events:
-            self._bridge.submit(events)
+            self._consumer.submit(events)
             self.events += len(events)
 
     def snapshot(self) -> dict[str, object]:

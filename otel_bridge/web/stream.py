@@ -23,7 +23,7 @@ from sse_starlette.sse import SendTimeoutError
 from starlette.types import Receive, Scope, Send
 
 from otel_bridge.sinks.feed import Feed, FeedFilter, FeedFull, FilterError, Subscriber
-from otel_bridge.sources.http_ingest import problem
+from otel_bridge.web.problem import problem
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from otel_bridge.model import EventKind
-from otel_bridge.sources.http_ingest import problem
+from otel_bridge.web.problem import problem
 
 KINDS_PLACEHOLDER = b"{{KINDS}}"
 """In index.html: replaced by the canonical kinds (EventSource needs a listener per event name)."""

@@ -27,10 +27,10 @@ from typing import Any
 
 import msgspec
 
-from otel_bridge.bridge import Bridge
+from otel_bridge.assembly import assemble
 from otel_bridge.config import MappingSettings, Settings, StoreSettings
 from otel_bridge.model import AttributeValue, SpanRecord
-from otel_bridge.sinks.base import ListSink
+from otel_bridge.pipeline import ListSink
 from otel_bridge.sources.replay import replay_files
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -74,7 +74,7 @@ def replay_tree(
         store=StoreSettings(enabled=False), mapping=MappingSettings(capture_content=capture_content)
     )
     sink = ListSink()
-    bridge = Bridge(settings, clock=lambda: 0.0, extra_sinks=[sink])
+    bridge = assemble(settings, clock=lambda: 0.0, extra_sinks=[sink], pricer=None).bridge
     [report] = replay_files(bridge, [capture], dialect=dialect, clock_ns=fixed_clock_ns())
     return {
         "dialect": report.dialect,

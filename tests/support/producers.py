@@ -19,9 +19,9 @@ import httpx
 import uvicorn
 
 from otel_bridge.app import create_app
-from otel_bridge.bridge import Bridge
+from otel_bridge.assembly import assemble
 from otel_bridge.config import MappingSettings, Settings, StoreSettings
-from otel_bridge.sinks.base import ListSink
+from otel_bridge.pipeline import ListSink
 from tests.support.golden import span_trees
 from tests.support.ports import free_port
 
@@ -73,15 +73,15 @@ async def ingest(body: bytes, *, capture_content: bool = False, **params: str) -
     """POST a captured stream to the real bridge app; ``(its answer, the span trees)``."""
     settings = Settings(store=StoreSettings(enabled=False), mapping=MappingSettings(capture_content=capture_content))
     sink = ListSink()
-    bridge = Bridge(settings, extra_sinks=[sink])
-    app = create_app(settings, bridge=bridge)
+    pipeline = assemble(settings, extra_sinks=[sink], pricer=None)
+    app = create_app(settings, pipeline)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://bridge") as client:
         response = await client.post(
             "/v1/events", content=body, params=params, headers={"Content-Type": "text/event-stream"}
         )
     assert response.status_code == 202, response.text
-    bridge.mapper.close_all()
+    pipeline.mapper.close_all()
     return response.json(), span_trees(sink.spans)
 
 
