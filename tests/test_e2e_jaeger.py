@@ -253,3 +253,85 @@ def test_every_dashboard_query_returns_data(stack: Stack) -> None:
         assert up == {"otel-bridge": "up", "otel-collector": "up", "otel-collector-self": "up"}
     finally:
         prometheus.stop()
+
+
+# --- a long run is visible while it runs --------------------------------------------------------
+
+
+def test_a_ten_minute_runs_finished_spans_are_searchable_in_jaeger_before_it_ends(stack: Stack) -> None:
+    """Children are exported as they end; the run's "in progress" marker makes the run findable by agent.
+
+    The run's events span ten minutes (timestamps from ten minutes ago until now) and it has not
+    ended: its ``invoke_agent`` span is not exported yet. Jaeger's search finds its LLM and tool
+    spans by operation, and the run itself by its agent tag, through the marker span.
+    """
+    config = stack.workdir / "long.toml"
+    config.write_text("[mapping]\nrun_idle_timeout_s = 3600\nsweep_interval_s = 0.1\nrun_marker_after_s = 1\n")
+    sidecar = BridgeProcess(
+        stack.workdir / "long-sidecar.log",
+        args=["--config", str(config)],
+        env={
+            "OTEL_SERVICE_NAME": "long-runs",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"{stack.collector.http_endpoint}/v1/traces",
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf",
+            "OTEL_BSP_SCHEDULE_DELAY": "50",
+        },
+    )
+    minute = 60 * 1_000_000_000
+    t0 = time.time_ns() - 10 * minute
+    run = {"run_id": "ten-minute-run"}
+    llm = {**run, "provider": "openai", "model": "gpt-4o"}
+    events: list[dict[str, Any]] = [
+        {**run, "kind": "run.started", "agent": "long-agent", "timestamp": t0},
+        {**llm, "kind": "llm.started", "call_id": "c1", "timestamp": t0 + 1 * minute},
+        {
+            **llm,
+            "kind": "llm.completed",
+            "call_id": "c1",
+            "usage": {"input": 5, "output": 7},
+            "timestamp": t0 + 2 * minute,
+        },
+        {**run, "kind": "tool.started", "tool_name": "crawl", "call_id": "t1", "timestamp": t0 + 3 * minute},
+        {**run, "kind": "tool.completed", "tool_name": "crawl", "call_id": "t1", "timestamp": t0 + 8 * minute},
+        {**llm, "kind": "llm.started", "call_id": "c2", "timestamp": t0 + 10 * minute},  # still running
+    ]
+    try:
+        response = httpx.post(f"{sidecar.url}/v1/events", json=events, timeout=10)
+        assert response.status_code == 202, response.text
+        (placed,) = response.json()["runs"]
+        trace_id = placed["trace_id"]
+        window = (t0 - minute, time.time_ns() + minute)
+        deadline = time.monotonic() + 20
+        while True:
+            found = stack.jaeger.find_traces("long-runs", *window, operation="execute_tool crawl")
+            tagged = stack.jaeger.find_by_tag("long-runs", {"gen_ai.agent.name": "long-agent"})
+            names = {span.name for _, span in found if span.trace_id.hex() == trace_id}
+            if {"chat gpt-4o", "execute_tool crawl", "invoke_agent long-agent (running)"} <= names and tagged:
+                break
+            assert time.monotonic() < deadline, f"not searchable in Jaeger yet: {names}, tagged: {len(tagged)}"
+            time.sleep(0.2)
+        assert "invoke_agent long-agent" not in names  # the run has not ended
+        (by_agent,) = tagged
+        assert by_agent["traceID"] == trace_id
+        marker = next(s for s in by_agent["spans"] if s["operationName"].endswith("(running)"))
+        marker_id = next(s.span_id for _, s in found if s.name == "invoke_agent long-agent (running)")
+        assert marker["spanID"] == marker_id.hex()
+
+        # The run ends: its root arrives and the marker sits under it.
+        end = [
+            {**llm, "kind": "llm.completed", "call_id": "c2", "timestamp": time.time_ns()},
+            {**run, "kind": "run.finished", "timestamp": time.time_ns()},
+        ]
+        assert httpx.post(f"{sidecar.url}/v1/events", json=end, timeout=10).status_code == 202
+        spans = {}
+        deadline = time.monotonic() + 20
+        while "invoke_agent long-agent" not in spans:
+            body = stack.jaeger.trace(trace_id)
+            spans = {s.name: s for _, s in spans_from_otlp_json(body["result"])} if body else {}
+            assert time.monotonic() < deadline, sorted(spans)
+            time.sleep(0.2)
+        root = spans["invoke_agent long-agent"]
+        assert spans["invoke_agent long-agent (running)"].parent_span_id == root.span_id
+        assert root.end_time_unix_nano - root.start_time_unix_nano >= 10 * minute
+    finally:
+        sidecar.stop()

@@ -8,15 +8,19 @@ set those variables to free loopback ports. What runs here is what users run.
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import re
 import subprocess
+import time
 from collections.abc import Mapping
 from typing import Any
 
 import httpx
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
+from tests.support.otlp_read import spans_from_otlp_json
 from tests.support.ports import free_port, stop_process, wait_http_ready
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -203,12 +207,35 @@ class Jaeger(_GoProcess):
         body: dict[str, Any] = response.json()
         return body
 
-    def find_traces(self, service: str, **query: str) -> list[dict[str, Any]]:
-        """``GET /api/v3/traces`` search (the UI's search): OTLP/JSON resource spans of every match."""
-        params = {"query.service_name": service, "query.search_depth": "100", **query}
+    def find_traces(
+        self, service: str, start_min_ns: int, start_max_ns: int, operation: str | None = None
+    ) -> list[tuple[dict[str, Any], Span]]:
+        """``GET /api/v3/traces``: the spans of every trace of ``service`` that has a span starting in the window
+        (and named ``operation``), as the UI's search finds them."""
+        params = {
+            "query.service_name": service,
+            "query.start_time_min": _rfc3339(start_min_ns),
+            "query.start_time_max": _rfc3339(start_max_ns),
+            "query.num_traces": "100",
+        }
+        if operation is not None:
+            params["query.operation_name"] = operation
         response = httpx.get(f"{self.query_url}/api/v3/traces", params=params, timeout=10)
         if response.status_code == 404:
             return []
         response.raise_for_status()
-        result: list[dict[str, Any]] = response.json().get("result", {}).get("resourceSpans", [])
-        return result
+        return spans_from_otlp_json(response.json().get("result", {}))
+
+    def find_by_tag(self, service: str, tags: Mapping[str, str], lookback: str = "2h") -> list[dict[str, Any]]:
+        """``GET /api/traces?tags=...``, the UI's tag search (the v3 API has no attribute filter): Jaeger-model
+        traces (``{"traceID", "spans": [{"operationName", "references", "tags"...}]}``)."""
+        params = {"service": service, "tags": json.dumps(dict(tags)), "lookback": lookback, "limit": "100"}
+        response = httpx.get(f"{self.query_url}/api/traces", params=params, timeout=10)
+        response.raise_for_status()
+        data: list[dict[str, Any]] = response.json().get("data") or []
+        return data
+
+
+def _rfc3339(ns: int) -> str:
+    seconds, rest = divmod(ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{rest:09d}Z"
