@@ -11,8 +11,8 @@ import asyncio
 
 from otel_bridge.config import OtlpSettings
 from otel_bridge.model import SpanKind, SpanRecord
-from otel_bridge.sinks.otlp import OtlpExporter, Outcome, SendResult, rejected_spans_in
-from otel_bridge.sinks.otlp_proto import _ld, varint
+from otel_bridge.sinks.export.result import Outcome, SendResult
+from otel_bridge.sinks.otlp import OtlpExporter
 from otel_bridge.stats import Stats
 
 
@@ -98,7 +98,7 @@ async def test_batches_are_cut_at_max_batch_spans() -> None:
 
 
 async def test_partial_success_is_counted() -> None:
-    t = ScriptedTransport([SendResult(Outcome.SUCCESS, "too old", rejected_spans=1)])
+    t = ScriptedTransport([SendResult(Outcome.SUCCESS, "too old", rejected=1)])
     exp, stats = exporter(t)
     await exp.start()
     exp.consume([span(1), span(2)])
@@ -112,9 +112,3 @@ async def test_shutdown_is_safe_without_start() -> None:
     exp.consume([span(1)])
     await exp.shutdown()
     assert stats.dropped == {"export_shutdown": 1}
-
-
-def test_partial_success_response_is_decoded() -> None:
-    inner = b"\x08" + varint(7) + _ld(b"\x12", b"why")
-    assert rejected_spans_in(_ld(b"\x0a", inner)) == (7, "why")
-    assert rejected_spans_in(b"") == (0, "")
