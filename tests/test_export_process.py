@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import msgspec
+
 from otel_bridge.config import OtlpSettings
 from otel_bridge.model import SpanKind, SpanRecord, StatusCode
 from otel_bridge.sinks.export_process import ProcessExporter
@@ -60,3 +62,21 @@ async def test_shutdown_without_start_counts_what_was_queued() -> None:
     exporter.consume([span(1)])
     await exporter.shutdown()
     assert stats.dropped == {"export_shutdown": 1}
+
+
+async def test_a_span_that_cannot_cross_the_pipe_is_counted_and_the_pump_goes_on() -> None:
+    """Issue 13, item 1: an unencodable span used to kill the pump, silently ending export."""
+    stats = Stats()
+    settings = OtlpSettings(
+        endpoint=f"http://127.0.0.1:{free_port()}/v1/traces",
+        max_batch_spans=1,
+        schedule_delay_s=0.02,
+        timeout_s=0.5,
+        max_retry_s=0.5,
+    )
+    exporter = ProcessExporter(settings, stats, {}, ("t", "1"), "")
+    await exporter.start()
+    bad = msgspec.structs.replace(span(1), start_ns=2**70)  # beyond msgpack's 64-bit integers
+    exporter.consume([span(0), bad, span(2)])
+    await exporter.shutdown()
+    assert stats.dropped == {"export_encode_error": 1, "export_retries_exhausted": 2}

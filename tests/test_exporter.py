@@ -8,12 +8,18 @@ each failure mode can be forced.
 from __future__ import annotations
 
 import asyncio
+import random
 
 from otel_bridge.config import OtlpSettings
 from otel_bridge.model import SpanKind, SpanRecord
-from otel_bridge.sinks.otlp import OtlpExporter, Outcome, SendResult, rejected_spans_in
-from otel_bridge.sinks.otlp_proto import _ld, varint
+from otel_bridge.sinks.export.batching import BatchingExporter
+from otel_bridge.sinks.export.queue import BatchQueue
+from otel_bridge.sinks.export.result import Outcome, SendResult
+from otel_bridge.sinks.export.retry import RetrySender
+from otel_bridge.sinks.export.sender import OtlpBatchSender
+from otel_bridge.sinks.otlp import OtlpExporter
 from otel_bridge.stats import Stats
+from tests.support.export import FakeClock, Outage
 
 
 def span(i: int) -> SpanRecord:
@@ -27,9 +33,11 @@ class ScriptedTransport:
     def __init__(self, results: list[SendResult]) -> None:
         self.results = results
         self.bodies: list[bytes] = []
+        self.sent = asyncio.Event()
 
     async def send(self, body: bytes, timeout_s: float) -> SendResult:
         self.bodies.append(body)
+        self.sent.set()
         return self.results.pop(0) if self.results else SendResult(Outcome.SUCCESS)
 
     async def close(self) -> None:
@@ -38,7 +46,7 @@ class ScriptedTransport:
 
 def exporter(transport: ScriptedTransport, **kw: float) -> tuple[OtlpExporter, Stats]:
     stats = Stats()
-    settings = OtlpSettings(endpoint="http://unused", schedule_delay_s=0.01, max_retry_s=2.0, **kw)  # type: ignore[arg-type]
+    settings = OtlpSettings(endpoint="http://unused", **{"schedule_delay_s": 0.01, "max_retry_s": 2.0, **kw})  # type: ignore[arg-type]
     return OtlpExporter(settings, stats, {}, ("t", "0"), "", transport=transport), stats
 
 
@@ -98,7 +106,7 @@ async def test_batches_are_cut_at_max_batch_spans() -> None:
 
 
 async def test_partial_success_is_counted() -> None:
-    t = ScriptedTransport([SendResult(Outcome.SUCCESS, "too old", rejected_spans=1)])
+    t = ScriptedTransport([SendResult(Outcome.SUCCESS, "too old", rejected=1)])
     exp, stats = exporter(t)
     await exp.start()
     exp.consume([span(1), span(2)])
@@ -114,7 +122,92 @@ async def test_shutdown_is_safe_without_start() -> None:
     assert stats.dropped == {"export_shutdown": 1}
 
 
-def test_partial_success_response_is_decoded() -> None:
-    inner = b"\x08" + varint(7) + _ld(b"\x12", b"why")
-    assert rejected_spans_in(_ld(b"\x0a", inner)) == (7, "why")
-    assert rejected_spans_in(b"") == (0, "")
+async def test_issue13_each_queued_batch_gets_its_own_retry_budget() -> None:
+    """Regression (issue 13, item 2): one deadline used to cover everything queued.
+
+    When the first batch had spent ``max_retry_s`` on an outage, every batch
+    queued behind it got one attempt and was dropped, although the queue had
+    room and the receiver came back soon after. The outage below outlasts the
+    first batch's budget but not the second's: only the first may be lost.
+    """
+    clock = FakeClock()
+    outage = Outage(clock, until=10.0)  # any first batch's give-up is > 5 s in, so the second's is > 10 s
+    stats = Stats()
+    settings = OtlpSettings(endpoint="http://unused", max_batch_spans=1, max_retry_s=10.0, schedule_delay_s=0.01)
+    sender = OtlpBatchSender(
+        stats,
+        lambda batch: batch[0].name.encode(),
+        lambda: RetrySender(outage, 1.0, rng=random.Random(9), clock=clock, sleep=clock.sleep),
+        "otlp",
+    )
+    exp = BatchingExporter(settings, stats, sender)
+    exp.consume([span(1), span(2), span(3)])
+    await exp.start()
+    async with asyncio.timeout(5):
+        await outage.succeeded(2)
+    await exp.shutdown()
+    assert stats.dropped == {"export_retries_exhausted": 1}
+    assert stats.spans_exported == {"otlp": 2}
+    assert outage.bodies[-2:] == [b"s2", b"s3"]
+
+
+async def test_a_full_batch_is_sent_without_waiting_for_the_schedule() -> None:
+    t = ScriptedTransport([])
+    exp, stats = exporter(t, max_batch_spans=3, schedule_delay_s=60.0)
+    await exp.start()
+    exp.consume([span(i) for i in range(3)])
+    async with asyncio.timeout(5):
+        await t.sent.wait()
+    assert stats.spans_exported == {"otlp": 3}
+    await exp.shutdown()
+
+
+async def test_a_partial_batch_waits_for_the_schedule() -> None:
+    queue = BatchQueue(max_spans=10, batch_spans=3, stats=Stats())
+    queue.offer([span(1)])
+    waiting = asyncio.create_task(queue.wait_batch(60.0))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    queue.offer([span(2), span(3)])  # now a full batch: the drainer wakes at once
+    async with asyncio.timeout(5):
+        await waiting
+    assert [s.name for s in queue.take()] == ["s1", "s2", "s3"]
+
+
+def test_a_full_queue_counts_what_it_refuses() -> None:
+    stats = Stats()
+    queue = BatchQueue(max_spans=4, batch_spans=2, stats=stats)
+    queue.offer([span(i) for i in range(3)])
+    queue.offer([span(i) for i in range(3, 6)])
+    assert len(queue) == 4
+    assert stats.dropped == {"export_queue_full": 2}
+    assert [s.name for s in queue.take()] == ["s0", "s1"]  # oldest first, one batch
+
+
+async def test_a_bug_in_a_sender_does_not_end_export() -> None:
+    class Flaky:
+        last_error: str | None = None
+        held = 0
+
+        def __init__(self) -> None:
+            self.sent: list[str] = []
+
+        async def start(self) -> None:
+            return None
+
+        async def send_batch(self, batch: list[SpanRecord], budget_s: float) -> None:
+            if batch[0].name == "s1":
+                raise ValueError("bug")
+            self.sent += [s.name for s in batch]
+
+        async def close(self) -> None:
+            return None
+
+    stats = Stats()
+    flaky = Flaky()
+    exp = BatchingExporter(OtlpSettings(endpoint="http://unused", max_batch_spans=1), stats, flaky)
+    exp.consume([span(1), span(2)])
+    await exp.start()
+    await exp.shutdown()
+    assert flaky.sent == ["s2"]
+    assert stats.dropped == {"export_internal_error": 1}

@@ -10,7 +10,7 @@ from otel_bridge.config import MappingSettings
 from otel_bridge.mapping.ids import parse_traceparent, span_id_for, trace_id_for_run
 from otel_bridge.mapping.lifecycle import SpanMapper
 from otel_bridge.model import AgentEvent, EventKind
-from otel_bridge.sinks.base import ListSink
+from otel_bridge.pipeline import ListSink
 from otel_bridge.stats import Stats
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"

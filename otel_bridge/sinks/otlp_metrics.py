@@ -8,10 +8,12 @@ official JSON mapping (int64 as strings).
 
 Temporality is cumulative: each export carries the totals since the bridge
 started, so a failed export loses nothing (the next one carries the same totals
-and more). There is therefore no retry inside an interval; a failure is logged
-and counted on the exporter (``failures``, ``last_error``). The transports are
-the trace exporter's (same TLS, headers, compression and retryable-error
-classification); gRPC only calls the metrics service method instead.
+and more). There is therefore no retry inside an interval (no retry link in
+front of the transport); a failure is logged and counted on the exporter
+(``failures``, ``last_error``). The transports are the trace exporter's
+(:mod:`otel_bridge.sinks.export`: same TLS, headers, compression and
+retryable-error classification); gRPC only calls the metrics service method
+instead.
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ import msgspec
 
 from otel_bridge.config import MetricsSettings
 from otel_bridge.model import AttributeValue
-from otel_bridge.sinks import otlp, otlp_json
+from otel_bridge.sinks import otlp_json
+from otel_bridge.sinks.export import factory
+from otel_bridge.sinks.export.result import Outcome, Transport
 from otel_bridge.sinks.metrics import Histogram, MetricFamily, MetricKind, Series, Snapshot
-from otel_bridge.sinks.otlp import Outcome, Transport
 from otel_bridge.sinks.otlp_proto import encode_resource, encode_scope, key_value, varint
 
 log = logging.getLogger(__name__)
@@ -170,7 +173,7 @@ def request_json(
 
 def make_transport(settings: MetricsSettings) -> Transport:
     assert settings.endpoint is not None
-    return otlp.make_transport(settings, grpc_method=GRPC_METRICS_METHOD)
+    return factory.make_transport(settings, grpc_method=GRPC_METRICS_METHOD)
 
 
 class OtlpMetricsExporter:
@@ -223,8 +226,8 @@ class OtlpMetricsExporter:
         if result.outcome is Outcome.SUCCESS:
             self.exports += 1
             self.last_error = None
-            if result.rejected_spans:
-                log.warning("receiver rejected %d metric points: %s", result.rejected_spans, result.detail)
+            if result.rejected:
+                log.warning("receiver rejected %d metric points: %s", result.rejected, result.detail)
             return True
         self.failures += 1
         self.last_error = result.detail

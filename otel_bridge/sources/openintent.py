@@ -57,6 +57,7 @@ import httpx
 import msgspec
 
 from otel_bridge.aio import wait_event
+from otel_bridge.backoff import Backoff
 from otel_bridge.config import SourceSettings
 from otel_bridge.dialects import openintent as openintent_dialect
 from otel_bridge.dialects.base import StreamContext, parse_timestamp
@@ -65,7 +66,6 @@ from otel_bridge.dialects.stream import StreamDecoder
 from otel_bridge.model import AgentEvent
 from otel_bridge.pipeline import EventConsumer
 from otel_bridge.sources.upstream import (
-    Backoff,
     SSEStream,
     StreamStatus,
     UpstreamError,

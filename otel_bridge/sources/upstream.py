@@ -32,6 +32,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 
+from otel_bridge.backoff import Backoff
 from otel_bridge.config import SourceSettings
 from otel_bridge.dialects.base import Dialect, StreamContext
 from otel_bridge.dialects.framing import Frame, SSEParser
@@ -74,32 +75,6 @@ def iso_time(unix_s: float | None) -> str | None:
     if unix_s is None:
         return None
     return datetime.fromtimestamp(unix_s, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-class Backoff:
-    """Jittered exponential backoff: attempt ``n`` waits uniformly in ``[d/2, d]``, ``d = min(max, initial * 2**n)``.
-
-    The jitter keeps many sidecars (or many streams of one source) from
-    reconnecting in lockstep after an upstream restarts.
-    """
-
-    def __init__(self, initial_s: float, max_s: float, rng: random.Random | None = None) -> None:
-        self.initial_s = initial_s
-        self.max_s = max_s
-        self._rng = rng or random.Random()
-        self.attempt = 0
-
-    def next_delay(self) -> float:
-        ceiling = min(self.max_s, self.initial_s * (2**self.attempt))
-        self.attempt = min(self.attempt + 1, 62)  # 2**63 would overflow a float multiply soon after
-        return self._rng.uniform(ceiling / 2, ceiling)
-
-    def give_up_fast(self) -> None:
-        """The next wait is the longest: for errors that retrying soon will not fix."""
-        self.attempt = 62
-
-    def reset(self) -> None:
-        self.attempt = 0
 
 
 class UpstreamError(Exception):
@@ -198,10 +173,9 @@ class SSEStream:
                 self.status.connected = False
             if self._got_frames:
                 self._backoff.reset()  # the connection worked: a later drop starts the backoff afresh
-            delay = self._backoff.next_delay()
-            if self._retry_ms is not None:
-                delay = max(delay, self._retry_ms / 1000.0)  # the upstream asked for at least this
-            await asyncio.sleep(delay)
+            # The upstream's own ``retry:`` is a floor on the wait.
+            retry_s = self._retry_ms / 1000.0 if self._retry_ms is not None else None
+            await asyncio.sleep(self._backoff.next_delay(retry_s))
 
     async def _connect_once(self) -> None:
         """One connection, until the upstream closes it."""

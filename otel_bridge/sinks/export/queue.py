@@ -1,4 +1,8 @@
-"""What the span exporters share: their bounded queue. The interface between stages is :mod:`otel_bridge.pipeline`."""
+"""The exporters' bounded span queue: ``offer`` never blocks, ``wait_batch`` wakes a drainer.
+
+Past ``max_spans`` new spans are dropped and counted (``export_queue_full``):
+ingest must never wait on a slow backend.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +16,7 @@ from otel_bridge.stats import Stats
 
 
 class BatchQueue:
-    """The exporters' bounded span queue: ``offer`` never blocks, ``wait_batch`` wakes a drainer.
-
-    Past ``max_spans`` new spans are dropped and counted (``export_queue_full``):
-    ingest must never wait on a slow backend.
-    """
+    """Spans in arrival order, taken a batch at a time."""
 
     def __init__(self, max_spans: int, batch_spans: int, stats: Stats) -> None:
         self._spans: deque[SpanRecord] = deque()

@@ -1,0 +1,16 @@
+"""OTLP export as a chain of small links, like the collector's exporterhelper.
+
+Each module is one link or one leaf, and each knows only the link after it::
+
+    BatchingExporter      queue + drain loop (batching.py, queue.py)
+      -> BatchSender      one batch: encode, retry, count      (sender.py)
+                          or hand it to the worker process      (process.py)
+        -> RetrySender    per-batch deadline, the shared backoff (retry.py)
+          -> Transport    HTTP or gRPC, classified result       (http_transport.py,
+                                                                 grpc_transport.py)
+
+``OtlpExporter`` (exporter.py) and ``ProcessExporter`` (process.py) are the two
+assemblies the sidecar uses; the worker process's entry point (worker.py) runs
+an ``OtlpExporter`` on the far side of a pipe (pipe.py). Encoders stay in
+``sinks/otlp_proto.py`` and ``sinks/otlp_json.py``.
+"""

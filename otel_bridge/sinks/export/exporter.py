@@ -1,0 +1,51 @@
+"""``OtlpExporter``: the in-process assembly of the export chain for traces.
+
+Queue and drain loop (:class:`BatchingExporter`), then encode (OTLP protobuf,
+or OTLP/JSON for ``http/json``), count, retry with the shared backoff for up to
+``max_retry_s`` per batch, and send over the transport the settings name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from otel_bridge.config import OtlpSettings
+from otel_bridge.model import AttributeValue, SpanRecord
+from otel_bridge.sinks import otlp_json
+from otel_bridge.sinks.export.batching import BatchingExporter
+from otel_bridge.sinks.export.factory import make_transport
+from otel_bridge.sinks.export.result import Transport
+from otel_bridge.sinks.export.retry import RetrySender
+from otel_bridge.sinks.export.sender import OtlpBatchSender
+from otel_bridge.sinks.otlp_proto import ProtoEncoder
+from otel_bridge.stats import Stats
+
+
+class OtlpExporter(BatchingExporter):
+    """A :class:`SpanSink` that batches and exports to one OTLP endpoint.
+
+    ``transport`` replaces the network (tests); by default the settings pick it at ``start``.
+    """
+
+    def __init__(
+        self,
+        settings: OtlpSettings,
+        stats: Stats,
+        resource: dict[str, AttributeValue],
+        scope: tuple[str, str],
+        schema_url: str,
+        transport: Transport | None = None,
+    ) -> None:
+        self._proto = ProtoEncoder(resource, scope[0], scope[1], schema_url)
+        self._json = settings.protocol == "http/json"
+        self._resource, self._scope, self._schema_url = resource, scope, schema_url
+
+        def connect() -> RetrySender:
+            return RetrySender(transport or make_transport(settings), settings.timeout_s)
+
+        super().__init__(settings, stats, OtlpBatchSender(stats, self.encode, connect, self.name))
+
+    def encode(self, batch: Sequence[SpanRecord]) -> bytes:
+        if self._json:
+            return otlp_json.encode_request(batch, self._resource, self._scope[0], self._scope[1], self._schema_url)
+        return self._proto.encode(batch)

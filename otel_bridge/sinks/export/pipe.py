@@ -1,0 +1,53 @@
+"""The wire between the sidecar and its export worker process: length-prefixed msgpack frames.
+
+Parent to child on stdin: one :class:`Init`, then batches of spans
+(``list[SpanRecord]``) until stdin closes. Child to parent on stdout: its
+cumulative counters as :class:`Report`, every ``REPORT_S`` and once more,
+``final``, when it exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+
+import msgspec
+
+from otel_bridge.config import OtlpSettings
+from otel_bridge.model import AttributeValue
+
+REPORT_S = 0.2
+_LENGTH = struct.Struct("<I")
+
+
+class Init(msgspec.Struct):
+    """Everything the child needs to build its :class:`OtlpExporter`."""
+
+    settings: OtlpSettings
+    resource: dict[str, AttributeValue]
+    scope: tuple[str, str]
+    schema_url: str
+
+
+class Report(msgspec.Struct):
+    """The child's cumulative counters."""
+
+    exported: int
+    failed: int
+    dropped: dict[str, int]
+    queue_depth: int
+    last_error: str | None
+    final: bool = False
+
+
+def frame(payload: bytes) -> bytes:
+    return _LENGTH.pack(len(payload)) + payload
+
+
+async def read_frame(reader: asyncio.StreamReader) -> bytes | None:
+    """One length-prefixed message, or ``None`` at the end of the stream."""
+    try:
+        (length,) = _LENGTH.unpack(await reader.readexactly(_LENGTH.size))
+        return await reader.readexactly(length)
+    except asyncio.IncompleteReadError:
+        return None

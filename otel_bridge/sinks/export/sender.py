@@ -1,0 +1,71 @@
+"""The in-process batch sender: encode one batch, send it through the retry link, count the result.
+
+Every span ends in exactly one counter: ``spans_exported``, or
+``spans_export_failed`` plus a named drop (``export_rejected_by_receiver`` for a
+partial success, ``export_permanent_error``, ``export_retries_exhausted``), or
+``export_encode_error`` when the batch cannot be encoded at all.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+from otel_bridge.model import SpanRecord
+from otel_bridge.sinks.export.result import Outcome
+from otel_bridge.sinks.export.retry import RetrySender
+from otel_bridge.stats import Stats
+
+log = logging.getLogger(__name__)
+
+
+class OtlpBatchSender:
+    """A :class:`~otel_bridge.sinks.export.batching.BatchSender`; ``connect`` builds the retry link at ``start``."""
+
+    held = 0
+
+    def __init__(
+        self,
+        stats: Stats,
+        encode: Callable[[Sequence[SpanRecord]], bytes],
+        connect: Callable[[], RetrySender],
+        name: str,
+    ) -> None:
+        self._stats = stats
+        self._encode = encode
+        self._connect = connect
+        self._name = name
+        self._retry: RetrySender | None = None
+
+    @property
+    def last_error(self) -> str | None:
+        return self._retry.last_error if self._retry is not None else None
+
+    async def start(self) -> None:
+        if self._retry is None:
+            self._retry = self._connect()
+
+    async def send_batch(self, batch: list[SpanRecord], budget_s: float) -> None:
+        assert self._retry is not None, "start() first"
+        try:
+            body = self._encode(batch)
+        except Exception:  # a bug here must not kill the exporter task
+            log.exception("OTLP encoding failed; %d spans dropped", len(batch))
+            self._stats.drop("export_encode_error", len(batch))
+            return
+        result = await self._retry.send(body, budget_s)
+        if result.outcome is Outcome.SUCCESS:
+            self._stats.spans_exported[self._name] += len(batch) - result.rejected
+            if result.rejected:
+                self._stats.spans_export_failed[self._name] += result.rejected
+                self._stats.drop("export_rejected_by_receiver", result.rejected)
+                log.warning("receiver rejected %d spans: %s", result.rejected, result.detail)
+            return
+        reason = "export_permanent_error" if result.outcome is Outcome.PERMANENT else "export_retries_exhausted"
+        self._stats.spans_export_failed[self._name] += len(batch)
+        self._stats.drop(reason, len(batch))
+        log.warning("OTLP export of %d spans failed (%s): %s", len(batch), reason, result.detail)
+
+    async def close(self) -> None:
+        if self._retry is not None:
+            await self._retry.close()
