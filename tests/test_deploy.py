@@ -180,16 +180,16 @@ def test_collector_pipelines(config: dict[str, Any]) -> None:
             known = set(config.get(section or "receivers", {})) | set(config.get("exporters", {}))
             known |= set(config.get("connectors", {})) | set(config.get("processors", {}))
             assert component in known, component
-    assert "spanmetrics" in pipelines["traces"]["exporters"]
-    assert "spanmetrics" in pipelines["metrics"]["receivers"]
-    dimensions = [d["name"] for d in config["connectors"]["spanmetrics"]["dimensions"]]
+    assert "span_metrics" in pipelines["traces"]["exporters"]
+    assert "span_metrics" in pipelines["metrics"]["receivers"]
+    dimensions = [d["name"] for d in config["connectors"]["span_metrics"]["dimensions"]]
     assert dimensions == ["gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model"]
     for endpoint in (p["endpoint"] for p in config["receivers"]["otlp"]["protocols"].values()):
         assert endpoint.startswith("0.0.0.0:")
 
 
 def test_the_gateway_agent_routes_by_trace_id_to_the_gateway_tier() -> None:
-    lb = GATEWAY_AGENT["exporters"]["loadbalancing"]
+    lb = GATEWAY_AGENT["exporters"]["load_balancing"]
     assert lb["routing_key"] == "traceID"
     gateways = [host_port(h) for h in lb["resolver"]["static"]["hostnames"]]
     assert [host for host, _ in gateways] == ["otel-gateway-1", "otel-gateway-2"]
@@ -199,7 +199,7 @@ def test_the_gateway_agent_routes_by_trace_id_to_the_gateway_tier() -> None:
         assert SERVICES[host]["volumes"] == [
             "./collector-config/gateway/gateway.yaml:/etc/otelcol-contrib/config.yaml:ro"
         ]
-    assert GATEWAY_AGENT["service"]["pipelines"]["traces"]["exporters"] == ["loadbalancing"]
+    assert GATEWAY_AGENT["service"]["pipelines"]["traces"]["exporters"] == ["load_balancing"]
 
 
 def test_compose_publishes_what_the_configs_listen_on() -> None:
@@ -276,7 +276,7 @@ def spanmetrics_names(config: dict[str, Any]) -> set[str]:
     ``DefaultNamespace = "traces.span.metrics"``; the exporter applies the OTel-to-Prometheus rules that
     ``metric_name`` implements (tested against the otlptranslator's own examples in test_metrics.py).
     """
-    connector = config["connectors"]["spanmetrics"]
+    connector = config["connectors"]["span_metrics"]
     namespace = connector.get("namespace", "traces.span.metrics")
     unit = connector.get("histogram", {}).get("unit", "ms")
     calls = metric_name(f"{namespace}.calls", "", MetricKind.COUNTER)
