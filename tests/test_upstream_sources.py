@@ -99,7 +99,7 @@ async def test_dropped_mid_frame_resumes_with_last_event_id_and_maps_each_frame_
     assert len(sink.spans) > 1
     snap = source.snapshot()
     assert {k: snap[k] for k in ("dialect", "dialect_forced", "events", "reconnects", "rejected", "connected")} == {
-        "dialect": decoder.dialect,
+        "dialect": "locus",
         "dialect_forced": False,
         "events": len(expected_events),
         "reconnects": 1,
