@@ -1,16 +1,16 @@
 """Bad input to any registered dialect gives a DecodeError or events, never another exception.
 
 Every dialect in the registry is fed right names with wrong shapes: the event
-names and types below, plus every name and type its own captures under
-tests/fixtures/<dialect>/ use, so a new dialect is covered as soon as it is
-registered with its golden captures.
+names, types and keys below, plus every name, type and top-level key its own
+captures under tests/fixtures/<dialect>/ use, so a new dialect is covered as
+soon as it is registered with its golden captures.
 """
 
 from __future__ import annotations
 
 import contextlib
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import pytest
@@ -64,51 +64,60 @@ WEIRD_VALUES: list[Any] = [None, 1, "x", [], [1, "a", None], {}, {"a": [1]}, Tru
 TYPE_KEYS = ("type", "event_type", "kind")
 
 
+KEYS = [
+    "event_type",
+    "type",
+    "timestamp",
+    "usage",
+    "tool_calls",
+    "event",
+    "choices",
+    "delta",
+    "message",
+    "item",
+    "response",
+    "content_block",
+    "index",
+    "tokens",
+    "error",
+    "done",
+    "outcome",
+    "runId",
+    "messageId",
+    "toolCallId",
+    "object",
+    "id",
+    "agent",
+    "step",
+]
+
+
+class Vocabulary(NamedTuple):
+    names: list[str | None]
+    types: list[str]
+    keys: list[str]
+
+
 @cache
-def _vocabulary(dialect: str) -> tuple[list[str | None], list[str]]:
-    """The names and types above, and those the dialect's own captures use."""
-    names, types = list(NAMES), list(TYPES)
+def _vocabulary(dialect: str) -> Vocabulary:
+    """The names, types and keys above, and those the dialect's own captures use."""
+    names, types, keys = list(NAMES), list(TYPES), list(KEYS)
     for capture in cases(FIXTURES / dialect):
         for frame in sniff_text_frames(capture.read_text()):
             names.append(frame.event)
             obj = msgspec.json.decode(frame.data) if frame.data.strip() != DONE_SENTINEL else None
             if isinstance(obj, dict):
                 types += [obj[key] for key in TYPE_KEYS if isinstance(obj.get(key), str)]
-    return list(dict.fromkeys(names)), list(dict.fromkeys(types))
+                keys += obj
+    return Vocabulary(*(list(dict.fromkeys(words)) for words in (names, types, keys)))
 
 
-def _objects(types: list[str]) -> list[Any]:
+def _objects(vocabulary: Vocabulary) -> list[Any]:
     out: list[Any] = [None, 3, "text", [], [1, 2], {}]
-    keys = [
-        "event_type",
-        "type",
-        "timestamp",
-        "usage",
-        "tool_calls",
-        "event",
-        "choices",
-        "delta",
-        "message",
-        "item",
-        "response",
-        "content_block",
-        "index",
-        "tokens",
-        "error",
-        "done",
-        "usage",
-        "outcome",
-        "runId",
-        "messageId",
-        "toolCallId",
-        "object",
-        "id",
-        "agent",
-        "step",
-    ]
-    for kind in types:
+    fields = [k for k in vocabulary.keys if k not in TYPE_KEYS]
+    for kind in vocabulary.types:
         for value in WEIRD_VALUES:
-            out.append({**{key: kind for key in TYPE_KEYS}, **{k: value for k in keys if k not in TYPE_KEYS}})
+            out.append({**{key: kind for key in TYPE_KEYS}, **{k: value for k in fields}})
     out.append({"object": "chat.completion.chunk", "choices": [{"delta": {"tool_calls": [None, {"index": "x"}]}}]})
     return out
 
@@ -116,10 +125,10 @@ def _objects(types: list[str]) -> list[Any]:
 @pytest.mark.parametrize("dialect", list(registry.DIALECTS))
 def test_malformed_frames_never_raise_anything_but_decode_error(dialect: str) -> None:
     decoder = registry.get(dialect).decoder(StreamContext(source="test", stream_key="k", clock_ns=lambda: 10**18))
-    names, types = _vocabulary(dialect)
-    objects = _objects(types)
+    vocabulary = _vocabulary(dialect)
+    objects = _objects(vocabulary)
     events: list[object] = []
-    for name in names:
+    for name in vocabulary.names:
         for obj in objects:
             with contextlib.suppress(DecodeError):
                 events += decoder.feed(Frame(name, b"{}"), obj)
