@@ -12,13 +12,6 @@ import pytest
 from tests.support.rotel import Rotel
 from tests.support.server import BridgeProcess
 
-SAMPLES = pathlib.Path(__file__).resolve().parents[2] / "shared" / "samples"
-
-
-def samples_dir() -> pathlib.Path:
-    """The real captures shared by the team (../shared/samples beside the checkout)."""
-    return SAMPLES
-
 
 @pytest.fixture
 def rotel(tmp_path: pathlib.Path) -> Iterator[Rotel]:

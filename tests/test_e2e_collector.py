@@ -19,15 +19,15 @@ from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from tests.conftest import samples_dir
+from tests.support.golden import FIXTURES
 from tests.support.rotel import Rotel
 from tests.support.server import BridgeProcess
 
 CAPTURES = [
-    ("openintent-intent.sse", "text/event-stream"),
-    ("openintent-events.json", "application/json"),
-    ("openintent-adapter-events.json", "application/json"),
-    ("agent-event-stream.sse", "text/event-stream"),
+    (FIXTURES / "openintent" / "intent-sse.sse", "text/event-stream"),
+    (FIXTURES / "openintent" / "event-log.json", "application/json"),
+    (FIXTURES / "openintent" / "adapter-events.json", "application/json"),
+    (FIXTURES / "agent-event-stream" / "weather.sse", "text/event-stream"),
 ]
 
 
@@ -90,10 +90,10 @@ def test_every_span_reaches_a_real_collector(
         },
     )
     trace_ids: list[str] = []
-    for name, media in CAPTURES:
+    for capture, media in CAPTURES:
         r = httpx.post(
             f"{bridge.url}/v1/events",
-            content=(samples_dir() / name).read_bytes(),
+            content=capture.read_bytes(),
             headers={"Content-Type": media},
         )
         assert r.status_code == 202, r.text

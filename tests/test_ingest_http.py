@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import samples_dir
+from tests.support.golden import FIXTURES
 from tests.support.server import BridgeProcess
 
 MAX_BODY = 16384
@@ -71,7 +71,7 @@ def test_partly_bad_batch_is_accepted_with_counts_and_errors(server: BridgeProce
 
 
 def test_openintent_log_page_is_detected_and_traced(server: BridgeProcess) -> None:
-    r = post(server, (samples_dir() / "openintent-events.json").read_bytes(), "application/json")
+    r = post(server, (FIXTURES / "openintent" / "event-log.json").read_bytes(), "application/json")
     assert r.status_code == 202
     out = r.json()
     assert (out["accepted"], out["rejected"], out["events"], out["dialect"]) == (21, 0, 21, "openintent")

@@ -10,10 +10,14 @@ import sys
 from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from tests.conftest import samples_dir
+from tests.support.golden import FIXTURES, load_expected
 from tests.support.server import REPO
 
-FILES = ["openintent-intent.sse", "openintent-adapter-events.json", "agent-event-stream.sse"]
+FILES = [
+    FIXTURES / "openintent" / "intent-sse.sse",
+    FIXTURES / "openintent" / "adapter-events.json",
+    FIXTURES / "agent-event-stream" / "weather.sse",
+]
 
 
 def replay(*args: str) -> subprocess.CompletedProcess[str]:
@@ -24,7 +28,7 @@ def replay(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_replay_out_parses_into_an_export_request(tmp_path: pathlib.Path) -> None:
     out = tmp_path / "trace.json"
-    proc = replay(*(str(samples_dir() / f) for f in FILES), "--out", str(out))
+    proc = replay(*map(str, FILES), "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     request = json_format.Parse(out.read_text(), ExportTraceServiceRequest())
     spans = request.resource_spans[0].scope_spans[0].spans
@@ -38,9 +42,9 @@ def test_replay_out_parses_into_an_export_request(tmp_path: pathlib.Path) -> Non
     )  # fmt: skip
     raw = out.read_text()
     assert '"startTimeUnixNano":"' in raw  # int64 as strings, camelCase, per the OTLP JSON mapping
-    # Ids are hex in OTLP/JSON (json_format read them as base64).
+    # Ids are hex in OTLP/JSON (json_format read them as base64), and the same as the golden trees'.
     hex_ids = {base64.b64encode(s.trace_id).decode() for s in spans}
-    assert all(len(i) == 32 and int(i, 16) >= 0 for i in hex_ids)
+    assert hex_ids == {trace["trace_id"] for f in FILES for trace in load_expected(f)["traces"]}
     assert "dialect=openintent" in proc.stderr
     assert "dialect=agent-event-stream" in proc.stderr
 
@@ -49,7 +53,7 @@ def test_replay_is_deterministic(tmp_path: pathlib.Path) -> None:
     outputs = []
     for i in range(2):
         out = tmp_path / f"t{i}.json"
-        assert replay(str(samples_dir() / "agent-event-stream.sse"), "--out", str(out)).returncode == 0
+        assert replay(str(FILES[2]), "--out", str(out)).returncode == 0
         request = json_format.Parse(out.read_text(), ExportTraceServiceRequest())
         outputs.append(sorted((s.trace_id, s.span_id, s.name) for s in request.resource_spans[0].scope_spans[0].spans))
     assert outputs[0] == outputs[1]
@@ -59,10 +63,10 @@ def test_replay_errors_are_clear(tmp_path: pathlib.Path) -> None:
     missing = replay(str(tmp_path / "nope.sse"))
     assert missing.returncode == 2
     assert "no such file" in missing.stderr
-    bad = replay(str(samples_dir() / FILES[0]), "--dialect", "klingon")
+    bad = replay(str(FILES[0]), "--dialect", "klingon")
     assert bad.returncode == 2
     assert "unknown dialect 'klingon'" in bad.stderr
-    no_endpoint = replay(str(samples_dir() / FILES[0]), "--export")
+    no_endpoint = replay(str(FILES[0]), "--export")
     assert no_endpoint.returncode == 2
     assert "OTEL_EXPORTER_OTLP_ENDPOINT" in no_endpoint.stderr
 
@@ -83,13 +87,5 @@ def test_replay_prices_llm_calls_like_the_server(tmp_path: pathlib.Path) -> None
         for s in request.resource_spans[0].scope_spans[0].spans
         if s.name.startswith("chat")
     }
-    from otel_bridge.config import PricingSettings
-    from otel_bridge.mapping.pricing import pricer_from_settings
-    from otel_bridge.model import TokenUsage
-
-    pricer = pricer_from_settings(PricingSettings())
-    assert pricer is not None
-    assert costs == {
-        "chat gpt-4o": pricer("openai", "gpt-4o", TokenUsage(input=1_000_000, output=0)),
-        "chat no-such-model": None,
-    }
+    # The shipped table prices gpt-4o input at 2.50 per million tokens; an unknown model gets no cost, not 0.
+    assert costs == {"chat gpt-4o": 2.50, "chat no-such-model": None}

@@ -9,6 +9,8 @@ from tests.conftest import FakeClock
 
 T0 = 1_800_000_000_000_000_000
 MS = 1_000_000
+# Derived from the run id alone ("long-run"): the same run is always the same trace.
+TRACE_ID = "89721847314981ca3549d9fa02e04060"
 
 
 def ev(kind: EventKind, t_ms: int, **fields: object) -> AgentEvent:
@@ -31,7 +33,7 @@ def test_a_running_run_is_listed_before_its_own_span_ends(clock: FakeClock) -> N
     )
     (running,) = store.recent()
     assert running.as_json() == {
-        "trace_id": running.trace_id,
+        "trace_id": TRACE_ID,
         "run_id": "long-run",
         "agent": "planner",
         "dialect": "test",
@@ -45,6 +47,7 @@ def test_a_running_run_is_listed_before_its_own_span_ends(clock: FakeClock) -> N
         "cost_usd": None,
         "status": "running",
     }
+    assert [span.name for span in bridge.store.get(bytes.fromhex(TRACE_ID)) or []] == ["chat m"]
     bridge.submit([ev(EventKind.TOOL_COMPLETED, 90, call_id="t", tool_name="slow"), ev(EventKind.RUN_FINISHED, 100)])
     bridge.mapper.sweep()
     (done,) = store.recent()

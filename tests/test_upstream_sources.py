@@ -22,12 +22,12 @@ from otel_bridge.model import SpanRecord
 from otel_bridge.pipeline import ListSink
 from otel_bridge.sources.manager import SourceManager
 from otel_bridge.sources.upstream import UpstreamSource
-from tests.conftest import samples_dir
+from tests.support.golden import FIXTURES
 from tests.support.ports import free_port
 from tests.support.server import BridgeProcess
 from tests.support.sse_server import CaptureUpstream, start_capture_server
 
-CAPTURE = "locus.sse"  # the capture whose frames carry ids
+CAPTURE = FIXTURES / "locus" / "weather.sse"  # a capture whose frames carry ids
 CUT_AFTER = 10
 
 
@@ -36,7 +36,7 @@ def capture() -> Iterator[Callable[..., CaptureUpstream]]:
     started: list[CaptureUpstream] = []
 
     def start(drop_after: int | None = None) -> CaptureUpstream:
-        upstream = start_capture_server((samples_dir() / CAPTURE).read_text(), drop_after=drop_after)
+        upstream = start_capture_server(CAPTURE.read_text(), drop_after=drop_after)
         started.append(upstream)
         return upstream
 
@@ -89,7 +89,7 @@ async def test_dropped_mid_frame_resumes_with_last_event_id_and_maps_each_frame_
     reference_sink = ListSink()
     reference = assemble(Settings(), extra_sinks=[reference_sink], pricer=None).bridge
     decoder = StreamDecoder(StreamContext(source="agent", stream_key="agent", clock_ns=ticking_clock()))
-    expected_events = decoder.feed(parse_sse((samples_dir() / CAPTURE).read_text())) + decoder.close()
+    expected_events = decoder.feed(parse_sse(CAPTURE.read_text())) + decoder.close()
     reference.submit(expected_events)
     reference.mapper.close_all(sc.CLOSE_END_OF_INPUT)
 
@@ -99,7 +99,7 @@ async def test_dropped_mid_frame_resumes_with_last_event_id_and_maps_each_frame_
     assert len(sink.spans) > 1
     snap = source.snapshot()
     assert {k: snap[k] for k in ("dialect", "dialect_forced", "events", "reconnects", "rejected", "connected")} == {
-        "dialect": decoder.dialect,
+        "dialect": "locus",
         "dialect_forced": False,
         "events": len(expected_events),
         "reconnects": 1,

@@ -47,8 +47,31 @@ def test_the_page_and_its_two_files_are_served(server: LiveServer) -> None:
     assert kinds.group(1).split(" ") == [k.value for k in EventKind]  # every event name the feed can send
     assert httpx.get(server.url + "/static/viewer.js").headers["content-type"] == "text/javascript; charset=utf-8"
     assert httpx.get(server.url + "/static/viewer.css").headers["content-type"] == "text/css; charset=utf-8"
-    missing = httpx.get(server.url + "/static/../app.py")
-    assert missing.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [
+        # Dot segments percent-encoded, so the client sends them as they are (it would
+        # normalise "/static/../app.py" to "/app.py", which never reaches the route).
+        ("/static/%2E%2E", ".."),
+        ("/static/.%2e", ".."),
+        ("/static/app.py", "app.py"),
+        ("/static/viewer.js.map", "viewer.js.map"),
+    ],
+)
+def test_a_name_off_the_static_list_gets_the_whitelists_404(server: LiveServer, path: str, name: str) -> None:
+    r = httpx.get(server.url + path)
+    assert r.request.url.raw_path == path.encode()  # sent as written
+    # The whitelist's own answer, not the router's {"detail": "Not Found"}.
+    assert (r.status_code, r.json()) == (404, {"error": "not_found", "message": f"no static file {name!r}"})
+
+
+def test_an_encoded_slash_does_not_climb_out_of_static(server: LiveServer) -> None:
+    r = httpx.get(server.url + "/static/..%2Fapp.py")
+    assert r.request.url.raw_path == b"/static/..%2Fapp.py"
+    assert r.status_code == 404
+    assert "create_app" not in r.text
 
 
 def test_the_script_reads_only_what_the_api_serves(server: LiveServer) -> None:

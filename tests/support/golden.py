@@ -39,13 +39,14 @@ TICK_NS = 1_000_000
 CAPTURE_SUFFIXES = (".sse", ".json", ".ndjson", ".jsonl")
 
 
+def is_case(path: Path) -> bool:
+    """A capture (not an expected tree or an options file)."""
+    return path.suffix in CAPTURE_SUFFIXES and not path.name.endswith((".expected.json", ".options.json"))
+
+
 def cases(root: Path = FIXTURES) -> list[Path]:
     """Every capture under ``root`` that has (or is to get) an expected tree."""
-    return sorted(
-        p
-        for p in root.rglob("*")
-        if p.suffix in CAPTURE_SUFFIXES and not p.name.endswith((".expected.json", ".options.json"))
-    )
+    return sorted(p for p in root.rglob("*") if is_case(p))
 
 
 def expected_path(capture: Path) -> Path:
@@ -170,6 +171,11 @@ def load_expected(capture: Path) -> dict[str, Any]:
 
 def regenerate(paths: Sequence[Path]) -> None:
     for capture in paths:
+        if not is_case(capture):
+            # A glob such as fixtures/x/*.json also names the expected trees: replaying one
+            # of those would write a meaningless <case>.expected.expected.json beside it.
+            print(f"skipped {capture} (not a capture)")
+            continue
         expected_path(capture).write_bytes(dump(golden_tree(capture)))
         print(f"wrote {expected_path(capture)}")
 
