@@ -110,6 +110,7 @@ CLOSE_SPAN_TIMEOUT: Final = "span_timeout"
 CLOSE_SHUTDOWN: Final = "shutdown"
 CLOSE_EVICTED: Final = "evicted"
 CLOSE_END_OF_INPUT: Final = "end_of_input"
+CLOSE_PARENT_ENDED: Final = "parent_ended"  # its agent or step span ended first
 
 # --- the live feed's own SSE event names (beside the canonical kinds) --------
 FEED_EVENT_MISSED: Final = "missed"  # a resume id older than the ring, or from before a restart

@@ -127,9 +127,17 @@ def _wait_settled(bridge: BridgeProcess, trace_ids: set[str], timeout: float = 2
         time.sleep(0.1)
 
 
+def _viewed(span: Any) -> dict[str, Any]:
+    """A span as a viewer shows it: Jaeger returns a span's events in an order of its own (not the order
+    sent), and a viewer lays them out by time, so events are compared as a set, ordered by time."""
+    out = canonical(span)
+    out["events"] = sorted(out["events"], key=lambda e: (e[1], e[0], sorted(e[2].items())))
+    return out
+
+
 def _store_copy(bridge: BridgeProcess, trace_id: str) -> list[dict[str, Any]]:
     body = httpx.get(f"{bridge.url}/v1/traces/{trace_id}", timeout=10).json()
-    return sorted((canonical(span) for _, span in spans_from_otlp_json(body)), key=lambda s: s["span_id"])
+    return sorted((_viewed(span) for _, span in spans_from_otlp_json(body)), key=lambda s: s["span_id"])
 
 
 def _jaeger_copy(jaeger: Jaeger, trace_id: str, expected: int, timeout: float = 20.0) -> list[dict[str, Any]]:
@@ -139,8 +147,37 @@ def _jaeger_copy(jaeger: Jaeger, trace_id: str, expected: int, timeout: float = 
         body = jaeger.trace(trace_id)
         spans = spans_from_otlp_json(body["result"]) if body is not None else []
         if len(spans) >= expected or time.monotonic() > deadline:
-            return sorted((canonical(span) for _, span in spans), key=lambda s: s["span_id"])
+            return sorted((_viewed(span) for _, span in spans), key=lambda s: s["span_id"])
         time.sleep(0.2)
+
+
+def _differences(got: list[dict[str, Any]], want: list[dict[str, Any]]) -> list[str]:
+    """What differs, span by span and field by field (readable where a whole-list diff is not)."""
+    by_id = {s["span_id"]: s for s in got}
+    out = []
+    for span in want:
+        other = by_id.pop(span["span_id"], None)
+        if other is None:
+            out.append(f"missing {span['span_id']} {span['name']}")
+            continue
+        for field in span:
+            if span[field] != other[field]:
+                if isinstance(span[field], dict):
+                    keys = set(span[field]) | set(other[field])
+                    diff = {
+                        k: (span[field].get(k), other[field].get(k))
+                        for k in keys
+                        if span[field].get(k) != other[field].get(k)
+                    }
+                    out.append(f"{span['name']}.{field}: {diff}")
+                elif field == "events":
+                    want_events = [(e[0], e[1], sorted(e[2])) for e in span[field]]
+                    got_events = [(e[0], e[1], sorted(e[2])) for e in other[field]]
+                    out.append(f"{span['name']}.events: want {want_events}, got {got_events}")
+                else:
+                    out.append(f"{span['name']}.{field}: want {span[field]!r}, got {other[field]!r}")
+    out += [f"extra {s['span_id']} {s['name']}" for s in by_id.values()]
+    return out
 
 
 def test_every_capture_reads_back_from_jaeger_as_the_store_holds_it(stack: Stack) -> None:
@@ -153,7 +190,7 @@ def test_every_capture_reads_back_from_jaeger_as_the_store_holds_it(stack: Stack
         stored = _store_copy(stack.bridge, trace_id)
         assert stored, trace_id
         from_jaeger = _jaeger_copy(stack.jaeger, trace_id, len(stored))
-        assert from_jaeger == stored, f"trace {trace_id} differs between Jaeger and the embedded store"
+        assert from_jaeger == stored, f"trace {trace_id}: Jaeger vs store: {_differences(from_jaeger, stored)}"
         names |= {s["name"] for s in stored}
         total += len(stored)
     # The span kinds users look for are all there, through the real path.
@@ -193,7 +230,7 @@ def test_replay_export_into_jaeger_equals_replay_out(stack: Stack, tmp_path: pat
     replayed = [span for _, span in spans_from_otlp_json(json.loads(out.read_text()))]
     by_trace: dict[str, list[dict[str, Any]]] = {}
     for span in replayed:
-        by_trace.setdefault(span.trace_id.hex(), []).append(canonical(span))
+        by_trace.setdefault(span.trace_id.hex(), []).append(_viewed(span))
     assert len(by_trace) >= len(captures) // 2
     for trace_id, spans in by_trace.items():
         expected = sorted(spans, key=lambda s: s["span_id"])

@@ -47,7 +47,7 @@ def test_a_running_run_is_listed_before_its_own_span_ends(clock: FakeClock) -> N
         "cost_usd": None,
         "status": "running",
     }
-    assert [span.name for span in bridge.store.get(bytes.fromhex(TRACE_ID)) or []] == ["chat m"]
+    assert [span.name for span in store.get(bytes.fromhex(TRACE_ID)) or []] == ["chat m"]
     bridge.submit([ev(EventKind.TOOL_COMPLETED, 90, call_id="t", tool_name="slow"), ev(EventKind.RUN_FINISHED, 100)])
     bridge.mapper.sweep()
     (done,) = store.recent()

@@ -136,7 +136,7 @@ SUMMARY = {
         "dialect": "generic",
         "name": None,  # its own span is still open
         "start_time_unix_nano": at(3_000),
-        "duration_ms": 50.0,
+        "duration_ms": 50.000001,  # its chat span has no start: an instant, which lasts 1 ns
         "span_count": 1,
         "error_count": 0,
         "input_tokens": 0,

@@ -85,7 +85,7 @@ class Closer:
                 name=root.name() + sc.RUN_MARKER_SUFFIX,
                 kind=SpanKind.INTERNAL,
                 start_ns=root.start_ns,
-                end_ns=max(root.last_ns, root.start_ns),
+                end_ns=max(root.last_ns, root.start_ns + 1),
                 attributes=attrs.run_marker_attributes(root.attributes),
             )
         )
@@ -105,8 +105,33 @@ class Closer:
         self._stats.incomplete[reason] += 1
         self.emit(run, span, max(end_ns, span.start_ns))
 
-    def emit(self, run: Run, span: Span, end_ns: int) -> None:
-        """The span is over: add its closing attributes and hand its record on."""
+    def close_descendants(self, run: Run, parent: Span, end_ns: int) -> int:
+        """An agent or step span is ending: close what is still open under it as incomplete.
+
+        A child cannot outlive its parent (Jaeger flags such a trace): the children end with the
+        parent, at ``end_ns``, or at the latest event one of them saw if that is later; the
+        parent's end to use is returned.
+        """
+        ids = {parent.span_id}
+        under: list[Span] = []
+        for span in run.open.values():  # start order: a parent comes before its children
+            if span.parent_span_id in ids and span is not parent:
+                ids.add(span.span_id)
+                under.append(span)
+        if not under:
+            return end_ns
+        end_ns = max(end_ns, *(max(s.last_ns, s.start_ns + 1) for s in under))
+        for span in reversed(under):  # innermost first
+            self.close_incomplete(run, span, sc.CLOSE_PARENT_ENDED, end_ns)
+        return end_ns
+
+    def emit(self, run: Run, span: Span, end_ns: int) -> int:
+        """The span is over: add its closing attributes and hand its record on.
+
+        A span is never shorter than 1 ns: a producer's instant (one event, start == end) is valid
+        OTLP, but Jaeger reads it as a negative duration and rewrites it with a warning. Returns the
+        end it gave the span.
+        """
         if span.op == OP_LLM:
             ttfc = None if span.first_chunk_ns is None or span.inferred else span.first_chunk_ns - span.start_ns
             span.attributes.update(
@@ -114,6 +139,9 @@ class Closer:
                     streaming=span.streaming, chunk_count=span.chunk_count, time_to_first_chunk_ns=ttfc
                 )
             )
+        end_ns = max(end_ns, span.start_ns + 1)
+        if span.parent is not None:  # a parent that is still open lasts at least as long as its children
+            span.parent.last_ns = max(span.parent.last_ns, end_ns)
         run.root.last_ns = max(run.root.last_ns, end_ns)
         # A child rebuilt from its duration may start before the first event seen:
         # the run span is widened so that it still contains all its children.
@@ -135,6 +163,7 @@ class Closer:
                 dropped_events=span.dropped_events,
             )
         )
+        return end_ns
 
     def finish_run(self, run: Run, reason: str) -> None:
         """Close a run: its open spans as incomplete, then its root; remember it as finished."""
@@ -143,10 +172,18 @@ class Closer:
         self._runs.pop(run.run_id, None)
         root = run.root
         end = run.end_ns if run.end_ns is not None else root.last_ns
-        for span in list(run.open.values()):
-            self.close_incomplete(
-                run, span, reason, max(span.last_ns, end if reason == sc.CLOSE_RUN_ENDED else span.last_ns)
+        # Innermost first, so that a span left open ends no earlier than what was left open under it.
+        child_ends: dict[bytes, int] = {}
+        for span in reversed(list(run.open.values())):
+            span_end = max(
+                span.last_ns,
+                end if reason == sc.CLOSE_RUN_ENDED else span.last_ns,
+                child_ends.get(span.span_id, 0),
+                span.start_ns + 1,
             )
+            self.close_incomplete(run, span, reason, span_end)
+            if span.parent_span_id is not None:
+                child_ends[span.parent_span_id] = max(child_ends.get(span.parent_span_id, 0), span_end)
         end = max(end, root.last_ns)
         root.attributes.update(
             attrs.run_finish_attributes(

@@ -51,6 +51,7 @@ from otel_bridge.mapping.closing import Closer
 from otel_bridge.mapping.ids import parse_traceparent, span_id_for, trace_id_for_run
 from otel_bridge.mapping.pricing import Pricer
 from otel_bridge.mapping.table import (
+    CONTAINER_OPS,
     END_KINDS,
     FAILURE_KINDS,
     OP_AGENT,
@@ -260,6 +261,7 @@ class SpanMapper:
             streaming=op == OP_LLM and bool(event.stream),
             # An inferred start's time is not a request time (no time to first chunk from it).
             inferred=event.inferred,
+            parent=parent,
         )
         if op == OP_TOOL and event.parent_call_id is not None:
             span.links.append(
@@ -299,7 +301,9 @@ class SpanMapper:
             span.status_message = event.error or ""
             span.attributes.update(attrs.error_pairs(event))
         end = max(end, span.start_ns)
-        self._closer.emit(run, span, end)
+        if op in CONTAINER_OPS:
+            end = self._closer.close_descendants(run, span, end)
+        end = self._closer.emit(run, span, end)
         return Placement(run.trace_id, span.span_id, span.parent_span_id, (end - span.start_ns) / 1e6, cost)
 
     def _complete_llm(self, run: Run, span: Span, event: AgentEvent) -> float | None:

@@ -47,7 +47,7 @@ END_KINDS = {
 }
 FAILURE_KINDS = frozenset({EventKind.LLM_FAILED, EventKind.TOOL_FAILED, EventKind.AGENT_FAILED, EventKind.RUN_FAILED})
 # LLM and tool spans are leaves: new spans nest under the innermost agent or step.
-_CONTAINER_OPS = frozenset({OP_AGENT, OP_STEP})
+CONTAINER_OPS = frozenset({OP_AGENT, OP_STEP})
 
 
 @dataclass(eq=False, slots=True)
@@ -72,6 +72,7 @@ class Span:
     streaming: bool = False
     inferred: bool = False
     stream_paired: bool = False
+    parent: Span | None = None  # the open span it nests under: a child's end extends it
 
     def name(self) -> str:
         return attrs.span_name(self.op, self.attributes)
@@ -150,7 +151,7 @@ def innermost(run: Run) -> Span:
 def container(run: Run) -> Span:
     """The innermost open agent or step span (else the root): the parent of a new span."""
     for span in reversed(run.open.values()):
-        if span.op in _CONTAINER_OPS:
+        if span.op in CONTAINER_OPS:
             return span
     return run.root
 
