@@ -177,6 +177,7 @@ class Jaeger(_GoProcess):
         self.http_port = free_port()
         self.query_port = free_port()
         self.health_port = free_port()
+        self.telemetry_port = free_port()
         env = {
             "JAEGER_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{self.grpc_port}",
             "JAEGER_OTLP_HTTP_ENDPOINT": f"127.0.0.1:{self.http_port}",
@@ -184,7 +185,7 @@ class Jaeger(_GoProcess):
             "JAEGER_QUERY_GRPC_ENDPOINT": f"127.0.0.1:{free_port()}",
             "JAEGER_HEALTH_ENDPOINT": f"127.0.0.1:{self.health_port}",
             "JAEGER_TELEMETRY_HOST": "127.0.0.1",
-            "JAEGER_TELEMETRY_PORT": str(free_port()),
+            "JAEGER_TELEMETRY_PORT": str(self.telemetry_port),
         }
         super().__init__(
             binary, REPO / "jaeger" / "config.yaml", env, f"http://127.0.0.1:{self.health_port}/status", log_path
@@ -198,9 +199,28 @@ class Jaeger(_GoProcess):
     def query_url(self) -> str:
         return f"http://127.0.0.1:{self.query_port}"
 
-    def trace(self, trace_id: str) -> dict[str, Any] | None:
-        """``GET /api/v3/traces/{id}``: the trace as OTLP/JSON (``{"result": {"resourceSpans": ...}}``), or None."""
-        response = httpx.get(f"{self.query_url}/api/v3/traces/{trace_id}", timeout=10)
+    def stored_spans(self) -> int:
+        """Spans Jaeger has written to its storage so far (its own telemetry)."""
+        text = httpx.get(f"http://127.0.0.1:{self.telemetry_port}/metrics", timeout=5).text
+        sent = re.findall(r"^otelcol_exporter_sent_spans_total\{[^}]*\} (\S+)$", text, re.MULTILINE)
+        return int(sum(float(v) for v in sent))
+
+    def wait_stored(self, spans: int, timeout: float = 30.0) -> None:
+        """Until Jaeger has stored ``spans`` spans in all. Read a trace only then: Jaeger's memory storage
+        keeps the warnings its read-time adjusters add, so a trace read before its parent spans arrive
+        keeps "parent span ID ... is not in the trace" on its children for good."""
+        deadline = time.monotonic() + timeout
+        while (stored := self.stored_spans()) < spans:
+            assert time.monotonic() < deadline, f"Jaeger stored {stored} of {spans} spans"
+            time.sleep(0.1)
+
+    def trace(self, trace_id: str, *, raw: bool = False) -> dict[str, Any] | None:
+        """``GET /api/v3/traces/{id}``: the trace as OTLP/JSON (``{"result": {"resourceSpans": ...}}``), or None.
+
+        ``raw``: as stored, without the adjusters the UI's reads apply (de-duplication, clock skew, warnings).
+        """
+        params = {"raw_traces": "true"} if raw else {}
+        response = httpx.get(f"{self.query_url}/api/v3/traces/{trace_id}", params=params, timeout=10)
         if response.status_code == 404:
             return None
         response.raise_for_status()

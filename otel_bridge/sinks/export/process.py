@@ -49,6 +49,9 @@ class WorkerPipe:
         self._stats = stats
         self._name = name
         self._init = msgspec.msgpack.encode(init)
+        # Both counters exist from the start (at 0), so a scrape shows the series before the first failure.
+        stats.spans_exported[name] += 0
+        stats.spans_export_failed[name] += 0
         self._encode = msgspec.msgpack.Encoder().encode
         self._decode_report = msgspec.msgpack.Decoder(Report).decode
         self._seen = Report(0, 0, {}, 0, None)

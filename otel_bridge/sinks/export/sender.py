@@ -36,6 +36,9 @@ class OtlpBatchSender:
         self._connect = connect
         self._name = name
         self._retry: RetrySender | None = None
+        # Both counters exist from the start (at 0), so a scrape shows the series before the first failure.
+        stats.spans_exported[name] += 0
+        stats.spans_export_failed[name] += 0
 
     @property
     def last_error(self) -> str | None:
