@@ -35,16 +35,17 @@ on the producer's clock by the offset seen at the last event that had one
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Unpack
 
 from otel_bridge.dialects.base import (
     DecodeError,
+    EventFields,
     StreamContext,
     json_text,
+    make_event,
     opt_int,
     opt_str,
     parse_timestamp,
-    raw,
     require_object,
 )
 from otel_bridge.dialects.framing import Frame
@@ -183,20 +184,17 @@ class AgUiDecoder:
         return arrival + (self._offset_ns or 0), False
 
     def _event(
-        self, kind: EventKind, original_type: str, ts: tuple[int, bool], frame: Frame | None, **fields: Any
+        self,
+        kind: EventKind,
+        original_type: str,
+        ts: tuple[int, bool],
+        frame: Frame | None,
+        run_id: str | None = None,
+        **fields: Unpack[EventFields],
     ) -> AgentEvent:
-        return AgentEvent(
-            kind=kind,
-            run_id=fields.pop("run_id", self._run_id),
-            timestamp_ns=ts[0],
-            timestamp_from_source=ts[1],
-            dialect=NAME,
-            original_type=original_type,
-            source=self._ctx.source,
-            inferred=fields.pop("inferred", frame is None),
-            payload=raw(frame) if frame is not None else None,
-            **fields,
-        )
+        fields.setdefault("inferred", frame is None)
+        run = self._run_id if run_id is None else run_id
+        return make_event(self._ctx, NAME, run, kind, original_type, ts[0], frame, ts[1], **fields)
 
     def feed(self, frame: Frame, obj: Any) -> list[AgentEvent]:
         d = require_object(obj, "ag-ui event")

@@ -14,13 +14,14 @@ Outside SSE, an event is ``{"type": <type>, ...fields}`` or
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Unpack
 
 from otel_bridge.dialects.base import (
     DecodeError,
+    EventFields,
     StreamContext,
-    arrival_event,
     json_text,
+    make_event,
     opt_float,
     opt_str,
     require_object,
@@ -82,8 +83,10 @@ class AgentEventStreamDecoder:
     def close(self) -> list[AgentEvent]:
         return self._end_generation(self._ctx.arrival_ns())
 
-    def _event(self, kind: EventKind, original_type: str, ts: int, frame: Frame | None, **fields: Any) -> AgentEvent:
-        return arrival_event(self._ctx, NAME, self._run_id, kind, original_type, ts, frame, **fields)
+    def _event(
+        self, kind: EventKind, original_type: str, ts: int, frame: Frame | None, **fields: Unpack[EventFields]
+    ) -> AgentEvent:
+        return make_event(self._ctx, NAME, self._run_id, kind, original_type, ts, frame, **fields)
 
     def _end_generation(self, ts: int) -> list[AgentEvent]:
         if not self._in_generation:

@@ -10,12 +10,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict, Unpack, runtime_checkable
 
 import msgspec
 
 from otel_bridge.dialects.framing import Frame
-from otel_bridge.model import AgentEvent, EventKind
+from otel_bridge.model import AgentEvent, EventKind, TokenUsage
 
 
 class DecodeError(ValueError):
@@ -49,6 +49,20 @@ class Decoder(Protocol):
     def close(self) -> list[AgentEvent]:
         """Events still pending at the end of the stream."""
         ...
+
+
+@runtime_checkable
+class FastDecoder(Decoder, Protocol):
+    """A decoder with a typed fast path that skips the generic JSON decode."""
+
+    def feed_bytes(self, frame: Frame) -> list[AgentEvent] | None:
+        """Events for one frame decoded straight from its bytes, or ``None`` to fall back to :meth:`feed`."""
+        ...
+
+
+def fast_path(decoder: Decoder) -> Callable[[Frame], list[AgentEvent] | None] | None:
+    """The decoder's ``feed_bytes`` if it is a :class:`FastDecoder`, else ``None``."""
+    return decoder.feed_bytes if isinstance(decoder, FastDecoder) else None
 
 
 class Dialect(Protocol):
@@ -100,7 +114,51 @@ def parse_timestamp(value: object) -> int | None:
     return None
 
 
-def arrival_event(
+class EventFields(TypedDict, total=False):
+    """What a dialect says about an event: every :class:`AgentEvent` field a builder does not fill in.
+
+    Builders take these as ``**fields: Unpack[EventFields]``, so mypy checks each
+    keyword's name and type: a misspelt field fails the type check, not a live stream.
+    """
+
+    inferred: bool
+    event_id: str | None
+    parent_run_id: str | None
+    agent: str | None
+    provider: str | None
+    model: str | None
+    response_model: str | None
+    response_id: str | None
+    tool_name: str | None
+    tool_type: str | None
+    call_id: str | None
+    parent_call_id: str | None
+    name: str | None
+    status: str | None
+    usage: TokenUsage | None
+    finish_reasons: tuple[str, ...] | None
+    stream: bool | None
+    duration_ms: float | None
+    error: str | None
+    error_type: str | None
+    cost_usd: float | None
+    temperature: float | None
+    max_tokens: int | None
+    top_p: float | None
+    conversation_id: str | None
+    traceparent: str | None
+    text: str | None
+    arguments: str | None
+    result: str | None
+
+
+# The AgentEvent fields a builder fills in itself; EventFields holds all the others.
+BUILDER_FIELDS = frozenset(
+    {"kind", "run_id", "timestamp_ns", "timestamp_from_source", "dialect", "original_type", "source", "payload"}
+)
+
+
+def make_event(
     ctx: StreamContext,
     dialect: str,
     run_id: str,
@@ -108,9 +166,10 @@ def arrival_event(
     original_type: str,
     ts: int,
     frame: Frame | None,
-    **fields: Any,
+    from_source: bool = False,
+    **fields: Unpack[EventFields],
 ) -> AgentEvent:
-    """An event of a dialect whose wire carries no timestamps: ``ts`` is its arrival time.
+    """The one way a dialect builds an event: ``ts`` is the event's own time when ``from_source``, else its arrival.
 
     ``frame`` is ``None`` for events the dialect infers (no payload of their own).
     """
@@ -118,11 +177,11 @@ def arrival_event(
         kind=kind,
         run_id=run_id,
         timestamp_ns=ts,
-        timestamp_from_source=False,
+        timestamp_from_source=from_source,
         dialect=dialect,
         original_type=original_type,
         source=ctx.source,
-        payload=raw(frame) if frame is not None else None,
+        payload=msgspec.Raw(frame.data) if frame is not None else None,
         **fields,
     )
 
