@@ -224,22 +224,8 @@ class LocusDecoder:
     def _model_chunk(self, event_type: str, d: dict[str, Any], path: tuple[str, ...], ctx: _Frame) -> list[AgentEvent]:
         scope = self._scope(path)
         out: list[AgentEvent] = []
-        model = opt_str(d, "model")
         if scope.open_call is None:
-            scope.calls += 1
-            scope.open_call = f"{scope.prefix}model-{scope.calls}"
-            out.append(
-                self._event(
-                    EventKind.LLM_STARTED,
-                    "model_chunk",
-                    ctx,
-                    None,
-                    call_id=scope.open_call,
-                    agent=opt_str(d, "agent_name"),
-                    model=model,
-                    stream=True,
-                )
-            )
+            out.append(self._open_call(scope, "model_chunk", d, ctx, model=opt_str(d, "model"), stream=True))
         if d.get("content") or d.get("reasoning"):
             out.append(
                 self._event(
@@ -261,23 +247,21 @@ class LocusDecoder:
     ) -> list[AgentEvent]:
         scope = self._scope(path)
         out: list[AgentEvent] = []
-        if scope.open_call is None:
-            # A call that was not streamed: it is known only by its end.
-            scope.calls += 1
-            scope.open_call = f"{scope.prefix}model-{scope.calls}"
-            out.append(
-                self._event(
-                    EventKind.LLM_STARTED,
-                    "model_complete",
-                    ctx,
-                    None,
-                    call_id=scope.open_call,
-                    agent=opt_str(d, "agent_name"),
-                )
-            )
+        if scope.open_call is None:  # a call that was not streamed: it is known only by its end
+            out.append(self._open_call(scope, "model_complete", d, ctx))
         out.extend(self._tool_requests(d.get("tool_calls"), scope, ctx))
         out.append(self._complete(scope, d, ctx, ctx.frame, text=opt_str(d, "content")))
         return out
+
+    def _open_call(
+        self, scope: _Scope, original_type: str, d: dict[str, Any], ctx: _Frame, **fields: Unpack[EventFields]
+    ) -> AgentEvent:
+        """Locus has no model-call start event: the call's start is inferred at its first event."""
+        scope.calls += 1
+        scope.open_call = f"{scope.prefix}model-{scope.calls}"
+        fields["call_id"] = scope.open_call
+        fields["agent"] = opt_str(d, "agent_name")
+        return self._event(EventKind.LLM_STARTED, original_type, ctx, None, **fields)
 
     def _tool_requests(self, calls: object, scope: _Scope, ctx: _Frame) -> list[AgentEvent]:
         if not isinstance(calls, list):

@@ -189,39 +189,17 @@ class AgUiDecoder:
     def _run_end(self, kind: str, d: dict[str, Any], ts: tuple[int, bool], frame: Frame) -> list[AgentEvent]:
         out = self._awaiting_tools(ts)
         usage, provider, model = usage_from(d.get("usage"))
-        run_id = opt_str(d, "runId") or self._run_id
+        fields: EventFields = {"usage": usage, "provider": provider, "model": model}
         if kind == "RUN_ERROR":
-            message = opt_str(d, "message")
-            out.append(
-                self._event(
-                    EventKind.RUN_FAILED,
-                    kind,
-                    ts,
-                    frame,
-                    run_id=run_id,
-                    usage=usage,
-                    provider=provider,
-                    model=model,
-                    error=message or opt_str(d, "code") or "error",
-                    error_type=opt_str(d, "code"),
-                )
-            )
-            return out
-        outcome = d.get("outcome")
-        out.append(
-            self._event(
-                EventKind.RUN_FINISHED,
-                kind,
-                ts,
-                frame,
-                run_id=run_id,
-                usage=usage,
-                provider=provider,
-                model=model,
-                status=opt_str(outcome, "type") if isinstance(outcome, dict) else None,
-                result=json_text(d.get("result")),
-            )
-        )
+            end = EventKind.RUN_FAILED
+            fields["error"] = opt_str(d, "message") or opt_str(d, "code") or "error"
+            fields["error_type"] = opt_str(d, "code")
+        else:
+            end = EventKind.RUN_FINISHED
+            outcome = d.get("outcome")
+            fields["status"] = opt_str(outcome, "type") if isinstance(outcome, dict) else None
+            fields["result"] = json_text(d.get("result"))
+        out.append(self._event(end, kind, ts, frame, run_id=opt_str(d, "runId") or self._run_id, **fields))
         return out
 
     def _awaiting_tools(self, ts: tuple[int, bool]) -> list[AgentEvent]:
