@@ -20,14 +20,22 @@ so every event is stamped on arrival.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypedDict, Unpack
 
-from otel_bridge.dialects.base import StreamContext, arrival_event
+from otel_bridge.dialects.base import EventFields, StreamContext, make_event
 from otel_bridge.dialects.framing import Frame
 from otel_bridge.model import AgentEvent, EventKind, TokenUsage
 
 MAX_RESPONSE_TEXT = 65_536
 """Response text kept per call (characters): what ``gen_ai.output.messages`` can show when content is captured."""
+
+
+class RequestFields(TypedDict, total=False):
+    """What a response's first frame says about the request that opened the chat span."""
+
+    temperature: float | None
+    top_p: float | None
+    max_tokens: int | None
 
 
 class LlmStream:
@@ -55,18 +63,21 @@ class LlmStream:
     def now(self) -> int:
         return self._ctx.arrival_ns()
 
-    def event(self, kind: EventKind, original_type: str, ts: int, frame: Frame | None, **fields: Any) -> AgentEvent:
-        return arrival_event(
-            self._ctx, self._dialect, self.run_id, kind, original_type, ts, frame, provider=self._provider, **fields
-        )
+    def event(
+        self, kind: EventKind, original_type: str, ts: int, frame: Frame | None, **fields: Unpack[EventFields]
+    ) -> AgentEvent:
+        fields["provider"] = self._provider
+        return make_event(self._ctx, self._dialect, self.run_id, kind, original_type, ts, frame, **fields)
 
-    def start(self, original_type: str, ts: int, frame: Frame, call_id: str, **fields: Any) -> list[AgentEvent]:
+    def start(
+        self, original_type: str, ts: int, frame: Frame, call_id: str, **request: Unpack[RequestFields]
+    ) -> list[AgentEvent]:
         """Open the chat span (closing a previous one that never completed first)."""
         out = self.complete(original_type, ts, None, inferred=True) if self.open else []
         self.call_id = call_id
         self.chunks = 0
         self._text, self._text_chars = [], 0
-        out.append(self.event(EventKind.LLM_STARTED, original_type, ts, frame, call_id=call_id, stream=True, **fields))
+        out.append(self.event(EventKind.LLM_STARTED, original_type, ts, frame, call_id=call_id, stream=True, **request))
         return out
 
     def chunk(self, original_type: str, ts: int, frame: Frame, text: str | None = None) -> AgentEvent:
@@ -143,7 +154,7 @@ class LlmStream:
         """The response failed: the chat span (rebuilt if none is open) and its run fail."""
         usage = None if usage is None or usage.is_empty() else usage
         call_id = self.call_id or f"error-{self._run_index}"
-        fields: dict[str, Any] = {"error": error or error_type, "error_type": error_type}
+        message = error or error_type
         out = [
             self.event(
                 EventKind.LLM_FAILED,
@@ -154,9 +165,12 @@ class LlmStream:
                 usage=usage,
                 response_id=response_id,
                 response_model=response_model,
-                **fields,
+                error=message,
+                error_type=error_type,
             ),
-            self.event(EventKind.RUN_FAILED, original_type, ts, None, inferred=True, **fields),
+            self.event(
+                EventKind.RUN_FAILED, original_type, ts, None, inferred=True, error=message, error_type=error_type
+            ),
         ]
         self._next_run()
         return out

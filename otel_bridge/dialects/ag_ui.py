@@ -34,82 +34,34 @@ on the producer's clock by the offset seen at the last event that had one
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Unpack
 
+from otel_bridge.dialects._ag_ui_events import (
+    ABSORBED,
+    EVENT_TYPES,
+    MODEL_ROLES,
+    REASONING_CONTENT,
+    REASONING_END,
+    STATE_TYPES,
+    STATUS_AWAITING_RESULT,
+    usage_from,
+)
 from otel_bridge.dialects.base import (
     DecodeError,
+    EventFields,
     StreamContext,
     json_text,
-    opt_int,
+    make_event,
     opt_str,
     parse_timestamp,
-    raw,
     require_object,
 )
 from otel_bridge.dialects.framing import Frame
-from otel_bridge.model import AgentEvent, EventKind, TokenUsage
+from otel_bridge.model import AgentEvent, EventKind
 
 NAME = "ag-ui"
-
-EVENT_TYPES = frozenset(
-    {
-        "TEXT_MESSAGE_START",
-        "TEXT_MESSAGE_CONTENT",
-        "TEXT_MESSAGE_END",
-        "TEXT_MESSAGE_CHUNK",
-        "TOOL_CALL_START",
-        "TOOL_CALL_ARGS",
-        "TOOL_CALL_END",
-        "TOOL_CALL_CHUNK",
-        "TOOL_CALL_RESULT",
-        "STATE_SNAPSHOT",
-        "STATE_DELTA",
-        "MESSAGES_SNAPSHOT",
-        "ACTIVITY_SNAPSHOT",
-        "ACTIVITY_DELTA",
-        "RAW",
-        "CUSTOM",
-        "RUN_STARTED",
-        "RUN_FINISHED",
-        "RUN_ERROR",
-        "STEP_STARTED",
-        "STEP_FINISHED",
-        "REASONING_START",
-        "REASONING_MESSAGE_START",
-        "REASONING_MESSAGE_CONTENT",
-        "REASONING_MESSAGE_END",
-        "REASONING_MESSAGE_CHUNK",
-        "REASONING_END",
-        "REASONING_ENCRYPTED_VALUE",
-        "SUBAGENT_STARTED",
-        "SUBAGENT_FINISHED",
-        "SUBAGENT_ERROR",
-        # 0.1.x, replaced by REASONING_* in 1.0
-        "THINKING_START",
-        "THINKING_END",
-        "THINKING_TEXT_MESSAGE_START",
-        "THINKING_TEXT_MESSAGE_CONTENT",
-        "THINKING_TEXT_MESSAGE_END",
-    }
-)
-_STATE_TYPES = frozenset({"STATE_SNAPSHOT", "STATE_DELTA", "MESSAGES_SNAPSHOT"})
-# Frames whose meaning is carried by the events around them (the message they open or close).
-_ABSORBED = frozenset(
-    {
-        "REASONING_START",
-        "REASONING_MESSAGE_START",
-        "REASONING_END",
-        "THINKING_START",
-        "THINKING_END",
-        "THINKING_TEXT_MESSAGE_START",
-    }
-)
-_REASONING_CONTENT = frozenset({"REASONING_MESSAGE_CONTENT", "THINKING_TEXT_MESSAGE_CONTENT"})
-_REASONING_END = frozenset({"REASONING_MESSAGE_END", "THINKING_TEXT_MESSAGE_END"})
-_CHUNKS = frozenset({"TEXT_MESSAGE_CHUNK", "TOOL_CALL_CHUNK", "REASONING_MESSAGE_CHUNK"})
-_MODEL_ROLES = frozenset({"assistant"})
-STATUS_AWAITING_RESULT = "awaiting_result"
 
 
 class AgUiDialect:
@@ -135,39 +87,13 @@ class _Message:
     text: list[str] = field(default_factory=list)
 
 
-def usage_from(entries: object) -> tuple[TokenUsage | None, str | None, str | None]:
-    """Summed ``TokenUsage[]`` and, when one model was used, its provider and model.
-
-    AG-UI counts are totals or named parts of one: ``inputTokens`` already
-    includes ``cachedInputTokens``, as the conventions want.
-    """
-    if not isinstance(entries, list):
-        return None, None, None
-    total: TokenUsage | None = None
-    models: set[tuple[str | None, str | None]] = set()
-    for entry in entries:
-        if not isinstance(entry, dict):
-            continue
-        models.add((opt_str(entry, "provider"), opt_str(entry, "model")))
-        usage = TokenUsage(
-            input=opt_int(entry, "inputTokens"),
-            output=opt_int(entry, "outputTokens"),
-            cache_read=opt_int(entry, "cachedInputTokens"),
-            cache_creation=opt_int(entry, "cacheWriteInputTokens"),
-            reasoning=opt_int(entry, "reasoningTokens"),
-        )
-        total = usage if total is None else total.plus(usage)
-    provider, model = next(iter(models)) if len(models) == 1 else (None, None)
-    return (None if total is None or total.is_empty() else total), provider, model
-
-
 class AgUiDecoder:
     def __init__(self, ctx: StreamContext) -> None:
         self._ctx = ctx
         self._run_id = ctx.run_id or ctx.stream_key
         self._offset_ns: int | None = None  # producer clock minus arrival clock
         self._messages: dict[str, _Message] = {}
-        self._reasoning: dict[str, list[str]] = {}
+        self._reasoning_text: dict[str, list[str]] = {}
         self._tools: dict[str, _Tool] = {}
         self._chunk: tuple[str, str] | None = None  # (chunk event type, its message or call id)
 
@@ -183,20 +109,17 @@ class AgUiDecoder:
         return arrival + (self._offset_ns or 0), False
 
     def _event(
-        self, kind: EventKind, original_type: str, ts: tuple[int, bool], frame: Frame | None, **fields: Any
+        self,
+        kind: EventKind,
+        original_type: str,
+        ts: tuple[int, bool],
+        frame: Frame | None,
+        run_id: str | None = None,
+        **fields: Unpack[EventFields],
     ) -> AgentEvent:
-        return AgentEvent(
-            kind=kind,
-            run_id=fields.pop("run_id", self._run_id),
-            timestamp_ns=ts[0],
-            timestamp_from_source=ts[1],
-            dialect=NAME,
-            original_type=original_type,
-            source=self._ctx.source,
-            inferred=fields.pop("inferred", frame is None),
-            payload=raw(frame) if frame is not None else None,
-            **fields,
-        )
+        fields.setdefault("inferred", frame is None)
+        run = self._run_id if run_id is None else run_id
+        return make_event(self._ctx, NAME, run, kind, original_type, ts[0], frame, ts[1], **fields)
 
     def feed(self, frame: Frame, obj: Any) -> list[AgentEvent]:
         d = require_object(obj, "ag-ui event")
@@ -216,82 +139,67 @@ class AgUiDecoder:
         return opt_str(d, "toolCallId" if kind == "TOOL_CALL_CHUNK" else "messageId")
 
     def _translate(self, kind: str, d: dict[str, Any], ts: tuple[int, bool], frame: Frame) -> list[AgentEvent]:
-        if kind == "RUN_STARTED":
-            self._run_id = opt_str(d, "runId") or self._run_id
-            return [
-                self._event(
-                    EventKind.RUN_STARTED,
-                    kind,
-                    ts,
-                    frame,
-                    conversation_id=opt_str(d, "threadId"),
-                    parent_run_id=opt_str(d, "parentRunId"),
-                )
-            ]
-        if kind in ("RUN_FINISHED", "RUN_ERROR"):
-            return self._run_end(kind, d, ts, frame)
-        if kind in ("STEP_STARTED", "STEP_FINISHED"):
-            step_kind = EventKind.STEP_STARTED if kind == "STEP_STARTED" else EventKind.STEP_FINISHED
-            return [self._event(step_kind, kind, ts, frame, name=opt_str(d, "stepName"))]
+        handler = _HANDLERS.get(kind)
+        if handler is not None:
+            return handler(self, kind, d, ts, frame)
         if kind.startswith("TEXT_MESSAGE_"):
-            return self._text(kind, d, ts, frame)
-        if kind.startswith("TOOL_CALL_"):
-            return self._tool(kind, d, ts, frame)
-        if kind in _ABSORBED:
-            return []
-        if kind in _REASONING_CONTENT or kind == "REASONING_MESSAGE_CHUNK":
-            message_id = opt_str(d, "messageId") or "reasoning"
-            delta = d.get("delta")
-            self._reasoning.setdefault(message_id, []).append(delta if isinstance(delta, str) else "")
-            if kind == "REASONING_MESSAGE_CHUNK":
-                self._chunk = (kind, message_id)
-            return []
-        if kind in _REASONING_END:
-            text = "".join(self._reasoning.pop(opt_str(d, "messageId") or "reasoning", []))
-            return [self._event(EventKind.THINKING, kind, ts, frame, text=text or None)]
-        if kind in _STATE_TYPES:
-            return [self._event(EventKind.STATE_CHANGED, kind, ts, frame)]
-        if kind.startswith("SUBAGENT_"):
-            return self._subagent(kind, d, ts, frame)
-        name = opt_str(d, "name") if kind == "CUSTOM" else opt_str(d, "source") if kind == "RAW" else None
+            return []  # a message event of a newer version: its message is read from the ones we know
+        return [self._event(EventKind.CUSTOM, kind, ts, frame, name=kind)]
+
+    def _run_started(self, kind: str, d: dict[str, Any], ts: tuple[int, bool], frame: Frame) -> list[AgentEvent]:
+        self._run_id = opt_str(d, "runId") or self._run_id
+        return [
+            self._event(
+                EventKind.RUN_STARTED,
+                kind,
+                ts,
+                frame,
+                conversation_id=opt_str(d, "threadId"),
+                parent_run_id=opt_str(d, "parentRunId"),
+            )
+        ]
+
+    def _step(self, kind: str, d: dict[str, Any], ts: tuple[int, bool], frame: Frame) -> list[AgentEvent]:
+        step_kind = EventKind.STEP_STARTED if kind == "STEP_STARTED" else EventKind.STEP_FINISHED
+        return [self._event(step_kind, kind, ts, frame, name=opt_str(d, "stepName"))]
+
+    def _absorbed(self, kind: str, d: dict[str, Any], ts: tuple[int, bool], frame: Frame) -> list[AgentEvent]:
+        return []
+
+    def _reasoning(self, kind: str, d: dict[str, Any], ts: tuple[int, bool], frame: Frame) -> list[AgentEvent]:
+        message_id = opt_str(d, "messageId") or "reasoning"
+        delta = d.get("delta")
+        self._reasoning_text.setdefault(message_id, []).append(delta if isinstance(delta, str) else "")
+        if kind == "REASONING_MESSAGE_CHUNK":
+            self._chunk = (kind, message_id)
+        return []
+
+    def _reasoning_end(self, kind: str, d: dict[str, Any], ts: tuple[int, bool], frame: Frame) -> list[AgentEvent]:
+        text = "".join(self._reasoning_text.pop(opt_str(d, "messageId") or "reasoning", []))
+        return [self._event(EventKind.THINKING, kind, ts, frame, text=text or None)]
+
+    def _state(self, kind: str, d: dict[str, Any], ts: tuple[int, bool], frame: Frame) -> list[AgentEvent]:
+        return [self._event(EventKind.STATE_CHANGED, kind, ts, frame)]
+
+    def _named(self, kind: str, d: dict[str, Any], ts: tuple[int, bool], frame: Frame) -> list[AgentEvent]:
+        """``CUSTOM{name}`` and ``RAW{source}``: span events named by the producer."""
+        name = opt_str(d, "name") if kind == "CUSTOM" else opt_str(d, "source")
         return [self._event(EventKind.CUSTOM, kind, ts, frame, name=name or kind)]
 
     def _run_end(self, kind: str, d: dict[str, Any], ts: tuple[int, bool], frame: Frame) -> list[AgentEvent]:
         out = self._awaiting_tools(ts)
         usage, provider, model = usage_from(d.get("usage"))
-        run_id = opt_str(d, "runId") or self._run_id
+        fields: EventFields = {"usage": usage, "provider": provider, "model": model}
         if kind == "RUN_ERROR":
-            message = opt_str(d, "message")
-            out.append(
-                self._event(
-                    EventKind.RUN_FAILED,
-                    kind,
-                    ts,
-                    frame,
-                    run_id=run_id,
-                    usage=usage,
-                    provider=provider,
-                    model=model,
-                    error=message or opt_str(d, "code") or "error",
-                    error_type=opt_str(d, "code"),
-                )
-            )
-            return out
-        outcome = d.get("outcome")
-        out.append(
-            self._event(
-                EventKind.RUN_FINISHED,
-                kind,
-                ts,
-                frame,
-                run_id=run_id,
-                usage=usage,
-                provider=provider,
-                model=model,
-                status=opt_str(outcome, "type") if isinstance(outcome, dict) else None,
-                result=json_text(d.get("result")),
-            )
-        )
+            end = EventKind.RUN_FAILED
+            fields["error"] = opt_str(d, "message") or opt_str(d, "code") or "error"
+            fields["error_type"] = opt_str(d, "code")
+        else:
+            end = EventKind.RUN_FINISHED
+            outcome = d.get("outcome")
+            fields["status"] = opt_str(outcome, "type") if isinstance(outcome, dict) else None
+            fields["result"] = json_text(d.get("result"))
+        out.append(self._event(end, kind, ts, frame, run_id=opt_str(d, "runId") or self._run_id, **fields))
         return out
 
     def _awaiting_tools(self, ts: tuple[int, bool]) -> list[AgentEvent]:
@@ -322,7 +230,7 @@ class AgUiDecoder:
         message = self._messages.get(message_id)
         if kind in ("TEXT_MESSAGE_START", "TEXT_MESSAGE_CHUNK") and message is None:
             role = opt_str(d, "role") or "assistant"
-            message = self._messages[message_id] = _Message(model=role in _MODEL_ROLES)
+            message = self._messages[message_id] = _Message(model=role in MODEL_ROLES)
             if message.model:
                 out.append(
                     self._event(
@@ -354,48 +262,59 @@ class AgUiDecoder:
             return [self._event(EventKind.LLM_COMPLETED, kind, ts, frame, call_id=message_id, text=text or None)]
         return [self._event(EventKind.MESSAGE, kind, ts, frame, text=text or None)]
 
-    def _tool(self, kind: str, d: dict[str, Any], ts: tuple[int, bool], frame: Frame) -> list[AgentEvent]:
+    def _tool_start(self, kind: str, d: dict[str, Any], ts: tuple[int, bool], frame: Frame) -> list[AgentEvent]:
         call_id = opt_str(d, "toolCallId")
-        if kind in ("TOOL_CALL_START", "TOOL_CALL_CHUNK") and call_id is not None and call_id not in self._tools:
-            tool = self._tools[call_id] = _Tool(opt_str(d, "toolCallName"))
-            started = self._event(
-                EventKind.TOOL_STARTED,
+        if call_id is None or call_id in self._tools:
+            return [self._event(EventKind.CUSTOM, kind, ts, frame, name=kind)]
+        return [self._open_tool(call_id, kind, d, ts, frame)]
+
+    def _tool_chunk(self, kind: str, d: dict[str, Any], ts: tuple[int, bool], frame: Frame) -> list[AgentEvent]:
+        call_id = opt_str(d, "toolCallId")
+        if call_id is not None and call_id not in self._tools:
+            started = self._open_tool(call_id, kind, d, ts, frame)
+            self._chunk = (kind, call_id)
+            self._fold_args(call_id, d)
+            return [started]
+        self._fold_args(call_id or (self._chunk[1] if self._chunk else None), d)
+        return []
+
+    def _open_tool(self, call_id: str, kind: str, d: dict[str, Any], ts: tuple[int, bool], frame: Frame) -> AgentEvent:
+        tool = self._tools[call_id] = _Tool(opt_str(d, "toolCallName"))
+        return self._event(
+            EventKind.TOOL_STARTED,
+            kind,
+            ts,
+            frame,
+            call_id=call_id,
+            tool_name=tool.name,
+            parent_call_id=opt_str(d, "parentMessageId"),
+        )
+
+    def _tool_args(self, kind: str, d: dict[str, Any], ts: tuple[int, bool], frame: Frame) -> list[AgentEvent]:
+        self._fold_args(opt_str(d, "toolCallId"), d)
+        return []
+
+    def _tool_end(self, kind: str, d: dict[str, Any], ts: tuple[int, bool], frame: Frame) -> list[AgentEvent]:
+        ended = self._tools.get(opt_str(d, "toolCallId") or "")
+        if ended is not None:
+            ended.ended_ns = ts[0]
+        return []
+
+    def _tool_result(self, kind: str, d: dict[str, Any], ts: tuple[int, bool], frame: Frame) -> list[AgentEvent]:
+        call_id = opt_str(d, "toolCallId")
+        done = self._tools.pop(call_id or "", None)
+        return [
+            self._event(
+                EventKind.TOOL_COMPLETED,
                 kind,
                 ts,
                 frame,
                 call_id=call_id,
-                tool_name=tool.name,
-                parent_call_id=opt_str(d, "parentMessageId"),
+                tool_name=done.name if done is not None else None,
+                arguments=("".join(done.args) or None) if done is not None else None,
+                result=json_text(d.get("content")),
             )
-            if kind == "TOOL_CALL_CHUNK":
-                self._chunk = (kind, call_id)
-                self._fold_args(call_id, d)
-            return [started]
-        if kind in ("TOOL_CALL_ARGS", "TOOL_CALL_CHUNK"):
-            if kind == "TOOL_CALL_CHUNK":
-                call_id = call_id or (self._chunk[1] if self._chunk else None)
-            self._fold_args(call_id, d)
-            return []
-        if kind == "TOOL_CALL_END":
-            ended = self._tools.get(call_id or "")
-            if ended is not None:
-                ended.ended_ns = ts[0]
-            return []
-        if kind == "TOOL_CALL_RESULT":
-            done = self._tools.pop(call_id or "", None)
-            return [
-                self._event(
-                    EventKind.TOOL_COMPLETED,
-                    kind,
-                    ts,
-                    frame,
-                    call_id=call_id,
-                    tool_name=done.name if done is not None else None,
-                    arguments=("".join(done.args) or None) if done is not None else None,
-                    result=json_text(d.get("content")),
-                )
-            ]
-        return [self._event(EventKind.CUSTOM, kind, ts, frame, name=kind)]
+        ]
 
     def _fold_args(self, call_id: str | None, d: dict[str, Any]) -> None:
         tool = self._tools.get(call_id or "")
@@ -413,54 +332,82 @@ class AgUiDecoder:
         if kind == "TEXT_MESSAGE_CHUNK":
             return self._end_message(ident, kind, ts, None)
         if kind == "REASONING_MESSAGE_CHUNK":
-            text = "".join(self._reasoning.pop(ident, []))
+            text = "".join(self._reasoning_text.pop(ident, []))
             return [self._event(EventKind.THINKING, kind, ts, None, text=text or None)]
         tool = self._tools.get(ident)
         if tool is not None:
             tool.ended_ns = ts_ns
         return []
 
-    def _subagent(self, kind: str, d: dict[str, Any], ts: tuple[int, bool], frame: Frame) -> list[AgentEvent]:
-        call_id = opt_str(d, "subagentRunId")
-        if kind == "SUBAGENT_STARTED":
-            return [
-                self._event(
-                    EventKind.AGENT_STARTED,
-                    kind,
-                    ts,
-                    frame,
-                    call_id=call_id,
-                    agent=opt_str(d, "name"),
-                    parent_call_id=opt_str(d, "parentToolCallId"),
-                )
-            ]
-        if kind == "SUBAGENT_ERROR":
-            return [
-                self._event(
-                    EventKind.AGENT_FAILED,
-                    kind,
-                    ts,
-                    frame,
-                    call_id=call_id,
-                    error=opt_str(d, "message") or "error",
-                    error_type=opt_str(d, "code"),
-                )
-            ]
-        if kind == "SUBAGENT_FINISHED":
-            outcome = d.get("outcome")
-            status = opt_str(outcome, "type") if isinstance(outcome, dict) else None
-            return [
-                self._event(
-                    EventKind.AGENT_FINISHED,
-                    kind,
-                    ts,
-                    frame,
-                    call_id=call_id,
-                    status=status,
-                    result=json_text(d.get("result")),
-                )
-            ]
-        return [self._event(EventKind.CUSTOM, kind, ts, frame, name=kind)]
+    def _subagent_started(self, kind: str, d: dict[str, Any], ts: tuple[int, bool], frame: Frame) -> list[AgentEvent]:
+        return [
+            self._event(
+                EventKind.AGENT_STARTED,
+                kind,
+                ts,
+                frame,
+                call_id=opt_str(d, "subagentRunId"),
+                agent=opt_str(d, "name"),
+                parent_call_id=opt_str(d, "parentToolCallId"),
+            )
+        ]
+
+    def _subagent_error(self, kind: str, d: dict[str, Any], ts: tuple[int, bool], frame: Frame) -> list[AgentEvent]:
+        return [
+            self._event(
+                EventKind.AGENT_FAILED,
+                kind,
+                ts,
+                frame,
+                call_id=opt_str(d, "subagentRunId"),
+                error=opt_str(d, "message") or "error",
+                error_type=opt_str(d, "code"),
+            )
+        ]
+
+    def _subagent_finished(self, kind: str, d: dict[str, Any], ts: tuple[int, bool], frame: Frame) -> list[AgentEvent]:
+        outcome = d.get("outcome")
+        return [
+            self._event(
+                EventKind.AGENT_FINISHED,
+                kind,
+                ts,
+                frame,
+                call_id=opt_str(d, "subagentRunId"),
+                status=opt_str(outcome, "type") if isinstance(outcome, dict) else None,
+                result=json_text(d.get("result")),
+            )
+        ]
+
+
+_Handler = Callable[[AgUiDecoder, str, dict[str, Any], tuple[int, bool], Frame], list[AgentEvent]]
+
+# One handler per event type; any other type is a span event named by its type.
+_HANDLERS: dict[str, _Handler] = {
+    "RUN_STARTED": AgUiDecoder._run_started,
+    "RUN_FINISHED": AgUiDecoder._run_end,
+    "RUN_ERROR": AgUiDecoder._run_end,
+    "STEP_STARTED": AgUiDecoder._step,
+    "STEP_FINISHED": AgUiDecoder._step,
+    "TEXT_MESSAGE_START": AgUiDecoder._text,
+    "TEXT_MESSAGE_CONTENT": AgUiDecoder._text,
+    "TEXT_MESSAGE_END": AgUiDecoder._text,
+    "TEXT_MESSAGE_CHUNK": AgUiDecoder._text,
+    "TOOL_CALL_START": AgUiDecoder._tool_start,
+    "TOOL_CALL_CHUNK": AgUiDecoder._tool_chunk,
+    "TOOL_CALL_ARGS": AgUiDecoder._tool_args,
+    "TOOL_CALL_END": AgUiDecoder._tool_end,
+    "TOOL_CALL_RESULT": AgUiDecoder._tool_result,
+    **dict.fromkeys(ABSORBED, AgUiDecoder._absorbed),
+    **dict.fromkeys(REASONING_CONTENT | {"REASONING_MESSAGE_CHUNK"}, AgUiDecoder._reasoning),
+    **dict.fromkeys(REASONING_END, AgUiDecoder._reasoning_end),
+    **dict.fromkeys(STATE_TYPES, AgUiDecoder._state),
+    "SUBAGENT_STARTED": AgUiDecoder._subagent_started,
+    "SUBAGENT_FINISHED": AgUiDecoder._subagent_finished,
+    "SUBAGENT_ERROR": AgUiDecoder._subagent_error,
+    "CUSTOM": AgUiDecoder._named,
+    "RAW": AgUiDecoder._named,
+}
 
 
 DIALECT = AgUiDialect()

@@ -14,13 +14,15 @@ Outside SSE, an event is ``{"type": <type>, ...fields}`` or
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Unpack
 
 from otel_bridge.dialects.base import (
     DecodeError,
+    EventFields,
     StreamContext,
-    arrival_event,
     json_text,
+    make_event,
     opt_float,
     opt_str,
     require_object,
@@ -82,8 +84,10 @@ class AgentEventStreamDecoder:
     def close(self) -> list[AgentEvent]:
         return self._end_generation(self._ctx.arrival_ns())
 
-    def _event(self, kind: EventKind, original_type: str, ts: int, frame: Frame | None, **fields: Any) -> AgentEvent:
-        return arrival_event(self._ctx, NAME, self._run_id, kind, original_type, ts, frame, **fields)
+    def _event(
+        self, kind: EventKind, original_type: str, ts: int, frame: Frame | None, **fields: Unpack[EventFields]
+    ) -> AgentEvent:
+        return make_event(self._ctx, NAME, self._run_id, kind, original_type, ts, frame, **fields)
 
     def _end_generation(self, ts: int) -> list[AgentEvent]:
         if not self._in_generation:
@@ -122,52 +126,63 @@ class AgentEventStreamDecoder:
         return out
 
     def _translate(self, name: str, d: dict[str, Any], ts: int, frame: Frame) -> AgentEvent:
-        if name == "thinking":
-            return self._event(EventKind.THINKING, name, ts, frame, text=opt_str(d, "text"))
-        if name == "tool_use":
-            return self._event(
-                EventKind.TOOL_STARTED,
-                name,
-                ts,
-                frame,
-                tool_name=opt_str(d, "tool_name"),
-                call_id=opt_str(d, "tool_use_id"),
-                arguments=json_text(d.get("input_summary")),
-                status=opt_str(d, "status"),
-            )
-        if name == "tool_result":
-            failed = d.get("status") == "error"
-            return self._event(
-                EventKind.TOOL_FAILED if failed else EventKind.TOOL_COMPLETED,
-                name,
-                ts,
-                frame,
-                tool_name=opt_str(d, "tool_name"),
-                call_id=opt_str(d, "tool_use_id"),
-                result=json_text(d.get("output_summary")),
-                error=opt_str(d, "output_summary") if failed else None,
-                error_type="tool_error" if failed else None,
-                duration_ms=opt_float(d, "duration_ms"),
-                status=opt_str(d, "status"),
-            )
-        if name == "progress":
-            return self._event(EventKind.PROGRESS, name, ts, frame, name=opt_str(d, "step"))
-        if name == "error":
-            return self._event(
-                EventKind.ERROR, name, ts, frame, error=opt_str(d, "message"), error_type=opt_str(d, "error_type")
-            )
-        if name == "done":
-            return self._event(
-                EventKind.RUN_FINISHED,
-                name,
-                ts,
-                frame,
-                model=opt_str(d, "model") or None,
-                cost_usd=opt_float(d, "total_cost_usd"),
-                duration_ms=opt_float(d, "duration_ms"),
-                response_id=opt_str(d, "message_id") or None,
-            )
-        return self._event(EventKind.CUSTOM, name, ts, frame, name=name)
+        read = _READERS.get(name)
+        kind, fields = read(d) if read is not None else (EventKind.CUSTOM, EventFields(name=name))
+        return self._event(kind, name, ts, frame, **fields)
+
+
+# What each event type says; any other type is a span event named by its type.
+def _thinking(d: dict[str, Any]) -> tuple[EventKind, EventFields]:
+    return EventKind.THINKING, {"text": opt_str(d, "text")}
+
+
+def _tool_use(d: dict[str, Any]) -> tuple[EventKind, EventFields]:
+    return EventKind.TOOL_STARTED, {
+        "tool_name": opt_str(d, "tool_name"),
+        "call_id": opt_str(d, "tool_use_id"),
+        "arguments": json_text(d.get("input_summary")),
+        "status": opt_str(d, "status"),
+    }
+
+
+def _tool_result(d: dict[str, Any]) -> tuple[EventKind, EventFields]:
+    failed = d.get("status") == "error"
+    return EventKind.TOOL_FAILED if failed else EventKind.TOOL_COMPLETED, {
+        "tool_name": opt_str(d, "tool_name"),
+        "call_id": opt_str(d, "tool_use_id"),
+        "result": json_text(d.get("output_summary")),
+        "error": opt_str(d, "output_summary") if failed else None,
+        "error_type": "tool_error" if failed else None,
+        "duration_ms": opt_float(d, "duration_ms"),
+        "status": opt_str(d, "status"),
+    }
+
+
+def _progress(d: dict[str, Any]) -> tuple[EventKind, EventFields]:
+    return EventKind.PROGRESS, {"name": opt_str(d, "step")}
+
+
+def _error(d: dict[str, Any]) -> tuple[EventKind, EventFields]:
+    return EventKind.ERROR, {"error": opt_str(d, "message"), "error_type": opt_str(d, "error_type")}
+
+
+def _done(d: dict[str, Any]) -> tuple[EventKind, EventFields]:
+    return EventKind.RUN_FINISHED, {
+        "model": opt_str(d, "model") or None,
+        "cost_usd": opt_float(d, "total_cost_usd"),
+        "duration_ms": opt_float(d, "duration_ms"),
+        "response_id": opt_str(d, "message_id") or None,
+    }
+
+
+_READERS: dict[str, Callable[[dict[str, Any]], tuple[EventKind, EventFields]]] = {
+    "thinking": _thinking,
+    "tool_use": _tool_use,
+    "tool_result": _tool_result,
+    "progress": _progress,
+    "error": _error,
+    "done": _done,
+}
 
 
 DIALECT = AgentEventStreamDialect()

@@ -23,9 +23,9 @@ A stream that goes on after its terminal event starts the next run.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Unpack
 
-from otel_bridge.dialects.base import DecodeError, StreamContext, arrival_event, json_text, opt_int, opt_str
+from otel_bridge.dialects.base import DecodeError, EventFields, StreamContext, json_text, make_event, opt_int, opt_str
 from otel_bridge.dialects.framing import Frame
 from otel_bridge.model import AgentEvent, EventKind, TokenUsage
 
@@ -72,9 +72,11 @@ class AgentlangDecoder:
     def close(self) -> list[AgentEvent]:
         return []
 
-    def _event(self, kind: EventKind, original_type: str, ts: int, frame: Frame | None, **fields: Any) -> AgentEvent:
+    def _event(
+        self, kind: EventKind, original_type: str, ts: int, frame: Frame | None, **fields: Unpack[EventFields]
+    ) -> AgentEvent:
         fields.setdefault("inferred", frame is None)  # agentlang: an event without a frame is inferred
-        return arrival_event(self._ctx, NAME, self._run_id, kind, original_type, ts, frame, **fields)
+        return make_event(self._ctx, NAME, self._run_id, kind, original_type, ts, frame, **fields)
 
     def _next_id(self, what: str) -> str:
         self._seq += 1

@@ -16,6 +16,7 @@ See :mod:`._llm_stream` for how a response becomes a run and a chat span.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -133,37 +134,47 @@ class AnthropicDecoder:
         return out
 
     def _in_message(self, kind: str, ts: int, frame: Frame, data: dict[str, Any]) -> list[AgentEvent]:
-        out: list[AgentEvent] = []
+        return _IN_MESSAGE[kind](self, kind, ts, frame, data)
+
+    def _block_start(self, kind: str, ts: int, frame: Frame, data: dict[str, Any]) -> list[AgentEvent]:
         index = opt_int(data, "index")
-        if kind == "content_block_start":
-            block = data.get("content_block")
-            if isinstance(block, dict) and block.get("type") in ("tool_use", "server_tool_use") and index is not None:
-                self._tools[index] = _ToolUse(opt_str(block, "id"), opt_str(block, "name"))
-        elif kind == "content_block_delta":
-            delta = data.get("delta")
-            d: dict[str, Any] = delta if isinstance(delta, dict) else {}
-            delta_type = d.get("type")
-            if delta_type == "input_json_delta" and index in self._tools:
-                partial = d.get("partial_json")
-                if isinstance(partial, str):
-                    self._tools[index].json.append(partial)
-                if not partial:
-                    return out  # an empty opening fragment is not content yet
-            if delta_type in _CONTENT_DELTAS:
-                text = d.get("text") if delta_type == "text_delta" else None
-                out.append(self._llm.chunk(kind, ts, frame, text=text if isinstance(text, str) else None))
-        elif kind == "content_block_stop":
-            tool = self._tools.pop(index, None) if index is not None else None
-            if tool is not None:
-                out.append(self._llm.tool_requested(kind, ts, tool.id, tool.name, "".join(tool.json) or None))
-        elif kind == "message_delta":
-            delta = data.get("delta")
-            if isinstance(delta, dict):
-                self._stop_reason = opt_str(delta, "stop_reason") or self._stop_reason
-            self._fold_usage(data.get("usage"))
-        elif kind == "message_stop":
-            out.extend(self._complete(ts, frame))
-        return out
+        block = data.get("content_block")
+        if isinstance(block, dict) and block.get("type") in ("tool_use", "server_tool_use") and index is not None:
+            self._tools[index] = _ToolUse(opt_str(block, "id"), opt_str(block, "name"))
+        return []
+
+    def _block_delta(self, kind: str, ts: int, frame: Frame, data: dict[str, Any]) -> list[AgentEvent]:
+        index = opt_int(data, "index")
+        delta = data.get("delta")
+        d: dict[str, Any] = delta if isinstance(delta, dict) else {}
+        delta_type = d.get("type")
+        if delta_type == "input_json_delta" and index in self._tools:
+            partial = d.get("partial_json")
+            if isinstance(partial, str):
+                self._tools[index].json.append(partial)
+            if not partial:
+                return []  # an empty opening fragment is not content yet
+        if delta_type in _CONTENT_DELTAS:
+            text = d.get("text") if delta_type == "text_delta" else None
+            return [self._llm.chunk(kind, ts, frame, text=text if isinstance(text, str) else None)]
+        return []
+
+    def _block_stop(self, kind: str, ts: int, frame: Frame, data: dict[str, Any]) -> list[AgentEvent]:
+        index = opt_int(data, "index")
+        tool = self._tools.pop(index, None) if index is not None else None
+        if tool is None:
+            return []
+        return [self._llm.tool_requested(kind, ts, tool.id, tool.name, "".join(tool.json) or None)]
+
+    def _message_delta(self, kind: str, ts: int, frame: Frame, data: dict[str, Any]) -> list[AgentEvent]:
+        delta = data.get("delta")
+        if isinstance(delta, dict):
+            self._stop_reason = opt_str(delta, "stop_reason") or self._stop_reason
+        self._fold_usage(data.get("usage"))
+        return []
+
+    def _message_stop(self, kind: str, ts: int, frame: Frame, data: dict[str, Any]) -> list[AgentEvent]:
+        return self._complete(ts, frame)
 
     def _fold_usage(self, usage: object) -> None:
         if isinstance(usage, dict):
@@ -205,5 +216,17 @@ class AnthropicDecoder:
         self._reset()
         return out
 
+
+_Handler = Callable[[AnthropicDecoder, str, int, Frame, dict[str, Any]], list[AgentEvent]]
+
+# The events inside a message, after message_start; every key is in _MESSAGE_EVENTS.
+_IN_MESSAGE: dict[str, _Handler] = {
+    "content_block_start": AnthropicDecoder._block_start,
+    "content_block_delta": AnthropicDecoder._block_delta,
+    "content_block_stop": AnthropicDecoder._block_stop,
+    "message_delta": AnthropicDecoder._message_delta,
+    "message_stop": AnthropicDecoder._message_stop,
+}
+assert _IN_MESSAGE.keys() == _MESSAGE_EVENTS - {"message_start"}
 
 DIALECT = AnthropicDialect()

@@ -1,7 +1,10 @@
 """What a dialect is: a sniffer and a stateful decoder from frames to events.
 
 Adding a dialect is one new module that defines a :class:`Dialect` and one
-line in :mod:`otel_bridge.dialects.registry`.
+line in :mod:`otel_bridge.dialects.registry`. Its decoder builds every event
+with :func:`make_event`, whose fields (:class:`EventFields`) mypy checks by
+name and type. A decoder that can skip the generic JSON decode also defines
+``feed_bytes`` (:class:`FastDecoder`).
 """
 
 from __future__ import annotations
@@ -10,12 +13,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from functools import cache
+from typing import Any, Protocol, TypedDict, TypeGuard, Unpack, runtime_checkable
 
 import msgspec
 
 from otel_bridge.dialects.framing import Frame
-from otel_bridge.model import AgentEvent, EventKind
+from otel_bridge.model import AgentEvent, EventKind, TokenUsage
 
 
 class DecodeError(ValueError):
@@ -49,6 +53,31 @@ class Decoder(Protocol):
     def close(self) -> list[AgentEvent]:
         """Events still pending at the end of the stream."""
         ...
+
+
+@runtime_checkable
+class FastDecoder(Decoder, Protocol):
+    """A decoder with a typed fast path that skips the generic JSON decode."""
+
+    def feed_bytes(self, frame: Frame) -> list[AgentEvent] | None:
+        """Events for one frame decoded straight from its bytes, or ``None`` to fall back to :meth:`feed`."""
+        ...
+
+
+def fast_path(decoder: Decoder) -> Callable[[Frame], list[AgentEvent] | None] | None:
+    """The decoder's ``feed_bytes`` if its class is a :class:`FastDecoder`, else ``None``."""
+    return decoder.feed_bytes if _is_fast(decoder) else None
+
+
+def _is_fast(decoder: Decoder) -> TypeGuard[FastDecoder]:
+    return _fast_class(type(decoder))
+
+
+@cache
+def _fast_class(cls: type) -> bool:
+    # Once per decoder class: a structural check against a protocol costs ~50 us, and every
+    # HTTP request is a stream of its own.
+    return issubclass(cls, FastDecoder)
 
 
 class Dialect(Protocol):
@@ -100,7 +129,51 @@ def parse_timestamp(value: object) -> int | None:
     return None
 
 
-def arrival_event(
+class EventFields(TypedDict, total=False):
+    """What a dialect says about an event: every :class:`AgentEvent` field a builder does not fill in.
+
+    Builders take these as ``**fields: Unpack[EventFields]``, so mypy checks each
+    keyword's name and type: a misspelt field fails the type check, not a live stream.
+    """
+
+    inferred: bool
+    event_id: str | None
+    parent_run_id: str | None
+    agent: str | None
+    provider: str | None
+    model: str | None
+    response_model: str | None
+    response_id: str | None
+    tool_name: str | None
+    tool_type: str | None
+    call_id: str | None
+    parent_call_id: str | None
+    name: str | None
+    status: str | None
+    usage: TokenUsage | None
+    finish_reasons: tuple[str, ...] | None
+    stream: bool | None
+    duration_ms: float | None
+    error: str | None
+    error_type: str | None
+    cost_usd: float | None
+    temperature: float | None
+    max_tokens: int | None
+    top_p: float | None
+    conversation_id: str | None
+    traceparent: str | None
+    text: str | None
+    arguments: str | None
+    result: str | None
+
+
+# The AgentEvent fields a builder fills in itself; EventFields holds all the others.
+BUILDER_FIELDS = frozenset(
+    {"kind", "run_id", "timestamp_ns", "timestamp_from_source", "dialect", "original_type", "source", "payload"}
+)
+
+
+def make_event(
     ctx: StreamContext,
     dialect: str,
     run_id: str,
@@ -108,9 +181,10 @@ def arrival_event(
     original_type: str,
     ts: int,
     frame: Frame | None,
-    **fields: Any,
+    from_source: bool = False,
+    **fields: Unpack[EventFields],
 ) -> AgentEvent:
-    """An event of a dialect whose wire carries no timestamps: ``ts`` is its arrival time.
+    """The one way a dialect builds an event: ``ts`` is the event's own time when ``from_source``, else its arrival.
 
     ``frame`` is ``None`` for events the dialect infers (no payload of their own).
     """
@@ -118,11 +192,11 @@ def arrival_event(
         kind=kind,
         run_id=run_id,
         timestamp_ns=ts,
-        timestamp_from_source=False,
+        timestamp_from_source=from_source,
         dialect=dialect,
         original_type=original_type,
         source=ctx.source,
-        payload=raw(frame) if frame is not None else None,
+        payload=msgspec.Raw(frame.data) if frame is not None else None,
         **fields,
     )
 

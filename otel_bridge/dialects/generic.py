@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from otel_bridge.dialects.base import DecodeError, StreamContext, opt_str, parse_timestamp, raw
+from otel_bridge.dialects.base import DecodeError, StreamContext, make_event, opt_str, parse_timestamp, raw
 from otel_bridge.dialects.framing import Frame
 from otel_bridge.model import AgentEvent, EventKind
 
@@ -98,17 +98,17 @@ class GenericDecoder:
             (self._time(obj[key]) for key in _TIME_KEYS if key in obj), (self._ctx.arrival_ns(), False)
         )
         return [
-            AgentEvent(
-                kind=EventKind.CUSTOM,
-                run_id=self._run_id(obj),
-                timestamp_ns=ts,
-                timestamp_from_source=from_source,
-                dialect=NAME,
-                original_type=name or "event",
-                source=self._ctx.source,
+            make_event(
+                self._ctx,
+                NAME,
+                self._run_id(obj),
+                EventKind.CUSTOM,
+                name or "event",
+                ts,
+                frame,
+                from_source,
                 event_id=frame.id or opt_str(obj, "id"),
                 name=name or "event",
-                payload=raw(frame),
             )
         ]
 

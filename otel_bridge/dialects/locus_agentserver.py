@@ -8,7 +8,7 @@ agent's ``terminate`` as ``done{message, reason}`` (its usage and cost are
 dropped). Then ``data: [DONE]``. Failures are ``error{error,
 correlation_id}``. No ids, no timestamps: events are stamped on arrival.
 
-Decoded by :class:`otel_bridge.dialects.locus.LocusDecoder` (same mapping);
+Decoded by :class:`otel_bridge.dialects._locus_decoder.LocusDecoder` (same mapping);
 ``done`` ends the run, and a stream that goes on starts the next one.
 """
 
@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from otel_bridge.dialects._locus_decoder import LocusDecoder
+from otel_bridge.dialects._locus_events import EVENT_TYPES, Fields
 from otel_bridge.dialects.base import StreamContext
 from otel_bridge.dialects.framing import Frame
-from otel_bridge.dialects.locus import EVENT_TYPES, Fields, LocusDecoder
 
 NAME = "locus-agentserver"
 

@@ -8,17 +8,19 @@ is then the intent id, not an event id). One intent is one run.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from otel_bridge.dialects.base import (
     DecodeError,
+    EventFields,
     StreamContext,
     json_text,
+    make_event,
     opt_float,
     opt_int,
     opt_str,
     parse_timestamp,
-    raw,
     require_object,
 )
 from otel_bridge.dialects.framing import Frame
@@ -89,28 +91,15 @@ class OpenIntentDecoder:
         ts, from_source = self._timestamp(intent.get("updated_at") or intent.get("created_at"))
         status = opt_str(intent, "status")
         kind = _KINDS.get(event_type, EventKind.CUSTOM)
-        fields: dict[str, Any] = {}
+        fields: EventFields = {
+            "agent": opt_str(intent, "created_by"),
+            "name": opt_str(intent, "title"),
+            "status": status,
+        }
         if event_type == "status_changed" and status in _TERMINAL_STATUS:
-            kind, fields = self._terminal(status)
-        return AgentEvent(
-            kind=kind,
-            run_id=str(intent["id"]),
-            timestamp_ns=ts,
-            timestamp_from_source=from_source,
-            dialect=NAME,
-            original_type=event_type,
-            source=self._ctx.source,
-            agent=opt_str(intent, "created_by"),
-            name=opt_str(intent, "title"),
-            status=status,
-            payload=raw(frame),
-            **fields,
-        )
-
-    def _terminal(self, status: str | None) -> tuple[EventKind, dict[str, Any]]:
-        if status is not None and _TERMINAL_STATUS.get(status):
-            return EventKind.RUN_FAILED, {"error_type": status, "error": f"intent {status}"}
-        return EventKind.RUN_FINISHED, {}
+            kind, terminal = _terminal(status)
+            fields.update(terminal)
+        return make_event(self._ctx, NAME, str(intent["id"]), kind, event_type, ts, frame, from_source, **fields)
 
     def _event(self, frame: Frame, ev: dict[str, Any]) -> AgentEvent:
         event_type = str(ev["event_type"])
@@ -118,71 +107,95 @@ class OpenIntentDecoder:
         p: dict[str, Any] = payload if isinstance(payload, dict) else {}
         ts, from_source = self._timestamp(ev.get("created_at"))
         kind = _KINDS.get(event_type, EventKind.CUSTOM)
-        fields: dict[str, Any] = {}
-        if kind is EventKind.STATUS_CHANGED:
-            status = opt_str(p, "status")
-            fields["status"] = status
-            if status in _TERMINAL_STATUS:
-                kind, extra = self._terminal(status)
-                fields.update(extra)
-        elif kind in (EventKind.LLM_STARTED, EventKind.LLM_COMPLETED, EventKind.LLM_FAILED):
-            fields.update(self._llm(p))
-        elif kind in (EventKind.TOOL_STARTED, EventKind.TOOL_COMPLETED, EventKind.TOOL_FAILED):
-            fields.update(self._tool(p))
-        elif kind in (EventKind.STREAM_STARTED, EventKind.STREAM_ENDED, EventKind.LLM_CHUNK):
-            fields["call_id"] = opt_str(p, "stream_id")
-            fields["provider"] = opt_str(p, "provider")
-            fields["model"] = opt_str(p, "model")
-            fields["status"] = opt_str(p, "status")
-        elif kind is EventKind.RUN_STARTED:
-            fields["name"] = opt_str(p, "title")
-        elif kind is EventKind.MESSAGE:
-            fields["text"] = json_text(p.get("note") if "note" in p else p or None)
-        elif kind is EventKind.CUSTOM:
-            fields["name"] = event_type
-        return AgentEvent(
-            kind=kind,
-            run_id=str(ev["intent_id"]),
-            timestamp_ns=ts,
-            timestamp_from_source=from_source,
-            dialect=NAME,
-            original_type=event_type,
-            source=self._ctx.source,
-            event_id=opt_str(ev, "id"),
-            agent=opt_str(ev, "actor"),
-            payload=raw(frame),
-            **fields,
-        )
+        read = _FIELDS.get(kind)
+        fields: EventFields = read(p, event_type) if read is not None else {}
+        if kind is EventKind.STATUS_CHANGED and fields.get("status") in _TERMINAL_STATUS:
+            kind, terminal = _terminal(fields.get("status"))
+            fields.update(terminal)
+        fields["event_id"] = opt_str(ev, "id")
+        fields["agent"] = opt_str(ev, "actor")
+        return make_event(self._ctx, NAME, str(ev["intent_id"]), kind, event_type, ts, frame, from_source, **fields)
 
-    def _llm(self, p: dict[str, Any]) -> dict[str, Any]:
-        usage = TokenUsage(input=opt_int(p, "prompt_tokens"), output=opt_int(p, "completion_tokens"))
-        finish = opt_str(p, "finish_reason")
-        return {
-            "call_id": opt_str(p, "request_id"),
-            "provider": opt_str(p, "provider"),
-            "model": opt_str(p, "model"),
-            "stream": p.get("stream") if isinstance(p.get("stream"), bool) else None,
-            "temperature": opt_float(p, "temperature"),
-            "max_tokens": opt_int(p, "max_tokens"),
-            "finish_reasons": (finish,) if finish else None,
-            "usage": None if usage.is_empty() else usage,
-            "duration_ms": opt_float(p, "duration_ms"),
-            "error": opt_str(p, "error"),
-            "text": opt_str(p, "response_content"),
-        }
 
-    def _tool(self, p: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "tool_name": opt_str(p, "tool_name"),
-            "call_id": opt_str(p, "tool_id"),
-            "parent_call_id": opt_str(p, "parent_request_id"),
-            "provider": opt_str(p, "provider"),
-            "model": opt_str(p, "model"),
-            "duration_ms": opt_float(p, "duration_ms"),
-            "error": opt_str(p, "error"),
-            "arguments": json_text(p.get("arguments")),
-            "result": json_text(p.get("result")),
-        }
+def _terminal(status: str | None) -> tuple[EventKind, EventFields]:
+    if status is not None and _TERMINAL_STATUS.get(status):
+        return EventKind.RUN_FAILED, {"error_type": status, "error": f"intent {status}"}
+    return EventKind.RUN_FINISHED, {}
 
+
+# What each kind of log event carries, read from its payload ``p`` (``event_type`` names it).
+def _status(p: dict[str, Any], event_type: str) -> EventFields:
+    return {"status": opt_str(p, "status")}
+
+
+def _llm(p: dict[str, Any], event_type: str) -> EventFields:
+    usage = TokenUsage(input=opt_int(p, "prompt_tokens"), output=opt_int(p, "completion_tokens"))
+    finish = opt_str(p, "finish_reason")
+    stream = p.get("stream")
+    return {
+        "call_id": opt_str(p, "request_id"),
+        "provider": opt_str(p, "provider"),
+        "model": opt_str(p, "model"),
+        "stream": stream if isinstance(stream, bool) else None,
+        "temperature": opt_float(p, "temperature"),
+        "max_tokens": opt_int(p, "max_tokens"),
+        "finish_reasons": (finish,) if finish else None,
+        "usage": None if usage.is_empty() else usage,
+        "duration_ms": opt_float(p, "duration_ms"),
+        "error": opt_str(p, "error"),
+        "text": opt_str(p, "response_content"),
+    }
+
+
+def _tool(p: dict[str, Any], event_type: str) -> EventFields:
+    return {
+        "tool_name": opt_str(p, "tool_name"),
+        "call_id": opt_str(p, "tool_id"),
+        "parent_call_id": opt_str(p, "parent_request_id"),
+        "provider": opt_str(p, "provider"),
+        "model": opt_str(p, "model"),
+        "duration_ms": opt_float(p, "duration_ms"),
+        "error": opt_str(p, "error"),
+        "arguments": json_text(p.get("arguments")),
+        "result": json_text(p.get("result")),
+    }
+
+
+def _stream(p: dict[str, Any], event_type: str) -> EventFields:
+    return {
+        "call_id": opt_str(p, "stream_id"),
+        "provider": opt_str(p, "provider"),
+        "model": opt_str(p, "model"),
+        "status": opt_str(p, "status"),
+    }
+
+
+def _run_started(p: dict[str, Any], event_type: str) -> EventFields:
+    return {"name": opt_str(p, "title")}
+
+
+def _message(p: dict[str, Any], event_type: str) -> EventFields:
+    return {"text": json_text(p.get("note") if "note" in p else p or None)}
+
+
+def _custom(p: dict[str, Any], event_type: str) -> EventFields:
+    return {"name": event_type}
+
+
+_FIELDS: dict[EventKind, Callable[[dict[str, Any], str], EventFields]] = {
+    EventKind.STATUS_CHANGED: _status,
+    EventKind.LLM_STARTED: _llm,
+    EventKind.LLM_COMPLETED: _llm,
+    EventKind.LLM_FAILED: _llm,
+    EventKind.TOOL_STARTED: _tool,
+    EventKind.TOOL_COMPLETED: _tool,
+    EventKind.TOOL_FAILED: _tool,
+    EventKind.STREAM_STARTED: _stream,
+    EventKind.STREAM_ENDED: _stream,
+    EventKind.LLM_CHUNK: _stream,
+    EventKind.RUN_STARTED: _run_started,
+    EventKind.MESSAGE: _message,
+    EventKind.CUSTOM: _custom,
+}
 
 DIALECT = OpenIntentDialect()

@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 
 from otel_bridge.dialects import registry
-from otel_bridge.dialects.base import DecodeError, Decoder, Dialect, StreamContext
+from otel_bridge.dialects.base import DecodeError, Decoder, Dialect, StreamContext, fast_path
 from otel_bridge.dialects.framing import DONE_SENTINEL, Frame
 from otel_bridge.model import AgentEvent
 
@@ -113,7 +113,7 @@ class StreamDecoder:
         self._dialect = dialect
         self._decoder = dialect.decoder(self._ctx)
         # A decoder may offer a typed fast path that skips the generic JSON decode.
-        self._fast = getattr(self._decoder, "feed_bytes", None)
+        self._fast = fast_path(self._decoder)
 
     def _settle(self) -> list[AgentEvent]:
         self._use(registry.detect([(f, o) for _, f, o in self._pending]))

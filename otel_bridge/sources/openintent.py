@@ -361,15 +361,16 @@ class IntentFollower:
         }
 
     def last_error(self) -> tuple[float, str] | None:
-        errors = [
-            (at, message)
-            for at, message in (
-                (self.status.last_error_at, self.status.last_error),
-                (self.counters.last_error_at, self.counters.last_error),
-            )
-            if at is not None and message is not None
-        ]
-        return max(errors) if errors else None
+        """The newer of the SSE stream's and the event log's last errors: ``(time, message)``."""
+        return latest_error(
+            (self.status.last_error_at, self.status.last_error),
+            (self.counters.last_error_at, self.counters.last_error),
+        )
+
+
+def latest_error(*errors: tuple[float | None, str | None]) -> tuple[float, str] | None:
+    """The most recent of several ``(time, message)`` last errors; unset ones are skipped."""
+    return max(((at, message) for at, message in errors if at is not None and message is not None), default=None)
 
 
 @dataclass
@@ -383,15 +384,16 @@ class _Watch:
     last_error: str | None = None
     last_error_at: float | None = None
 
+    def newest_error(self) -> tuple[float, str] | None:
+        """The newer of the stream's last error and the watch's own (member discovery): ``(time, message)``."""
+        status = self.stream.status if self.stream is not None else None
+        stream_error = (status.last_error_at, status.last_error) if status is not None else (None, None)
+        return latest_error(stream_error, (self.last_error_at, self.last_error))
+
     def snapshot(self) -> dict[str, object]:
         assert self.stream is not None
         status = self.stream.status
-        errors = [
-            (at, msg)
-            for at, msg in ((status.last_error_at, status.last_error), (self.last_error_at, self.last_error))
-            if at is not None and msg is not None
-        ]
-        last = max(errors) if errors else None
+        last = self.newest_error()
         return {
             f"{self.kind}_id": self.ident,
             "connected": status.connected,
@@ -546,13 +548,8 @@ class OpenIntentSource:
     def snapshot(self) -> dict[str, object]:
         streams = [f.status for f in self.followers.values()]
         streams += [w.stream.status for w in self._watches if w.stream is not None]
-        errors = [e for e in (f.last_error() for f in self.followers.values()) if e is not None]
-        for watch in self._watches:
-            if watch.stream is not None and watch.stream.status.last_error_at is not None:
-                errors.append((watch.stream.status.last_error_at, watch.stream.status.last_error or ""))
-            if watch.last_error_at is not None:
-                errors.append((watch.last_error_at, watch.last_error or ""))
-        last_error = max(errors) if errors else None
+        errors = [f.last_error() for f in self.followers.values()] + [w.newest_error() for w in self._watches]
+        last_error = max((e for e in errors if e is not None), default=None)
         last_events = [f.counters.last_event_at for f in self.followers.values() if f.counters.last_event_at]
         return {
             "name": self.name,

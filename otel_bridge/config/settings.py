@@ -1,22 +1,16 @@
-"""Settings with documented defaults, validated once at startup.
+"""The settings themselves: one struct per part of the bridge, each with documented defaults.
 
-Precedence, lowest first: built-in defaults, the ``--config`` file (TOML or
-YAML), the standard ``OTEL_*`` environment variables, command-line flags.
-A bad value fails fast with a message that names the setting.
+Every struct validates its own values when it is built (``__post_init__``), so
+a bad value fails at startup with a message that names the setting. Where the
+values come from is :mod:`otel_bridge.config` (file and overrides) and
+:mod:`otel_bridge.config.env` (environment variables).
 """
 
 from __future__ import annotations
 
-import os
-import tomllib
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Any, Literal
-from urllib.parse import unquote
+from typing import Literal
 
 import msgspec
-
-from otel_bridge import semconv as sc
 
 DEFAULT_PORT = 8318
 
@@ -76,7 +70,7 @@ class MappingSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ValueError("attribute_max_length must be >= 128")
 
 
-Protocol = Literal["grpc", "http/protobuf", "http/json"]
+OtlpProtocol = Literal["grpc", "http/protobuf", "http/json"]
 Compression = Literal["gzip", "none"]
 
 
@@ -85,7 +79,7 @@ class OtlpEndpoint(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     endpoint: str | None = None
     """Full URL for HTTP (``.../v1/traces``, ``.../v1/metrics``); ``host:port`` or URL for gRPC; ``None``: off."""
-    protocol: Protocol = "http/protobuf"
+    protocol: OtlpProtocol = "http/protobuf"
     headers: dict[str, str] = msgspec.field(default_factory=dict)
     timeout_s: float = 10.0
     """Per-export deadline (for traces, retries included)."""
@@ -311,229 +305,3 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     cors: CorsSettings = msgspec.field(default_factory=CorsSettings)
     sources: list[SourceSettings] = msgspec.field(default_factory=list)
     """Upstream streams to subscribe to (``[[sources]]``)."""
-
-
-def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def read_config_file(path: str | Path) -> dict[str, Any]:
-    """Read a TOML (``.toml``) or YAML (``.yaml``/``.yml``) settings file."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
-    try:
-        if path.suffix == ".toml":
-            data: object = tomllib.loads(text)
-        elif path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text) or {}
-        else:
-            raise ConfigError(f"config file {path}: use .toml, .yaml or .yml")
-    except (tomllib.TOMLDecodeError, ValueError) as exc:
-        if isinstance(exc, ConfigError):
-            raise
-        raise ConfigError(f"config file {path} is not valid: {exc}") from exc
-    except Exception as exc:  # yaml.YAMLError, without importing yaml at module load
-        raise ConfigError(f"config file {path} is not valid: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {path}: the top level must be a table/mapping")
-    return data
-
-
-def _parse_pairs(value: str, what: str) -> dict[str, str]:
-    """``k1=v1,k2=v2`` with percent-encoded values (W3C baggage style, as the spec says)."""
-    pairs: dict[str, str] = {}
-    for item in value.split(","):
-        item = item.strip()
-        if not item:
-            continue
-        if "=" not in item:
-            raise ConfigError(f"{what}: expected key=value, got {item!r}")
-        key, _, val = item.partition("=")
-        pairs[unquote(key.strip())] = unquote(val.strip())
-    return pairs
-
-
-def _env(environ: Mapping[str, str], *names: str) -> str | None:
-    for name in names:
-        value = environ.get(name)
-        if value is not None and value.strip() != "":
-            return value.strip()
-    return None
-
-
-def _ms(name: str, value: str) -> float:
-    try:
-        return float(value) / 1000.0
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be milliseconds, got {value!r}") from exc
-
-
-def metrics_env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
-    """Metrics settings from the standard variables: the ``_METRICS_`` form wins over the generic one."""
-    out: dict[str, Any] = {}
-
-    def pick(suffix: str) -> str | None:
-        return _env(environ, f"OTEL_EXPORTER_OTLP_METRICS_{suffix}", f"OTEL_EXPORTER_OTLP_{suffix}")
-
-    protocol = pick("PROTOCOL")
-    if protocol is not None:
-        out["protocol"] = protocol
-    specific = _env(environ, "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
-    generic = _env(environ, "OTEL_EXPORTER_OTLP_ENDPOINT")
-    if specific is not None:
-        out["endpoint"] = specific  # used as is, per the spec
-    elif generic is not None:
-        out["endpoint"] = generic if protocol == "grpc" else generic.rstrip("/") + "/v1/metrics"
-    headers: dict[str, str] = {}
-    for name in ("OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_METRICS_HEADERS"):
-        value = _env(environ, name)
-        if value is not None:
-            headers.update(_parse_pairs(value, name))
-    if headers:
-        out["headers"] = headers
-    timeout = pick("TIMEOUT")
-    export_timeout = _env(environ, "OTEL_METRIC_EXPORT_TIMEOUT")
-    if timeout is not None:
-        out["timeout_s"] = _ms("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", timeout)
-    elif export_timeout is not None:
-        out["timeout_s"] = _ms("OTEL_METRIC_EXPORT_TIMEOUT", export_timeout)
-    for suffix, key in (("COMPRESSION", "compression"), ("CERTIFICATE", "certificate")):
-        value = pick(suffix)
-        if value is not None:
-            out[key] = value
-    insecure = pick("INSECURE")
-    if insecure is not None:
-        out["insecure"] = insecure.lower() == "true"
-    interval = _env(environ, "OTEL_METRIC_EXPORT_INTERVAL")
-    if interval is not None:
-        out["export_interval_s"] = _ms("OTEL_METRIC_EXPORT_INTERVAL", interval)
-    temporality = _env(environ, "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE")
-    if temporality is not None and temporality.lower() != "cumulative":
-        raise ConfigError(
-            f"OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE={temporality}: only cumulative is supported"
-        )
-    exporter = _env(environ, "OTEL_METRICS_EXPORTER")
-    if exporter is not None:
-        if exporter in ("none", "prometheus"):
-            out["endpoint"] = None  # pull only: GET /metrics stays on
-        elif exporter != "otlp":
-            raise ConfigError(f"OTEL_METRICS_EXPORTER={exporter}: supported values are otlp, prometheus, none")
-    return out
-
-
-def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
-    """Settings from the standard OpenTelemetry environment variables."""
-    out: dict[str, Any] = {}
-    metrics = metrics_env_overrides(environ)
-    if metrics:
-        out["metrics"] = metrics
-    prices = _env(environ, "OTEL_BRIDGE_PRICES_FILE")
-    if prices is not None:
-        out["pricing"] = {"file": prices}
-    otlp: dict[str, Any] = {}
-    protocol = _env(environ, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
-    if protocol is not None:
-        otlp["protocol"] = protocol
-    traces_endpoint = _env(environ, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-    endpoint = _env(environ, "OTEL_EXPORTER_OTLP_ENDPOINT")
-    if traces_endpoint is not None:
-        otlp["endpoint"] = traces_endpoint  # used as is, per the spec
-    elif endpoint is not None:
-        otlp["endpoint"] = signal_endpoint(endpoint, protocol or "http/protobuf")
-    headers = _env(environ, "OTEL_EXPORTER_OTLP_HEADERS")
-    if headers is not None:
-        otlp["headers"] = _parse_pairs(headers, "OTEL_EXPORTER_OTLP_HEADERS")
-    traces_headers = _env(environ, "OTEL_EXPORTER_OTLP_TRACES_HEADERS")
-    if traces_headers is not None:
-        otlp["headers"] = {
-            **otlp.get("headers", {}),
-            **_parse_pairs(traces_headers, "OTEL_EXPORTER_OTLP_TRACES_HEADERS"),
-        }
-    timeout = _env(environ, "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT")
-    if timeout is not None:
-        try:
-            otlp["timeout_s"] = float(timeout) / 1000.0  # the spec's unit is milliseconds
-        except ValueError as exc:
-            raise ConfigError(f"OTEL_EXPORTER_OTLP_TIMEOUT must be milliseconds, got {timeout!r}") from exc
-    compression = _env(environ, "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "OTEL_EXPORTER_OTLP_COMPRESSION")
-    if compression is not None:
-        otlp["compression"] = compression
-    insecure = _env(environ, "OTEL_EXPORTER_OTLP_TRACES_INSECURE", "OTEL_EXPORTER_OTLP_INSECURE")
-    if insecure is not None:
-        otlp["insecure"] = insecure.lower() == "true"
-    certificate = _env(environ, "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "OTEL_EXPORTER_OTLP_CERTIFICATE")
-    if certificate is not None:
-        otlp["certificate"] = certificate
-    delay = _env(environ, "OTEL_BSP_SCHEDULE_DELAY")
-    if delay is not None:
-        otlp["schedule_delay_s"] = float(delay) / 1000.0
-    batch = _env(environ, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE")
-    if batch is not None:
-        otlp["max_batch_spans"] = int(batch)
-    queue = _env(environ, "OTEL_BSP_MAX_QUEUE_SIZE")
-    if queue is not None:
-        otlp["max_queue_spans"] = int(queue)
-    if _env(environ, "OTEL_TRACES_EXPORTER") == "none":
-        otlp["endpoint"] = None
-    if otlp:
-        out["otlp"] = otlp
-    resource = _env(environ, "OTEL_RESOURCE_ATTRIBUTES")
-    if resource is not None:
-        attrs = _parse_pairs(resource, "OTEL_RESOURCE_ATTRIBUTES")
-        if sc.SERVICE_NAME in attrs:
-            out["service_name"] = attrs.pop(sc.SERVICE_NAME)
-        out["resource_attributes"] = attrs
-    service = _env(environ, "OTEL_SERVICE_NAME")
-    if service is not None:
-        out["service_name"] = service  # wins over service.name in the resource attributes
-    mapping: dict[str, Any] = {}
-    if sc.latest_experimental(environ.get(sc.OPT_IN_ENV)):
-        mapping["latest_semconv"] = True
-    capture = _env(environ, "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT")
-    if capture is not None:
-        mapping["capture_content"] = capture.upper() in ("SPAN_ONLY", "SPAN_AND_EVENT", "TRUE")
-    if mapping:
-        out["mapping"] = mapping
-    token = _env(environ, "OTEL_BRIDGE_TOKEN")
-    if token is not None:
-        out["auth"] = {"token": token}
-    origins = _env(environ, "OTEL_BRIDGE_CORS_ORIGINS")
-    if origins is not None:
-        out["cors"] = {"allow_origins": [o.strip() for o in origins.split(",") if o.strip()]}
-    return out
-
-
-def signal_endpoint(base: str, protocol: str) -> str:
-    """``OTEL_EXPORTER_OTLP_ENDPOINT`` to the traces endpoint: HTTP appends ``/v1/traces``."""
-    if protocol == "grpc":
-        return base
-    return base.rstrip("/") + "/v1/traces"
-
-
-def load_settings(
-    config_file: str | Path | None = None,
-    environ: Mapping[str, str] | None = None,
-    overrides: Mapping[str, Any] | None = None,
-) -> Settings:
-    """Build validated settings: defaults < file < environment < overrides."""
-    data: dict[str, Any] = {}
-    if config_file is not None:
-        data = read_config_file(config_file)
-    data = _merge(data, env_overrides(os.environ if environ is None else environ))
-    if overrides:
-        data = _merge(data, overrides)
-    try:
-        return msgspec.convert(data, Settings, strict=False)
-    except msgspec.ValidationError as exc:
-        raise ConfigError(f"invalid settings: {exc}") from exc

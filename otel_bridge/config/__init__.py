@@ -1,0 +1,120 @@
+"""Settings with documented defaults, validated once at startup.
+
+Precedence, lowest first: built-in defaults, the ``--config`` file (TOML or
+YAML), the environment variables (:mod:`.env`), command-line flags
+(``overrides``). A bad value fails fast with a :class:`ConfigError` that names
+the setting or the variable. The settings structs are in :mod:`.settings`.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from otel_bridge.config.env import env_overrides
+from otel_bridge.config.settings import (
+    DEFAULT_PORT,
+    AuthSettings,
+    Compression,
+    ConfigError,
+    CorsSettings,
+    FeedSettings,
+    IngestSettings,
+    LagPolicy,
+    MappingSettings,
+    MetricsSettings,
+    OtlpEndpoint,
+    OtlpProtocol,
+    OtlpSettings,
+    PricingSettings,
+    ServerSettings,
+    Settings,
+    SourceKind,
+    SourceSettings,
+    StoreSettings,
+)
+
+__all__ = [
+    "DEFAULT_PORT",
+    "AuthSettings",
+    "Compression",
+    "ConfigError",
+    "CorsSettings",
+    "FeedSettings",
+    "IngestSettings",
+    "LagPolicy",
+    "MappingSettings",
+    "MetricsSettings",
+    "OtlpEndpoint",
+    "OtlpProtocol",
+    "OtlpSettings",
+    "PricingSettings",
+    "ServerSettings",
+    "Settings",
+    "SourceKind",
+    "SourceSettings",
+    "StoreSettings",
+    "env_overrides",
+    "load_settings",
+    "read_config_file",
+]
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a TOML (``.toml``) or YAML (``.yaml``/``.yml``) settings file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    try:
+        if path.suffix == ".toml":
+            data: object = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        else:
+            raise ConfigError(f"config file {path}: use .toml, .yaml or .yml")
+    except (tomllib.TOMLDecodeError, ValueError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"config file {path} is not valid: {exc}") from exc
+    except Exception as exc:  # yaml.YAMLError, without importing yaml at module load
+        raise ConfigError(f"config file {path} is not valid: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: the top level must be a table/mapping")
+    return data
+
+
+def load_settings(
+    config_file: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build validated settings: defaults < file < environment < overrides."""
+    data: dict[str, Any] = {}
+    if config_file is not None:
+        data = read_config_file(config_file)
+    data = _merge(data, env_overrides(os.environ if environ is None else environ))
+    if overrides:
+        data = _merge(data, overrides)
+    try:
+        return msgspec.convert(data, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"invalid settings: {exc}") from exc

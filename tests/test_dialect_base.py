@@ -1,0 +1,60 @@
+"""The typed event builder and the decoder protocols every dialect shares."""
+
+from __future__ import annotations
+
+import typing
+
+import msgspec
+
+from otel_bridge.dialects import generic, registry
+from otel_bridge.dialects.base import (
+    BUILDER_FIELDS,
+    EventFields,
+    FastDecoder,
+    StreamContext,
+    fast_path,
+    make_event,
+)
+from otel_bridge.dialects.framing import Frame
+from otel_bridge.model import AgentEvent, EventKind
+
+
+def test_event_fields_are_every_agent_event_field_the_builder_does_not_fill_with_the_same_types() -> None:
+    event_hints = typing.get_type_hints(AgentEvent)
+    field_hints = typing.get_type_hints(EventFields)
+    assert set(event_hints) >= BUILDER_FIELDS
+    assert set(field_hints) == set(event_hints) - BUILDER_FIELDS
+    assert {name: event_hints[name] for name in field_hints} == field_hints
+
+
+def test_make_event_stamps_what_the_builder_owns_and_keeps_the_frame_as_payload() -> None:
+    ctx = StreamContext(source="replay", stream_key="s")
+    frame = Frame("token", b'{"text":"hi"}', "7")
+    event = make_event(ctx, "d", "run-1", EventKind.LLM_CHUNK, "token", 42, frame, True, call_id="c", text="hi")
+    assert msgspec.json.decode(msgspec.json.encode(event)) == {
+        "kind": "llm.chunk",
+        "run_id": "run-1",
+        "timestamp_ns": 42,
+        "dialect": "d",
+        "original_type": "token",
+        "source": "replay",
+        "call_id": "c",
+        "text": "hi",
+        "payload": {"text": "hi"},
+    }
+    inferred = make_event(ctx, "d", "run-1", EventKind.RUN_FINISHED, "done", 43, None, inferred=True)
+    assert inferred.payload is None
+    assert inferred.timestamp_from_source is False
+    assert inferred.inferred is True
+
+
+def test_the_fast_path_is_found_through_the_protocol_only_where_a_decoder_declares_it() -> None:
+    ctx = StreamContext(source="http", stream_key="s")
+    with_fast = {name for name, d in registry.DIALECTS.items() if fast_path(d.decoder(ctx)) is not None}
+    assert with_fast == {generic.NAME}
+    decoder = generic.DIALECT.decoder(ctx)
+    assert isinstance(decoder, FastDecoder)
+    events = decoder.feed_bytes(Frame(None, b'{"kind":"run.started","run_id":"r","timestamp":1}', None))
+    assert events is not None
+    assert [e.kind for e in events] == [EventKind.RUN_STARTED]
+    assert decoder.feed_bytes(Frame(None, b'{"type":"not canonical"}', None)) is None
