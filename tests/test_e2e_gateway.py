@@ -71,34 +71,37 @@ def fleet(tmp_path: pathlib.Path) -> Iterator[Fleet]:
     gateways = [
         Gateway(OtlpGrpcReceiver(), OtlpGrpcReceiver(), free_port(), tmp_path / f"gateway-{i}.log") for i in (1, 2)
     ]
-    for gateway in gateways:
-        gateway.start()
-    agent = Collector(
-        "gateway/agent.yaml",
-        tmp_path / "agent.log",
-        exporters={f"GATEWAY_{i}_ENDPOINT": f"127.0.0.1:{g.port}" for i, g in enumerate(gateways, 1)},
-    )
-    config = tmp_path / "bridge.toml"
-    config.write_text("[mapping]\nrun_idle_timeout_s = 0.5\nsweep_interval_s = 0.1\nrun_end_grace_s = 0.2\n")
-    sidecars = [
-        BridgeProcess(
-            tmp_path / f"sidecar-{i}.log",
-            args=["--config", str(config)],
-            env={
-                "OTEL_SERVICE_NAME": f"sidecar-{i}",
-                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"{agent.http_endpoint}/v1/traces",
-                "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf",
-                "OTEL_BSP_SCHEDULE_DELAY": "50",
-            },
-        )
-        for i in (1, 2)
-    ]
+    agent: Collector | None = None
+    sidecars: list[BridgeProcess] = []
     try:
+        for gateway in gateways:
+            gateway.start()
+        agent = Collector(
+            "gateway/agent.yaml",
+            tmp_path / "agent.log",
+            exporters={f"GATEWAY_{i}_ENDPOINT": f"127.0.0.1:{g.port}" for i, g in enumerate(gateways, 1)},
+        )
+        config = tmp_path / "bridge.toml"
+        config.write_text("[mapping]\nrun_idle_timeout_s = 0.5\nsweep_interval_s = 0.1\nrun_end_grace_s = 0.2\n")
+        for i in (1, 2):
+            sidecars.append(
+                BridgeProcess(
+                    tmp_path / f"sidecar-{i}.log",
+                    args=["--config", str(config)],
+                    env={
+                        "OTEL_SERVICE_NAME": f"sidecar-{i}",
+                        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"{agent.http_endpoint}/v1/traces",
+                        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf",
+                        "OTEL_BSP_SCHEDULE_DELAY": "50",
+                    },
+                )
+            )
         yield Fleet(gateways, agent, sidecars)
     finally:
         for sidecar in sidecars:
             sidecar.stop()
-        agent.stop()
+        if agent is not None:
+            agent.stop()
         for gateway in gateways:
             gateway.stop()
             gateway.receiver.stop()
