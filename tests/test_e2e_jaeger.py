@@ -66,35 +66,38 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     workdir = tmp_path_factory.mktemp("e2e-jaeger")
-    jaeger = Jaeger(workdir / "jaeger.log")
-    tempo = OtlpGrpcReceiver()
-    collector = Collector(
-        "collector.yaml",
-        workdir / "collector.log",
-        exporters={"JAEGER_OTLP_ENDPOINT": jaeger.grpc_endpoint, "TEMPO_OTLP_ENDPOINT": tempo.endpoint},
-    )
-    config = workdir / "bridge.toml"
-    # Short run timeouts so that captures without a terminal event end during the test.
-    config.write_text("[mapping]\nrun_idle_timeout_s = 0.5\nsweep_interval_s = 0.1\nrun_end_grace_s = 0.2\n")
-    # As docker-compose.yml configures the sidecar: traces over OTLP/HTTP to the collector.
-    bridge = BridgeProcess(
-        workdir / "bridge.log",
-        args=["--config", str(config)],
-        env={
-            "OTEL_SERVICE_NAME": SERVICE,
-            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"{collector.http_endpoint}/v1/traces",
-            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf",
-            "OTEL_BSP_SCHEDULE_DELAY": "50",
-            "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "SPAN_ONLY",
-        },
-    )
+    started: list[Any] = []  # stopped in reverse order, also when a later start fails
     try:
+        jaeger = Jaeger(workdir / "jaeger.log")
+        started.append(jaeger)
+        tempo = OtlpGrpcReceiver()
+        started.append(tempo)
+        collector = Collector(
+            "collector.yaml",
+            workdir / "collector.log",
+            exporters={"JAEGER_OTLP_ENDPOINT": jaeger.grpc_endpoint, "TEMPO_OTLP_ENDPOINT": tempo.endpoint},
+        )
+        started.append(collector)
+        config = workdir / "bridge.toml"
+        # Short run timeouts so that captures without a terminal event end during the test.
+        config.write_text("[mapping]\nrun_idle_timeout_s = 0.5\nsweep_interval_s = 0.1\nrun_end_grace_s = 0.2\n")
+        # As docker-compose.yml configures the sidecar: traces over OTLP/HTTP to the collector.
+        bridge = BridgeProcess(
+            workdir / "bridge.log",
+            args=["--config", str(config)],
+            env={
+                "OTEL_SERVICE_NAME": SERVICE,
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"{collector.http_endpoint}/v1/traces",
+                "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf",
+                "OTEL_BSP_SCHEDULE_DELAY": "50",
+                "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "SPAN_ONLY",
+            },
+        )
+        started.append(bridge)
         yield Stack(jaeger, tempo, collector, bridge, workdir)
     finally:
-        bridge.stop()
-        collector.stop()
-        tempo.stop()
-        jaeger.stop()
+        for part in reversed(started):
+            part.stop()
 
 
 def _post_every_capture(bridge: BridgeProcess) -> set[str]:
