@@ -53,8 +53,7 @@ class LlmStream:
 
     @property
     def run_id(self) -> str:
-        base = self._ctx.run_id or self._ctx.stream_key
-        return base if self._run_index == 0 else f"{base}#{self._run_index}"
+        return self._ctx.numbered_run(self._run_index)
 
     @property
     def open(self) -> bool:

@@ -101,8 +101,7 @@ class LocusDecoder:
 
     @property
     def _run_id(self) -> str:
-        base = self._ctx.run_id or self._ctx.stream_key
-        return base if self._run_index == 0 else f"{base}#{self._run_index}"
+        return self._ctx.numbered_run(self._run_index)
 
     def close(self) -> list[AgentEvent]:
         return []

@@ -44,6 +44,12 @@ class StreamContext:
         """Arrival time for events that carry no timestamp of their own."""
         return self.clock_ns()
 
+    def numbered_run(self, index: int) -> str:
+        """The stream's ``index``-th run, for dialects without run ids: the client's run id or the
+        stream key, then ``<key>#1``, ``<key>#2``... when the stream goes on after a terminal event."""
+        base = self.run_id or self.stream_key
+        return base if index == 0 else f"{base}#{index}"
+
 
 class Decoder(Protocol):
     def feed(self, frame: Frame, obj: Any) -> list[AgentEvent]:
