@@ -252,7 +252,7 @@ class SpanMapper:
         span = Span(
             key=key,
             op=op,
-            span_id=span_id_for(run.trace_id, key),
+            span_id=run.child_span_id(key),
             parent_span_id=parent.span_id,
             start_ns=start_ns,
             last_ns=event.timestamp_ns,
@@ -265,7 +265,7 @@ class SpanMapper:
         )
         if op == OP_TOOL and event.parent_call_id is not None:
             span.links.append(
-                SpanLinkRecord(run.trace_id, span_id_for(run.trace_id, f"{OP_LLM}:{event.parent_call_id}"), {})
+                SpanLinkRecord(run.trace_id, run.child_span_id(f"{OP_LLM}:{event.parent_call_id}"), {})
             )
         run.open[key] = span
         if len(run.open) > self._s.max_open_spans_per_run:

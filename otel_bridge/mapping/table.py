@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from otel_bridge import semconv as sc
 from otel_bridge.mapping import attributes as attrs
+from otel_bridge.mapping.ids import span_id_for
 from otel_bridge.model import (
     AgentEvent,
     Attributes,
@@ -104,6 +105,11 @@ class Run:
     created_by: AgentEvent | None = None  # the event that opened the run
     opened_at: float = 0.0  # the mapper's clock when the run opened
     marked: bool = False  # its "in progress" marker span was emitted
+
+    def child_span_id(self, key: str) -> bytes:
+        """The id of the child span keyed ``key``. A continuation (a finished run's late events) keys its
+        children under its own root, so they never reuse the ids of the finished run's spans."""
+        return span_id_for(self.trace_id, key if self.root.key == "run" else f"{self.root.key}/{key}")
 
 
 @dataclass(frozen=True)
