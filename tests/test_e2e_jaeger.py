@@ -100,8 +100,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             part.stop()
 
 
-def _post_every_capture(bridge: BridgeProcess) -> set[str]:
-    trace_ids: set[str] = set()
+def _post_every_capture(bridge: BridgeProcess) -> dict[str, set[str]]:
+    """Every golden capture posted to the sidecar: the trace ids each one made."""
+    made: dict[str, set[str]] = {}
     for capture in cases():
         params = {}
         if "dialect" in options_for(capture):
@@ -114,8 +115,8 @@ def _post_every_capture(bridge: BridgeProcess) -> set[str]:
             timeout=10,
         )
         assert response.status_code == 202, (capture, response.text)
-        trace_ids |= {run["trace_id"] for run in response.json()["runs"]}
-    return trace_ids
+        made[capture.name] = {run["trace_id"] for run in response.json()["runs"]}
+    return made
 
 
 def _wait_settled(bridge: BridgeProcess, trace_ids: set[str], timeout: float = 20.0) -> None:
@@ -194,8 +195,16 @@ def _differences(got: list[dict[str, Any]], want: list[dict[str, Any]]) -> list[
 
 
 def test_every_capture_reads_back_from_jaeger_as_the_store_holds_it(stack: Stack) -> None:
-    trace_ids = _post_every_capture(stack.bridge)
+    made = _post_every_capture(stack.bridge)
+    trace_ids = set().union(*made.values())
     assert len(trace_ids) >= len(cases()) // 2  # captures of one scenario may share a run
+    # Captures recorded apart that carry the same run id (a resubscription, one response captured twice)
+    # meet in one trace here: the later one's spans are a continuation, possibly timed before the run it
+    # continues, which Jaeger's read-time adjusters flag. Those traces are compared as stored (raw); every
+    # other trace as the UI reads it, adjusted, which must add nothing (no warnings).
+    uses = [t for ids in made.values() for t in ids]
+    shared = {t for t in trace_ids if uses.count(t) > 1}
+    assert len(shared) < len(trace_ids) // 4
     _wait_settled(stack.bridge, trace_ids)
     names: set[str] = set()
     stored_copies = {trace_id: _store_copy(stack.bridge, trace_id) for trace_id in sorted(trace_ids)}
@@ -203,7 +212,7 @@ def test_every_capture_reads_back_from_jaeger_as_the_store_holds_it(stack: Stack
     stack.jaeger.wait_stored(total)
     for trace_id, stored in stored_copies.items():
         assert stored, trace_id
-        from_jaeger = _jaeger_copy(stack.jaeger, trace_id, stored)
+        from_jaeger = _jaeger_copy(stack.jaeger, trace_id, stored, raw=trace_id in shared)
         assert from_jaeger == stored, f"trace {trace_id}: Jaeger vs store: {_differences(from_jaeger, stored)}"
         names |= {s["name"] for s in stored}
     # The span kinds users look for are all there, through the real path.
@@ -295,7 +304,7 @@ def test_every_dashboard_query_returns_data(stack: Stack) -> None:
     try:
         # Runs posted while Prometheus scrapes, so that rates have two samples on either side.
         time.sleep(2.5)
-        trace_ids = _post_every_capture(stack.bridge)
+        trace_ids = set().union(*_post_every_capture(stack.bridge).values())
         # And what the rejection and drop panels show: a frame that is not JSON, an event sent twice.
         twice = {
             "kind": "progress",
