@@ -12,16 +12,20 @@ from collections.abc import Sequence
 from typing import Any
 
 from otel_bridge.dialects import (
+    a2a,
+    adk,
     ag_ui,
     agent_event_stream,
     agentlang,
     anthropic,
     generic,
+    langgraph,
     locus,
     locus_agentserver,
     openai_chat,
     openai_responses,
     openintent,
+    vercel_ai,
 )
 from otel_bridge.dialects.base import Dialect
 from otel_bridge.dialects.framing import Frame
@@ -43,6 +47,10 @@ DIALECTS: dict[str, Dialect] = {
     locus_agentserver.NAME: locus_agentserver.DIALECT,
     agentlang.NAME: agentlang.DIALECT,
     agent_event_stream.NAME: agent_event_stream.DIALECT,
+    a2a.NAME: a2a.DIALECT,
+    adk.NAME: adk.DIALECT,
+    vercel_ai.NAME: vercel_ai.DIALECT,
+    langgraph.NAME: langgraph.DIALECT,
 }
 FALLBACK = generic.NAME
 
