@@ -34,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Unpack
 
+from otel_bridge import semconv as sc
 from otel_bridge.dialects._shapes import count, obj, objects, text, usage_or_none
 from otel_bridge.dialects.base import (
     DecodeError,
@@ -221,7 +222,8 @@ class LangGraphDecoder:
         run.ended = True
         out: list[AgentEvent] = []
         for key, call in list(run.calls.items()):
-            out.append(self._end_call(run, key, call, None, None, error=error[0] if error else "incomplete"))
+            failure = error or ("the run ended before the model call did", sc.ERROR_INCOMPLETE)
+            out.append(self._end_call(run, key, call, None, None, error=failure[0], error_type=failure[1]))
         if error is not None:
             out.append(
                 self._event(
@@ -549,7 +551,7 @@ class LangGraphDecoder:
             if node == "__interrupt__":
                 out.append(self._event(run, EventKind.STATUS_CHANGED, "updates", frame, status="interrupted"))
         if not out:
-            out.append(self._event(run, EventKind.STATE_CHANGED, "updates", frame))
+            out.append(self._event(run, EventKind.STATE_CHANGED, "updates", frame, name=",".join(map(str, d))))
         return out
 
     def _full_message(self, run: _Run, message: dict[str, Any], frame: Frame) -> list[AgentEvent]:
