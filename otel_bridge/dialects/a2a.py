@@ -290,6 +290,7 @@ class A2aDecoder:
         task, out = self._task_for(text(u, "taskId"), text(u, "contextId"), metadata, ts, frame)
         message = obj(status, "message")
         if message:
+            metadata = {**obj(message, "metadata"), **metadata}
             out.extend(self._agent_message(task, message, metadata, ts, frame))
         elif state is not None and state != task.state:
             out.append(self._event(task, EventKind.STATUS_CHANGED, "statusUpdate", ts, frame, status=state))
@@ -427,9 +428,10 @@ class A2aDecoder:
 
     def _artifact_update(self, frame: Frame, u: dict[str, Any]) -> list[AgentEvent]:
         ts = self._time(None)
-        metadata = obj(u, "metadata")
-        task, out = self._task_for(text(u, "taskId"), text(u, "contextId"), metadata, ts, frame)
         artifact = obj(u, "artifact")
+        # Producers put their metadata on the update or on the artifact itself: both are read.
+        metadata = {**obj(artifact, "metadata"), **obj(u, "metadata")}
+        task, out = self._task_for(text(u, "taskId"), text(u, "contextId"), metadata, ts, frame)
         artifact_id = text(artifact, "artifactId") or "artifact"
         pending = task.artifacts.get(artifact_id)
         if pending is None or u.get("append") is not True:

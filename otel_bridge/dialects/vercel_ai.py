@@ -259,7 +259,7 @@ class VercelAiDecoder:
     def _on_start_step(self, kind: str, d: dict[str, Any], ts: int, frame: Frame) -> list[AgentEvent]:
         out = self._close_step(ts, None)
         self._steps += 1
-        self._step = _Step(f"{self._run_id}/step-{self._steps}")
+        self._step = _Step(f"step-{self._steps}")
         out.append(self._event(EventKind.LLM_STARTED, kind, ts, frame, call_id=self._step.call_id, stream=True))
         return out
 
