@@ -22,7 +22,7 @@ from otel_bridge.assembly import assemble
 from otel_bridge.config import MappingSettings, Settings, SourceSettings, StoreSettings
 from otel_bridge.dialects import registry
 from otel_bridge.dialects.base import StreamContext
-from otel_bridge.dialects.framing import Frame
+from otel_bridge.dialects.framing import Frame, sniff_text_frames
 from otel_bridge.dialects.stream import StreamDecoder
 from otel_bridge.model import AgentEvent, EventKind, SpanRecord, StatusCode
 from otel_bridge.pipeline import ListSink
@@ -377,3 +377,22 @@ def test_langgraph_updates_mode_alone_makes_a_chat_span_and_its_tools() -> None:
     )
     names = sorted(s.name for s in _spans(events))
     assert names == ["chat gpt-4.1-mini", "execute_tool lookup", "invoke_agent"]
+
+
+def test_a_resubscription_after_its_task_finished_continues_the_trace_with_new_span_ids() -> None:
+    """The run had ended and its grace passed: the repeated updates become a continuation, never reused ids."""
+    now = [0.0]
+    sink = ListSink()
+    settings = Settings(store=StoreSettings(enabled=False), mapping=MappingSettings())
+    pipeline = assemble(settings, clock=lambda: now[0], extra_sinks=[sink], pricer=None)
+    for name in ("a2a-v03-shipment-tracker.sse", "a2a-v03-shipment-tracker-resubscribe.sse"):
+        decoder = StreamDecoder(StreamContext(source="test", stream_key=name, clock_ns=fixed_clock_ns()))
+        text = (FIXTURES / "a2a" / name).read_text()
+        pipeline.bridge.submit(decoder.feed(sniff_text_frames(text)) + decoder.close())
+        now[0] += 3600.0
+        pipeline.mapper.sweep()
+    pipeline.bridge.close_all(sc.CLOSE_END_OF_INPUT)
+    ids = [s.span_id for s in sink.spans]
+    assert len(ids) == len(set(ids))
+    assert len({s.trace_id for s in sink.spans}) == 1
+    assert sum(s.name == sc.A2A_METHOD_RESUBSCRIBE_V03 for s in sink.spans) == 1

@@ -252,7 +252,7 @@ class SpanMapper:
         span = Span(
             key=key,
             op=op,
-            span_id=span_id_for(run.trace_id, key),
+            span_id=_span_id(run, key),
             parent_span_id=parent.span_id,
             start_ns=start_ns,
             last_ns=event.timestamp_ns,
@@ -265,7 +265,7 @@ class SpanMapper:
         )
         if op == OP_TOOL and event.parent_call_id is not None:
             span.links.append(
-                SpanLinkRecord(run.trace_id, span_id_for(run.trace_id, f"{OP_LLM}:{event.parent_call_id}"), {})
+                SpanLinkRecord(run.trace_id, _span_id(run, f"{OP_LLM}:{event.parent_call_id}"), {})
             )
         run.open[key] = span
         if len(run.open) > self._s.max_open_spans_per_run:
@@ -381,3 +381,9 @@ class SpanMapper:
             except Exception:  # a sink broke its contract: the spans are counted, the caller goes on
                 logging.getLogger(__name__).exception("span sink failed; %d spans dropped", len(out))
                 self._stats.drop("sink_failed", len(out))
+
+
+def _span_id(run: Run, key: str) -> bytes:
+    """A span's id from its key; a continuation's keys are scoped by its root's, so that a late stream
+    repeating a finished run's calls (an A2A resubscription) gets new span ids in the same trace."""
+    return span_id_for(run.trace_id, key if run.root.key == "run" else f"{run.root.key}/{key}")
