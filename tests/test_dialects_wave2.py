@@ -63,8 +63,8 @@ def _replay(*names: str) -> list[SpanRecord]:
 
 
 def test_a2a_resubscription_joins_the_run_of_its_task_and_maps_repeated_updates_once() -> None:
-    alone = _replay("a2a/a2a-shipment-tracker.sse")
-    both = _replay("a2a/a2a-shipment-tracker.sse", "a2a/a2a-shipment-tracker-subscribe.sse")
+    alone = _replay("a2a/a2a-shipment-tracker-1-send.sse")
+    both = _replay("a2a/a2a-shipment-tracker-1-send.sse", "a2a/a2a-shipment-tracker-2-subscribe.sse")
     assert len({s.trace_id for s in both}) == 1
     names = sorted(s.name for s in both)
     # The second stream is one more span (its method) under the same root; its repeated updates add nothing.
@@ -385,7 +385,7 @@ def test_a_resubscription_after_its_task_finished_continues_the_trace_with_new_s
     sink = ListSink()
     settings = Settings(store=StoreSettings(enabled=False), mapping=MappingSettings())
     pipeline = assemble(settings, clock=lambda: now[0], extra_sinks=[sink], pricer=None)
-    for name in ("a2a-v03-shipment-tracker.sse", "a2a-v03-shipment-tracker-resubscribe.sse"):
+    for name in ("a2a-v03-shipment-tracker-1-stream.sse", "a2a-v03-shipment-tracker-2-resubscribe.sse"):
         decoder = StreamDecoder(StreamContext(source="test", stream_key=name, clock_ns=fixed_clock_ns()))
         text = (FIXTURES / "a2a" / name).read_text()
         pipeline.bridge.submit(decoder.feed(sniff_text_frames(text)) + decoder.close())
