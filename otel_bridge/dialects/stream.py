@@ -9,7 +9,7 @@ never stops the stream.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,6 +87,24 @@ class StreamDecoder:
                 ):
                     out.extend(self._settle())
                 continue
+            out.extend(self._decode(index, frame, obj))
+        return out
+
+    def hint(self, headers: Mapping[str, str]) -> list[AgentEvent]:
+        """The stream's response headers: a header that names a dialect settles detection now.
+
+        Returns the events of frames already held while sniffing (none when called before the
+        first frame, as sources do on connect). A forced or detected dialect is kept.
+        """
+        if self._decoder is not None:
+            return []
+        dialect = registry.from_headers(headers)
+        if dialect is None:
+            return []
+        self._use(dialect)
+        pending, self._pending = self._pending, []
+        out: list[AgentEvent] = []
+        for index, frame, obj in pending:
             out.extend(self._decode(index, frame, obj))
         return out
 

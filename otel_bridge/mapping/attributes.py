@@ -200,7 +200,17 @@ def start_attributes(op: str, event: AgentEvent) -> Attributes:
         out.update(agent_pairs(event))
     elif event.name is not None:
         out[sc.BRIDGE_STEP_NAME] = event.name
+        if event.name in sc.A2A_METHODS:
+            out.update(a2a_pairs(event))
     return out
+
+
+def a2a_pairs(event: AgentEvent) -> Iterator[Pair]:
+    """An A2A call's span (a step named by its method): the method, its task (the run) and the task's state."""
+    yield sc.A2A_METHOD_NAME, event.name or ""
+    yield sc.A2A_TASK_ID, event.run_id
+    if event.status is not None:
+        yield sc.A2A_TASK_STATE, event.status
 
 
 def open_attributes(op: str, event: AgentEvent, capture_content: bool, limit: int) -> Attributes:
@@ -307,6 +317,9 @@ def span_name(op: str, attributes: Mapping[str, AttributeValue]) -> str:
     elif op == sc.OP_INVOKE_AGENT:
         target = attributes.get(sc.GEN_AI_AGENT_NAME)
     else:
+        method = attributes.get(sc.A2A_METHOD_NAME)
+        if method:
+            return str(method)  # A2A spans are named by their method alone
         target = attributes.get(sc.BRIDGE_STEP_NAME)
     return f"{op} {target}" if target else op
 

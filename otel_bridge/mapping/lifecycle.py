@@ -264,9 +264,7 @@ class SpanMapper:
             parent=parent,
         )
         if op == OP_TOOL and event.parent_call_id is not None:
-            span.links.append(
-                SpanLinkRecord(run.trace_id, run.child_span_id(f"{OP_LLM}:{event.parent_call_id}"), {})
-            )
+            span.links.append(SpanLinkRecord(run.trace_id, run.child_span_id(f"{OP_LLM}:{event.parent_call_id}"), {}))
         run.open[key] = span
         if len(run.open) > self._s.max_open_spans_per_run:
             oldest = next(iter(run.open.values()))

@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 FrameHandler = Callable[[Sequence[Frame]], None]
 ConnectHandler = Callable[[], Awaitable[None] | None]
+HeadersHandler = Callable[[Mapping[str, str]], None]
 
 _SECRET_QUERY_WORDS = ("key", "token", "secret", "password", "passwd", "auth", "sig", "credential")
 _ERROR_BODY_CHARS = 200
@@ -119,7 +120,8 @@ class SSEStream:
     """One SSE subscription that reconnects forever, until its task is cancelled.
 
     ``on_frames`` gets every batch of complete frames as they arrive;
-    ``on_connect`` runs after each successful connect (the first included),
+    ``on_headers`` gets each successful connection's response headers first (a header may
+    name the stream's dialect); ``on_connect`` runs after each successful connect (the first included),
     before any frame of that connection. A frame cut off by a dropped
     connection is discarded (as the SSE spec says); its id is not remembered,
     so ``Last-Event-ID`` asks for it again.
@@ -134,6 +136,7 @@ class SSEStream:
         backoff: Backoff,
         on_frames: FrameHandler,
         on_connect: ConnectHandler | None = None,
+        on_headers: HeadersHandler | None = None,
         status: StreamStatus | None = None,
         last_event_id: str | None = None,
     ) -> None:
@@ -143,6 +146,7 @@ class SSEStream:
         self._backoff = backoff
         self._on_frames = on_frames
         self._on_connect = on_connect
+        self._on_headers = on_headers
         self.status = status or StreamStatus(redact_url(url))
         self.last_event_id = last_event_id
         self._retry_ms: int | None = None
@@ -192,6 +196,8 @@ class SSEStream:
             if media != "text/event-stream":
                 raise UpstreamError(f"not an event stream (Content-Type {media or 'missing'!r})", retry_soon=False)
             self.status.connected = True
+            if self._on_headers is not None:
+                self._on_headers(response.headers)
             if self._on_connect is not None:
                 pending = self._on_connect()
                 if pending is not None:
@@ -278,6 +284,7 @@ class UpstreamSource:
             headers={},
             backoff=backoff,
             on_frames=self._on_frames,
+            on_headers=self._on_headers,
             status=self.status,
             last_event_id=self.status.last_event_id,  # a restarted source resumes where it was
         )
@@ -299,6 +306,10 @@ class UpstreamSource:
             await asyncio.sleep(_SNIFF_QUIET_S)
             if self._decoder.sniffing and time.monotonic() - self._last_frames_at >= _SNIFF_QUIET_S:
                 self._submit(self._decoder.settle())
+
+    def _on_headers(self, headers: Mapping[str, str]) -> None:
+        """A response header may name the stream's dialect (the Vercel AI SDK's does)."""
+        self._submit(self._decoder.hint(headers))
 
     def _on_frames(self, frames: Sequence[Frame]) -> None:
         self._last_frames_at = time.monotonic()

@@ -1,0 +1,606 @@
+"""The LangGraph Platform API's run streams (``runs/stream``, ``langgraph dev``).
+
+SSE with the stream mode as the event name: ``metadata {run_id}`` first,
+then ``events`` (astream_events v2: ``{event, name, run_id, parent_ids,
+metadata, data}``), ``messages`` (messages-tuple: ``[message chunk,
+metadata]``), ``updates`` (``{node: {messages: [...]}}``), ``values``,
+``custom``…, and ``error {error, message}`` when the run fails. No
+timestamps.
+
+Mapping:
+
+* One platform run = one run (run id from ``metadata``, else the root
+  chain's ``run_id``), named after the graph (the root chain's name, else
+  ``lc_agent_name`` / ``graph_id``); ``thread_id`` is the conversation.
+* ``events`` mode: ``on_chat_model_start/end`` (and ``on_llm_*``) are a
+  ``chat`` span (model from ``ls_model_name``, provider from ``ls_provider``,
+  response model, finish reason and usage from the output message; usage
+  that also appeared on a stream chunk is counted once);
+  ``on_chat_model_stream`` its chunks; ``on_tool_start/end/error`` an
+  ``execute_tool`` span, its call id matched to the model's ``tool_calls``
+  by name and arguments (a ToolMessage with ``status: "error"`` fails it).
+  Node chains (``metadata.langgraph_node``) are not GenAI operations: they
+  open no span. The root chain's end ends the run, its error fails it.
+* ``messages`` + ``updates`` modes: a message's chunks are one ``chat`` span
+  (keyed by message id, started at its first chunk); the full AI message in
+  ``updates`` (or the chunk marked ``chunk_position: last``) ends it, once,
+  and starts the tool calls it asked for; ToolMessages end them.
+* ``values`` is a state change; other modes are span events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Unpack
+
+from otel_bridge import semconv as sc
+from otel_bridge.dialects._shapes import count, obj, objects, text, usage_or_none
+from otel_bridge.dialects.base import (
+    DecodeError,
+    EventFields,
+    StreamContext,
+    json_text,
+    make_event,
+    opt_str,
+    require_object,
+)
+from otel_bridge.dialects.framing import Frame
+from otel_bridge.model import AgentEvent, EventKind, TokenUsage
+
+NAME = "langgraph"
+
+_MODES = frozenset({"events", "messages", "updates", "values", "custom", "debug", "tasks", "checkpoints"})
+_CHAT_START = frozenset({"on_chat_model_start", "on_llm_start"})
+_CHAT_STREAM = frozenset({"on_chat_model_stream", "on_llm_stream"})
+_CHAT_END = frozenset({"on_chat_model_end", "on_llm_end"})
+_CHAT_ERROR = frozenset({"on_chat_model_error", "on_llm_error"})
+_AI_TYPES = frozenset({"ai", "AIMessage", "AIMessageChunk"})
+_TOOL_TYPES = frozenset({"tool", "ToolMessage"})
+_TOOL_ERROR = "error"
+# LangChain's ls_provider names -> the conventions' gen_ai.provider.name values.
+_PROVIDERS = {
+    "google_genai": "gcp.gemini",
+    "google_vertexai": "gcp.vertex_ai",
+    "bedrock": "aws.bedrock",
+    "amazon_bedrock": "aws.bedrock",
+    "azure": "azure.ai.openai",
+    "azure_openai": "azure.ai.openai",
+    "mistralai": "mistral_ai",
+    "xai": "x_ai",
+}
+
+
+def usage_from(u: object) -> TokenUsage | None:
+    """LangChain's ``usage_metadata``: ``input_tokens`` already includes the cached ones."""
+    if not isinstance(u, dict):
+        return None
+    inputs = obj(u, "input_token_details")
+    outputs = obj(u, "output_token_details")
+    return usage_or_none(
+        TokenUsage(
+            input=count(u, "input_tokens"),
+            output=count(u, "output_tokens"),
+            cache_read=count(inputs, "cache_read"),
+            cache_creation=count(inputs, "cache_creation"),
+            reasoning=count(outputs, "reasoning"),
+        )
+    )
+
+
+def provider_from(metadata: dict[str, Any]) -> str | None:
+    provider = text(metadata, "ls_provider")
+    return _PROVIDERS.get(provider, provider) if provider is not None else None
+
+
+def message_text(message: dict[str, Any]) -> str | None:
+    """A message's text: a string, or the text blocks of a list of content blocks."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return content or None
+    if isinstance(content, list):
+        said = "".join(b["text"] for b in content if isinstance(b, dict) and isinstance(b.get("text"), str))
+        return said or None
+    return None
+
+
+class LangGraphDialect:
+    name = NAME
+
+    def sniff(self, frame: Frame, obj_: Any) -> bool:
+        if isinstance(obj_, dict):
+            if frame.event == "metadata":
+                return isinstance(obj_.get("run_id"), str) and "attempt" in obj_
+            event = obj_.get("event")
+            return (
+                isinstance(event, str)
+                and event.startswith("on_")
+                and isinstance(obj_.get("run_id"), str)
+                and isinstance(obj_.get("parent_ids"), list)
+            )
+        if frame.event == "messages" and isinstance(obj_, list) and len(obj_) == 2:
+            metadata = obj_[1]
+            return isinstance(metadata, dict) and ("langgraph_node" in metadata or "langgraph_step" in metadata)
+        return False
+
+    def decoder(self, ctx: StreamContext) -> LangGraphDecoder:
+        return LangGraphDecoder(ctx)
+
+
+@dataclass
+class _Call:
+    """An open chat call: what its chunks said so far."""
+
+    model: str | None
+    provider: str | None
+    text: list[str] = field(default_factory=list)
+    usage: TokenUsage | None = None
+    response_model: str | None = None
+    finish: str | None = None
+    tool_calls: dict[str, str | None] = field(default_factory=dict)  # id -> name, from chunks
+
+
+@dataclass
+class _Run:
+    run_id: str
+    ended: bool = False
+    agent: str | None = None
+    conversation: str | None = None
+    calls: dict[str, _Call] = field(default_factory=dict)  # open chat calls by run id or message id
+    done_calls: set[str] = field(default_factory=set)  # chat calls already ended (updates repeat them)
+    requested: list[tuple[str, str | None, str | None, str | None]] = field(default_factory=list)
+    # ^ tool calls the model asked for, not yet started: (call id, name, arguments as JSON, chat call id)
+    tools: dict[str, str] = field(default_factory=dict)  # LangChain run id of a tool -> its tool call id
+    open_tools: set[str] = field(default_factory=set)  # tool call ids started and not yet ended
+    done_tools: set[str] = field(default_factory=set)
+    root: str | None = None  # the root chain's LangChain run id
+
+
+class LangGraphDecoder:
+    def __init__(self, ctx: StreamContext) -> None:
+        self._ctx = ctx
+        self._run: _Run | None = None
+
+    def _event(
+        self, run: _Run, kind: EventKind, original_type: str, frame: Frame | None, **fields: Unpack[EventFields]
+    ) -> AgentEvent:
+        fields.setdefault("inferred", frame is None)
+        fields.setdefault("conversation_id", run.conversation)
+        ts = self._ctx.arrival_ns()
+        return make_event(self._ctx, NAME, run.run_id, kind, original_type, ts, frame, False, **fields)
+
+    def close(self) -> list[AgentEvent]:
+        """A stream that ends without an error ends its run (the messages and updates modes say no more)."""
+        run = self._run
+        if run is None or run.ended:
+            return []
+        return self._finish(run, None, None)
+
+    def feed(self, frame: Frame, obj_: Any) -> list[AgentEvent]:
+        mode = frame.event
+        if mode is None and isinstance(obj_, dict) and isinstance(obj_.get("event"), str):
+            mode = "events"  # astream_events output without the platform's SSE names
+        handler = _HANDLERS.get(mode or "")
+        if handler is None:
+            if mode is not None and (mode in _MODES or "|" in mode or "/" in mode):
+                return [self._event(self._ensure_run(None, frame, []), EventKind.CUSTOM, mode, frame, name=mode)]
+            raise DecodeError(f"langgraph: unknown stream mode {mode!r}")
+        return handler(self, frame, obj_)
+
+    # -- runs ------------------------------------------------------------------
+    def _ensure_run(
+        self, run_id: str | None, frame: Frame | None, out: list[AgentEvent], metadata: dict[str, Any] | None = None
+    ) -> _Run:
+        """The run this frame belongs to; a new one is started (and an ended one finished) when it changes."""
+        run = self._run
+        if run is None or (run_id is not None and run_id != run.run_id and run.ended):
+            if run is not None and not run.ended:
+                out.extend(self._finish(run, None, None))
+            run = self._run = _Run(run_id or self._ctx.run_id or self._ctx.stream_key)
+            out.append(self._event(run, EventKind.RUN_STARTED, "metadata", frame))
+        if metadata:
+            agent = text(metadata, "lc_agent_name") or text(metadata, "graph_id")
+            conversation = text(metadata, "thread_id")
+            if (agent and run.agent is None) or (conversation and run.conversation is None):
+                run.agent = run.agent or agent
+                run.conversation = run.conversation or conversation
+                out.append(self._event(run, EventKind.RUN_STARTED, "metadata", None, agent=run.agent))
+        return run
+
+    def _on_metadata(self, frame: Frame, obj_: Any) -> list[AgentEvent]:
+        d = require_object(obj_, "langgraph metadata")
+        out: list[AgentEvent] = []
+        run_id = text(d, "run_id")
+        if self._run is not None and run_id is not None and run_id != self._run.run_id and not self._run.ended:
+            out.extend(self._finish(self._run, None, None))
+        if self._run is None or self._run.ended or (run_id is not None and run_id != self._run.run_id):
+            self._run = _Run(run_id or self._ctx.run_id or self._ctx.stream_key)
+            out.append(self._event(self._run, EventKind.RUN_STARTED, "metadata", frame))
+        return out
+
+    def _finish(self, run: _Run, frame: Frame | None, error: tuple[str, str | None] | None) -> list[AgentEvent]:
+        run.ended = True
+        out: list[AgentEvent] = []
+        for key, call in list(run.calls.items()):
+            failure = error or ("the run ended before the model call did", sc.ERROR_INCOMPLETE)
+            out.append(self._end_call(run, key, call, None, None, error=failure[0], error_type=failure[1]))
+        if error is not None:
+            out.append(
+                self._event(
+                    run, EventKind.RUN_FAILED, "error", frame, agent=run.agent, error=error[0], error_type=error[1]
+                )
+            )
+        else:
+            out.append(self._event(run, EventKind.RUN_FINISHED, "end", frame, agent=run.agent))
+        return out
+
+    def _on_error(self, frame: Frame, obj_: Any) -> list[AgentEvent]:
+        d = obj_ if isinstance(obj_, dict) else {"message": obj_}
+        out: list[AgentEvent] = []
+        run = self._ensure_run(None, frame, out)
+        message = opt_str(d, "message") or opt_str(d, "error") or "error"
+        if run.ended:
+            out.append(self._event(run, EventKind.ERROR, "error", frame, error=message, error_type=text(d, "error")))
+            return out
+        out.extend(self._finish(run, frame, (message, text(d, "error"))))
+        return out
+
+    def _on_end(self, frame: Frame, obj_: Any) -> list[AgentEvent]:
+        run = self._run
+        if run is None or run.ended:
+            return []
+        return self._finish(run, frame, None)
+
+    # -- events mode ---------------------------------------------------------------
+    def _on_events(self, frame: Frame, obj_: Any) -> list[AgentEvent]:
+        d = require_object(obj_, "langgraph event")
+        event = opt_str(d, "event")
+        if event is None:
+            raise DecodeError("langgraph: an event needs an 'event'")
+        metadata = obj(d, "metadata")
+        lc_run = text(d, "run_id")
+        parents = d.get("parent_ids")
+        out: list[AgentEvent] = []
+        is_root = parents == [] and event.startswith("on_chain_")
+        run_id = text(metadata, "run_id") or (lc_run if is_root else None)
+        if is_root and self._run is not None and not self._run.ended and self._run.root is None:
+            run_id = self._run.run_id  # the platform's run: its root chain is the graph
+        run = self._ensure_run(run_id, frame, out, metadata)
+        if is_root:
+            return out + self._root_chain(run, event, d, lc_run, frame)
+        key = lc_run or "call"
+        if event in _CHAT_START:
+            out.extend(self._start_call(run, key, metadata, frame, "events"))
+        elif event in _CHAT_STREAM:
+            out.extend(self._chunk(run, key, obj(obj(d, "data"), "chunk"), metadata, frame))
+        elif event in _CHAT_END:
+            output = obj(obj(d, "data"), "output")
+            call = run.calls.get(key) or _Call(text(metadata, "ls_model_name"), provider_from(metadata))
+            self._fold(call, output)
+            out.append(self._end_call(run, key, call, frame, output))
+        elif event in _CHAT_ERROR:
+            call = run.calls.get(key) or _Call(text(metadata, "ls_model_name"), provider_from(metadata))
+            error, error_type = _error_of(obj(d, "data").get("error"))
+            out.append(self._end_call(run, key, call, frame, None, error=error, error_type=error_type))
+        elif event == "on_tool_start":
+            out.extend(self._tool_start(run, key, text(d, "name"), obj(d, "data").get("input"), frame))
+        elif event in ("on_tool_end", "on_tool_error"):
+            out.extend(self._tool_end(run, key, event, d, frame))
+        elif event == "on_chain_error":
+            error, error_type = _error_of(obj(d, "data").get("error"))
+            out.append(
+                self._event(
+                    run,
+                    EventKind.ERROR,
+                    event,
+                    frame,
+                    error=error,
+                    error_type=error_type,
+                    name=text(metadata, "langgraph_node"),
+                )
+            )
+        elif event == "on_chain_start":
+            self._note_requests(run, obj(d, "data").get("input"), None)
+        elif event == "on_custom_event":
+            out.append(self._event(run, EventKind.CUSTOM, event, frame, name=text(d, "name") or event))
+        # Node chains' other events (on_chain_stream/end) and retriever/prompt events open no span.
+        return out
+
+    def _root_chain(
+        self, run: _Run, event: str, d: dict[str, Any], lc_run: str | None, frame: Frame
+    ) -> list[AgentEvent]:
+        if event == "on_chain_start":
+            run.root = lc_run
+            name = text(d, "name")
+            run.agent = name or run.agent
+            return [self._event(run, EventKind.RUN_STARTED, event, frame, agent=run.agent)]
+        if event == "on_chain_end":
+            return [] if run.ended else self._finish(run, frame, None)
+        if event == "on_chain_error":
+            error, error_type = _error_of(obj(d, "data").get("error"))
+            return [] if run.ended else self._finish(run, frame, (error, error_type))
+        return []
+
+    # -- chat calls ----------------------------------------------------------------
+    def _start_call(
+        self, run: _Run, key: str, metadata: dict[str, Any], frame: Frame | None, original: str
+    ) -> list[AgentEvent]:
+        if key in run.calls or key in run.done_calls:
+            return []
+        call = run.calls[key] = _Call(text(metadata, "ls_model_name"), provider_from(metadata))
+        temperature = metadata.get("ls_temperature")
+        return [
+            self._event(
+                run,
+                EventKind.LLM_STARTED,
+                original,
+                frame,
+                call_id=key,
+                model=call.model,
+                provider=call.provider,
+                max_tokens=count(metadata, "ls_max_tokens"),
+                temperature=float(temperature)
+                if isinstance(temperature, (int, float)) and not isinstance(temperature, bool)
+                else None,
+            )
+        ]
+
+    def _chunk(
+        self, run: _Run, key: str, chunk: dict[str, Any], metadata: dict[str, Any], frame: Frame
+    ) -> list[AgentEvent]:
+        out = self._start_call(run, key, metadata, None, "messages") if key not in run.calls else []
+        call = run.calls.get(key)
+        if call is None:
+            return out  # a chunk of a call already ended
+        self._fold(call, chunk)
+        said = message_text(chunk)
+        if said is not None:
+            call.text.append(said)
+        out.append(self._event(run, EventKind.LLM_CHUNK, "chunk", frame, call_id=key, text=said))
+        return out
+
+    def _fold(self, call: _Call, message: dict[str, Any]) -> None:
+        """What a chunk or a whole message says about its call; usage counted once (the last seen wins)."""
+        usage = usage_from(message.get("usage_metadata"))
+        call.usage = usage or call.usage
+        response = obj(message, "response_metadata")
+        call.response_model = text(response, "model_name") or text(response, "model") or call.response_model
+        call.finish = text(response, "finish_reason") or text(response, "stop_reason") or call.finish
+        for tc in objects(message, "tool_calls"):
+            ident = text(tc, "id")
+            if ident is not None:
+                call.tool_calls[ident] = text(tc, "name") or call.tool_calls.get(ident)
+
+    def _end_call(
+        self,
+        run: _Run,
+        key: str,
+        call: _Call,
+        frame: Frame | None,
+        output: dict[str, Any] | None,
+        *,
+        error: str | None = None,
+        error_type: str | None = None,
+    ) -> AgentEvent:
+        run.calls.pop(key, None)
+        run.done_calls.add(key)
+        fields: EventFields = {
+            "call_id": key,
+            "model": call.model,
+            "provider": call.provider,
+            "response_model": call.response_model,
+            "usage": call.usage,
+            "finish_reasons": (call.finish,) if call.finish else None,
+        }
+        if error is not None:
+            fields["error"], fields["error_type"] = error, error_type
+            return self._event(run, EventKind.LLM_FAILED, "end", frame, **fields)
+        said = (message_text(output) if output else None) or "".join(call.text) or None
+        if output:
+            self._note_requests(run, output.get("tool_calls"), key)
+        for ident, name in call.tool_calls.items():
+            if not any(r[0] == ident for r in run.requested) and ident not in run.open_tools | run.done_tools:
+                run.requested.append((ident, name, None, key))
+        fields["text"] = said
+        return self._event(run, EventKind.LLM_COMPLETED, "end", frame, **fields)
+
+    # -- tools -----------------------------------------------------------------------
+    def _note_requests(self, run: _Run, calls: object, chat: str | None) -> None:
+        """Tool calls the model asked for (its output, or a tools node's input): start spans match them."""
+        if not isinstance(calls, list):
+            return
+        for tc in calls:
+            ident = text(tc, "id")
+            if ident is None or ident in run.open_tools or ident in run.done_tools:
+                continue
+            entry = (ident, text(tc, "name"), json_text(obj(tc, "args") or tc.get("args")), chat)
+            for i, known in enumerate(run.requested):
+                if known[0] == ident:
+                    run.requested[i] = (ident, entry[1] or known[1], entry[2] or known[2], known[3] or chat)
+                    break
+            else:
+                run.requested.append(entry)
+
+    def _tool_start(self, run: _Run, key: str, name: str | None, args: object, frame: Frame) -> list[AgentEvent]:
+        arguments = json_text(args)
+        match = next((r for r in run.requested if r[1] == name and r[2] == arguments), None)
+        match = match or next((r for r in run.requested if r[1] == name), None)
+        if match is not None:
+            run.requested.remove(match)
+        call_id = match[0] if match is not None else key
+        run.tools[key] = call_id
+        run.open_tools.add(call_id)
+        return [
+            self._event(
+                run,
+                EventKind.TOOL_STARTED,
+                "on_tool_start",
+                frame,
+                call_id=call_id,
+                tool_name=name,
+                arguments=arguments,
+                parent_call_id=match[3] if match is not None else None,
+            )
+        ]
+
+    def _tool_end(self, run: _Run, key: str, event: str, d: dict[str, Any], frame: Frame) -> list[AgentEvent]:
+        data = obj(d, "data")
+        call_id = run.tools.pop(key, None) or text(data, "tool_call_id") or key
+        if event == "on_tool_error":
+            error, error_type = _error_of(data.get("error"))
+            return self._tool_done(run, call_id, text(d, "name"), None, frame, event, error, error_type)
+        output = data.get("output")
+        message = output if isinstance(output, dict) else {}
+        failed = text(message, "status") == _TOOL_ERROR
+        result = message_text(message) if message else json_text(output)
+        return self._tool_done(run, call_id, text(d, "name"), result, frame, event, result if failed else None, None)
+
+    def _tool_done(
+        self,
+        run: _Run,
+        call_id: str,
+        name: str | None,
+        result: str | None,
+        frame: Frame,
+        original: str,
+        error: str | None,
+        error_type: str | None,
+    ) -> list[AgentEvent]:
+        if call_id in run.done_tools:
+            return []
+        run.open_tools.discard(call_id)
+        run.done_tools.add(call_id)
+        kind = EventKind.TOOL_FAILED if error is not None else EventKind.TOOL_COMPLETED
+        return [
+            self._event(
+                run,
+                kind,
+                original,
+                frame,
+                call_id=call_id,
+                tool_name=name,
+                result=result,
+                error=error,
+                error_type=error_type,
+            )
+        ]
+
+    def _start_requested(self, run: _Run, chat: str, frame: Frame) -> list[AgentEvent]:
+        """The tools a finished message asked for start now (messages and updates modes carry no tool start)."""
+        out: list[AgentEvent] = []
+        for entry in [r for r in run.requested if r[3] == chat]:
+            run.requested.remove(entry)
+            ident, name, arguments, _ = entry
+            run.open_tools.add(ident)
+            out.append(
+                self._event(
+                    run,
+                    EventKind.TOOL_STARTED,
+                    "tool_calls",
+                    None,
+                    call_id=ident,
+                    tool_name=name,
+                    arguments=arguments,
+                    parent_call_id=chat,
+                )
+            )
+        return out
+
+    # -- messages and updates modes -------------------------------------------------
+    def _on_messages(self, frame: Frame, obj_: Any) -> list[AgentEvent]:
+        if not isinstance(obj_, list) or not obj_ or not isinstance(obj_[0], dict):
+            raise DecodeError("langgraph: a messages frame is [message, metadata]")
+        message = obj_[0]
+        metadata = obj_[1] if len(obj_) > 1 and isinstance(obj_[1], dict) else {}
+        out: list[AgentEvent] = []
+        run = self._ensure_run(text(metadata, "run_id") if self._run is None else None, frame, out, metadata)
+        kind = text(message, "type")
+        if kind in _TOOL_TYPES:
+            return out + self._tool_message(run, message, frame)
+        if kind not in _AI_TYPES:
+            return [*out, self._event(run, EventKind.MESSAGE, "messages", frame, text=message_text(message))]
+        key = text(message, "id") or "message"
+        if key in run.done_calls:
+            return out
+        out.extend(self._chunk(run, key, message, metadata, frame))
+        if message.get("chunk_position") == "last" or kind != "AIMessageChunk":
+            call = run.calls.get(key)
+            if call is not None:
+                out.append(self._end_call(run, key, call, None, None))
+                out.extend(self._start_requested(run, key, frame))
+        return out
+
+    def _tool_message(self, run: _Run, message: dict[str, Any], frame: Frame) -> list[AgentEvent]:
+        call_id = text(message, "tool_call_id")
+        if call_id is None:
+            return [self._event(run, EventKind.MESSAGE, "tool", frame, text=message_text(message))]
+        said = message_text(message)
+        failed = text(message, "status") == _TOOL_ERROR
+        name = text(message, "name")
+        return self._tool_done(run, call_id, name, said, frame, "tool", said if failed else None, None)
+
+    def _on_updates(self, frame: Frame, obj_: Any) -> list[AgentEvent]:
+        d = require_object(obj_, "langgraph updates")
+        out: list[AgentEvent] = []
+        run = self._ensure_run(None, frame, out)
+        for node, update in d.items():
+            updates = update if isinstance(update, list) else [update]
+            for u in updates:
+                for message in objects(u, "messages"):
+                    out.extend(self._full_message(run, message, frame))
+            if node == "__interrupt__":
+                out.append(self._event(run, EventKind.STATUS_CHANGED, "updates", frame, status="interrupted"))
+        if not out:
+            out.append(self._event(run, EventKind.STATE_CHANGED, "updates", frame, name=",".join(map(str, d))))
+        return out
+
+    def _full_message(self, run: _Run, message: dict[str, Any], frame: Frame) -> list[AgentEvent]:
+        kind = text(message, "type")
+        if kind in _TOOL_TYPES:
+            return self._tool_message(run, message, frame)
+        if kind not in _AI_TYPES:
+            return []
+        key = text(message, "id") or "message"
+        out: list[AgentEvent] = []
+        if key not in run.done_calls:
+            if key not in run.calls:
+                # Only the updates mode: the whole answer is all there is of the call.
+                out.extend(self._start_call(run, key, {}, None, "updates"))
+            call = run.calls[key]
+            self._fold(call, message)
+            out.append(self._end_call(run, key, call, frame, message))
+        else:
+            self._note_requests(run, message.get("tool_calls"), key)
+        out.extend(self._start_requested(run, key, frame))
+        return out
+
+    def _on_values(self, frame: Frame, obj_: Any) -> list[AgentEvent]:
+        out: list[AgentEvent] = []
+        run = self._ensure_run(None, frame, out)
+        out.append(self._event(run, EventKind.STATE_CHANGED, "values", frame))
+        return out
+
+
+def _error_of(value: object) -> tuple[str, str | None]:
+    """``(message, type)`` of an error as LangGraph serialises it: a string, or ``{error, message}``."""
+    if isinstance(value, dict):
+        return (opt_str(value, "message") or opt_str(value, "error") or "error", text(value, "error"))
+    if isinstance(value, str) and value:
+        return value, None
+    return "error", None
+
+
+_Handler = Callable[[LangGraphDecoder, Frame, Any], list[AgentEvent]]
+# One handler per stream mode (the SSE event name); other known modes are span events.
+_HANDLERS: dict[str, _Handler] = {
+    "metadata": LangGraphDecoder._on_metadata,
+    "events": LangGraphDecoder._on_events,
+    "messages": LangGraphDecoder._on_messages,
+    "updates": LangGraphDecoder._on_updates,
+    "values": LangGraphDecoder._on_values,
+    "error": LangGraphDecoder._on_error,
+    "end": LangGraphDecoder._on_end,
+}
+
+
+DIALECT = LangGraphDialect()
