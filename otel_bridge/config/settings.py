@@ -71,6 +71,8 @@ class MappingSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 OtlpProtocol = Literal["grpc", "http/protobuf", "http/json"]
+MEMORY_QUEUE = "memory"
+"""``otlp.queue_dir`` for the in-memory export queue."""
 Compression = Literal["gzip", "none"]
 
 
@@ -100,16 +102,32 @@ class OtlpSettings(OtlpEndpoint, kw_only=True, forbid_unknown_fields=True):
     schedule_delay_s: float = 1.0
     """Longest a finished span waits before its batch is sent."""
     max_queue_spans: int = 20_000
-    """Spans waiting to be exported; past it new spans are dropped and counted."""
+    """Spans waiting in memory to be exported; past it new spans are dropped and counted."""
     max_retry_s: float = 30.0
-    """Total time spent retrying one batch on transient failures."""
+    """Time spent retrying one batch on transient failures; with a durable queue the batch then
+    stays queued and is tried again (an outage of any length), in memory it is dropped and counted."""
     worker_process: bool = True
     """Encode and send in a child process (the second core); spans cross a pipe as msgpack."""
+    queue_dir: str | None = None
+    """The durable export queue's folder: finished spans wait there (SQLite, WAL) until the collector
+    has them, across outages, crashes and restarts. ``None``: ``otel-bridge/export-queue`` under the
+    user's state folder (``$XDG_STATE_HOME`` or ``~/.local/state``), filled in at load time when export
+    is on; ``"memory"``: no disk, spans wait in memory (``max_queue_spans``) and a restart loses them.
+    One sidecar per folder."""
+    queue_max_mb: float = 256.0
+    """The durable queue's size on disk (its rows' bytes); past it new spans are dropped and counted."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("max_batch_spans", "schedule_delay_s", "max_queue_spans", "max_retry_s"):
+        for name in ("max_batch_spans", "schedule_delay_s", "max_queue_spans", "max_retry_s", "queue_max_mb"):
             _positive(name, getattr(self, name))
+        if self.queue_dir is not None and not self.queue_dir.strip():
+            raise ValueError("queue_dir must be a folder or 'memory', not empty")
+
+    @property
+    def durable_queue_dir(self) -> str | None:
+        """The durable queue's folder, or ``None`` for the in-memory queue."""
+        return None if self.queue_dir in (None, MEMORY_QUEUE) else self.queue_dir
 
 
 class StoreSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

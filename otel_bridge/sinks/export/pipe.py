@@ -2,8 +2,8 @@
 
 Parent to child on stdin: one :class:`Init`, then batches of spans
 (``list[SpanRecord]``) until stdin closes. Child to parent on stdout: its
-cumulative counters as :class:`Report`, every ``REPORT_S`` and once more,
-``final``, when it exits.
+cumulative counters as :class:`Report`, after every batch it has queued, every
+``REPORT_S``, and once more, ``final``, when it exits.
 """
 
 from __future__ import annotations
@@ -38,6 +38,10 @@ class Report(msgspec.Struct):
     queue_depth: int
     last_error: str | None
     final: bool = False
+    accepted: int = 0
+    """Spans read from stdin and queued (on disk, with a durable queue): the rest of what was written is in the pipe."""
+    resent: int = 0
+    durable: bool = False
 
 
 def frame(payload: bytes) -> bytes:
