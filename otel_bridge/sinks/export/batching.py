@@ -88,7 +88,9 @@ class BatchingExporter:
         self._s = settings
         self._stats = stats
         self._sender = sender
-        self._queue: SpanQueue = queue or BatchQueue(settings.max_queue_spans, settings.max_batch_spans, stats)
+        self._queue: SpanQueue = (
+            queue if queue is not None else BatchQueue(settings.max_queue_spans, settings.max_batch_spans, stats)
+        )
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._stop = asyncio.Event()
