@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import pathlib
 import sqlite3
+from collections.abc import Callable
 
 import pytest
 
@@ -90,6 +91,12 @@ def test_an_unreadable_row_is_dropped_and_counted_not_its_neighbours(tmp_path: p
     assert stats.dropped == {"export_queue_corrupt": 2}
 
 
+async def eventually(predicate: Callable[[], bool], within: float = 10.0) -> None:
+    async with asyncio.timeout(within):
+        while not predicate():  # noqa: ASYNC110 - polling a plain counter, nothing to wait on
+            await asyncio.sleep(0.01)
+
+
 class Collector:
     """Down (retryable) until ``up`` is set; remembers every span name it accepted."""
 
@@ -124,14 +131,11 @@ async def test_an_outage_longer_than_the_retry_budget_loses_nothing(
     exp = OtlpExporter(_settings(tmp_path), stats, {}, ("t", "0"), "", transport=collector)
     await exp.start()
     exp.consume([span(i) for i in range(5)])
-    while collector.attempts < 20:  # many budgets spent: the in-memory queue would have dropped the batch
-        await asyncio.sleep(0.01)
+    await eventually(lambda: collector.attempts >= 20)  # many budgets spent: memory would have dropped it
     assert exp.queue_depth == 5
     assert stats.dropped == {}
     collector.up = True
-    async with asyncio.timeout(10):
-        while stats.spans_exported.get("otlp", 0) < 5:
-            await asyncio.sleep(0.01)
+    await eventually(lambda: stats.spans_exported.get("otlp", 0) == 5)
     await exp.shutdown()
     assert len(collector.accepted) == 1
     assert stats.dropped == {}
@@ -144,8 +148,7 @@ async def test_a_restart_during_an_outage_resumes_from_disk(tmp_path: pathlib.Pa
     first = OtlpExporter(_settings(tmp_path), first_stats, {}, ("t", "0"), "", transport=down)
     await first.start()
     first.consume([span(i) for i in range(4)])
-    while down.attempts < 2:
-        await asyncio.sleep(0.01)
+    await eventually(lambda: down.attempts >= 2)
     await first.shutdown()  # the collector is still down: the spans stay on disk
     assert first_stats.dropped == {}
     with sqlite3.connect(tmp_path / DB_NAME) as db:
@@ -156,9 +159,7 @@ async def test_a_restart_during_an_outage_resumes_from_disk(tmp_path: pathlib.Pa
     stats = Stats()
     second = OtlpExporter(_settings(tmp_path), stats, {}, ("t", "0"), "", transport=up)
     await second.start()
-    async with asyncio.timeout(10):
-        while stats.spans_exported.get("otlp", 0) < 4:
-            await asyncio.sleep(0.01)
+    await eventually(lambda: stats.spans_exported.get("otlp", 0) == 4)
     await second.shutdown()
     # The first process's batch was taken and may have been in flight: its re-send is counted.
     assert stats.spans_resent == {"otlp": 4}
