@@ -57,6 +57,7 @@ class GrpcTransport:
         endpoint = settings.endpoint
         parsed = urlparse(endpoint if "://" in endpoint else f"//{endpoint}")
         target = parsed.netloc or endpoint
+        self._target = target
         insecure = settings.insecure if settings.insecure is not None else parsed.scheme in ("http", "")
         compression = grpc.Compression.Gzip if settings.compression == "gzip" else grpc.Compression.NoCompression
         if insecure:
@@ -77,6 +78,9 @@ class GrpcTransport:
         except self._grpc.aio.AioRpcError as exc:
             code = exc.code()
             detail = f"gRPC {code.name}: {exc.details()}"
+            if code.name == "DEADLINE_EXCEEDED" and self._channel.get_state() != self._grpc.ChannelConnectivity.READY:
+                # wait_for_ready: an unreachable receiver shows as a deadline spent waiting for the channel.
+                detail = f"gRPC UNAVAILABLE: no connection to {self._target} within {timeout_s:.1f} s"
             if code.name not in RETRYABLE_CODES:
                 return SendResult(Outcome.PERMANENT, detail)
             return SendResult(Outcome.RETRYABLE, detail, _retry_delay(exc.trailing_metadata()))
