@@ -41,7 +41,7 @@ def events(runs: int, spans: int, with_ids: bool) -> list[AgentEvent]:
                     call_id=f"call-{s:06d}",
                     tool_name="search",
                     event_id=f"evt-{r:06d}-{s:06d}" if with_ids else None,
-                )  # fmt: skip
+                )
             )
     return out
 
