@@ -138,6 +138,7 @@ class DurableQueue:
         """Spans found on disk at open: left by an earlier process, sent first."""
         (last_taken,) = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM batch WHERE taken = 1").fetchone()
         self._maybe_sent_upto = int(last_taken)  # rows taken by an earlier process: re-sends when sent again
+        self._resent_upto = 0  # ... and already counted as such
         self._taken: tuple[int, int, int] | None = None  # (last seq, spans, bytes) of the batch in flight
         self._encode = msgspec.msgpack.Encoder().encode
         self._decode = msgspec.msgpack.Decoder(list[SpanRecord]).decode
@@ -213,8 +214,8 @@ class DurableQueue:
                 self._forget(seq, seq, count, len(body))
                 self._stats.drop("export_queue_corrupt", count)
                 continue
-            if taken and seq <= self._maybe_sent_upto:
-                resent += count
+            if taken and self._resent_upto < seq <= self._maybe_sent_upto:
+                resent += count  # once per row: tried again in this process, it is a retry
             spans.extend(decoded)
             last, n, size = seq, n + count, size + len(body)
         if not spans:
@@ -222,6 +223,7 @@ class DurableQueue:
         self._db.execute("UPDATE batch SET taken = 1 WHERE seq <= ? AND taken = 0", (last,))
         if resent:
             self._stats.spans_resent[self._name] += resent
+            self._resent_upto = last
         self._taken = (last, n, size)
         return spans
 
@@ -235,7 +237,7 @@ class DurableQueue:
             last, n, size = self._taken
             self._taken = None
             if last >= self._maybe_sent_upto:
-                self._maybe_sent_upto = 0  # past the earlier process's rows: new rows may reuse their seq
+                self._maybe_sent_upto = self._resent_upto = 0  # past the earlier rows: new rows may reuse a seq
             try:
                 self._forget(0, last, n, size)
             except sqlite3.Error as exc:  # sent again after a restart: a counted re-send, not a loss
