@@ -11,11 +11,13 @@ import pathlib
 import sqlite3
 from collections.abc import Callable
 
+import msgspec
 import pytest
 
 from otel_bridge.config import ConfigError, OtlpSettings, default_queue_dir, load_settings
 from otel_bridge.sinks.export import batching
 from otel_bridge.sinks.export.durable_queue import DB_NAME, DurableQueue
+from otel_bridge.sinks.export.pipe import array_length
 from otel_bridge.sinks.export.result import Outcome, SendResult
 from otel_bridge.sinks.otlp import OtlpExporter
 from otel_bridge.stats import Stats
@@ -188,3 +190,9 @@ def test_the_queue_folder_defaults_to_the_state_folder_when_export_is_on(tmp_pat
     assert load_settings(environ={**env, "OTEL_BRIDGE_QUEUE_DIR": "/q"}).otlp.durable_queue_dir == "/q"
     with pytest.raises(ConfigError, match="queue_max_mb"):
         load_settings(overrides={"otlp": {"queue_max_mb": 0}})
+
+
+@pytest.mark.parametrize("n", [0, 1, 15, 16, 512, 70_000])
+def test_the_worker_counts_a_frame_from_its_header(n: int) -> None:
+    assert array_length(msgspec.msgpack.encode([span(i % 3) for i in range(n)])) == n
+    assert array_length(b"") == array_length(b"\xc1") == 0

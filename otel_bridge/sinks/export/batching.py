@@ -107,6 +107,10 @@ class BatchingExporter:
     def consume(self, spans: Sequence[SpanRecord]) -> None:
         self._queue.offer(spans)
 
+    def consume_encoded(self, body: bytes, spans: int) -> None:
+        """Spans already msgpack-encoded (the worker pipe's frames): a durable queue stores them as they are."""
+        self._queue.offer_encoded(body, spans)
+
     async def start(self) -> None:
         await self._sender.start()
         self._task = asyncio.create_task(self._run(), name=f"{self.name}-exporter")

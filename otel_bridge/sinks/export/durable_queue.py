@@ -11,9 +11,11 @@ order the spans finished (so in order per trace). The span and trace ids are
 deterministic, so a re-send is idempotent at the backend.
 
 Why SQLite and not segment files: one file, atomic commits, crash recovery
-and a bounded WAL come with the standard library; appending a batch of 512
-spans and deleting it again costs well under the encode cost of the same
-spans (BENCHMARKS.md).
+and a bounded WAL come with the standard library. Measured here (BENCHMARKS.md)
+for a 512-span batch written, read back and deleted: about 2 us of CPU a span
+with SQLite against about 0.9 us with one segment file per batch, next to
+7 us a span for OTLP encoding; the worker stores the pipe's msgpack frames as
+they are, so the queue adds no encoding of its own.
 
 fsync policy: ``synchronous=NORMAL`` in WAL mode. Each offer is one committed
 transaction written to the WAL without an fsync; the WAL is fsynced at each
@@ -62,6 +64,8 @@ log = logging.getLogger(__name__)
 DB_NAME = "spans.sqlite3"
 SIDECAR_LOCK = "sidecar.lock"
 WORKER_LOCK = "worker.lock"
+PAGE_SIZE = 65_536
+"""Large pages: a 512-span batch is one ~230 kB blob; 4 kB pages cost 25 % more CPU in overflow chains."""
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS batch (
     seq INTEGER PRIMARY KEY,
@@ -128,6 +132,7 @@ class DurableQueue:
         self._stats = stats
         self._name = name
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db.execute(f"PRAGMA page_size={PAGE_SIZE}")  # a new file only; a batch is ~230 kB
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(_SCHEMA)

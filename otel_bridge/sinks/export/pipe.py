@@ -55,3 +55,24 @@ async def read_frame(reader: asyncio.StreamReader) -> bytes | None:
         return await reader.readexactly(length)
     except asyncio.IncompleteReadError:
         return None
+
+
+_ARRAY16, _ARRAY32 = 0xDC, 0xDD
+_U16, _U32 = struct.Struct(">H"), struct.Struct(">I")
+
+
+def array_length(payload: bytes) -> int:
+    """The length of the msgpack array ``payload`` holds, read from its header (0 if it is not one).
+
+    The worker counts a batch without decoding it; the queue decodes it when it is sent.
+    """
+    if not payload:
+        return 0
+    head = payload[0]
+    if 0x90 <= head <= 0x9F:
+        return head & 0x0F
+    if head == _ARRAY16 and len(payload) >= 3:
+        return int(_U16.unpack_from(payload, 1)[0])
+    if head == _ARRAY32 and len(payload) >= 5:
+        return int(_U32.unpack_from(payload, 1)[0])
+    return 0

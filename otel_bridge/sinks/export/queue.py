@@ -14,13 +14,18 @@ ingest must never wait on a slow backend.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from collections.abc import Sequence
 from typing import Protocol
 
+import msgspec
+
 from otel_bridge.aio import wait_event
 from otel_bridge.model import SpanRecord
 from otel_bridge.stats import Stats
+
+log = logging.getLogger(__name__)
 
 
 class SpanQueue(Protocol):
@@ -32,6 +37,10 @@ class SpanQueue(Protocol):
     def __len__(self) -> int: ...
 
     def offer(self, spans: Sequence[SpanRecord]) -> None: ...
+
+    def offer_encoded(self, body: bytes, spans: int) -> None:
+        """``spans`` spans already msgpack-encoded as one ``list[SpanRecord]`` (the worker pipe's frames)."""
+        ...
 
     async def wait_batch(self, seconds: float) -> None: ...
 
@@ -67,9 +76,19 @@ class BatchQueue:
         self._batch = batch_spans
         self._stats = stats
         self._full_batch = asyncio.Event()
+        self._decode = msgspec.msgpack.Decoder(list[SpanRecord]).decode
 
     def __len__(self) -> int:
         return len(self._spans)
+
+    def offer_encoded(self, body: bytes, spans: int) -> None:
+        try:
+            decoded = self._decode(body)
+        except msgspec.DecodeError:
+            log.error("an unreadable batch of %d spans is dropped", spans)
+            self._stats.drop("export_encode_error", spans)
+            return
+        self.offer(decoded)
 
     def offer(self, spans: Sequence[SpanRecord]) -> None:
         room = self._max - len(self._spans)

@@ -26,10 +26,9 @@ from pathlib import Path
 
 import msgspec
 
-from otel_bridge.model import SpanRecord
 from otel_bridge.sinks.export.durable_queue import WORKER_LOCK, DirLock
 from otel_bridge.sinks.export.exporter import OtlpExporter
-from otel_bridge.sinks.export.pipe import REPORT_S, Init, Report, frame, read_frame
+from otel_bridge.sinks.export.pipe import REPORT_S, Init, Report, array_length, frame, read_frame
 from otel_bridge.stats import Stats
 
 
@@ -74,11 +73,10 @@ async def main() -> None:
             await asyncio.sleep(REPORT_S)
 
     reporting = asyncio.create_task(reporter())
-    decode = msgspec.msgpack.Decoder(list[SpanRecord]).decode
     while (data := await read_frame(reader)) is not None:
-        spans = decode(data)
-        exporter.consume(spans)
-        accepted += len(spans)
+        count = array_length(data)
+        exporter.consume_encoded(data, count)  # a durable queue stores the frame as it came
+        accepted += count
         report()  # the parent learns at once what is safe here (on disk, with a durable queue)
     reporting.cancel()
     await exporter.shutdown()
