@@ -125,7 +125,9 @@ def queue_cost(rounds: int, runs: int, batch: int) -> None:
         collector.stop()
     m_cpu, d_cpu = statistics.median(cpu["memory"]), statistics.median(cpu["durable"])
     m_wall, d_wall = statistics.median(wall["memory"]), statistics.median(wall["durable"])
+    paired = statistics.median(d / m for d, m in zip(cpu["durable"], cpu["memory"], strict=True))
     print(f"events={len(events)} spans={n_spans} rounds={rounds} (medians)")
+    print(f"durable / memory CPU, round by round (median of the pairs): {paired - 1:+.1%}")
     print(f"CPU s of the sidecar's process tree: memory {m_cpu:.2f}, durable {d_cpu:.2f} ({d_cpu / m_cpu - 1:+.1%})")
     print(f"wall s to export everything: memory {m_wall:.2f}, durable {d_wall:.2f} ({d_wall / m_wall - 1:+.1%})")
 
