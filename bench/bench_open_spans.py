@@ -48,7 +48,9 @@ def events(runs: int, spans: int, with_ids: bool) -> list[AgentEvent]:
 
 def traced_bytes(runs: int, spans: int, with_ids: bool) -> int:
     """What the mapper keeps once the events are gone (their strings included, as a real producer's)."""
-    settings = MappingSettings(max_open_runs=runs + 1, max_open_spans_per_run=spans + 1)
+    settings = MappingSettings(
+        max_open_runs=runs + 1, max_open_spans_per_run=spans + 1, max_open_spans=max(runs * spans, spans + 1)
+    )
     gc.collect()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]

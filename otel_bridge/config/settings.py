@@ -37,6 +37,9 @@ class MappingSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Finished runs remembered so that late events join the same trace."""
     max_event_ids_per_run: int = 100_000
     """Producer event ids remembered per open run, so a re-sent event is mapped once."""
+    max_open_spans: int = 200_000
+    """Open spans across all runs (about 0.8 kB each, bench/bench_open_spans.py: ~160 MB at the default);
+    past it the least recently active runs are closed early. At least ``max_open_spans_per_run``."""
     run_idle_timeout_s: float = 300.0
     """A run with no event for this long is closed."""
     span_timeout_s: float = 600.0
@@ -66,6 +69,9 @@ class MappingSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ValueError("run_end_grace_s must be >= 0")
         if self.run_marker_after_s < 0:
             raise ValueError("run_marker_after_s must be >= 0 (0 turns the marker off)")
+        _positive("max_open_spans", self.max_open_spans)
+        if self.max_open_spans < self.max_open_spans_per_run:
+            raise ValueError("max_open_spans must be >= max_open_spans_per_run")
         if self.attribute_max_length < 128:
             raise ValueError("attribute_max_length must be >= 128")
 
