@@ -84,8 +84,20 @@ def create_app(
 
     @app.get("/v1/health")
     async def health() -> JSONResponse:
-        """Liveness plus the bridge's own counters."""
+        """Liveness plus the bridge's own counters; ``degraded`` (still 200) while OTLP export fails.
+
+        The status code stays 200 when degraded: the sidecar is alive and keeps
+        taking events (with a durable queue nothing is lost while the collector
+        is away), and a 503 would make an orchestrator restart a process that a
+        restart cannot fix. ``status`` and ``reasons`` are what to alert on.
+        """
         body: dict[str, object] = {"status": "ok", "version": __version__, "open_runs": pipeline.mapper.open_runs}
+        reasons: list[str] = []
+        if pipeline.exporter is not None and pipeline.exporter.last_error is not None:
+            reasons.append(f"OTLP export failing: {pipeline.exporter.last_error}")
+        if reasons:
+            body["status"] = "degraded"
+            body["reasons"] = reasons
         body.update(pipeline.stats.snapshot())
         if pipeline.exporter is not None:
             body["export_queue_depth"] = pipeline.exporter.queue_depth

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import logging
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +100,9 @@ def _tune_gc() -> None:
     gc.set_threshold(50_000, 20, 20)
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 def _serve(settings: Settings, log_level: str, demo_pace: float | None = None) -> int:
     import uvicorn
 
@@ -119,16 +124,37 @@ def _serve(settings: Settings, log_level: str, demo_pace: float | None = None) -
         f"otel-bridge {__version__}: ingest {where}/v1/events, traces {where}/v1/traces, OTLP export: {export}",
         file=sys.stderr,
     )
-    uvicorn.run(
-        app,
-        host=settings.server.host,
-        port=settings.server.port,
-        log_level=log_level,
-        loop="auto",
-        http="auto",
-        timeout_graceful_shutdown=5,
-    )
+    with _stop_signals_exit_cleanly():
+        uvicorn.run(
+            app,
+            host=settings.server.host,
+            port=settings.server.port,
+            log_level=log_level,
+            loop="auto",
+            http="auto",
+            timeout_graceful_shutdown=5,
+        )
     return 0
+
+
+@contextlib.contextmanager
+def _stop_signals_exit_cleanly() -> Iterator[None]:
+    """SIGTERM and SIGINT end ``serve`` with status 0 once the shutdown (and the export drain) is done.
+
+    uvicorn handles both during the run and, after its graceful shutdown, raises
+    the signal again with the handler it found; with the default handlers the
+    process would then die of it (143 for SIGTERM) after a clean drain. The
+    handlers installed here take that repeated signal and do nothing.
+    """
+    caught: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, _frame: caught.append(signum)) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if caught:
+            logging.getLogger(__name__).info("stopped by %s", signal.Signals(caught[0]).name)
 
 
 def _replay(args: argparse.Namespace) -> int:

@@ -20,6 +20,8 @@ class Stats:
         self.spans_finished = 0
         self.spans_exported: Counter[str] = Counter()  # by sink
         self.spans_export_failed: Counter[str] = Counter()  # by sink
+        self.spans_resent: Counter[str] = Counter()  # by sink: sent again after a restart (at least once)
+        self.export_worker_restarts = 0  # export worker processes started again after one died
         self.runs_started = 0
         self.runs_finished = 0
         self.continuations = 0  # late events that reopened a finished run's trace
@@ -40,6 +42,8 @@ class Stats:
             "spans_finished": self.spans_finished,
             "spans_exported": dict(self.spans_exported),
             "spans_export_failed": dict(self.spans_export_failed),
+            "spans_resent": dict(self.spans_resent),
+            "export_worker_restarts": self.export_worker_restarts,
             "runs_started": self.runs_started,
             "runs_finished": self.runs_finished,
             "continuations": self.continuations,

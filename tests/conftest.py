@@ -13,6 +13,14 @@ from tests.support.rotel import Rotel
 from tests.support.server import BridgeProcess
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _state_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """No test writes to the real state folder (the durable export queue's default home)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+        yield
+
+
 @pytest.fixture
 def rotel(tmp_path: pathlib.Path) -> Iterator[Rotel]:
     """A real rotel collector forwarding to an in-process receiver (traces only)."""

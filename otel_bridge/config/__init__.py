@@ -19,6 +19,7 @@ import msgspec
 from otel_bridge.config.env import env_overrides
 from otel_bridge.config.settings import (
     DEFAULT_PORT,
+    MEMORY_QUEUE,
     AuthSettings,
     Compression,
     ConfigError,
@@ -41,6 +42,7 @@ from otel_bridge.config.settings import (
 
 __all__ = [
     "DEFAULT_PORT",
+    "MEMORY_QUEUE",
     "AuthSettings",
     "Compression",
     "ConfigError",
@@ -59,6 +61,7 @@ __all__ = [
     "SourceKind",
     "SourceSettings",
     "StoreSettings",
+    "default_queue_dir",
     "env_overrides",
     "load_settings",
     "read_config_file",
@@ -115,6 +118,17 @@ def load_settings(
     if overrides:
         data = _merge(data, overrides)
     try:
-        return msgspec.convert(data, Settings, strict=False)
+        settings = msgspec.convert(data, Settings, strict=False)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"invalid settings: {exc}") from exc
+    if settings.otlp.endpoint and settings.otlp.queue_dir is None:
+        queue_dir = str(default_queue_dir(os.environ if environ is None else environ))
+        settings.otlp = msgspec.structs.replace(settings.otlp, queue_dir=queue_dir)
+    return settings
+
+
+def default_queue_dir(environ: Mapping[str, str]) -> Path:
+    """``otel-bridge/export-queue`` under the XDG state folder (``~/.local/state`` when unset)."""
+    state = environ.get("XDG_STATE_HOME", "").strip()
+    base = Path(state) if state and Path(state).is_absolute() else Path.home() / ".local" / "state"
+    return base / "otel-bridge" / "export-queue"

@@ -163,6 +163,7 @@ TRACES_VARS: Final = (
     EnvVar(("OTEL_BSP_SCHEDULE_DELAY",), ("schedule_delay_s",), _ms),
     EnvVar(("OTEL_BSP_MAX_EXPORT_BATCH_SIZE",), ("max_batch_spans",), _count),
     EnvVar(("OTEL_BSP_MAX_QUEUE_SIZE",), ("max_queue_spans",), _count),
+    EnvVar(("OTEL_BRIDGE_QUEUE_DIR",), ("queue_dir",), _text),
     EnvVar(("OTEL_TRACES_EXPORTER",), ("endpoint",), _traces_exporter),  # last: "none" wins over any endpoint
 )
 """``Settings.otlp``."""

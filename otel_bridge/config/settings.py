@@ -37,6 +37,9 @@ class MappingSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Finished runs remembered so that late events join the same trace."""
     max_event_ids_per_run: int = 100_000
     """Producer event ids remembered per open run, so a re-sent event is mapped once."""
+    max_open_spans: int = 200_000
+    """Open spans across all runs (about 0.8 kB each, bench/bench_open_spans.py: ~160 MB at the default);
+    past it the least recently active runs are closed early. At least ``max_open_spans_per_run``."""
     run_idle_timeout_s: float = 300.0
     """A run with no event for this long is closed."""
     span_timeout_s: float = 600.0
@@ -66,11 +69,16 @@ class MappingSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ValueError("run_end_grace_s must be >= 0")
         if self.run_marker_after_s < 0:
             raise ValueError("run_marker_after_s must be >= 0 (0 turns the marker off)")
+        _positive("max_open_spans", self.max_open_spans)
+        if self.max_open_spans < self.max_open_spans_per_run:
+            raise ValueError("max_open_spans must be >= max_open_spans_per_run")
         if self.attribute_max_length < 128:
             raise ValueError("attribute_max_length must be >= 128")
 
 
 OtlpProtocol = Literal["grpc", "http/protobuf", "http/json"]
+MEMORY_QUEUE = "memory"
+"""``otlp.queue_dir`` for the in-memory export queue."""
 Compression = Literal["gzip", "none"]
 
 
@@ -100,16 +108,32 @@ class OtlpSettings(OtlpEndpoint, kw_only=True, forbid_unknown_fields=True):
     schedule_delay_s: float = 1.0
     """Longest a finished span waits before its batch is sent."""
     max_queue_spans: int = 20_000
-    """Spans waiting to be exported; past it new spans are dropped and counted."""
+    """Spans waiting in memory to be exported; past it new spans are dropped and counted."""
     max_retry_s: float = 30.0
-    """Total time spent retrying one batch on transient failures."""
+    """Time spent retrying one batch on transient failures; with a durable queue the batch then
+    stays queued and is tried again (an outage of any length), in memory it is dropped and counted."""
     worker_process: bool = True
     """Encode and send in a child process (the second core); spans cross a pipe as msgpack."""
+    queue_dir: str | None = None
+    """The durable export queue's folder: finished spans wait there (SQLite, WAL) until the collector
+    has them, across outages, crashes and restarts. ``None``: ``otel-bridge/export-queue`` under the
+    user's state folder (``$XDG_STATE_HOME`` or ``~/.local/state``), filled in at load time when export
+    is on; ``"memory"``: no disk, spans wait in memory (``max_queue_spans``) and a restart loses them.
+    One sidecar per folder."""
+    queue_max_mb: float = 256.0
+    """The durable queue's size on disk (its rows' bytes); past it new spans are dropped and counted."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("max_batch_spans", "schedule_delay_s", "max_queue_spans", "max_retry_s"):
+        for name in ("max_batch_spans", "schedule_delay_s", "max_queue_spans", "max_retry_s", "queue_max_mb"):
             _positive(name, getattr(self, name))
+        if self.queue_dir is not None and not self.queue_dir.strip():
+            raise ValueError("queue_dir must be a folder or 'memory', not empty")
+
+    @property
+    def durable_queue_dir(self) -> str | None:
+        """The durable queue's folder, or ``None`` for the in-memory queue."""
+        return None if self.queue_dir in (None, MEMORY_QUEUE) else self.queue_dir
 
 
 class StoreSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -23,6 +23,11 @@ bound drops is counted in :class:`otel_bridge.stats.Stats`):
 * ``max_open_spans_per_run``: open LLM/tool/step spans per run. Past it the
   oldest open span is closed (``evicted``) to bound a run that starts calls
   and never ends them.
+* ``max_open_spans``: open spans across all runs, so that many runs each
+  inside their own bounds cannot add up (1,000 runs x 1,000 open spans was
+  ~1 GB). Past it the least recently active runs are closed early
+  (``evicted``, counted as ``max_open_spans``). The count is kept as an upper
+  bound (raised at each open) and recounted only when it passes the cap.
 * ``max_events_per_span``: span events per span (the SDK default is 128).
   Past it events are counted in the span's ``dropped_events_count``.
 * ``run_idle_timeout_s``: a run with no event for this long is closed.
@@ -34,7 +39,9 @@ bound drops is counted in :class:`otel_bridge.stats.Stats`):
   the same trace (as a continuation span) instead of starting a new one.
 * ``max_event_ids_per_run``: producer event ids remembered per open run, so
   that an event re-sent by an at-least-once producer is mapped once; past it,
-  later ids are mapped without the check rather than grow the set.
+  later ids are mapped without the check rather than grow the set, and each is
+  counted (``event_id_not_remembered``). Each remembered id costs about 130 B,
+  an open span about 770 B (bench/bench_open_spans.py).
 """
 
 from __future__ import annotations
@@ -100,6 +107,7 @@ class SpanMapper:
         self._runs: OrderedDict[str, Run] = OrderedDict()  # LRU: least recently active first
         self._out: list[SpanRecord] = []
         self._closer = Closer(settings, stats, self._runs, self._collect)
+        self._open_spans_bound = 0  # >= the open spans across runs; exact after each recount
 
     # -- public API ---------------------------------------------------------
     @property
@@ -133,6 +141,8 @@ class SpanMapper:
                 return Placement(run.trace_id, run.root.span_id, run.root.parent_span_id)
             if len(run.seen_event_ids) < self._s.max_event_ids_per_run:
                 run.seen_event_ids.add(event.event_id)
+            else:  # mapped, but a re-send of it would be mapped again: counted, not silent
+                self._stats.drop("event_id_not_remembered")
         now = self._clock()
         run.root.last_active = now
         self._runs.move_to_end(run.run_id)
@@ -270,7 +280,22 @@ class SpanMapper:
             oldest = next(iter(run.open.values()))
             self._stats.drop("max_open_spans_per_run")
             self._closer.close_incomplete(run, oldest, sc.CLOSE_EVICTED, oldest.last_ns)
+        self._open_spans_bound += 1
+        if self._open_spans_bound > self._s.max_open_spans:
+            self._bound_open_spans(run)
         return span
+
+    def _bound_open_spans(self, current: Run) -> None:
+        """Close the least recently active runs (never ``current``) until the open spans fit the cap."""
+        total = sum(len(r.open) for r in self._runs.values())
+        while total > self._s.max_open_spans:
+            oldest = next(iter(self._runs.values()))
+            if oldest is current:  # alone over the cap: its own bound (max_open_spans_per_run) holds it
+                break
+            total -= len(oldest.open)
+            self._stats.drop("max_open_spans")
+            self._closer.finish_run(oldest, sc.CLOSE_EVICTED)
+        self._open_spans_bound = total
 
     def _on_span_end(self, run: Run, event: AgentEvent, op: str, now: float) -> Placement:
         key = span_key(run, op, event, starting=False)

@@ -23,6 +23,8 @@ class BridgeProcess:
     ) -> None:
         self.port = port or free_port()
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+        # Never the real state folder: the durable export queue goes next to the log unless a test names one.
+        full_env["OTEL_BRIDGE_QUEUE_DIR"] = str(log_path.with_suffix(".queue"))
         full_env.update(env or {})
         self.log_path = log_path
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()

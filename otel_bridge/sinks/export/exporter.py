@@ -1,18 +1,21 @@
 """``OtlpExporter``: the in-process assembly of the export chain for traces.
 
-Queue and drain loop (:class:`BatchingExporter`), then encode (OTLP protobuf,
-or OTLP/JSON for ``http/json``), count, retry with the shared backoff for up to
-``max_retry_s`` per batch, and send over the transport the settings name.
+Queue and drain loop (:class:`BatchingExporter`; the queue is durable, on disk,
+when ``queue_dir`` names a folder), then encode (OTLP protobuf, or OTLP/JSON for
+``http/json``), count, retry with the shared backoff for up to ``max_retry_s``
+per batch, and send over the transport the settings name.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from otel_bridge.config import OtlpSettings
 from otel_bridge.model import AttributeValue, SpanRecord
 from otel_bridge.sinks import otlp_json
 from otel_bridge.sinks.export.batching import BatchingExporter
+from otel_bridge.sinks.export.durable_queue import SIDECAR_LOCK, DirLock, DurableQueue
 from otel_bridge.sinks.export.factory import make_transport
 from otel_bridge.sinks.export.result import Transport
 from otel_bridge.sinks.export.retry import RetrySender
@@ -25,6 +28,8 @@ class OtlpExporter(BatchingExporter):
     """A :class:`SpanSink` that batches and exports to one OTLP endpoint.
 
     ``transport`` replaces the network (tests); by default the settings pick it at ``start``.
+    ``lock_queue_dir``: take the durable queue folder for this sidecar (a second one fails with a
+    :class:`~otel_bridge.config.ConfigError`); the export worker takes its own lock instead.
     """
 
     def __init__(
@@ -35,6 +40,8 @@ class OtlpExporter(BatchingExporter):
         scope: tuple[str, str],
         schema_url: str,
         transport: Transport | None = None,
+        *,
+        lock_queue_dir: bool = True,
     ) -> None:
         self._proto = ProtoEncoder(resource, scope[0], scope[1], schema_url)
         self._json = settings.protocol == "http/json"
@@ -43,7 +50,16 @@ class OtlpExporter(BatchingExporter):
         def connect() -> RetrySender:
             return RetrySender(transport or make_transport(settings), settings.timeout_s)
 
-        super().__init__(settings, stats, OtlpBatchSender(stats, self.encode, connect, self.name))
+        queue, lock = None, None
+        if settings.durable_queue_dir is not None:
+            folder = Path(settings.durable_queue_dir)
+            if lock_queue_dir:
+                lock = DirLock(folder, SIDECAR_LOCK)
+                lock.acquire_or_fail()
+            max_bytes = int(settings.queue_max_mb * 2**20)
+            queue = DurableQueue(folder, max_bytes, settings.max_batch_spans, stats, self.name)
+        sender = OtlpBatchSender(stats, self.encode, connect, self.name)
+        super().__init__(settings, stats, sender, queue, lock)
 
     def encode(self, batch: Sequence[SpanRecord]) -> bytes:
         if self._json:

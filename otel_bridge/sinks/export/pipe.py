@@ -2,8 +2,8 @@
 
 Parent to child on stdin: one :class:`Init`, then batches of spans
 (``list[SpanRecord]``) until stdin closes. Child to parent on stdout: its
-cumulative counters as :class:`Report`, every ``REPORT_S`` and once more,
-``final``, when it exits.
+cumulative counters as :class:`Report`, after every batch it has queued, every
+``REPORT_S``, and once more, ``final``, when it exits.
 """
 
 from __future__ import annotations
@@ -38,6 +38,10 @@ class Report(msgspec.Struct):
     queue_depth: int
     last_error: str | None
     final: bool = False
+    accepted: int = 0
+    """Spans read from stdin and queued (on disk, with a durable queue): the rest of what was written is in the pipe."""
+    resent: int = 0
+    durable: bool = False
 
 
 def frame(payload: bytes) -> bytes:
@@ -51,3 +55,24 @@ async def read_frame(reader: asyncio.StreamReader) -> bytes | None:
         return await reader.readexactly(length)
     except asyncio.IncompleteReadError:
         return None
+
+
+_ARRAY16, _ARRAY32 = 0xDC, 0xDD
+_U16, _U32 = struct.Struct(">H"), struct.Struct(">I")
+
+
+def array_length(payload: bytes) -> int:
+    """The length of the msgpack array ``payload`` holds, read from its header (0 if it is not one).
+
+    The worker counts a batch without decoding it; the queue decodes it when it is sent.
+    """
+    if not payload:
+        return 0
+    head = payload[0]
+    if 0x90 <= head <= 0x9F:
+        return head & 0x0F
+    if head == _ARRAY16 and len(payload) >= 3:
+        return int(_U16.unpack_from(payload, 1)[0])
+    if head == _ARRAY32 and len(payload) >= 5:
+        return int(_U32.unpack_from(payload, 1)[0])
+    return 0

@@ -6,19 +6,32 @@ the same :class:`BatchingExporter` as the in-process one with a different
 sender: :class:`WorkerPipe` hands each batch to a child process
 (``python -m otel_bridge.sinks.export.worker``) as a length-prefixed msgpack
 frame on its stdin, and the child runs the ordinary :class:`OtlpExporter`
-(batching, retry, backoff) on its own event loop. The child's counters come
-back on its stdout (:mod:`~otel_bridge.sinks.export.pipe`) and land in the
-parent's :class:`Stats` as deltas. A plain subprocess, not ``multiprocessing``:
-nothing of the parent's ``__main__`` is re-imported.
+(durable or in-memory queue, batching, retry, backoff) on its own event loop.
+The child's counters come back on its stdout (:mod:`~otel_bridge.sinks.export.pipe`)
+and land in the parent's :class:`Stats` as deltas. A plain subprocess, not
+``multiprocessing``: nothing of the parent's ``__main__`` is re-imported.
+
+Lifecycle: the child runs in a session of its own and ignores SIGINT and
+SIGTERM, so Ctrl-C or a stop signal to the sidecar's process group (systemd's
+default) cannot kill it before the parent has handed it everything; it stops
+when the parent closes its stdin. If it dies anyway (the OOM killer, a kill
+-9), the supervisor task counts what it had not yet made safe as
+``export_worker_gone`` (what was written to the pipe and not acknowledged; with
+the in-memory queue, also what it held), reports the worker down in
+``last_error`` (so ``/v1/health`` says ``degraded``), and starts a new one after
+a jittered backoff (0.5 s, doubling to 30 s; counted in
+``export_worker_restarts``). With a durable queue the new worker resumes from
+the spans the dead one left on disk. Batches that come while the worker is
+down wait for it (up to their retry budget), then are counted as
+``export_worker_gone``; meanwhile the parent's in-memory queue holds the rest.
 
 Concurrency: in the parent, the exporter's drain task writes batches to the
 child's stdin (``drain()`` gives back-pressure without blocking the loop) and
-one task (``_read_reports``) applies the child's reports. ``shutdown`` drains
-the queue into the pipe, closes stdin (the end of input), and waits for the
-child to export what it holds and exit, bounded by twice the export timeout
-plus two seconds; past that the child is killed and what it still held is
-counted as dropped. Once the pipe is broken every batch is counted as
-``export_worker_gone``.
+one supervisor task (``_supervise``) starts the child, applies its reports and
+restarts it. ``shutdown`` drains the queue into the pipe, closes stdin (the end
+of input), and waits for the child to export what it holds and exit, bounded
+by twice the export timeout plus two seconds; past that the child is killed
+and what it still held in memory is counted as ``export_shutdown``.
 """
 
 from __future__ import annotations
@@ -27,18 +40,27 @@ import asyncio
 import contextlib
 import logging
 import sys
+import time
+from pathlib import Path
 
 import msgspec
 
+from otel_bridge.aio import wait_event
+from otel_bridge.backoff import Backoff
 from otel_bridge.config import OtlpSettings
 from otel_bridge.model import AttributeValue, SpanRecord
-from otel_bridge.sinks.export.batching import BatchingExporter
+from otel_bridge.sinks.export.batching import BatchingExporter, Delivery
+from otel_bridge.sinks.export.durable_queue import SIDECAR_LOCK, DirLock
 from otel_bridge.sinks.export.pipe import Init, Report, frame, read_frame
 from otel_bridge.stats import Stats
 
 log = logging.getLogger(__name__)
 
 WORKER_MODULE = "otel_bridge.sinks.export.worker"
+RESTART_INITIAL_S = 0.5
+RESTART_MAX_S = 30.0
+STABLE_S = 10.0
+"""A worker that ran this long before dying restarts after the shortest wait again."""
 
 
 class WorkerPipe:
@@ -55,20 +77,26 @@ class WorkerPipe:
         self._encode = msgspec.msgpack.Encoder().encode
         self._decode_report = msgspec.msgpack.Decoder(Report).decode
         self._seen = Report(0, 0, {}, 0, None)
+        self._handed = 0  # spans written to the current worker's stdin
         self._proc: asyncio.subprocess.Process | None = None
-        self._report_task: asyncio.Task[None] | None = None
-        self._gone = False
+        self._supervisor: asyncio.Task[None] | None = None
+        self._up = asyncio.Event()
+        self._down_reason: str | None = None
         self._closing = False
 
     @property
     def held(self) -> int:
-        return self._seen.queue_depth
+        return self._seen.queue_depth + max(0, self._handed - self._seen.accepted) if self._up.is_set() else 0
 
     @property
     def last_error(self) -> str | None:
-        return self._seen.last_error
+        return self._down_reason or self._seen.last_error
 
     async def start(self) -> None:
+        await self._spawn()
+        self._supervisor = asyncio.create_task(self._supervise(), name="otlp-export-worker")
+
+    async def _spawn(self) -> None:
         self._proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -76,39 +104,79 @@ class WorkerPipe:
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             limit=2**20,
+            start_new_session=True,  # out of the terminal's and the group's reach: it stops when told
         )
         assert self._proc.stdin is not None
+        self._seen = Report(0, 0, {}, 0, None)
+        self._handed = 0
         self._proc.stdin.write(frame(self._init))
-        self._report_task = asyncio.create_task(self._read_reports(), name="otlp-export-reports")
+        self._down_reason = None
+        self._up.set()
 
-    async def send_batch(self, batch: list[SpanRecord], budget_s: float) -> None:
-        """Write the batch to the child (the child has its own retry budget)."""
-        assert self._proc is not None, "start() first"
-        assert self._proc.stdin is not None
-        if self._gone:
+    async def _supervise(self) -> None:
+        backoff = Backoff(RESTART_INITIAL_S, RESTART_MAX_S)
+        while True:
+            started = time.monotonic()
+            await self._read_reports()
+            if self._closing:
+                return
+            self._up.clear()
+            assert self._proc is not None
+            code = await self._proc.wait()
+            self._count_lost()
+            self._down_reason = f"the OTLP export worker exited (code {code}); restarting it"
+            log.error("%s", self._down_reason)
+            if time.monotonic() - started > STABLE_S:
+                backoff.reset()
+            await asyncio.sleep(backoff.next_delay())
+            if self._closing:
+                return
+            try:
+                await self._spawn()
+            except OSError as exc:
+                self._down_reason = f"cannot start the OTLP export worker: {exc}"
+                log.error("%s", self._down_reason)
+                continue
+            self._stats.export_worker_restarts += 1
+
+    def _count_lost(self) -> None:
+        """What a dead worker had not made safe: the unacknowledged pipe, and its memory queue."""
+        lost = max(0, self._handed - self._seen.accepted)
+        if not self._seen.durable:
+            lost += self._seen.queue_depth
+        if lost:
+            self._stats.drop("export_worker_gone", lost)
+        self._handed = 0
+        self._seen = Report(0, 0, {}, 0, None)
+
+    async def send_batch(self, batch: list[SpanRecord], budget_s: float) -> Delivery:
+        """Write the batch to the child (the child has its own retry budget); wait for a restarting one."""
+        if not self._up.is_set() and not self._closing:
+            await wait_event(self._up, budget_s)
+        proc = self._proc
+        if not self._up.is_set() or proc is None or proc.stdin is None:
             self._stats.drop("export_worker_gone", len(batch))
-            return
+            return Delivery.SETTLED
         try:
             payload = frame(self._encode(batch))
         except Exception:  # one unencodable span must not stop the pump
             log.exception("cannot serialise spans for the OTLP export worker; %d spans dropped", len(batch))
             self._stats.drop("export_encode_error", len(batch))
-            return
+            return Delivery.SETTLED
         try:
-            self._proc.stdin.write(payload)
-            await self._proc.stdin.drain()
+            proc.stdin.write(payload)
+            self._handed += len(batch)
+            await proc.stdin.drain()
         except (ConnectionError, RuntimeError) as exc:
-            self._gone = True
-            self._stats.drop("export_worker_gone", len(batch))
+            # The worker is dying: the supervisor counts what it had not acknowledged (this batch too).
             log.error("cannot hand spans to the OTLP export worker: %s", exc)
+        return Delivery.SETTLED
 
     async def _read_reports(self) -> None:
         assert self._proc is not None
         assert self._proc.stdout is not None
         while (data := await read_frame(self._proc.stdout)) is not None:
             self._apply(self._decode_report(data))
-        if not self._closing:
-            log.error("the OTLP export worker exited (code %s); spans can no longer be exported", self._proc.returncode)
 
     def _apply(self, report: Report) -> None:
         seen = self._seen
@@ -116,6 +184,8 @@ class WorkerPipe:
             self._stats.spans_exported[self._name] += report.exported - seen.exported
         if report.failed != seen.failed:
             self._stats.spans_export_failed[self._name] += report.failed - seen.failed
+        if report.resent != seen.resent:
+            self._stats.spans_resent[self._name] += report.resent - seen.resent
         for reason, count in report.dropped.items():
             delta = count - seen.dropped.get(reason, 0)
             if delta:
@@ -125,25 +195,36 @@ class WorkerPipe:
     async def close(self) -> None:
         """Close stdin (the end of input), let the child export what it holds (bounded), then stop it."""
         self._closing = True
-        if self._proc is None:
+        self._up.set()  # a batch waiting for a restart stops waiting
+        proc = self._proc
+        if proc is None:
             return
-        assert self._proc.stdin is not None
-        with contextlib.suppress(ConnectionError, RuntimeError):
-            self._proc.stdin.close()
+        if proc.stdin is not None:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                proc.stdin.close()
         try:
-            await asyncio.wait_for(self._proc.wait(), 2 * self._s.timeout_s + 2)
+            await asyncio.wait_for(proc.wait(), 2 * self._s.timeout_s + 2)
         except TimeoutError:
             log.error("the OTLP export worker did not finish in time; killing it")
-            self._stats.drop("export_shutdown", self._seen.queue_depth)
-            self._proc.kill()
-            await self._proc.wait()
-        if self._report_task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(self._report_task, 2)
+            if not self._seen.durable:
+                self._stats.drop("export_shutdown", self._seen.queue_depth)
+            proc.kill()
+            await proc.wait()
+        if self._supervisor is not None:
+            try:
+                await asyncio.wait_for(self._supervisor, 2)
+            except TimeoutError:
+                self._supervisor.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._supervisor
 
 
 class ProcessExporter(BatchingExporter):
-    """A :class:`SpanSink` with the :class:`OtlpExporter` interface whose work runs in a child process."""
+    """A :class:`SpanSink` with the :class:`OtlpExporter` interface whose work runs in a child process.
+
+    With a durable queue the sidecar takes the queue folder at once (another sidecar on the same
+    folder is a :class:`~otel_bridge.config.ConfigError`); the worker writes the queue itself.
+    """
 
     def __init__(
         self,
@@ -153,5 +234,10 @@ class ProcessExporter(BatchingExporter):
         scope: tuple[str, str],
         schema_url: str,
     ) -> None:
+        lock = None
+        if settings.durable_queue_dir is not None:
+            lock = DirLock(Path(settings.durable_queue_dir), SIDECAR_LOCK)
+            lock.acquire_or_fail()
+        stats.spans_resent[self.name] += 0
         pipe = WorkerPipe(settings, stats, Init(settings, resource, scope, schema_url), self.name)
-        super().__init__(settings, stats, pipe)
+        super().__init__(settings, stats, pipe, lock=lock)

@@ -2,8 +2,10 @@
 
 Every span ends in exactly one counter: ``spans_exported``, or
 ``spans_export_failed`` plus a named drop (``export_rejected_by_receiver`` for a
-partial success, ``export_permanent_error``, ``export_retries_exhausted``), or
-``export_encode_error`` when the batch cannot be encoded at all.
+partial success, ``export_permanent_error``), or ``export_encode_error`` when
+the batch cannot be encoded at all. A batch still failing with a retryable
+error when its budget runs out is answered ``UNDELIVERED`` and counted by the
+link in front (the queue decides whether it is lost or tried again).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 from otel_bridge.model import SpanRecord
+from otel_bridge.sinks.export.batching import Delivery
 from otel_bridge.sinks.export.result import Outcome
 from otel_bridge.sinks.export.retry import RetrySender
 from otel_bridge.stats import Stats
@@ -48,14 +51,14 @@ class OtlpBatchSender:
         if self._retry is None:
             self._retry = self._connect()
 
-    async def send_batch(self, batch: list[SpanRecord], budget_s: float) -> None:
+    async def send_batch(self, batch: list[SpanRecord], budget_s: float) -> Delivery:
         assert self._retry is not None, "start() first"
         try:
             body = self._encode(batch)
         except Exception:  # a bug here must not kill the exporter task
             log.exception("OTLP encoding failed; %d spans dropped", len(batch))
             self._stats.drop("export_encode_error", len(batch))
-            return
+            return Delivery.SETTLED
         result = await self._retry.send(body, budget_s)
         if result.outcome is Outcome.SUCCESS:
             self._stats.spans_exported[self._name] += len(batch) - result.rejected
@@ -63,11 +66,13 @@ class OtlpBatchSender:
                 self._stats.spans_export_failed[self._name] += result.rejected
                 self._stats.drop("export_rejected_by_receiver", result.rejected)
                 log.warning("receiver rejected %d spans: %s", result.rejected, result.detail)
-            return
-        reason = "export_permanent_error" if result.outcome is Outcome.PERMANENT else "export_retries_exhausted"
+            return Delivery.SETTLED
+        if result.outcome is Outcome.RETRYABLE:
+            return Delivery.UNDELIVERED
         self._stats.spans_export_failed[self._name] += len(batch)
-        self._stats.drop(reason, len(batch))
-        log.warning("OTLP export of %d spans failed (%s): %s", len(batch), reason, result.detail)
+        self._stats.drop("export_permanent_error", len(batch))
+        log.warning("OTLP export of %d spans failed (export_permanent_error): %s", len(batch), result.detail)
+        return Delivery.SETTLED
 
     async def close(self) -> None:
         if self._retry is not None:
