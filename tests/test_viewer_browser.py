@@ -8,14 +8,18 @@ is pointed at the system Chromium with ``executable_path``.
 from __future__ import annotations
 
 import asyncio
+import io
+import os
 import re
 import shutil
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
 import pytest
+from PIL import Image, ImageChops
 
 from otel_bridge.config import AuthSettings, MappingSettings, Settings
 from otel_bridge.demo import DemoAgent
@@ -157,16 +161,22 @@ def test_a_failed_run_opens_at_its_error_with_tags_events_and_totals(page: Page,
     page.wait_for_function("document.querySelectorAll('#wf-rows .row').length === 3")
     assert shown_rows(page) == ["invoke_agent planner", "chat claude-sonnet-4-5", "execute_tool fetch_page"]
     # Colours by operation, the failure in red.
-    classes = page.eval_on_selector_all("#wf-rows .row", "rows => rows.map(r => r.className)")
-    assert "op-agent" in classes[0] and "error" in classes[0]
-    assert "op-chat" in classes[1] and "error" not in classes[1]
-    assert "op-tool" in classes[2] and "error" in classes[2]
-    # The trace opens at its first failed call, and says why it failed.
-    assert "selected" in classes[2]
-    assert (
-        page.inner_text("#detail .error-box").split()
-        == "Error: TimeoutError TimeoutError: upstream took too long".split()
-    )
+    classes = page.eval_on_selector_all("#wf-rows .row", "rows => rows.map(r => r.className.split(' '))")
+    assert [[c for c in row if c in {"op-agent", "op-chat", "op-tool", "error", "selected"}] for row in classes] == [
+        ["op-agent", "error"],
+        ["op-chat"],
+        ["op-tool", "error", "selected"],  # the trace opens at its first failed call ...
+    ]
+    # ... and says why it failed.
+    assert page.inner_text("#detail .error-box").split() == [
+        "Error:",
+        "TimeoutError",
+        "TimeoutError:",
+        "upstream",
+        "took",
+        "too",
+        "long",
+    ]
     # Per-trace totals.
     totals = dict(
         zip(
@@ -429,3 +439,90 @@ def test_the_page_shows_the_trace_link_when_a_template_is_set(page: Page) -> Non
         assert page.is_visible("#trace-link")
     finally:
         stop(server)
+
+
+# --- screenshots of the main views, against committed references ----------------------
+
+REFERENCES = Path(__file__).parent / "fixtures" / "viewer"
+UPDATE_ENV = "OTEL_BRIDGE_UPDATE_SCREENSHOTS"
+CHANNEL_TOLERANCE = 32  # a pixel differs when a channel moves more than this (anti-aliasing moves less)
+MAX_DIFFERENT = 0.005  # the share of pixels that may differ
+
+
+def differing_share(actual: bytes, reference: Path) -> float:
+    with Image.open(io.BytesIO(actual)) as a, Image.open(reference) as r:
+        if a.size != r.size:
+            return 1.0
+        diff = ImageChops.difference(a.convert("RGB"), r.convert("RGB"))
+        mask = diff.point(lambda v: 255 if v > CHANNEL_TOLERANCE else 0).convert("L")
+        changed = sum(mask.histogram()[1:])  # any channel past the tolerance
+        return changed / (a.size[0] * a.size[1])
+
+
+def check_screenshot(page: Page, name: str, tmp_path: Path) -> None:
+    # No caret, no transitions: the same picture every time.
+    page.add_style_tag(
+        content="*, *::before, *::after { caret-color: transparent !important; transition: none !important; }"
+    )
+    page.wait_for_timeout(200)
+    shot = page.screenshot(animations="disabled")
+    reference = REFERENCES / f"{name}.png"
+    if os.environ.get(UPDATE_ENV) == "1":
+        reference.parent.mkdir(parents=True, exist_ok=True)
+        reference.write_bytes(shot)
+        return
+    assert reference.exists(), f"no reference {reference.name}; make one with {UPDATE_ENV}=1"
+    share = differing_share(shot, reference)
+    if share > MAX_DIFFERENT:
+        (tmp_path / f"{name}.png").write_bytes(shot)
+        pytest.fail(f"{name}: {share:.2%} of pixels differ from the reference (actual: {tmp_path / name}.png)")
+
+
+def open_frozen(page: Page, url: str, ready: str, live: bool) -> None:
+    page.goto(url)
+    page.wait_for_selector(ready)
+    if live:
+        page.wait_for_selector("#status:text('live')")
+
+
+@pytest.mark.parametrize(
+    ("name", "width", "height"),
+    [("search-1280x800", 1280, 800), ("search-390x844", 390, 844)],
+)
+def test_screenshot_search(
+    browser: Browser, runs: LiveServer, tmp_path: Path, name: str, width: int, height: int
+) -> None:
+    context = browser.new_context(viewport={"width": width, "height": height}, timezone_id="UTC", locale="en-US")
+    try:
+        page = context.new_page()
+        open_frozen(page, f"{runs.url}/?now={NOW_MS}#", "#results tbody tr:nth-child(4)", live=True)
+        check_screenshot(page, name, tmp_path)
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "run_id", "width", "height"),
+    [
+        ("trace-failed-1280x800", "r-beta", 1280, 800),
+        ("trace-running-1280x800", "r-open", 1280, 800),
+        ("trace-failed-390x844", "r-beta", 390, 844),
+    ],
+)
+def test_screenshot_trace(
+    browser: Browser, runs: LiveServer, tmp_path: Path, name: str, run_id: str, width: int, height: int
+) -> None:
+    context = browser.new_context(viewport={"width": width, "height": height}, timezone_id="UTC", locale="en-US")
+    try:
+        page = context.new_page()
+        open_frozen(
+            page,
+            f"{runs.url}/?now={NOW_MS}#trace={trace_id(runs, run_id)}",
+            "#wf-rows .row.selected",
+            live=run_id == "r-open",
+        )
+        if run_id == "r-open":
+            page.wait_for_function("document.querySelectorAll('#run-events li[data-seq]').length === 2")
+        check_screenshot(page, name, tmp_path)
+    finally:
+        context.close()

@@ -21,6 +21,7 @@ const PAGE = new URLSearchParams(location.search);
 const FIXED_NOW = PAGE.has("now") ? Number(PAGE.get("now")) : null;
 const now = () => (FIXED_NOW != null ? FIXED_NOW : Date.now());
 const TOKEN_KEY = "otel-bridge-token";
+const TIMINGS = {}; // ms: the last trace's fetch, parse and first render, and the last rows render
 
 let token = sessionStorage.getItem(TOKEN_KEY) || "";
 let tokenWaiters = null;
@@ -80,13 +81,13 @@ function pad(n, w = 2) {
 
 // Times in UTC, ISO-like: unambiguous, and the same on every machine.
 function fmtClock(ms) {
-  const d = new Date(ms);
-  return pad(d.getUTCHours()) + ":" + pad(d.getUTCMinutes()) + ":" + pad(d.getUTCSeconds());
+  const date = new Date(ms);
+  return pad(date.getUTCHours()) + ":" + pad(date.getUTCMinutes()) + ":" + pad(date.getUTCSeconds());
 }
 
 function fmtDate(ms) {
-  const d = new Date(ms);
-  return d.getUTCFullYear() + "-" + pad(d.getUTCMonth() + 1) + "-" + pad(d.getUTCDate()) + " " + fmtClock(ms);
+  const date = new Date(ms);
+  return date.getUTCFullYear() + "-" + pad(date.getUTCMonth() + 1) + "-" + pad(date.getUTCDate()) + " " + fmtClock(ms);
 }
 
 const nsToMs = (ns) => Number(BigInt(ns) / 1000n) / 1000;
@@ -557,6 +558,7 @@ function openTrace(traceId, spanId) {
   const model = new TraceModel(traceId);
   const st = { model, selected: spanId, feed: null, stopped: false, timer: null, otlpText: null, summary: null };
   traceState = st;
+  setStatus("", false); // a stored trace needs no feed; a running one says "live" once followed
   $("back").href = lastSearch || "#";
   $("trace-title").textContent = "Trace " + traceId.slice(0, 16) + "…";
   $("trace-status").textContent = "";
@@ -569,6 +571,7 @@ function openTrace(traceId, spanId) {
   link.hidden = !CFG.traceUrlTemplate;
   if (CFG.traceUrlTemplate) link.href = CFG.traceUrlTemplate.replaceAll("{trace_id}", traceId).replaceAll("{span_id}", spanId || "");
 
+  const opened = performance.now();
   const load = async () => {
     const [{ body: doc, text }, { body: list }] = await Promise.all([
       api("/v1/traces/" + traceId),
@@ -577,8 +580,11 @@ function openTrace(traceId, spanId) {
     if (st.stopped) return;
     st.otlpText = text;
     st.summary = list.traces.find((t) => t.trace_id === traceId) || null;
+    const fetched = performance.now();
     model.addOtlp(doc);
     model.running = !!st.summary && st.summary.status === "running";
+    TIMINGS.fetchMs = fetched - opened;
+    TIMINGS.parseMs = performance.now() - fetched;
   };
   const startLive = () => {
     if (st.feed || !st.summary || !st.summary.run_id) return;
@@ -587,7 +593,7 @@ function openTrace(traceId, spanId) {
     st.feed = new Feed(
       { run_id: st.summary.run_id, last_event_id: 0 },
       (kind, d) => onRunEvent(st, kind, d),
-      (notice, d) => d.reason === "evicted" && runEventLine(notice + ": " + (d.missed ?? "some") + " events left the feed's memory", "notice"),
+      (notice, body) => body.reason === "evicted" && runEventLine(notice + ": " + (body.missed ?? "some") + " events left the feed's memory", "notice"),
       (state) => setStatus(state === "live" ? "live" : "feed disconnected, resuming…", state !== "live"),
     );
   };
@@ -595,7 +601,10 @@ function openTrace(traceId, spanId) {
     .then(() => {
       if (st.stopped) return;
       if (model.running) startLive();
+      const t = performance.now();
       render(st, true);
+      TIMINGS.renderMs = performance.now() - t;
+      TIMINGS.spans = model.spans.size;
     })
     .catch((e) => {
       if (st.stopped) return;
@@ -687,7 +696,8 @@ function render(st, first) {
   renderHead(st);
   renderRuler(m);
   renderRows(st);
-  if (first && m.spans.size) {
+  if (!st.shown && m.spans.size) {
+    st.shown = true;
     const want = st.selected && m.spans.has(st.selected) ? st.selected : m.rows[0] && m.rows[0].id;
     // Open a trace at its first error when it has one: that is what people come for.
     const firstError = !st.selected && m.rows.find((s) => s.error && s.parent);
@@ -729,16 +739,16 @@ function renderHead(st) {
   const status = m.running ? "running" : s ? s.status : "ok";
   $("trace-status").textContent = status;
   $("trace-status").className = "badge " + status;
-  const t = totalsOf(m);
+  const tot = totalsOf(m);
   const item = (k, v, cls) => [el("dt", { text: k }), el("dd", { class: cls, text: v })];
   $("totals").replaceChildren(
-    ...item("Duration", fmtMs(t.duration)),
+    ...item("Duration", fmtMs(tot.duration)),
     ...item("Spans", fmtInt(m.spans.size)),
-    ...item("LLM calls", fmtInt(t.llm)),
-    ...item("Tool calls", fmtInt(t.tools)),
-    ...item("Tokens", fmtInt(t.tin) + " in · " + fmtInt(t.tout) + " out"),
-    ...item("Cost", t.cost == null ? "—" : fmtCost(t.cost)),
-    ...item("Errors", fmtInt(t.errors), t.errors ? "error" : ""),
+    ...item("LLM calls", fmtInt(tot.llm)),
+    ...item("Tool calls", fmtInt(tot.tools)),
+    ...item("Tokens", fmtInt(tot.tin) + " in · " + fmtInt(tot.tout) + " out"),
+    ...item("Cost", tot.cost == null ? "—" : fmtCost(tot.cost)),
+    ...item("Errors", fmtInt(tot.errors), tot.errors ? "error" : ""),
     ...item("Started", m.t0 != null ? fmtDate(m.t0) : ""),
   );
   const dl = $("trace-download");
@@ -770,12 +780,14 @@ function renderRuler(m) {
   const step = niceStep(total);
   for (let t = 0; t <= total + 1e-9; t += step) {
     const pct = (100 * t) / total;
-    ruler.append(el("div", { class: "tick" + (pct > 92 ? " last" : ""), style: `left:${pct}%` }, el("span", { text: fmtMs(t) })));
+    // A label too near the right edge would run into the one before it: the line alone.
+    ruler.append(el("div", { class: "tick", style: `left:${pct}%` }, pct > 90 ? null : el("span", { text: fmtMs(t) })));
   }
   $("wf-rows").style.setProperty("--tick-step", (100 * step) / total + "%");
 }
 
 function renderRows(st) {
+  const began = performance.now();
   const m = st.model;
   const scroll = $("wf-scroll");
   $("wf-spacer").style.height = m.rows.length * ROW_H + "px";
@@ -788,6 +800,7 @@ function renderRows(st) {
   const frag = document.createDocumentFragment();
   for (let i = first; i < last; i++) frag.append(rowFor(st, m.rows[i], total, i));
   box.replaceChildren(frag);
+  TIMINGS.rowsMs = performance.now() - began;
 }
 
 function rowFor(st, s, total, index) {
@@ -1062,8 +1075,8 @@ function treeKey(ev) {
   const s = m.rows[i];
   const go = (j) => {
     ev.preventDefault();
-    const t = m.rows[Math.min(Math.max(j, 0), m.rows.length - 1)];
-    if (t) selectSpan(st, t.id, true);
+    const target = m.rows[Math.min(Math.max(j, 0), m.rows.length - 1)];
+    if (target) selectSpan(st, target.id, true);
   };
   switch (ev.key) {
     case "ArrowDown": return go(i + 1);
@@ -1209,8 +1222,10 @@ function start() {
   route();
 }
 
-// For the browser tests: cut the feed connections, then resume them by Last-Event-ID.
+// For the browser tests and bench/bench_viewer.py: cut the feed connections, then
+// resume them by Last-Event-ID; how long the last trace took to load and draw.
 window.otelBridgeViewer = {
+  timings: TIMINGS,
   cutFeeds() {
     for (const feed of FEEDS) feed.cut();
   },
