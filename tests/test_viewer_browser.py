@@ -443,7 +443,7 @@ def test_the_page_shows_the_trace_link_when_a_template_is_set(page: Page) -> Non
 
 # --- screenshots of the main views, against committed references ----------------------
 
-REFERENCES = Path(__file__).parent / "fixtures" / "viewer"
+REFERENCES = Path(__file__).parent / "screenshots"  # not fixtures/: that folder holds dialect captures only
 UPDATE_ENV = "OTEL_BRIDGE_UPDATE_SCREENSHOTS"
 CHANNEL_TOLERANCE = 32  # a pixel differs when a channel moves more than this (anti-aliasing moves less)
 MAX_DIFFERENT = 0.005  # the share of pixels that may differ

@@ -740,7 +740,7 @@ function renderHead(st) {
   $("trace-status").textContent = status;
   $("trace-status").className = "badge " + status;
   const tot = totalsOf(m);
-  const item = (k, v, cls) => [el("dt", { text: k }), el("dd", { class: cls, text: v })];
+  const item = (k, v, cls) => [el("div", {}, el("dt", { text: k }), el("dd", { class: cls, text: v }))];
   $("totals").replaceChildren(
     ...item("Duration", fmtMs(tot.duration)),
     ...item("Spans", fmtInt(m.spans.size)),
@@ -765,9 +765,9 @@ function renderHead(st) {
   };
 }
 
-// Tick spacing: 1, 2 or 5 times a power of ten, about 6 ticks across.
-function niceStep(total) {
-  const raw = total / 6;
+// Tick spacing: 1, 2 or 5 times a power of ten, one tick per ~80 px of ruler, at least three.
+function niceStep(total, ticks) {
+  const raw = total / ticks;
   const p = Math.pow(10, Math.floor(Math.log10(raw || 1)));
   for (const f of [1, 2, 5, 10]) if (raw <= f * p) return f * p;
   return 10 * p;
@@ -777,7 +777,7 @@ function renderRuler(m) {
   const ruler = $("ruler");
   ruler.replaceChildren();
   const total = Math.max(m.tEnd - m.t0, 0.001);
-  const step = niceStep(total);
+  const step = niceStep(total, Math.max(3, Math.floor((ruler.clientWidth || 540) / 80)));
   for (let t = 0; t <= total + 1e-9; t += step) {
     const pct = (100 * t) / total;
     // A label too near the right edge would run into the one before it: the line alone.
@@ -786,10 +786,14 @@ function renderRuler(m) {
   $("wf-rows").style.setProperty("--tick-step", (100 * step) / total + "%");
 }
 
+const NARROW = window.matchMedia("(max-width: 760px)");
+
 function renderRows(st) {
   const began = performance.now();
   const m = st.model;
   const scroll = $("wf-scroll");
+  // Stacked panes on a phone: the tree is as tall as its rows, up to 60% of the screen.
+  scroll.style.height = NARROW.matches ? Math.min(m.rows.length * ROW_H + 2, innerHeight * 0.6) + "px" : "";
   $("wf-spacer").style.height = m.rows.length * ROW_H + "px";
   const first = Math.max(0, Math.floor(scroll.scrollTop / ROW_H) - OVERSCAN);
   const count = Math.ceil((scroll.clientHeight || 600) / ROW_H) + 2 * OVERSCAN;
