@@ -308,7 +308,8 @@ function showResults(traces) {
         el("td", { text: (t.models || []).join(", ") }),
         el("td", {}, el("span", { class: "badge " + t.status, text: t.status })),
         el("td", { class: "num", text: fmtMs(t.duration_ms) }),
-        el("td", { class: "num", text: t.span_count + (t.error_count ? " · " + t.error_count + " err" : "") }),
+        // A running run's spans are stored as they end: say so, its tree also shows the open ones.
+        el("td", { class: "num", text: t.span_count + (t.status === "running" ? " ended" : "") + (t.error_count ? " · " + t.error_count + " err" : "") }),
         el("td", { class: "num", text: t.llm_calls + " / " + t.tool_calls }),
         el("td", { class: "num", text: fmtInt(t.input_tokens + t.output_tokens) }),
         el("td", { class: "num", text: fmtCost(t.cost_usd) }),
