@@ -79,7 +79,7 @@ def create_app(
     app.state.feed = feed
     if settings.feed.enabled:
         app.include_router(stream_router(feed))
-    app.include_router(viewer_router())
+    app.include_router(viewer_router(settings.feed.trace_url_template))
     auth.install(app, settings)
 
     @app.get("/v1/health")

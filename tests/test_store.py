@@ -46,14 +46,18 @@ def test_a_running_run_is_listed_before_its_own_span_ends(clock: FakeClock) -> N
         "output_tokens": 2,
         "cost_usd": None,
         "status": "running",
+        "llm_calls": 1,
+        "tool_calls": 0,  # the tool call is still open
+        "models": ["m"],
     }
     assert [span.name for span in store.get(bytes.fromhex(TRACE_ID)) or []] == ["chat m"]
     bridge.submit([ev(EventKind.TOOL_COMPLETED, 90, call_id="t", tool_name="slow"), ev(EventKind.RUN_FINISHED, 100)])
     bridge.mapper.sweep()
     (done,) = store.recent()
-    assert (done.root_name, done.status, done.span_count, done.end_ns - done.start_ns) == (
+    assert (done.root_name, done.status, done.span_count, done.end_ns - done.start_ns, done.tool_calls) == (
         "invoke_agent planner",
         "ok",
         3,
         100 * MS,
+        1,
     )

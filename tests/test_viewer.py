@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -10,7 +11,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from otel_bridge import semconv as sc
 from otel_bridge.model import EventKind
+from otel_bridge.sinks.feed.record import FeedRecord
+from otel_bridge.web import viewer
+from otel_bridge.web.viewer import page_config
 from tests.support.live import LiveServer, post, wait_for
 
 RUN = [
@@ -74,37 +79,47 @@ def test_an_encoded_slash_does_not_climb_out_of_static(server: LiveServer) -> No
     assert "create_app" not in r.text
 
 
+def test_the_page_is_told_the_names_it_reads_spans_by(server: LiveServer) -> None:
+    page = httpx.get(server.url + "/").text
+    found = re.search(r'<script id="config" type="application/json">(.*?)</script>', page)
+    assert found is not None
+    assert json.loads(found.group(1)) == page_config(None)
+    config = page_config("http://jaeger:16686/trace/{trace_id}")
+    assert config["kinds"] == [k.value for k in EventKind]
+    attrs = config["attrs"]
+    assert isinstance(attrs, dict)
+    assert attrs["operation"] == sc.GEN_AI_OPERATION_NAME
+    assert attrs["toolArguments"] == sc.GEN_AI_TOOL_CALL_ARGUMENTS
+    assert config["traceUrlTemplate"] == "http://jaeger:16686/trace/{trace_id}"
+    # No attribute name spelled in the script: it reads them all from the config.
+    js = httpx.get(server.url + "/static/viewer.js").text
+    assert not re.search(r'"(gen_ai|otel_bridge)\.', js)
+    for key in set(re.findall(r"\bA\.([a-zA-Z]+)", js)):
+        assert key in attrs, key
+
+
+def test_a_closing_script_tag_in_the_config_cannot_end_the_element() -> None:
+    assert b"</script>" not in viewer._script_json({"traceUrlTemplate": "http://x/</script><script>alert(1)"})
+
+
 def test_the_script_reads_only_what_the_api_serves(server: LiveServer) -> None:
     js = httpx.get(server.url + "/static/viewer.js").text
-    assert '"/v1/traces?limit=50"' in js
+    assert '"/v1/traces?" + params.toString()' in js
     assert '"/v1/traces/" + traceId' in js
-    assert '"/v1/stream" + (token ? "?access_token="' in js
+    assert 'q.set("access_token", token)' in js
     post(server.url, RUN)
     wait_for(lambda: bool(httpx.get(server.url + "/v1/traces").json()["traces"]), what="a trace in the store")
     summary = httpx.get(server.url + "/v1/traces").json()["traces"][0]
     for field in set(re.findall(r"\bt\.([a-z_]+)", js)):
         assert field in summary, field
-    feed_fields = set(re.findall(r"\bdata\.([a-z_]+)", js))
-    assert feed_fields <= {
-        "seq",
-        "timestamp_ns",
-        "run_id",
-        "name",
-        "tool_name",
-        "model",
-        "agent",
-        "original_type",
-        "duration_ms",
-        "usage",
-        "cost_usd",
-        "error",
-        "trace_id",
-    }
-    # The waterfall reads OTLP/JSON as the trace endpoint writes it.
+    # What the script reads from a feed event (``d.<field>``) is a field of the feed's record.
+    feed_fields = set(re.findall(r"\bd\.([a-z_]+)", js))
+    assert feed_fields <= set(FeedRecord.__struct_fields__), feed_fields - set(FeedRecord.__struct_fields__)
+    # The tree reads OTLP/JSON as the trace endpoint writes it.
     trace = httpx.get(f"{server.url}/v1/traces/{summary['trace_id']}").json()
     span = trace["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
     for field in ("spanId", "parentSpanId", "startTimeUnixNano", "endTimeUnixNano", "name", "attributes"):
-        assert f".{field}" in js
+        assert f"s.{field}" in js
     assert {"spanId", "startTimeUnixNano", "endTimeUnixNano", "name", "attributes"} <= span.keys()
 
 
@@ -115,6 +130,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
     CHROMIUM is None, reason="headless Chromium is not installed (scripts/install-tools.sh installs it)"
 )
 def test_headless_chromium_shows_the_trace_waterfall(server: LiveServer) -> None:
+    """The page without Playwright: Chromium's own --dump-dom of a trace (tests/test_viewer_browser.py drives it)."""
     assert CHROMIUM is not None
     post(server.url, RUN)
     wait_for(lambda: len(server.app.state.pipeline.store) == 1, what="the trace in the store")
@@ -133,18 +149,18 @@ def test_headless_chromium_shows_the_trace_waterfall(server: LiveServer) -> None
             "--disable-dev-shm-usage",
             "--virtual-time-budget=10000",
             "--dump-dom",
-            f"{server.url}/#trace={summary['trace_id']}&live=0",
+            f"{server.url}/#trace={summary['trace_id']}",
         ],
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
     ).stdout
-    assert f'<tr data-trace-id="{summary["trace_id"]}" class="error selected">' in dom
-    shown = dict(
-        re.findall(
-            r'<div class="span(?: error)?" data-span-id="([0-9a-f]{16})">.*?<div class="label"[^>]*>([^<]*)</div>', dom
-        )
+    rows = re.findall(
+        r'<div class="row ([^"]*)"[^>]*data-span-id="([0-9a-f]{16})".*?<span class="name">([^<]*)</span>', dom
     )
-    assert shown == spans
-    assert re.search(r'<div class="span error" data-span-id="[0-9a-f]{16}">.*?>execute_tool search<', dom)
+    assert {span_id: name for _, span_id, name in rows} == spans
+    classes = {name: cls.split() for cls, _, name in rows}
+    assert "error" in classes["execute_tool search"]
+    assert "error" not in classes["chat gpt-4o"]
+    assert "selected" in classes["execute_tool search"]  # a trace opens at its first failed call

@@ -113,6 +113,9 @@ SUMMARY = {
         "output_tokens": 20,
         "cost_usd": None,  # pricing is off here
         "status": "ok",
+        "llm_calls": 1,
+        "tool_calls": 0,
+        "models": ["gpt-4o"],
     },
     "wt-c": {
         "trace_id": TRACE["wt-c"],
@@ -128,6 +131,9 @@ SUMMARY = {
         "output_tokens": 0,
         "cost_usd": None,
         "status": "error",
+        "llm_calls": 0,
+        "tool_calls": 1,
+        "models": [],
     },
     "wt-d": {
         "trace_id": TRACE["wt-d"],
@@ -143,6 +149,9 @@ SUMMARY = {
         "output_tokens": 0,
         "cost_usd": None,
         "status": "running",
+        "llm_calls": 1,
+        "tool_calls": 0,
+        "models": ["gpt-4o"],
     },
 }
 PROBLEM = "application/json"
@@ -176,7 +185,12 @@ def test_limit_and_filters(server: LiveServer, query: str, runs: list[str]) -> N
 
 @pytest.mark.parametrize("limit", ["0", "-1", "1001", "many"])
 def test_a_limit_out_of_range_is_refused(server: LiveServer, limit: str) -> None:
-    assert listing(server, f"?limit={limit}").status_code == 422
+    # The project's error body, not FastAPI's {"detail": ...} 422 (tests/test_viewer_api.py: every parameter).
+    r = listing(server, f"?limit={limit}")
+    assert (r.status_code, r.json()) == (
+        400,
+        {"error": "invalid_query", "message": f"limit must be an integer from 1 to 1000, got {limit!r}"},
+    )
 
 
 def test_one_trace_is_an_otlp_json_export_request(server: LiveServer) -> None:

@@ -8,8 +8,9 @@ are kept up to date as spans arrive, so listing does not rescan spans.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from otel_bridge import semconv as sc
 from otel_bridge.config import StoreSettings
@@ -32,6 +33,17 @@ class TraceSummary:
     output_tokens: int = 0
     cost_usd: float | None = None
     status: str = "ok"
+    llm_calls: int = 0
+    tool_calls: int = 0
+    models: set[str] = field(default_factory=set)
+
+    @property
+    def duration_ns(self) -> int:
+        return self.end_ns - self.start_ns
+
+    @property
+    def tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -48,7 +60,57 @@ class TraceSummary:
             "output_tokens": self.output_tokens,
             "cost_usd": self.cost_usd,
             "status": self.status,
+            "llm_calls": self.llm_calls,
+            "tool_calls": self.tool_calls,
+            "models": sorted(self.models),
         }
+
+
+class TraceStatus(StrEnum):
+    """A listed run's status: ``running`` until its own span arrives, then ``ok`` or ``error``."""
+
+    OK = "ok"
+    ERROR = "error"
+    RUNNING = "running"
+
+
+class SortKey(StrEnum):
+    TIME = "time"
+    DURATION = "duration"
+    TOKENS = "tokens"
+    COST = "cost"
+
+
+_SORT_VALUE: dict[SortKey, Callable[[TraceSummary], float]] = {
+    SortKey.TIME: lambda s: s.start_ns,
+    SortKey.DURATION: lambda s: s.duration_ns,
+    SortKey.TOKENS: lambda s: s.tokens,
+    # A run with no priced cost sorts as free: absence is not an error here, only unknown.
+    SortKey.COST: lambda s: s.cost_usd if s.cost_usd is not None else -1.0,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TraceQuery:
+    """Which traces ``GET /v1/traces`` lists, and in what order. ``None`` means "any".
+
+    Bounds are inclusive; ``since``/``until`` select on the trace's start time.
+    ``q`` is a case-insensitive substring of the run id, the trace id or any
+    string attribute value of the trace's stored spans.
+    """
+
+    run_id: str | None = None
+    agent: str | None = None
+    model: str | None = None
+    status: TraceStatus | None = None
+    since_ns: int | None = None
+    until_ns: int | None = None
+    min_duration_ns: int | None = None
+    max_duration_ns: int | None = None
+    q: str | None = None
+    sort: SortKey = SortKey.TIME
+    descending: bool = True
+    limit: int = 50
 
 
 @dataclass
@@ -99,6 +161,8 @@ class TraceStore:
                 s.status = "running"
             if s.agent is None and event.agent is not None:
                 s.agent = event.agent
+            if event.model is not None:
+                s.models.add(event.model)
             s.start_ns = min(s.start_ns, event.timestamp_ns)
             s.end_ns = max(s.end_ns, event.timestamp_ns)
 
@@ -120,7 +184,15 @@ class TraceStore:
         a = span.attributes
         if span.status_code is StatusCode.ERROR:
             s.error_count += 1
-        if a.get(sc.GEN_AI_OPERATION_NAME) == sc.OP_CHAT:
+        operation = a.get(sc.GEN_AI_OPERATION_NAME)
+        if operation == sc.OP_EXECUTE_TOOL:
+            s.tool_calls += 1
+        if operation == sc.OP_CHAT:
+            s.llm_calls += 1
+            for key in (sc.GEN_AI_REQUEST_MODEL, sc.GEN_AI_RESPONSE_MODEL):
+                model = a.get(key)
+                if isinstance(model, str):
+                    s.models.add(model)
             tokens_in = a.get(sc.GEN_AI_USAGE_INPUT_TOKENS)
             tokens_out = a.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS)
             s.input_tokens += tokens_in if isinstance(tokens_in, int) else 0
@@ -140,19 +212,51 @@ class TraceStore:
             s.status = "error" if span.status_code is StatusCode.ERROR else "ok"
 
     def recent(self, limit: int = 50, run_id: str | None = None, agent: str | None = None) -> list[TraceSummary]:
-        """Newest first (by when the store first heard of the trace)."""
-        out: list[TraceSummary] = []
+        """Newest first (by start time)."""
+        return self.search(TraceQuery(run_id=run_id, agent=agent, limit=limit))
+
+    def search(self, query: TraceQuery) -> list[TraceSummary]:
+        """The summaries ``query`` selects, sorted, at most ``query.limit`` of them.
+
+        Ties keep the store's order, newest first. Free text scans the stored
+        spans' attributes, so it costs a pass over the store (bounded by
+        ``max_traces`` x ``max_spans_per_trace``); the other filters read only summaries.
+        """
+        needle = query.q.casefold() if query.q else None
+        found: list[TraceSummary] = []
         for trace in reversed(self._traces.values()):
             s = trace.summary
-            if run_id is not None and s.run_id != run_id:
-                continue
-            if agent is not None and s.agent != agent:
-                continue
-            out.append(s)
-            if len(out) >= limit:
-                break
-        return out
+            if self._selects(query, s) and (needle is None or _mentions(trace, needle)):
+                found.append(s)
+        value = _SORT_VALUE[query.sort]
+        # Python's sort is stable (reverse=True too), so equal values stay newest first either way.
+        found.sort(key=value, reverse=query.descending)
+        return found[: query.limit]
+
+    @staticmethod
+    def _selects(query: TraceQuery, s: TraceSummary) -> bool:
+        return (
+            (query.run_id is None or s.run_id == query.run_id)
+            and (query.agent is None or s.agent == query.agent)
+            and (query.model is None or query.model in s.models)
+            and (query.status is None or s.status == query.status.value)
+            and (query.since_ns is None or s.start_ns >= query.since_ns)
+            and (query.until_ns is None or s.start_ns <= query.until_ns)
+            and (query.min_duration_ns is None or s.duration_ns >= query.min_duration_ns)
+            and (query.max_duration_ns is None or s.duration_ns <= query.max_duration_ns)
+        )
 
     def get(self, trace_id: bytes) -> list[SpanRecord] | None:
         trace = self._traces.get(trace_id)
         return list(trace.spans) if trace is not None else None
+
+
+def _mentions(trace: _Trace, needle: str) -> bool:
+    s = trace.summary
+    if needle in s.trace_id or (s.run_id is not None and needle in s.run_id.casefold()):
+        return True
+    for span in trace.spans:
+        for value in span.attributes.values():
+            if isinstance(value, str) and needle in value.casefold():
+                return True
+    return False
