@@ -37,7 +37,7 @@ def test_replay_out_parses_into_an_export_request(tmp_path: pathlib.Path) -> Non
             "invoke_agent otel-probe-agent", "chat gpt-4o", "chat gpt-4o", "execute_tool search", "execute_tool fetch",
             "invoke_agent adapter-agent", "chat gpt-4o", "chat gpt-4o", "chat fail-model", "execute_tool search",
             "execute_tool search",
-            "invoke_agent", "chat", "execute_tool get_weather", "execute_tool save_note",
+            "invoke_agent", "chat claude-sonnet-4-5", "execute_tool get_weather", "execute_tool save_note",
         ]
     )  # fmt: skip
     raw = out.read_text()

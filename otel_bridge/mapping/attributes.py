@@ -9,7 +9,7 @@ alone. Zero is data: every test here is ``is not None``, never truthiness.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 import msgspec
 
@@ -157,6 +157,43 @@ def llm_end_attributes(event: AgentEvent, latest: bool) -> Attributes:
     if event.usage is not None:
         out.update(usage_attributes(event.usage, latest))
     return out
+
+
+def inherited_model_attributes(
+    span: Mapping[str, AttributeValue], containers: Iterable[Mapping[str, AttributeValue]]
+) -> Attributes:
+    """A chat span whose stream named no model takes its nearest agent's (the run's) model.
+
+    Locus, AG-UI and Agentlang often name the model once, on the run or agent, and never on
+    the call: the call then requested that model. A span that has a request or response model
+    of its own keeps it (a response model alone names the span, per the conventions).
+    """
+    if sc.GEN_AI_REQUEST_MODEL in span or sc.GEN_AI_RESPONSE_MODEL in span:
+        return {}
+    for attributes in containers:
+        model = attributes.get(sc.GEN_AI_REQUEST_MODEL)
+        if isinstance(model, str) and model:
+            out: Attributes = {sc.GEN_AI_REQUEST_MODEL: model}
+            if sc.GEN_AI_PROVIDER_NAME not in span:
+                given = attributes.get(sc.GEN_AI_PROVIDER_NAME)
+                provider = provider_for(given if isinstance(given, str) else None, model)
+                if provider is not None:
+                    out[sc.GEN_AI_PROVIDER_NAME] = provider
+            return out
+    return {}
+
+
+def has_model(attributes: Mapping[str, AttributeValue]) -> bool:
+    return sc.GEN_AI_REQUEST_MODEL in attributes or sc.GEN_AI_RESPONSE_MODEL in attributes
+
+
+def priced_model(attributes: Mapping[str, AttributeValue]) -> str | None:
+    """The model a call is priced by: the one that answered, else the one requested."""
+    for key in (sc.GEN_AI_RESPONSE_MODEL, sc.GEN_AI_REQUEST_MODEL):
+        value = attributes.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None
 
 
 def tool_start_attributes(event: AgentEvent) -> Attributes:

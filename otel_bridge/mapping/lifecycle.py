@@ -61,6 +61,7 @@ from otel_bridge.mapping.table import (
     Finished,
     Run,
     Span,
+    ancestors,
     container,
     innermost,
     llm_span_for,
@@ -313,11 +314,13 @@ class SpanMapper:
             span.streaming = True
         if self._s.capture_content:
             span.attributes.update(attrs.llm_content_pairs(event, self._s.attribute_max_length))
+        span.attributes.update(attrs.inherited_model_attributes(span.attributes, ancestors(run, span)))
         if event.usage is not None:
             run.usage = event.usage.plus(run.usage)
             if self._pricer is not None:
-                provider = attrs.provider_for(event.provider, event.model or event.response_model)
-                cost = self._pricer(provider, event.response_model or event.model, event.usage)
+                model = attrs.priced_model(span.attributes)
+                provider = span.attributes.get(sc.GEN_AI_PROVIDER_NAME)
+                cost = self._pricer(provider if isinstance(provider, str) else None, model, event.usage)
                 if cost is not None:
                     span.attributes.update(attrs.cost_attributes(cost))
                     run.cost = cost + (run.cost or 0.0)
