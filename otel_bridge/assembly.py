@@ -139,7 +139,13 @@ def assemble(
     if settings.semconv.openinference:
         emitted = OpenInferenceSink(emitted)
     mapper = SpanMapper(settings.mapping, emitted, stats, clock=clock, pricer=pricer)
-    feed = Feed(settings.feed, content=settings.mapping.capture_content, formats=[AguiFormat()], stats=stats)
+    feed = Feed(
+        settings.feed,
+        content=settings.mapping.capture_content,
+        content_limit=settings.mapping.attribute_max_length,
+        formats=[AguiFormat()],
+        stats=stats,
+    )
 
     def metrics_snapshot() -> Snapshot:
         health = health_families(

@@ -313,7 +313,11 @@ class SpanMapper:
         if event.stream:
             span.streaming = True
         if self._s.capture_content:
-            span.attributes.update(attrs.llm_content_pairs(event, self._s.attribute_max_length))
+            calls = attrs.requested_tool_calls(span.events)
+            span.attributes.update(attrs.llm_content_pairs(event, self._s.attribute_max_length, calls))
+            details = attrs.content_event_attributes(span.attributes) if self._s.content_events else None
+            if details is not None:
+                span.events.append(SpanEventRecord(sc.EVENT_INFERENCE_DETAILS, event.timestamp_ns, details))
         span.attributes.update(attrs.inherited_model_attributes(span.attributes, ancestors(run, span)))
         if event.usage is not None:
             run.usage = event.usage.plus(run.usage)
