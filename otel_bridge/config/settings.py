@@ -57,6 +57,9 @@ class MappingSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     content_events: bool = False
     """Captured content also as a ``gen_ai.client.inference.operation.details`` span event
     (``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=SPAN_AND_EVENT``)."""
+    id_salt: str = ""
+    """Mixed into every derived trace id (``replay --salt``): ids are deterministic, so the same capture
+    exported twice is the same traces, which a backend keeps once; another salt gives new traces."""
     run_marker_after_s: float = 30.0
     """A run still open this long gets a short "in progress" span (a child of its root, which is
     exported only when the run ends), so backends can find a long run while it runs; 0 turns it off."""

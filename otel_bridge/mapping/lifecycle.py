@@ -178,7 +178,7 @@ class SpanMapper:
         if traced is not None:
             trace_id, parent_span_id = traced
         else:
-            trace_id = trace_id_for_run(event.run_id)
+            trace_id = trace_id_for_run(event.run_id, self._s.id_salt)
         start = event.timestamp_ns
         root = Span(
             key="run",
