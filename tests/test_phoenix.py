@@ -116,13 +116,18 @@ async def test_phoenix_reads_llm_tool_and_agent_spans(phoenix: Phoenix, dialect:
                 assert a[sc.OI_INPUT_VALUE] == span.attributes[sc.GEN_AI_TOOL_CALL_ARGUMENTS]
     assert llm_spans > 0
     if dialect != "ag-ui":  # AG-UI reports usage per run, not per call: its calls have no tokens to price
-        assert priced_costs and all(c is not None and c > 0 for c in priced_costs), priced_costs
+        assert priced_costs
+        assert all(c is not None and c > 0 for c in priced_costs), priced_costs
 
 
 async def test_the_project_comes_from_the_setting_and_the_trace_view_renders(
     phoenix: Phoenix, tmp_path: pathlib.Path
 ) -> None:
     sent = await export(phoenix, CAPTURES["openai-chat"])
+    screenshot(phoenix, sent, tmp_path)
+
+
+def screenshot(phoenix: Phoenix, sent: list[SpanRecord], tmp_path: pathlib.Path) -> None:
     trace_id = sent[0].trace_id.hex()
     phoenix.wait_for_spans(PROJECT, trace_id, len(sent))
     assert phoenix.spans("default", trace_id) == []  # not in Phoenix's default project
