@@ -69,7 +69,7 @@ SECRET_DETECTORS: tuple[Detector, ...] = (
     Detector("github_token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,})")),
     Detector("huggingface_token", re.compile(r"\bhf_[A-Za-z0-9]{30,}")),
     Detector("groq_key", re.compile(r"\bgsk_[A-Za-z0-9]{40,}")),
-    Detector("slack_token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}")),
+    Detector("slack_token", re.compile(r"\bxox[abprse]-\d{6,}-[A-Za-z0-9-]{6,}")),
     Detector("stripe_key", re.compile(r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{20,}")),
     Detector("aws_access_key_id", re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA)[0-9A-Z]{16}\b")),
     Detector(
@@ -87,7 +87,10 @@ PII_DETECTORS: tuple[Detector, ...] = (
     # Separated groups (with an optional +country code): a bare run of digits is an id, not a phone.
     Detector(
         "phone",
-        re.compile(r"(?<![\w+.-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)|\d{2,4})[ .-]\d{3,4}[ .-]\d{3,4}(?![\w.-])"),
+        re.compile(
+            r"(?<![\w+.-])(?<!\d[ .-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)|\d{2,4})[ .-]\d{3,4}[ .-]\d{3,4}"
+            r"(?![\w.-]|[ .-]\d)"  # not a piece of a longer group of digits (a card number)
+        ),
     ),
 )
 
