@@ -33,6 +33,7 @@ def cut_text(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     keep = limit - len(_suffix(len(text)))
+    keep = limit - len(_suffix(len(text) - keep))  # the count may have fewer digits than the length
     if keep <= 0:  # a limit too small to say so (settings never allow one)
         return text[:limit]
     return text[:keep] + _suffix(len(text) - keep)
