@@ -138,7 +138,14 @@ def assemble(
         emitted = RedactingSink(redactor, emitted)
     if settings.semconv.openinference:
         emitted = OpenInferenceSink(emitted)
-    mapper = SpanMapper(settings.mapping, emitted, stats, clock=clock, pricer=pricer)
+    mapper = SpanMapper(
+        settings.mapping,
+        emitted,
+        stats,
+        clock=clock,
+        pricer=pricer,
+        redact_payload=redactor.json_text if redactor.active else None,
+    )
     feed = Feed(
         settings.feed,
         content=settings.mapping.capture_content,

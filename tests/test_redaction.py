@@ -10,6 +10,7 @@ import pytest
 
 from otel_bridge import semconv as sc
 from otel_bridge.config import ConfigError, RedactionSettings, load_settings
+from otel_bridge.mapping import attributes as attrs
 from otel_bridge.mapping.redaction import PII_DETECTORS, SECRET_DETECTORS, Redactor, luhn_ok
 from otel_bridge.model import AgentEvent, EventKind, SpanEventRecord, SpanKind, SpanRecord
 
@@ -155,19 +156,31 @@ def test_an_event_keeps_valid_json_and_its_ids() -> None:
     r = redactor()
     out = r.event(original)
     assert out.call_id == OPENAI  # ids key the spans: never rewritten
-    for value in (out.arguments, bytes(out.payload or b"").decode()):
-        assert value is not None
-        msgspec.json.decode(value)  # still JSON
-        assert OPENAI not in value
-        assert BEARER not in value
+    assert out.arguments is not None
+    msgspec.json.decode(out.arguments)  # still JSON
+    assert OPENAI not in out.arguments
+    assert BEARER not in out.arguments
     assert out.result == "[REDACTED:jwt]"
     assert out.text == "[REDACTED:github_token]"
     assert out.error == "[REDACTED:stripe_key]"
-    assert r.counts == Counter(
-        {"openai_key": 2, "bearer_token": 2, "jwt": 1, "github_token": 1, "stripe_key": 1, "aws_access_key_id": 1}
-    )
+    assert out.payload is payload  # redacted where it leaves: see the next test
+    assert r.counts == Counter({"openai_key": 1, "bearer_token": 1, "jwt": 1, "github_token": 1, "stripe_key": 1})
     clean = event(arguments='{"q":"weather in Lisbon"}')
     assert r.event(clean) is clean  # nothing found: the same object
+
+
+def test_a_payload_is_redacted_before_it_is_cut_onto_a_span_event() -> None:
+    payload = msgspec.Raw(msgspec.json.encode({"note": "x" * 300 + f" {AWS_ID} " + "y" * 300}))
+    progress = AgentEvent(
+        kind=EventKind.PROGRESS, run_id="r", timestamp_ns=1, dialect="test", original_type="p", payload=payload
+    )
+    r = redactor()
+    pairs = dict(attrs.span_event_pairs(progress, capture_content=False, limit=400, redact=r.json_text))
+    kept = msgspec.json.decode(pairs[sc.BRIDGE_EVENT_PAYLOAD])  # cut, and still JSON
+    assert kept["truncated_bytes"] == len(r.json_text(bytes(payload).decode()))
+    assert "AKIA" not in pairs[sc.BRIDGE_EVENT_PAYLOAD]
+    unredacted = dict(attrs.span_event_pairs(progress, capture_content=False, limit=1000))
+    assert AWS_ID in unredacted[sc.BRIDGE_EVENT_PAYLOAD]  # the test can fail
 
 
 def test_the_key_deny_list_in_json_content_and_on_span_attributes() -> None:

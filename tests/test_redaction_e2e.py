@@ -32,6 +32,8 @@ EVENTS = [
         "arguments": json.dumps({"api_key": OPENAI_KEY, "aws": AWS_ID, "region": "eu-west-1"}),
     },
     {"kind": "tool.completed", "run_id": RUN, "call_id": "t1", "tool_name": "deploy", "result": f"ok {AWS_ID}"},
+    # its original payload becomes a span event's otel_bridge.event.payload
+    {"kind": "progress", "run_id": RUN, "type": "deploy.log", "name": "log", "line": f"export KEY={OPENAI_KEY}"},
     {"kind": "run.finished", "run_id": RUN},
 ]
 SECRETS = (OPENAI_KEY, AWS_ID)
@@ -81,6 +83,7 @@ def test_a_secret_in_a_tool_argument_never_leaves_the_sidecar(rotel: Rotel, brid
     clean(exported, "the exporter")
     assert "[REDACTED:openai_key]" in exported
     assert "[REDACTED:aws_access_key_id]" in exported
+    assert "KEY=[REDACTED:openai_key]" in exported  # the payload on the progress span event
     trace_id = spans[0].trace_id.hex()
 
     stored = httpx.get(f"{bridge.url}/v1/traces/{trace_id}", timeout=5)

@@ -9,7 +9,7 @@ alone. Zero is data: every test here is ``is not None``, never truthiness.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import msgspec
 
@@ -407,8 +407,11 @@ def span_kind(op: str) -> SpanKind:
     return SpanKind.CLIENT if op == sc.OP_CHAT else SpanKind.INTERNAL
 
 
-def span_event_pairs(event: AgentEvent, capture_content: bool, limit: int) -> Iterator[Pair]:
-    """Attributes of a span event made from a non-span event."""
+def span_event_pairs(
+    event: AgentEvent, capture_content: bool, limit: int, redact: Callable[[str], str] | None = None
+) -> Iterator[Pair]:
+    """Attributes of a span event made from a non-span event. ``redact`` cleans the original payload
+    (the one place it leaves the sidecar) before it is cut to ``limit``."""
     yield sc.BRIDGE_EVENT_TYPE, event.original_type
     if event.event_id is not None:
         yield sc.BRIDGE_EVENT_ID, event.event_id
@@ -428,7 +431,10 @@ def span_event_pairs(event: AgentEvent, capture_content: bool, limit: int) -> It
         if capture_content and event.arguments is not None:
             yield sc.GEN_AI_TOOL_CALL_ARGUMENTS, content.cut_json_text(event.arguments, limit)
     if event.payload is not None and (capture_content or event.kind not in _CONTENT_KINDS):
-        yield sc.BRIDGE_EVENT_PAYLOAD, content.cut_raw(bytes(event.payload), limit)
+        raw = bytes(event.payload)
+        if redact is not None:
+            raw = redact(raw.decode("utf-8", errors="replace")).encode()
+        yield sc.BRIDGE_EVENT_PAYLOAD, content.cut_raw(raw, limit)
 
 
 def truncate_raw(raw: bytes, limit: int) -> str:

@@ -92,8 +92,10 @@ class SpanMapper:
         *,
         clock: Callable[[], float] = time.monotonic,
         pricer: Pricer | None = None,
+        redact_payload: Callable[[str], str] | None = None,
     ) -> None:
         self._s = settings
+        self._redact_payload = redact_payload  # the redactor, for the original payloads span events carry
         self._sink = sink
         self._stats = stats
         self._clock = clock
@@ -370,7 +372,9 @@ class SpanMapper:
             span.dropped_events += 1
             self._stats.drop("max_events_per_span")
         else:
-            pairs = attrs.span_event_pairs(event, self._s.capture_content, self._s.attribute_max_length)
+            pairs = attrs.span_event_pairs(
+                event, self._s.capture_content, self._s.attribute_max_length, self._redact_payload
+            )
             name = event.original_type if event.kind is EventKind.CUSTOM else str(event.kind)
             span.events.append(SpanEventRecord(name, event.timestamp_ns, dict(pairs)))
         return Placement(run.trace_id, span.span_id, span.parent_span_id)
