@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 
 from otel_bridge import semconv as sc
-from otel_bridge.mapping.openinference import openinference_pairs, with_openinference
+from otel_bridge.mapping.openinference import openinference_attributes, with_openinference
 from otel_bridge.model import Attributes, AttributeValue, SpanKind, SpanRecord
 from tests.support.golden import cases, load_expected, options_for
 
@@ -67,7 +67,7 @@ def full_chat() -> Attributes:
 
 
 def test_a_chat_span_flattened_the_openinference_way() -> None:
-    a = dict(openinference_pairs(full_chat()))
+    a = openinference_attributes(full_chat())
     out = "llm.output_messages.0.message."
     inp = "llm.input_messages."
     expected: dict[str, AttributeValue] = {
@@ -115,7 +115,7 @@ def test_tool_agent_and_step_spans() -> None:
         sc.GEN_AI_TOOL_CALL_ARGUMENTS: '{"q":"x"}',
         sc.GEN_AI_TOOL_CALL_RESULT: "found",
     }
-    assert dict(openinference_pairs(tool)) == {
+    assert openinference_attributes(tool) == {
         sc.OI_SPAN_KIND: "TOOL",
         sc.OI_TOOL_NAME: "search",
         sc.OI_TOOL_CALL_ID: "t1",
@@ -126,14 +126,14 @@ def test_tool_agent_and_step_spans() -> None:
         sc.OI_OUTPUT_MIME_TYPE: sc.OI_MIME_TEXT,
     }
     agent = {sc.GEN_AI_OPERATION_NAME: sc.OP_INVOKE_AGENT, sc.GEN_AI_AGENT_NAME: "a"}
-    assert dict(openinference_pairs(agent)) == {sc.OI_SPAN_KIND: "AGENT", sc.OI_AGENT_NAME: "a"}
+    assert openinference_attributes(agent) == {sc.OI_SPAN_KIND: "AGENT", sc.OI_AGENT_NAME: "a"}
     step = {sc.BRIDGE_STEP_NAME: "plan"}
-    assert dict(openinference_pairs(step)) == {sc.OI_SPAN_KIND: "CHAIN"}
+    assert openinference_attributes(step) == {sc.OI_SPAN_KIND: "CHAIN"}
 
 
 def test_a_truncated_output_is_shown_as_its_marker() -> None:
     marker = '{"truncated_bytes":9000,"prefix":"[{\\"role\\""}'
-    a = dict(openinference_pairs({sc.GEN_AI_OPERATION_NAME: sc.OP_CHAT, sc.GEN_AI_OUTPUT_MESSAGES: marker}))
+    a = openinference_attributes({sc.GEN_AI_OPERATION_NAME: sc.OP_CHAT, sc.GEN_AI_OUTPUT_MESSAGES: marker})
     assert a == {
         sc.OI_SPAN_KIND: "LLM",
         sc.OI_OUTPUT_VALUE: marker,
@@ -155,7 +155,7 @@ def test_openinference_is_added_never_instead() -> None:
     )
     out = with_openinference(span).attributes
     assert {k: v for k, v in out.items() if k in attributes} == attributes
-    assert set(out) - set(attributes) == set(dict(openinference_pairs(attributes)))
+    assert set(out) - set(attributes) == set(openinference_attributes(attributes))
 
 
 def _names_in(doc: Any, into: set[str]) -> None:
@@ -190,7 +190,7 @@ def test_every_openinference_name_has_a_golden_or_a_whole_output_test() -> None:
     for case in oi_cases:
         _names_in(load_expected(case), golden)
     golden = _base_names(golden)
-    unit = _base_names(set(dict(openinference_pairs(full_chat()))))
+    unit = _base_names(set(openinference_attributes(full_chat())))
     missing_from_goldens = OI_NAMES - golden
     # Only what no capture has (input messages, system instructions, cache writes...) is left to the unit test.
     assert missing_from_goldens <= unit, sorted(missing_from_goldens - unit)

@@ -1,10 +1,10 @@
 """OpenInference attributes (what Arize Phoenix and Arize read), derived from a finished span's GenAI ones.
 
-Pure functions: a span's GenAI attributes (and its span events) in, OpenInference
-``(key, value)`` pairs out. They are *added* beside the GenAI attributes, never instead:
-a GenAI backend sees the same span as before, Phoenix sees its own vocabulary. Nothing
-here reads an event: whatever the GenAI attributes say (already redacted and truncated)
-is all OpenInference says, so the two can never disagree.
+Pure functions: a span's GenAI attributes in, its OpenInference attributes out. They are
+*added* beside the GenAI attributes, never instead: a GenAI backend sees the same span as
+before, Phoenix sees its own vocabulary. Nothing here reads an event: whatever the GenAI
+attributes say (already redacted and truncated) is all OpenInference says, so the two can
+never disagree.
 
 * ``openinference.span.kind``: ``chat`` (and the other inference operations) -> LLM,
   ``execute_tool`` -> TOOL, ``invoke_agent`` -> AGENT, anything else (steps, a long
@@ -54,32 +54,32 @@ def model_name(attributes: Mapping[str, AttributeValue]) -> str | None:
     return None
 
 
-def _int(attributes: Mapping[str, AttributeValue], key: str) -> int | None:
-    value = attributes.get(key)
+def _int(value: AttributeValue | None) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def token_pairs(attributes: Mapping[str, AttributeValue]) -> Iterator[Pair]:
+def _tokens(out: Attributes, attributes: Mapping[str, AttributeValue]) -> None:
     """Token counts; zero is data (``is not None``, never truthiness)."""
-    prompt = _int(attributes, sc.GEN_AI_USAGE_INPUT_TOKENS)
-    completion = _int(attributes, sc.GEN_AI_USAGE_OUTPUT_TOKENS)
+    get = attributes.get
+    prompt = _int(get(sc.GEN_AI_USAGE_INPUT_TOKENS))
+    completion = _int(get(sc.GEN_AI_USAGE_OUTPUT_TOKENS))
     if prompt is not None:
-        yield sc.OI_TOKEN_PROMPT, prompt
+        out[sc.OI_TOKEN_PROMPT] = prompt
     if completion is not None:
-        yield sc.OI_TOKEN_COMPLETION, completion
+        out[sc.OI_TOKEN_COMPLETION] = completion
     if prompt is not None and completion is not None:
-        yield sc.OI_TOKEN_TOTAL, prompt + completion
-    cache_read = _int(attributes, sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)
+        out[sc.OI_TOKEN_TOTAL] = prompt + completion
+    cache_read = _int(get(sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS))
     if cache_read is not None:
-        yield sc.OI_TOKEN_CACHE_READ, cache_read
-    cache_write = _int(attributes, sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS)
+        out[sc.OI_TOKEN_CACHE_READ] = cache_read
+    cache_write = _int(get(sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS))
     if cache_write is None:
-        cache_write = _int(attributes, sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS)
+        cache_write = _int(get(sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS))
     if cache_write is not None:
-        yield sc.OI_TOKEN_CACHE_WRITE, cache_write
-    reasoning = _int(attributes, sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS)
+        out[sc.OI_TOKEN_CACHE_WRITE] = cache_write
+    reasoning = _int(get(sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS))
     if reasoning is not None:
-        yield sc.OI_TOKEN_REASONING, reasoning
+        out[sc.OI_TOKEN_REASONING] = reasoning
 
 
 def _json(value: AttributeValue | None) -> object:
@@ -144,6 +144,8 @@ def message_pairs(prefix: str, messages: object) -> Iterator[Pair]:
 
 
 def _input_messages(attributes: Mapping[str, AttributeValue]) -> list[object] | None:
+    if sc.GEN_AI_SYSTEM_INSTRUCTIONS not in attributes and sc.GEN_AI_INPUT_MESSAGES not in attributes:
+        return None
     messages: list[object] = []
     system = _json(attributes.get(sc.GEN_AI_SYSTEM_INSTRUCTIONS))
     if isinstance(system, list):
@@ -154,88 +156,93 @@ def _input_messages(attributes: Mapping[str, AttributeValue]) -> list[object] | 
     return messages or None
 
 
-def _value_pairs(key: str, mime_key: str, value: AttributeValue | None) -> Iterator[Pair]:
+def _value(out: Attributes, key: str, mime_key: str, value: AttributeValue | None) -> None:
     if isinstance(value, str):
-        yield key, value
-        yield mime_key, sc.OI_MIME_JSON if _json(value) is not None and value[:1] in "[{" else sc.OI_MIME_TEXT
+        out[key] = value
+        # An object or array is JSON here: the GenAI attributes hold JSON text or plain text, and a cut
+        # JSON value is a marker object (parsing every value to be sure cost more than the rest together).
+        out[mime_key] = sc.OI_MIME_JSON if value[:1] in ("[", "{") else sc.OI_MIME_TEXT
 
 
-def llm_pairs(attributes: Mapping[str, AttributeValue]) -> Iterator[Pair]:
+def _llm(out: Attributes, attributes: Mapping[str, AttributeValue]) -> None:
+    get = attributes.get
     model = model_name(attributes)
     if model is not None:
-        yield sc.OI_LLM_MODEL_NAME, model
-    provider = attributes.get(sc.GEN_AI_PROVIDER_NAME)
+        out[sc.OI_LLM_MODEL_NAME] = model
+    provider = get(sc.GEN_AI_PROVIDER_NAME)
     if isinstance(provider, str):
-        yield sc.OI_LLM_PROVIDER, sc.OI_PROVIDERS.get(provider, provider)
+        out[sc.OI_LLM_PROVIDER] = sc.OI_PROVIDERS.get(provider, provider)
         system = sc.OI_SYSTEMS.get(provider)
         if system is not None:
-            yield sc.OI_LLM_SYSTEM, system
-    yield from token_pairs(attributes)
-    cost = attributes.get(sc.GEN_AI_USAGE_COST)
+            out[sc.OI_LLM_SYSTEM] = system
+    _tokens(out, attributes)
+    cost = get(sc.GEN_AI_USAGE_COST)
     if isinstance(cost, float | int) and not isinstance(cost, bool):
-        yield sc.OI_COST_TOTAL, float(cost)
-    params = {
-        name: attributes[key]
-        for name, key in (
-            ("temperature", sc.GEN_AI_REQUEST_TEMPERATURE),
-            ("max_tokens", sc.GEN_AI_REQUEST_MAX_TOKENS),
-            ("top_p", sc.GEN_AI_REQUEST_TOP_P),
-        )
-        if key in attributes
-    }
+        out[sc.OI_COST_TOTAL] = float(cost)
+    params = {name: attributes[key] for name, key in _PARAMETERS if key in attributes}
     if params:
-        yield sc.OI_LLM_INVOCATION_PARAMETERS, msgspec.json.encode(params).decode()
+        out[sc.OI_LLM_INVOCATION_PARAMETERS] = msgspec.json.encode(params).decode()
     inputs = _input_messages(attributes)
     if inputs is not None:
-        yield from message_pairs(sc.OI_INPUT_MESSAGES, inputs)
-        yield from _value_pairs(sc.OI_INPUT_VALUE, sc.OI_INPUT_MIME_TYPE, msgspec.json.encode(inputs).decode())
-    output = attributes.get(sc.GEN_AI_OUTPUT_MESSAGES)
+        out.update(message_pairs(sc.OI_INPUT_MESSAGES, inputs))
+        _value(out, sc.OI_INPUT_VALUE, sc.OI_INPUT_MIME_TYPE, msgspec.json.encode(inputs).decode())
+    output = get(sc.GEN_AI_OUTPUT_MESSAGES)
+    if output is None:
+        return
     outputs = _json(output)
     if isinstance(outputs, list):
-        yield from message_pairs(sc.OI_OUTPUT_MESSAGES, outputs)
+        out.update(message_pairs(sc.OI_OUTPUT_MESSAGES, outputs))
         # The answer's text reads best in Phoenix's Output panel; tool calls only: the messages' JSON.
-        texts = [
-            _text_of(m.get("parts", [])) for m in outputs if isinstance(m, dict) and isinstance(m.get("parts"), list)
-        ]
+        texts = [_text_of(m["parts"]) for m in outputs if isinstance(m, dict) and isinstance(m.get("parts"), list)]
         text = "".join(t for t in texts if t is not None)
-        yield from _value_pairs(sc.OI_OUTPUT_VALUE, sc.OI_OUTPUT_MIME_TYPE, text or output)
-    elif output is not None:  # a truncation marker: shown as it is
-        yield from _value_pairs(sc.OI_OUTPUT_VALUE, sc.OI_OUTPUT_MIME_TYPE, output)
+        _value(out, sc.OI_OUTPUT_VALUE, sc.OI_OUTPUT_MIME_TYPE, text or output)
+    else:  # a truncation marker: shown as it is
+        _value(out, sc.OI_OUTPUT_VALUE, sc.OI_OUTPUT_MIME_TYPE, output)
 
 
-def tool_pairs(attributes: Mapping[str, AttributeValue]) -> Iterator[Pair]:
-    name = attributes.get(sc.GEN_AI_TOOL_NAME)
+_PARAMETERS = (
+    ("temperature", sc.GEN_AI_REQUEST_TEMPERATURE),
+    ("max_tokens", sc.GEN_AI_REQUEST_MAX_TOKENS),
+    ("top_p", sc.GEN_AI_REQUEST_TOP_P),
+)
+
+
+def _tool(out: Attributes, attributes: Mapping[str, AttributeValue]) -> None:
+    get = attributes.get
+    name = get(sc.GEN_AI_TOOL_NAME)
     if isinstance(name, str):
-        yield sc.OI_TOOL_NAME, name
-    call_id = attributes.get(sc.GEN_AI_TOOL_CALL_ID)
+        out[sc.OI_TOOL_NAME] = name
+    call_id = get(sc.GEN_AI_TOOL_CALL_ID)
     if isinstance(call_id, str):
-        yield sc.OI_TOOL_CALL_ID, call_id
-    arguments = attributes.get(sc.GEN_AI_TOOL_CALL_ARGUMENTS)
+        out[sc.OI_TOOL_CALL_ID] = call_id
+    arguments = get(sc.GEN_AI_TOOL_CALL_ARGUMENTS)
     if isinstance(arguments, str):
-        yield sc.OI_TOOL_PARAMETERS, arguments
-        yield from _value_pairs(sc.OI_INPUT_VALUE, sc.OI_INPUT_MIME_TYPE, arguments)
-    yield from _value_pairs(sc.OI_OUTPUT_VALUE, sc.OI_OUTPUT_MIME_TYPE, attributes.get(sc.GEN_AI_TOOL_CALL_RESULT))
+        out[sc.OI_TOOL_PARAMETERS] = arguments
+        _value(out, sc.OI_INPUT_VALUE, sc.OI_INPUT_MIME_TYPE, arguments)
+    _value(out, sc.OI_OUTPUT_VALUE, sc.OI_OUTPUT_MIME_TYPE, get(sc.GEN_AI_TOOL_CALL_RESULT))
 
 
-def openinference_pairs(attributes: Mapping[str, AttributeValue]) -> Iterator[Pair]:
+# Built as a dict, not yielded: this runs for every finished span (a generator chain cost twice as much).
+def openinference_attributes(attributes: Mapping[str, AttributeValue]) -> Attributes:
     """Every OpenInference attribute a span with these GenAI ``attributes`` gets."""
     kind = span_kind(attributes)
-    yield sc.OI_SPAN_KIND, kind
+    out: Attributes = {sc.OI_SPAN_KIND: kind}
     conversation = attributes.get(sc.GEN_AI_CONVERSATION_ID)
     if isinstance(conversation, str):
-        yield sc.OI_SESSION_ID, conversation
+        out[sc.OI_SESSION_ID] = conversation
     agent = attributes.get(sc.GEN_AI_AGENT_NAME)
     if isinstance(agent, str):
-        yield sc.OI_AGENT_NAME, agent
+        out[sc.OI_AGENT_NAME] = agent
     if kind == sc.OI_KIND_LLM:
-        yield from llm_pairs(attributes)
+        _llm(out, attributes)
     elif kind == sc.OI_KIND_TOOL:
-        yield from tool_pairs(attributes)
+        _tool(out, attributes)
+    return out
 
 
 def with_openinference(span: SpanRecord) -> SpanRecord:
     """The span with its OpenInference attributes added (a GenAI attribute is never replaced)."""
-    added: Attributes = dict(openinference_pairs(span.attributes))
+    added = openinference_attributes(span.attributes)
     added.update(span.attributes)
     return msgspec.structs.replace(span, attributes=added)
 
