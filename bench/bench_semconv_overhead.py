@@ -10,7 +10,11 @@ of the sidecar's process tree (the sidecar and its export worker, from the bench
 RUSAGE_CHILDREN once the sidecar has exited; startup included, the same for all) and the
 wall-clock event rate. Medians; read the differences, the machine is shared.
 
-Usage: python bench/bench_semconv_overhead.py [--runs 10000] [--rounds 5] [--batch 500]
+`--in-process` measures the stages alone instead, in this process (CPU time, interleaved,
+best of the rounds): decoding the same NDJSON, redacting the decoded events, mapping them, and
+adding the OpenInference attributes to the mapped spans.
+
+Usage: python bench/bench_semconv_overhead.py [--runs 10000] [--rounds 5] [--batch 500] [--in-process]
 """
 
 from __future__ import annotations
@@ -104,12 +108,65 @@ def run_bridge(endpoint: str, bodies: list[bytes], n_spans: int, tmp: pathlib.Pa
     return elapsed, children_cpu() - cpu0
 
 
+def in_process(runs: int, rounds: int) -> None:
+    """CPU microseconds per event (decode, redaction, mapping) and per span (OpenInference), best of ``rounds``."""
+    from collections import Counter
+
+    from otel_bridge.config import MappingSettings, RedactionSettings
+    from otel_bridge.dialects.base import StreamContext
+    from otel_bridge.dialects.framing import sniff_text_frames
+    from otel_bridge.dialects.stream import StreamDecoder
+    from otel_bridge.mapping.lifecycle import SpanMapper
+    from otel_bridge.mapping.openinference import with_openinference
+    from otel_bridge.mapping.redaction import Redactor
+    from otel_bridge.pipeline import ListSink
+    from otel_bridge.stats import Stats
+
+    text = "\n".join(json.dumps(e) for e in with_content(make_events(runs)))
+
+    def decode() -> list:  # type: ignore[type-arg]
+        decoder = StreamDecoder(StreamContext(source="bench", stream_key="k"), None, on_reject=lambda *a: None)
+        return decoder.feed(sniff_text_frames(text)) + decoder.close()
+
+    events = decode()
+    redactor = Redactor(RedactionSettings(), Counter())
+
+    def mapped() -> list:  # type: ignore[type-arg]
+        sink = ListSink()
+        mapper = SpanMapper(MappingSettings(capture_content=True, run_end_grace_s=0.0), sink, Stats())
+        mapper.process(events)
+        mapper.close_all()
+        return sink.spans
+
+    spans = mapped()
+    stages = {
+        "decode": (decode, len(events)),
+        "redaction": (lambda: redactor.events(events), len(events)),
+        "mapping": (mapped, len(events)),
+        "openinference": (lambda: [with_openinference(s) for s in spans], len(spans)),
+    }
+    best: dict[str, float] = dict.fromkeys(stages, float("inf"))
+    for _ in range(rounds):
+        for name, (fn, n) in stages.items():
+            t0 = time.process_time()
+            fn()
+            best[name] = min(best[name], (time.process_time() - t0) / n * 1e6)
+    print(f"events={len(events)} spans={len(spans)} rounds={rounds}, CPU, best round:")
+    for name in stages:
+        unit = "span" if name == "openinference" else "event"
+        print(f"{name:14} {best[name]:6.2f} us/{unit}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=10000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--in-process", action="store_true", help="the stages alone, in this process")
     args = parser.parse_args()
+    if args.in_process:
+        in_process(args.runs, args.rounds)
+        return
     events = with_content(make_events(args.runs))
     lines = [json.dumps(e).encode() for e in events]
     bodies = [b"\n".join(lines[i : i + args.batch]) for i in range(0, len(lines), args.batch)]
