@@ -210,7 +210,13 @@ class SpanMapper:
         )
         root.attributes.update(attrs.continuation_attributes(event, finished.agent))
         self._stats.continuations += 1
-        return Run(run_id=event.run_id, trace_id=finished.trace_id, root=root, opened_at=root.last_active)
+        return Run(
+            run_id=event.run_id,
+            trace_id=finished.trace_id,
+            root=root,
+            opened_at=root.last_active,
+            id_prefix=key + "/",
+        )
 
     # -- run events -----------------------------------------------------------
     def _on_run_started(self, run: Run, event: AgentEvent) -> Placement:
@@ -255,7 +261,7 @@ class SpanMapper:
         span = Span(
             key=key,
             op=op,
-            span_id=span_id_for(run.trace_id, key),
+            span_id=span_id_for(run.trace_id, run.id_prefix + key),
             parent_span_id=parent.span_id,
             start_ns=start_ns,
             last_ns=event.timestamp_ns,
@@ -268,7 +274,9 @@ class SpanMapper:
         )
         if op == OP_TOOL and event.parent_call_id is not None:
             span.links.append(
-                SpanLinkRecord(run.trace_id, span_id_for(run.trace_id, f"{OP_LLM}:{event.parent_call_id}"), {})
+                SpanLinkRecord(
+                    run.trace_id, span_id_for(run.trace_id, f"{run.id_prefix}{OP_LLM}:{event.parent_call_id}"), {}
+                )
             )
         run.open[key] = span
         if len(run.open) > self._s.max_open_spans_per_run:

@@ -108,6 +108,9 @@ class Run:
     # Ended chat spans that named no model, with their ends: emitted when the run ends, by when
     # the run may have named one (AG-UI names it only in RUN_FINISHED's usage).
     held: list[tuple[Span, int]] = field(default_factory=list)
+    # Mixed into its spans' ids: a continuation ("run+1/") reuses the finished run's trace, and its
+    # spans' keys (chat:m1...) would otherwise give the very span ids the finished run already used.
+    id_prefix: str = ""
 
 
 @dataclass(frozen=True)
