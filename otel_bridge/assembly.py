@@ -22,7 +22,9 @@ from otel_bridge import semconv as sc
 from otel_bridge.bridge import Bridge
 from otel_bridge.config import Settings
 from otel_bridge.mapping.lifecycle import SpanMapper
+from otel_bridge.mapping.openinference import OpenInferenceSink
 from otel_bridge.mapping.pricing import Pricer, pricer_from_settings
+from otel_bridge.mapping.redaction import RedactingSink, Redactor
 from otel_bridge.model import AttributeValue
 from otel_bridge.pipeline import EventObserver, FanoutSink, Lifecycle, SpanExporter, SpanSink
 from otel_bridge.sinks.export_process import ProcessExporter
@@ -47,6 +49,8 @@ def resource_for(settings: Settings) -> dict[str, AttributeValue]:
         sc.TELEMETRY_SDK_LANGUAGE: "python",
         sc.TELEMETRY_SDK_VERSION: __version__,
     }
+    if settings.semconv.project_name is not None:
+        resource[sc.OI_PROJECT_NAME] = settings.semconv.project_name
     resource.update(settings.resource_attributes)
     return resource
 
@@ -126,8 +130,29 @@ def assemble(
     fanout = FanoutSink(sinks, stats)
     if isinstance(pricer, _Default):
         pricer = pricer_from_settings(settings.pricing)
-    mapper = SpanMapper(settings.mapping, fanout, stats, clock=clock, pricer=pricer)
-    feed = Feed(settings.feed, content=settings.mapping.capture_content, formats=[AguiFormat()], stats=stats)
+    # Between the mapper and the sinks: OpenInference attributes added (when asked), then the
+    # attribute-key deny list. Event content was redacted before the mapper (``prepare`` below).
+    redactor = Redactor(settings.redaction, stats.redacted)
+    emitted: SpanSink = fanout
+    if settings.redaction.deny_keys:
+        emitted = RedactingSink(redactor, emitted)
+    if settings.semconv.openinference:
+        emitted = OpenInferenceSink(emitted)
+    mapper = SpanMapper(
+        settings.mapping,
+        emitted,
+        stats,
+        clock=clock,
+        pricer=pricer,
+        redact_payload=redactor.json_text if redactor.active else None,
+    )
+    feed = Feed(
+        settings.feed,
+        content=settings.mapping.capture_content,
+        content_limit=settings.mapping.attribute_max_length,
+        formats=[AguiFormat()],
+        stats=stats,
+    )
 
     def metrics_snapshot() -> Snapshot:
         health = health_families(
@@ -154,7 +179,12 @@ def assemble(
     # In this order: the metrics push at shutdown comes after the exporter has taken the last spans.
     components: list[Lifecycle] = [c for c in (exporter, metrics_exporter) if c is not None]
     bridge = Bridge(
-        mapper, stats, sweep_interval_s=settings.mapping.sweep_interval_s, observers=observers, components=components
+        mapper,
+        stats,
+        sweep_interval_s=settings.mapping.sweep_interval_s,
+        observers=observers,
+        components=components,
+        prepare=redactor.events if redactor.active else None,
     )
     return Pipeline(
         stats=stats,

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from otel_bridge import semconv as sc
 from otel_bridge.mapping.lifecycle import SpanMapper
@@ -54,8 +54,11 @@ class Bridge:
         sweep_interval_s: float,
         observers: Sequence[EventObserver] = (),
         components: Sequence[Lifecycle] = (),
+        prepare: Callable[[Sequence[AgentEvent]], Sequence[AgentEvent]] | None = None,
     ) -> None:
         self.mapper = mapper
+        # Applied to every batch before the mapper and the observers see it (redaction).
+        self._prepare = prepare
         self.stats = stats
         self._sweep_interval_s = sweep_interval_s
         self._observers: list[EventObserver] = list(observers)
@@ -70,7 +73,7 @@ class Bridge:
         """Map a batch now; spans that finish go to the sinks before this returns."""
         if not events:
             return []
-        ordered = in_time_order(events)
+        ordered = in_time_order(events if self._prepare is None else self._prepare(events))
         self.stats.events_received += len(ordered)
         placements = self.mapper.process(ordered)
         for observer in self._observers:

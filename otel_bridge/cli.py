@@ -65,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--out", help="write an OTLP/JSON ExportTraceServiceRequest here ('-' for stdout)")
     replay.add_argument("--export", action="store_true", help="export over OTLP as configured by OTEL_EXPORTER_OTLP_*")
     replay.add_argument("--config", help="settings file, TOML or YAML")
+    replay.add_argument(
+        "--salt",
+        help="mix TEXT into the trace ids: a capture already exported gives new traces (ids are deterministic)",
+    )
 
     from otel_bridge import tail  # the live feed in a terminal
 
@@ -176,6 +180,8 @@ def _replay(args: argparse.Namespace) -> int:
         settings.otlp.endpoint = None
     settings.store.enabled = False
     settings.feed.enabled = False  # nobody subscribes to a replay
+    if args.salt:
+        settings.mapping.id_salt = args.salt
     for path in args.files:
         if not Path(path).is_file():
             print(f"otel-bridge replay: no such file: {path}", file=sys.stderr)

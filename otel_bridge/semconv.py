@@ -84,6 +84,83 @@ TELEMETRY_SDK_NAME: Final = "telemetry.sdk.name"
 TELEMETRY_SDK_LANGUAGE: Final = "telemetry.sdk.language"
 TELEMETRY_SDK_VERSION: Final = "telemetry.sdk.version"
 
+GEN_AI_SYSTEM_INSTRUCTIONS: Final = "gen_ai.system_instructions"
+# The log/span event that carries content under SPAN_AND_EVENT / EVENT_ONLY.
+EVENT_INFERENCE_DETAILS: Final = "gen_ai.client.inference.operation.details"
+# Message parts (gen_ai.input.messages / gen_ai.output.messages structure).
+ROLE_ASSISTANT: Final = "assistant"
+ROLE_TOOL: Final = "tool"
+PART_TEXT: Final = "text"
+PART_TOOL_CALL: Final = "tool_call"
+PART_TOOL_CALL_RESPONSE: Final = "tool_call_response"
+
+# --- OpenInference (Arize Phoenix, Arize): added beside the GenAI names when asked -------
+# openinference-semantic-conventions (Python package ``openinference.semconv``), the names
+# Phoenix reads; never instead of the GenAI ones.
+OI_SPAN_KIND: Final = "openinference.span.kind"
+OI_KIND_LLM: Final = "LLM"
+OI_KIND_TOOL: Final = "TOOL"
+OI_KIND_AGENT: Final = "AGENT"
+OI_KIND_CHAIN: Final = "CHAIN"
+OI_PROJECT_NAME: Final = "openinference.project.name"  # a resource attribute
+OI_LLM_MODEL_NAME: Final = "llm.model_name"
+OI_LLM_PROVIDER: Final = "llm.provider"
+OI_LLM_SYSTEM: Final = "llm.system"
+OI_LLM_INVOCATION_PARAMETERS: Final = "llm.invocation_parameters"
+OI_TOKEN_PROMPT: Final = "llm.token_count.prompt"
+OI_TOKEN_COMPLETION: Final = "llm.token_count.completion"
+OI_TOKEN_TOTAL: Final = "llm.token_count.total"
+OI_TOKEN_CACHE_READ: Final = "llm.token_count.prompt_details.cache_read"
+OI_TOKEN_CACHE_WRITE: Final = "llm.token_count.prompt_details.cache_write"
+OI_TOKEN_REASONING: Final = "llm.token_count.completion_details.reasoning"
+OI_COST_TOTAL: Final = "llm.cost.total"
+OI_INPUT_MESSAGES: Final = "llm.input_messages"  # + ".{i}." + a message suffix below
+OI_OUTPUT_MESSAGES: Final = "llm.output_messages"
+OI_MESSAGE_ROLE: Final = "message.role"
+OI_MESSAGE_CONTENT: Final = "message.content"
+OI_MESSAGE_TOOL_CALL_ID: Final = "message.tool_call_id"
+OI_MESSAGE_TOOL_CALLS: Final = "message.tool_calls"  # + ".{j}." + a tool call suffix below
+OI_TOOL_CALL_ID: Final = "tool_call.id"
+OI_TOOL_CALL_FUNCTION_NAME: Final = "tool_call.function.name"
+OI_TOOL_CALL_FUNCTION_ARGUMENTS: Final = "tool_call.function.arguments"
+OI_INPUT_VALUE: Final = "input.value"
+OI_INPUT_MIME_TYPE: Final = "input.mime_type"
+OI_OUTPUT_VALUE: Final = "output.value"
+OI_OUTPUT_MIME_TYPE: Final = "output.mime_type"
+OI_MIME_JSON: Final = "application/json"
+OI_MIME_TEXT: Final = "text/plain"
+OI_TOOL_NAME: Final = "tool.name"
+OI_TOOL_PARAMETERS: Final = "tool.parameters"
+OI_SESSION_ID: Final = "session.id"
+OI_AGENT_NAME: Final = "agent.name"
+# gen_ai.provider.name -> OpenInference llm.provider / llm.system values.
+OI_PROVIDERS: Final = {
+    "openai": "openai",
+    "azure.ai.openai": "azure",
+    "anthropic": "anthropic",
+    "aws.bedrock": "aws",
+    "gcp.gemini": "google",
+    "gcp.vertex_ai": "google",
+    "gcp.gen_ai": "google",
+    "cohere": "cohere",
+    "mistral_ai": "mistralai",
+    "x_ai": "xai",
+    "deepseek": "deepseek",
+}
+OI_SYSTEMS: Final = {
+    "openai": "openai",
+    "azure.ai.openai": "openai",
+    "anthropic": "anthropic",
+    "gcp.vertex_ai": "vertexai",
+    "gcp.gemini": "vertexai",
+    "cohere": "cohere",
+    "mistral_ai": "mistralai",
+}
+
+# --- redaction --------------------------------------------------------------------
+REDACTED_MARK: Final = "[REDACTED:{}]"  # the detector's name goes in the braces
+BRIDGE_TRUNCATED: Final = "otel_bridge.truncated"  # on a span whose captured content was cut: which attributes
+
 # --- span events -------------------------------------------------------------
 EVENT_EXCEPTION: Final = "exception"
 EXCEPTION_TYPE: Final = "exception.type"

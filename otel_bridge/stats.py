@@ -27,6 +27,7 @@ class Stats:
         self.continuations = 0  # late events that reopened a finished run's trace
         self.run_markers = 0  # "in progress" marker spans of long runs
         self.incomplete: Counter[str] = Counter()  # spans closed without an end, by reason
+        self.redacted: Counter[str] = Counter()  # values blanked out, by detector (or key:<name>)
 
     def reject(self, reason: str, count: int = 1) -> None:
         self.events_rejected[reason] += count
@@ -49,4 +50,5 @@ class Stats:
             "continuations": self.continuations,
             "run_markers": self.run_markers,
             "incomplete_spans": dict(self.incomplete),
+            "redacted": dict(self.redacted),
         }

@@ -133,3 +133,16 @@ if ! "$LG/bin/python" -c "import langgraph_api, langchain_openai, langchain" 2>/
     && echo "install-tools: langgraph-api $LANGGRAPH_API_VERSION (langgraph dev) in $LG" \
     || echo "install-tools: installing langgraph dev failed; its producer test will be skipped" >&2
 fi
+# --- Arize Phoenix (tests/test_phoenix.py: OpenInference read back from a real Phoenix) --
+# Its own virtualenv: it pins opentelemetry and protobuf versions that are not ours, and its
+# client registers a pytest plugin. About 850 MB; without it that test is skipped and says why.
+PHOENIX_VERSION=20.26.1
+PX=.tools/phoenix-$PHOENIX_VERSION
+if [ ! -x "$PX/bin/phoenix" ]; then
+  t0=$(date +%s)
+  rm -rf "$PX"
+  ("$PY" -m venv "$PX" && "$PX/bin/python" -m pip install --quiet --upgrade pip \
+    && "$PX/bin/python" -m pip install --quiet "arize-phoenix==$PHOENIX_VERSION") \
+    && echo "install-tools: installed arize-phoenix $PHOENIX_VERSION in $(( $(date +%s) - t0 )) s" \
+    || { rm -rf "$PX"; echo "install-tools: installing arize-phoenix failed; the Phoenix test will be skipped" >&2; }
+fi

@@ -60,14 +60,22 @@ def test_agent_event_stream_run_tools_and_inferred_generation() -> None:
     doc = golden_tree(FIXTURES / "agent-event-stream" / "weather.sse")
     assert doc["dialect"] == "agent-event-stream"
     spans = {s["name"]: s for s in _spans(doc)}
-    assert set(spans) == {"invoke_agent", "execute_tool get_weather", "execute_tool save_note", "chat"}
+    # The chat span names no model; the run names it at its end, and the held chat span takes it.
+    assert set(spans) == {
+        "invoke_agent",
+        "execute_tool get_weather",
+        "execute_tool save_note",
+        "chat claude-sonnet-4-5",
+    }
     root = spans["invoke_agent"]
     assert root["attributes"]["gen_ai.request.model"] == "claude-sonnet-4-5"
     assert root["attributes"]["otel_bridge.reported_cost_usd"] == 0.0123
     assert root["duration_ms"] >= 1834  # done.duration_ms widens the run
     assert spans["execute_tool get_weather"]["duration_ms"] == 120.0
     assert spans["execute_tool save_note"]["status"] == "ERROR"
-    chat = spans["chat"]
+    chat = spans["chat claude-sonnet-4-5"]
+    assert chat["attributes"]["gen_ai.request.model"] == "claude-sonnet-4-5"
+    assert chat["attributes"]["gen_ai.provider.name"] == "anthropic"
     assert chat["attributes"]["otel_bridge.inferred"] is True
     assert chat["attributes"]["otel_bridge.chunk_count"] == 3
     assert "gen_ai.response.time_to_first_chunk" not in chat["attributes"]

@@ -97,7 +97,9 @@ async def test_openai_chat_stream_becomes_one_chat_span() -> None:
         " gen_ai.usage.cache_read.input_tokens=512 gen_ai.usage.input_tokens=900 gen_ai.usage.output_tokens=40"
         " gen_ai.usage.reasoning.output_tokens=16 otel_bridge.dialect=openai-chat otel_bridge.source=http",
         "  chat gpt-4o-mini-2024-07-18 [CLIENT UNSET] gen_ai.operation.name=chat"
-        ' gen_ai.output.messages=[{"role":"assistant","parts":[{"type":"text","content":"Checking"}]}]'
+        ' gen_ai.output.messages=[{"role":"assistant","parts":[{"type":"text","content":"Checking"},'
+        '{"type":"tool_call","id":"call_1","name":"get_weather","arguments":{"city":"Lisbon"}},'
+        '{"type":"tool_call","id":"call_2","name":"get_time","arguments":{}}],"finish_reason":"tool_calls"}]'
         " gen_ai.provider.name=openai gen_ai.request.stream=True gen_ai.response.finish_reasons=['tool_calls']"
         " gen_ai.response.id=chatcmpl-P1"
         " gen_ai.response.model=gpt-4o-mini-2024-07-18 gen_ai.usage.cache_read.input_tokens=512"

@@ -37,7 +37,7 @@ def test_replay_out_parses_into_an_export_request(tmp_path: pathlib.Path) -> Non
             "invoke_agent otel-probe-agent", "chat gpt-4o", "chat gpt-4o", "execute_tool search", "execute_tool fetch",
             "invoke_agent adapter-agent", "chat gpt-4o", "chat gpt-4o", "chat fail-model", "execute_tool search",
             "execute_tool search",
-            "invoke_agent", "chat", "execute_tool get_weather", "execute_tool save_note",
+            "invoke_agent", "chat claude-sonnet-4-5", "execute_tool get_weather", "execute_tool save_note",
         ]
     )  # fmt: skip
     raw = out.read_text()
@@ -89,3 +89,18 @@ def test_replay_prices_llm_calls_like_the_server(tmp_path: pathlib.Path) -> None
     }
     # The shipped table prices gpt-4o input at 2.50 per million tokens; an unknown model gets no cost, not 0.
     assert costs == {"chat gpt-4o": 2.50, "chat no-such-model": None}
+
+
+def test_replay_salt_gives_new_trace_ids_and_keeps_the_tree(tmp_path: pathlib.Path) -> None:
+    def spans(*extra: str) -> list[tuple[bytes, bytes, str, bytes]]:
+        out = tmp_path / "t.json"
+        assert replay(str(FILES[2]), "--out", str(out), *extra).returncode == 0
+        request = json_format.Parse(out.read_text(), ExportTraceServiceRequest())
+        return sorted(
+            (s.trace_id, s.span_id, s.name, s.parent_span_id) for s in request.resource_spans[0].scope_spans[0].spans
+        )
+
+    plain, salted, again = spans(), spans("--salt", "retest-2"), spans("--salt", "retest-2")
+    assert salted == again  # a salt is deterministic too
+    assert {t for t, *_ in salted}.isdisjoint({t for t, *_ in plain})
+    assert sorted(name for _, _, name, _ in salted) == sorted(name for _, _, name, _ in plain)

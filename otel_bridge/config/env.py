@@ -115,7 +115,12 @@ def _resource(name: str, value: str) -> object:
 
 
 def _capture(name: str, value: str) -> object:
-    return value.upper() in ("SPAN_ONLY", "SPAN_AND_EVENT", "TRUE")
+    """Content on spans (SPAN_ONLY, SPAN_AND_EVENT), and also as a span event (SPAN_AND_EVENT)."""
+    mode = value.upper()
+    return {
+        "capture_content": mode in ("SPAN_ONLY", "SPAN_AND_EVENT", "TRUE"),
+        "content_events": mode == "SPAN_AND_EVENT",
+    }
 
 
 def _latest(name: str, value: str) -> object:
@@ -181,7 +186,12 @@ BRIDGE_VARS: Final = (
     EnvVar(("OTEL_RESOURCE_ATTRIBUTES",), (), _resource),
     EnvVar(("OTEL_SERVICE_NAME",), ("service_name",), _text),  # after the resource: wins over its service.name
     EnvVar((sc.OPT_IN_ENV,), ("mapping", "latest_semconv"), _latest),
-    EnvVar(("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",), ("mapping", "capture_content"), _capture),
+    EnvVar(("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",), ("mapping",), _capture),
+    EnvVar(("OTEL_BRIDGE_OPENINFERENCE",), ("semconv", "openinference"), _bool),
+    EnvVar(("OTEL_BRIDGE_PROJECT_NAME",), ("semconv", "project_name"), _text),
+    EnvVar(("OTEL_BRIDGE_REDACT_SECRETS",), ("redaction", "secrets"), _bool),
+    EnvVar(("OTEL_BRIDGE_REDACT_PII",), ("redaction", "pii"), _bool),
+    EnvVar(("OTEL_BRIDGE_REDACT_DENY_KEYS",), ("redaction", "deny_keys"), _list),
     EnvVar(("OTEL_BRIDGE_TOKEN",), ("auth", "token"), _text),
     EnvVar(("OTEL_BRIDGE_CORS_ORIGINS",), ("cors", "allow_origins"), _list),
 )

@@ -8,6 +8,7 @@ values come from is :mod:`otel_bridge.config` (file and overrides) and
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 import msgspec
@@ -56,6 +57,12 @@ class MappingSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """One span event per streamed chunk (capped by max_events_per_span)."""
     latest_semconv: bool = False
     """Emit the newer, unsettled GenAI names (gen_ai_latest_experimental)."""
+    content_events: bool = False
+    """Captured content also as a ``gen_ai.client.inference.operation.details`` span event
+    (``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=SPAN_AND_EVENT``)."""
+    id_salt: str = ""
+    """Mixed into every derived trace id (``replay --salt``): ids are deterministic, so the same capture
+    exported twice is the same traces, which a backend keeps once; another salt gives new traces."""
     run_marker_after_s: float = 30.0
     """A run still open this long gets a short "in progress" span (a child of its root, which is
     exported only when the run ends), so backends can find a long run while it runs; 0 turns it off."""
@@ -301,6 +308,40 @@ class MetricsSettings(OtlpEndpoint, kw_only=True, forbid_unknown_fields=True):
             _positive(name, getattr(self, name))
 
 
+class SemconvSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Which attribute vocabularies spans carry besides the GenAI conventions (which they always carry)."""
+
+    openinference: bool = False
+    """Add the OpenInference attributes Arize Phoenix and Arize read (``openinference.span.kind``,
+    ``llm.*``, ``input.value``...) beside the GenAI ones (env ``OTEL_BRIDGE_OPENINFERENCE``)."""
+    project_name: str | None = None
+    """Phoenix project: the resource attribute ``openinference.project.name`` (env
+    ``OTEL_BRIDGE_PROJECT_NAME``); unset: Phoenix files the spans under ``default``."""
+
+
+class RedactionSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """What is blanked out of events before anything leaves the sidecar (spans, feed, store, logs)."""
+
+    secrets: bool = True
+    """The built-in secret detectors: provider API keys, bearer tokens, JWTs, AWS keys, private keys."""
+    pii: bool = False
+    """The built-in PII detectors: e-mail addresses, phone numbers, card numbers (Luhn-checked)."""
+    patterns: dict[str, str] = msgspec.field(default_factory=dict)
+    """The user's own detectors: name -> regular expression (each match becomes ``[REDACTED:name]``)."""
+    deny_keys: list[str] = msgspec.field(default_factory=list)
+    """Attribute keys (span and span-event attributes) whose values are always replaced, and JSON object
+    keys inside captured content (tool arguments, payloads) whose values are replaced."""
+
+    def __post_init__(self) -> None:
+        for name, pattern in self.patterns.items():
+            if not name.replace("_", "").replace("-", "").isalnum():
+                raise ValueError(f"redaction pattern name must be letters, digits, - or _: {name!r}")
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"redaction pattern {name!r} is not a valid regular expression: {exc}") from exc
+
+
 class PricingSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Cost of LLM calls (``gen_ai.usage.cost``) from a price table per model."""
 
@@ -325,6 +366,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
     pricing: PricingSettings = msgspec.field(default_factory=PricingSettings)
     feed: FeedSettings = msgspec.field(default_factory=FeedSettings)
+    semconv: SemconvSettings = msgspec.field(default_factory=SemconvSettings)
+    redaction: RedactionSettings = msgspec.field(default_factory=RedactionSettings)
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
     cors: CorsSettings = msgspec.field(default_factory=CorsSettings)
     sources: list[SourceSettings] = msgspec.field(default_factory=list)

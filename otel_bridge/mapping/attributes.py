@@ -9,12 +9,13 @@ alone. Zero is data: every test here is ``is not None``, never truthiness.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import msgspec
 
+from otel_bridge import content
 from otel_bridge import semconv as sc
-from otel_bridge.model import AgentEvent, Attributes, AttributeValue, EventKind, SpanKind, TokenUsage
+from otel_bridge.model import AgentEvent, Attributes, AttributeValue, EventKind, SpanEventRecord, SpanKind, TokenUsage
 
 Pair = tuple[str, AttributeValue]
 
@@ -159,6 +160,43 @@ def llm_end_attributes(event: AgentEvent, latest: bool) -> Attributes:
     return out
 
 
+def inherited_model_attributes(
+    span: Mapping[str, AttributeValue], containers: Iterable[Mapping[str, AttributeValue]]
+) -> Attributes:
+    """A chat span whose stream named no model takes its nearest agent's (the run's) model.
+
+    Locus, AG-UI and Agentlang often name the model once, on the run or agent, and never on
+    the call: the call then requested that model. A span that has a request or response model
+    of its own keeps it (a response model alone names the span, per the conventions).
+    """
+    if sc.GEN_AI_REQUEST_MODEL in span or sc.GEN_AI_RESPONSE_MODEL in span:
+        return {}
+    for attributes in containers:
+        model = attributes.get(sc.GEN_AI_REQUEST_MODEL)
+        if isinstance(model, str) and model:
+            out: Attributes = {sc.GEN_AI_REQUEST_MODEL: model}
+            if sc.GEN_AI_PROVIDER_NAME not in span:
+                given = attributes.get(sc.GEN_AI_PROVIDER_NAME)
+                provider = provider_for(given if isinstance(given, str) else None, model)
+                if provider is not None:
+                    out[sc.GEN_AI_PROVIDER_NAME] = provider
+            return out
+    return {}
+
+
+def has_model(attributes: Mapping[str, AttributeValue]) -> bool:
+    return sc.GEN_AI_REQUEST_MODEL in attributes or sc.GEN_AI_RESPONSE_MODEL in attributes
+
+
+def priced_model(attributes: Mapping[str, AttributeValue]) -> str | None:
+    """The model a call is priced by: the one that answered, else the one requested."""
+    for key in (sc.GEN_AI_RESPONSE_MODEL, sc.GEN_AI_REQUEST_MODEL):
+        value = attributes.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
 def tool_start_attributes(event: AgentEvent) -> Attributes:
     out: Attributes = {sc.GEN_AI_OPERATION_NAME: sc.OP_EXECUTE_TOOL}
     if event.tool_name is not None:
@@ -170,18 +208,71 @@ def tool_start_attributes(event: AgentEvent) -> Attributes:
 
 
 def tool_content_pairs(event: AgentEvent, limit: int) -> Iterator[Pair]:
-    """Opt-in content: tool arguments and result."""
+    """Opt-in content: tool arguments and result (JSON kept valid when cut, see :mod:`otel_bridge.content`)."""
     if event.arguments is not None:
-        yield sc.GEN_AI_TOOL_CALL_ARGUMENTS, truncate_text(event.arguments, limit)
+        yield sc.GEN_AI_TOOL_CALL_ARGUMENTS, content.cut_json_text(event.arguments, limit)
     if event.result is not None:
-        yield sc.GEN_AI_TOOL_CALL_RESULT, truncate_text(event.result, limit)
+        yield sc.GEN_AI_TOOL_CALL_RESULT, content.cut_json_text(event.result, limit)
 
 
-def llm_content_pairs(event: AgentEvent, limit: int) -> Iterator[Pair]:
-    """Opt-in content: the response text as ``gen_ai.output.messages``."""
+def _arguments_value(arguments: AttributeValue | None) -> object:
+    """Tool-call arguments as the structured message format holds them: the JSON object, else the text."""
+    if not isinstance(arguments, str):
+        return None
+    try:
+        return msgspec.json.decode(arguments)
+    except msgspec.DecodeError:
+        return arguments
+
+
+def requested_tool_calls(events: Iterable[SpanEventRecord]) -> list[dict[str, object]]:
+    """The tool calls a model asked for, from its chat span's ``tool.requested`` events, as message parts."""
+    calls: list[dict[str, object]] = []
+    for record in events:
+        if record.name != EventKind.TOOL_REQUESTED.value:
+            continue
+        a = record.attributes
+        part: dict[str, object] = {"type": sc.PART_TOOL_CALL}
+        if sc.GEN_AI_TOOL_CALL_ID in a:
+            part["id"] = a[sc.GEN_AI_TOOL_CALL_ID]
+        if sc.GEN_AI_TOOL_NAME in a:
+            part["name"] = a[sc.GEN_AI_TOOL_NAME]
+        arguments = _arguments_value(a.get(sc.GEN_AI_TOOL_CALL_ARGUMENTS))
+        if arguments is not None:
+            part["arguments"] = arguments
+        calls.append(part)
+    return calls
+
+
+def llm_content_pairs(event: AgentEvent, limit: int, tool_calls: Iterable[dict[str, object]] = ()) -> Iterator[Pair]:
+    """Opt-in content: the answer (its text and the tool calls it asked for) as ``gen_ai.output.messages``,
+    in the conventions' structured format; cut to ``limit`` keeping the JSON valid."""
+    parts: list[dict[str, object]] = []
     if event.text is not None:
-        message = [{"role": "assistant", "parts": [{"type": "text", "content": event.text}]}]
-        yield sc.GEN_AI_OUTPUT_MESSAGES, truncate_json(message, limit)
+        parts.append({"type": sc.PART_TEXT, "content": event.text})
+    parts.extend(tool_calls)
+    if parts:
+        message: dict[str, object] = {"role": sc.ROLE_ASSISTANT, "parts": parts}
+        if event.finish_reasons:
+            message["finish_reason"] = event.finish_reasons[0]
+        yield sc.GEN_AI_OUTPUT_MESSAGES, content.cut_messages([message], limit)
+
+
+# What the inference details event (SPAN_AND_EVENT) repeats of a chat span's content.
+_CONTENT_ATTRIBUTES = (sc.GEN_AI_SYSTEM_INSTRUCTIONS, sc.GEN_AI_INPUT_MESSAGES, sc.GEN_AI_OUTPUT_MESSAGES)
+
+
+def content_event_attributes(attributes: Mapping[str, AttributeValue]) -> Attributes | None:
+    """The ``gen_ai.client.inference.operation.details`` event of a chat span: its captured content,
+    or ``None`` when it has none."""
+    out: Attributes = {key: attributes[key] for key in _CONTENT_ATTRIBUTES if key in attributes}
+    if not out:
+        return None
+    out[sc.GEN_AI_OPERATION_NAME] = sc.OP_CHAT
+    for key in (sc.GEN_AI_REQUEST_MODEL, sc.GEN_AI_RESPONSE_MODEL, sc.GEN_AI_PROVIDER_NAME):
+        if key in attributes:
+            out[key] = attributes[key]
+    return out
 
 
 def error_pairs(event: AgentEvent) -> Iterator[Pair]:
@@ -329,8 +420,11 @@ def span_kind(op: str) -> SpanKind:
     return SpanKind.CLIENT if op == sc.OP_CHAT else SpanKind.INTERNAL
 
 
-def span_event_pairs(event: AgentEvent, capture_content: bool, limit: int) -> Iterator[Pair]:
-    """Attributes of a span event made from a non-span event."""
+def span_event_pairs(
+    event: AgentEvent, capture_content: bool, limit: int, redact: Callable[[str], str] | None = None
+) -> Iterator[Pair]:
+    """Attributes of a span event made from a non-span event. ``redact`` cleans the original payload
+    (the one place it leaves the sidecar) before it is cut to ``limit``."""
     yield sc.BRIDGE_EVENT_TYPE, event.original_type
     if event.event_id is not None:
         yield sc.BRIDGE_EVENT_ID, event.event_id
@@ -339,7 +433,7 @@ def span_event_pairs(event: AgentEvent, capture_content: bool, limit: int) -> It
     if event.status is not None:
         yield sc.BRIDGE_STATUS, event.status
     if event.error is not None:
-        yield sc.BRIDGE_ERROR_MESSAGE, truncate_text(event.error, limit)
+        yield sc.BRIDGE_ERROR_MESSAGE, content.cut_text(event.error, limit)
         yield sc.ERROR_TYPE, error_type_for(event)
     if event.kind is EventKind.TOOL_REQUESTED:
         # A tool call the model asked for, recorded on its chat span.
@@ -348,24 +442,14 @@ def span_event_pairs(event: AgentEvent, capture_content: bool, limit: int) -> It
         if event.call_id is not None:
             yield sc.GEN_AI_TOOL_CALL_ID, event.call_id
         if capture_content and event.arguments is not None:
-            yield sc.GEN_AI_TOOL_CALL_ARGUMENTS, truncate_text(event.arguments, limit)
+            yield sc.GEN_AI_TOOL_CALL_ARGUMENTS, content.cut_json_text(event.arguments, limit)
     if event.payload is not None and (capture_content or event.kind not in _CONTENT_KINDS):
-        yield sc.BRIDGE_EVENT_PAYLOAD, truncate_raw(bytes(event.payload), limit)
-
-
-def truncate_text(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    return text[:limit]
+        raw = bytes(event.payload)
+        if redact is not None:
+            raw = redact(raw.decode("utf-8", errors="replace")).encode()
+        yield sc.BRIDGE_EVENT_PAYLOAD, content.cut_raw(raw, limit)
 
 
 def truncate_raw(raw: bytes, limit: int) -> str:
-    """JSON text kept valid when cut: an oversized value becomes a marker object."""
-    if len(raw) <= limit:
-        return raw.decode("utf-8", errors="replace")
-    prefix = raw[: max(0, limit - 64)].decode("utf-8", errors="ignore")
-    return msgspec.json.encode({"truncated_bytes": len(raw), "prefix": prefix}).decode()
-
-
-def truncate_json(value: object, limit: int) -> str:
-    return truncate_raw(msgspec.json.encode(value), limit)
+    """JSON text kept valid when cut: an oversized value becomes a marker object (see :mod:`otel_bridge.content`)."""
+    return content.cut_raw(raw, limit)

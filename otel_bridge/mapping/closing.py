@@ -17,7 +17,7 @@ from otel_bridge import semconv as sc
 from otel_bridge.config import MappingSettings
 from otel_bridge.mapping import attributes as attrs
 from otel_bridge.mapping.ids import span_id_for
-from otel_bridge.mapping.table import OP_LLM, Finished, Run, Span
+from otel_bridge.mapping.table import OP_LLM, Finished, Run, Span, ancestors
 from otel_bridge.model import SpanKind, SpanRecord, StatusCode
 from otel_bridge.stats import Stats
 
@@ -146,6 +146,15 @@ class Closer:
         # A child rebuilt from its duration may start before the first event seen:
         # the run span is widened so that it still contains all its children.
         run.root.start_ns = min(run.root.start_ns, span.start_ns)
+        if span.op == OP_LLM:
+            span.attributes.update(attrs.inherited_model_attributes(span.attributes, ancestors(run, span)))
+            if not attrs.has_model(span.attributes) and self._runs.get(run.run_id) is run:
+                run.held.append((span, end_ns))  # the run may name its model before it ends
+                return end_ns
+        self._record(run, span, end_ns)
+        return end_ns
+
+    def _record(self, run: Run, span: Span, end_ns: int) -> None:
         self._emit_record(
             SpanRecord(
                 trace_id=run.trace_id,
@@ -163,7 +172,6 @@ class Closer:
                 dropped_events=span.dropped_events,
             )
         )
-        return end_ns
 
     def finish_run(self, run: Run, reason: str) -> None:
         """Close a run: its open spans as incomplete, then its root; remember it as finished."""
@@ -193,6 +201,10 @@ class Closer:
                 latest=self._s.latest_semconv,
             )
         )
+        for span, span_end in run.held:  # chat spans that waited for a model: the run's, if it named one
+            span.attributes.update(attrs.inherited_model_attributes(span.attributes, ancestors(run, span)))
+            self._record(run, span, span_end)
+        run.held.clear()
         self.emit(run, root, max(end, root.start_ns))
         self._stats.runs_finished += 1
         agent = root.attributes.get(sc.GEN_AI_AGENT_NAME)

@@ -4,6 +4,13 @@ A run's trace id is derived from its run id, so a replay of the same capture,
 or a sidecar restarted mid-run, puts the same run in the same trace. Span ids
 are derived from the trace id and the span's key (``run``, ``llm:<id>``...),
 so the same span gets the same id however often it is rebuilt.
+
+The flip side: a backend that already holds a trace keeps it when the same
+capture is exported again (the spans are the same spans, so nothing new shows).
+A salt (``mapping.id_salt``, ``replay --salt``) goes into every derived trace id:
+the same capture replayed with another salt is another set of traces, and with
+the same salt the same set again. A trace id a producer gave in a W3C
+``traceparent`` is kept as given (it links to the producer's own spans).
 """
 
 from __future__ import annotations
@@ -17,9 +24,10 @@ _ZERO_TRACE = bytes(16)
 _ZERO_SPAN = bytes(8)
 
 
-def trace_id_for_run(run_id: str) -> bytes:
-    """16-byte trace id derived from the run id alone (dialect-independent)."""
-    digest = hashlib.sha256(_TRACE_SALT + run_id.encode()).digest()
+def trace_id_for_run(run_id: str, salt: str = "") -> bytes:
+    """16-byte trace id derived from the run id (dialect-independent) and an optional salt."""
+    salted = _TRACE_SALT + salt.encode() + b"\x00" if salt else _TRACE_SALT
+    digest = hashlib.sha256(salted + run_id.encode()).digest()
     tid = digest[:16]
     return tid if tid != _ZERO_TRACE else digest[16:32]
 

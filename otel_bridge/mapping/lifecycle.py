@@ -68,6 +68,7 @@ from otel_bridge.mapping.table import (
     Finished,
     Run,
     Span,
+    ancestors,
     container,
     innermost,
     llm_span_for,
@@ -98,8 +99,10 @@ class SpanMapper:
         *,
         clock: Callable[[], float] = time.monotonic,
         pricer: Pricer | None = None,
+        redact_payload: Callable[[str], str] | None = None,
     ) -> None:
         self._s = settings
+        self._redact_payload = redact_payload  # the redactor, for the original payloads span events carry
         self._sink = sink
         self._stats = stats
         self._clock = clock
@@ -187,7 +190,7 @@ class SpanMapper:
         if traced is not None:
             trace_id, parent_span_id = traced
         else:
-            trace_id = trace_id_for_run(event.run_id)
+            trace_id = trace_id_for_run(event.run_id, self._s.id_salt)
         start = event.timestamp_ns
         root = Span(
             key="run",
@@ -217,7 +220,12 @@ class SpanMapper:
         )
         root.attributes.update(attrs.continuation_attributes(event, finished.agent))
         self._stats.continuations += 1
-        return Run(run_id=event.run_id, trace_id=finished.trace_id, root=root, opened_at=root.last_active)
+        return Run(
+            run_id=event.run_id,
+            trace_id=finished.trace_id,
+            root=root,
+            opened_at=root.last_active,
+        )
 
     # -- run events -----------------------------------------------------------
     def _on_run_started(self, run: Run, event: AgentEvent) -> Placement:
@@ -335,12 +343,18 @@ class SpanMapper:
         if event.stream:
             span.streaming = True
         if self._s.capture_content:
-            span.attributes.update(attrs.llm_content_pairs(event, self._s.attribute_max_length))
+            calls = attrs.requested_tool_calls(span.events)
+            span.attributes.update(attrs.llm_content_pairs(event, self._s.attribute_max_length, calls))
+            details = attrs.content_event_attributes(span.attributes) if self._s.content_events else None
+            if details is not None:
+                span.events.append(SpanEventRecord(sc.EVENT_INFERENCE_DETAILS, event.timestamp_ns, details))
+        span.attributes.update(attrs.inherited_model_attributes(span.attributes, ancestors(run, span)))
         if event.usage is not None:
             run.usage = event.usage.plus(run.usage)
             if self._pricer is not None:
-                provider = attrs.provider_for(event.provider, event.model or event.response_model)
-                cost = self._pricer(provider, event.response_model or event.model, event.usage)
+                model = attrs.priced_model(span.attributes)
+                provider = span.attributes.get(sc.GEN_AI_PROVIDER_NAME)
+                cost = self._pricer(provider if isinstance(provider, str) else None, model, event.usage)
                 if cost is not None:
                     span.attributes.update(attrs.cost_attributes(cost))
                     run.cost = cost + (run.cost or 0.0)
@@ -386,7 +400,9 @@ class SpanMapper:
             span.dropped_events += 1
             self._stats.drop("max_events_per_span")
         else:
-            pairs = attrs.span_event_pairs(event, self._s.capture_content, self._s.attribute_max_length)
+            pairs = attrs.span_event_pairs(
+                event, self._s.capture_content, self._s.attribute_max_length, self._redact_payload
+            )
             name = event.original_type if event.kind is EventKind.CUSTOM else str(event.kind)
             span.events.append(SpanEventRecord(name, event.timestamp_ns, dict(pairs)))
         return Placement(run.trace_id, span.span_id, span.parent_span_id)

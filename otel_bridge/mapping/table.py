@@ -10,6 +10,7 @@ what each event does to them and :mod:`.closing` ends them.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from otel_bridge import semconv as sc
@@ -105,6 +106,9 @@ class Run:
     created_by: AgentEvent | None = None  # the event that opened the run
     opened_at: float = 0.0  # the mapper's clock when the run opened
     marked: bool = False  # its "in progress" marker span was emitted
+    # Ended chat spans that named no model, with their ends: emitted when the run ends, by when
+    # the run may have named one (AG-UI names it only in RUN_FINISHED's usage).
+    held: list[tuple[Span, int]] = field(default_factory=list)
 
     def child_span_id(self, key: str) -> bytes:
         """The id of the child span keyed ``key``. A continuation (a finished run's late events) keys its
@@ -120,6 +124,15 @@ class Finished:
     root_span_id: bytes
     agent: str | None
     continuations: int
+
+
+def ancestors(run: Run, span: Span) -> Iterator[Attributes]:
+    """The attributes of the spans ``span`` nests under, innermost first, ending with the run's root."""
+    parent = span.parent
+    while parent is not None:
+        yield parent.attributes
+        parent = parent.parent
+    yield run.root.attributes
 
 
 def span_key(run: Run, op: str, event: AgentEvent, *, starting: bool) -> str:

@@ -2,7 +2,8 @@
 
 A golden case is ``tests/fixtures/<dialect>/<case>.sse`` (any format ``replay``
 reads) with its expected tree in ``<case>.expected.json`` and optional settings
-in ``<case>.options.json`` (``{"dialect": "...", "capture_content": true}``).
+in ``<case>.options.json`` (``{"dialect": "...", "capture_content": true, "content_events": true,
+"openinference": true}``).
 
 The document holds the detected dialect, the rejected frames and every trace
 as a tree of whole spans: name, kind, ids, times relative to the trace's
@@ -28,7 +29,7 @@ from typing import Any
 import msgspec
 
 from otel_bridge.assembly import assemble
-from otel_bridge.config import MappingSettings, Settings, StoreSettings
+from otel_bridge.config import MappingSettings, SemconvSettings, Settings, StoreSettings
 from otel_bridge.model import AttributeValue, SpanRecord
 from otel_bridge.pipeline import ListSink
 from otel_bridge.sources.replay import replay_files
@@ -68,11 +69,15 @@ def replay_tree(
     *,
     dialect: str | None = None,
     capture_content: bool = False,
+    content_events: bool = False,
+    openinference: bool = False,
     settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Replay one capture through a Bridge with a ListSink; the canonical document."""
     settings = settings or Settings(
-        store=StoreSettings(enabled=False), mapping=MappingSettings(capture_content=capture_content)
+        store=StoreSettings(enabled=False),
+        mapping=MappingSettings(capture_content=capture_content, content_events=content_events),
+        semconv=SemconvSettings(openinference=openinference),
     )
     sink = ListSink()
     bridge = assemble(settings, clock=lambda: 0.0, extra_sinks=[sink], pricer=None).bridge
@@ -88,7 +93,11 @@ def golden_tree(capture: Path) -> dict[str, Any]:
     """The canonical document of a golden case, with its options applied."""
     options = options_for(capture)
     return replay_tree(
-        capture, dialect=options.get("dialect"), capture_content=bool(options.get("capture_content", False))
+        capture,
+        dialect=options.get("dialect"),
+        capture_content=bool(options.get("capture_content", False)),
+        content_events=bool(options.get("content_events", False)),
+        openinference=bool(options.get("openinference", False)),
     )
 
 

@@ -107,12 +107,14 @@ class Feed:
         settings: FeedSettings,
         *,
         content: bool = False,
+        content_limit: int | None = None,
         formats: Sequence[FeedFormat] = (),
         stats: Stats | None = None,
         first_seq: int | None = None,
     ) -> None:
         self.settings = settings
         self._content = content
+        self._content_limit = content_limit  # the spans' attribute_max_length: the same cuts on both
         self._formats = {f.name: f for f in formats}
         self._stats = stats
         self.first_seq = first_seq if first_seq is not None else time.time_ns() // 1000
@@ -146,6 +148,7 @@ class Feed:
                 agent=self._agent_of(event),
                 trace_url_template=settings.trace_url_template,
                 content=self._content,
+                limit=self._content_limit,
             )
             framed = sse.frame(encode(record), event=event.kind.value, event_id=seq, split_lines=False)
             item = FeedItem(record, event.kind, framed)

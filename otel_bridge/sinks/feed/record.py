@@ -4,13 +4,18 @@ The ``data:`` of a feed event is one JSON object: the canonical event's fields
 plus where it landed in the trace (the very ids the exported spans carry, from
 the mapper's :class:`Placement`), the run's agent, the priced cost and a trace
 link. Captured content (``text``, ``arguments``, ``result``) is included only
-when the mapping captures content, so the feed never shows more than the traces.
+when the mapping captures content, and cut by the same rules and limit as on the
+spans (:mod:`otel_bridge.content`), so the feed never shows more than the traces.
+Secrets were redacted from the event before the feed saw it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import msgspec
 
+from otel_bridge.content import cut_json_text, cut_text
 from otel_bridge.model import AgentEvent, Placement, TokenUsage
 
 
@@ -65,6 +70,7 @@ def enrich(
     agent: str | None,
     trace_url_template: str | None,
     content: bool,
+    limit: int | None = None,
 ) -> FeedRecord:
     """One mapped event as the feed shows it.
 
@@ -110,10 +116,16 @@ def enrich(
         event_id=event.event_id,
         inferred=event.inferred,
         timestamp_from_source=event.timestamp_from_source,
-        text=event.text if content else None,
-        arguments=event.arguments if content else None,
-        result=event.result if content else None,
+        text=_cut(event.text, content, limit, cut_text),
+        arguments=_cut(event.arguments, content, limit, cut_json_text),
+        result=_cut(event.result, content, limit, cut_json_text),
     )
+
+
+def _cut(value: str | None, content: bool, limit: int | None, cut: Callable[[str, int], str]) -> str | None:
+    if value is None or not content:
+        return None
+    return value if limit is None else cut(value, limit)
 
 
 _encoder = msgspec.json.Encoder()
