@@ -14,7 +14,15 @@ from typing import Any
 
 import msgspec
 
-from otel_bridge.dialects.base import DecodeError, StreamContext, make_event, opt_str, parse_timestamp, raw
+from otel_bridge.dialects.base import (
+    DecodeError,
+    StreamContext,
+    check_event,
+    make_event,
+    opt_str,
+    parse_timestamp,
+    raw,
+)
 from otel_bridge.dialects.framing import Frame
 from otel_bridge.model import AgentEvent, EventKind
 
@@ -121,7 +129,7 @@ class GenericDecoder:
 
     def _from_canonical(self, frame: Frame, c: _Canonical) -> AgentEvent:
         ts, from_source = self._time(c.timestamp)
-        return msgspec.structs.replace(
+        event: AgentEvent = msgspec.structs.replace(
             c,
             run_id=c.run_id or self._ctx.run_id or self._ctx.stream_key,
             timestamp_ns=ts,
@@ -133,6 +141,7 @@ class GenericDecoder:
             timestamp=None,
             type=None,
         )
+        return check_event(event)
 
 
 DIALECT = GenericDialect()
