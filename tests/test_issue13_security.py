@@ -38,9 +38,8 @@ def test_redact(target: str, expected: str) -> None:
 
 
 def test_the_filter_rewrites_uvicorns_access_record() -> None:
-    record = logging.LogRecord(
-        "uvicorn.access", logging.INFO, "", 0, '%s - "%s %s HTTP/%s" %d', ("1.2.3.4", "GET", "/v1/stream?access_token=x", "1.1", 200), None
-    )  # fmt: skip
+    args = ("1.2.3.4", "GET", "/v1/stream?access_token=x", "1.1", 200)
+    record = logging.LogRecord("uvicorn.access", logging.INFO, "", 0, '%s - "%s %s HTTP/%s" %d', args, None)
     assert RedactQueryCredentials().filter(record)
     assert record.getMessage() == '1.2.3.4 - "GET /v1/stream?access_token=REDACTED HTTP/1.1" 200'
 
