@@ -25,6 +25,9 @@ class Stats:
         self.continuations = 0  # late events that reopened a finished run's trace
         self.run_markers = 0  # "in progress" marker spans of long runs
         self.incomplete: Counter[str] = Counter()  # spans closed without an end, by reason
+        # Feed events a lagging subscriber never got: deliveries to one client, not spans or events lost
+        # by the bridge, so not in `dropped`.
+        self.feed_events_lost = 0
 
     def reject(self, reason: str, count: int = 1) -> None:
         self.events_rejected[reason] += count
@@ -45,4 +48,5 @@ class Stats:
             "continuations": self.continuations,
             "run_markers": self.run_markers,
             "incomplete_spans": dict(self.incomplete),
+            "feed_events_lost": self.feed_events_lost,
         }
