@@ -40,8 +40,8 @@ from otel_bridge.pipeline import EventConsumer
 _MAX_RUNS_LISTED = 20
 OFF_LOOP_BYTES = 256 * 1024
 """Bodies larger than this are decoded in a worker thread (a 256 KB body decodes in about 10 ms)."""
-SUBMIT_SLICE = 2_000
-"""Events mapped between two yields to the event loop (a few ms of mapping)."""
+SUBMIT_SLICE = 500
+"""Events mapped between two yields to the event loop (tens of ms of mapping at most)."""
 _COUNTED_CODES = frozenset({"unsupported_media_type", "malformed_body"})
 _TIMESTAMP = operator.attrgetter("timestamp_ns")
 
