@@ -143,6 +143,10 @@ def split_json(body: bytes) -> list[Frame]:
         raise FramingError("JSON body must be an object or an array of objects") from exc
     except msgspec.DecodeError as exc:
         raise FramingError(f"body is not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise FramingError(
+            "body is nested too deeply (the limit is about 1,000 levels of arrays and objects)"
+        ) from None
     if isinstance(items, dict):
         return [Frame(None, body.strip())]
     return [Frame(None, bytes(item)) for item in items]

@@ -51,11 +51,16 @@ class _Canonical(AgentEvent, frozen=True, kw_only=True, omit_defaults=True):
     type: str | None = None  # the producer's own name for the event
 
 
+def _is_canonical(obj: Any) -> bool:
+    kind = obj.get("kind") if isinstance(obj, dict) else None
+    return isinstance(kind, str) and kind in _KIND_VALUES  # `"kind": []` is not hashable
+
+
 class GenericDialect:
     name = NAME
 
     def sniff(self, frame: Frame, obj: Any) -> bool:
-        return isinstance(obj, dict) and obj.get("kind") in _KIND_VALUES
+        return _is_canonical(obj)
 
     def decoder(self, ctx: StreamContext) -> GenericDecoder:
         return GenericDecoder(ctx)
@@ -94,7 +99,7 @@ class GenericDecoder:
         return (ts, True) if ts is not None else (self._ctx.arrival_ns(), False)
 
     def feed(self, frame: Frame, obj: Any) -> list[AgentEvent]:
-        if isinstance(obj, dict) and obj.get("kind") in _KIND_VALUES:
+        if _is_canonical(obj):
             return [self._canonical(frame, obj)]
         if not isinstance(obj, dict):
             obj = {"value": obj}
