@@ -217,29 +217,39 @@ def check_time(ts: int) -> None:
         )
 
 
-def _finite(name: str, value: float | None) -> None:
-    if value is not None and not math.isfinite(value):
-        raise ValueRangeError("number_out_of_range", f"{name} must be a finite number, got {value}")
+_FLOAT_FIELDS = ("cost_usd", "temperature", "top_p")
+_USAGE_FIELDS = ("input", "output", "cache_read", "cache_creation", "reasoning")
+_isfinite = math.isfinite
 
 
 def check_event(event: AgentEvent) -> AgentEvent:
-    """The event itself if every value is one a span can carry; else :class:`ValueRangeError` naming it."""
-    check_time(event.timestamp_ns)
+    """The event itself if every value is one a span can carry; else :class:`ValueRangeError` naming it.
+
+    Runs for every event: plain comparisons first, names looked up only to explain a failure.
+    """
+    if not TIME_MIN_NS <= event.timestamp_ns <= TIME_MAX_NS:
+        check_time(event.timestamp_ns)
     d = event.duration_ms
     if d is not None and not 0 <= d <= DURATION_MAX_MS:  # NaN fails both comparisons
         raise ValueRangeError(
             "duration_out_of_range", f"duration_ms must be between 0 and {DURATION_MAX_MS} ms, got {d}"
         )
-    _finite("cost_usd", event.cost_usd)
-    _finite("temperature", event.temperature)
-    _finite("top_p", event.top_p)
-    if event.max_tokens is not None and not -INT_MAX <= event.max_tokens <= INT_MAX:
-        raise ValueRangeError("number_out_of_range", f"max_tokens {event.max_tokens} is beyond int64")
-    usage = event.usage
-    if usage is not None:
-        for name in ("input", "output", "cache_read", "cache_creation", "reasoning"):
-            n = getattr(usage, name)
+    c, t, p = event.cost_usd, event.temperature, event.top_p
+    if (
+        (c is not None and not _isfinite(c))
+        or (t is not None and not _isfinite(t))
+        or (p is not None and not _isfinite(p))
+    ):
+        name = next(n for n in _FLOAT_FIELDS if not _isfinite(getattr(event, n) or 0.0))
+        raise ValueRangeError("number_out_of_range", f"{name} must be a finite number, got {getattr(event, name)}")
+    m = event.max_tokens
+    if m is not None and not -INT_MAX <= m <= INT_MAX:
+        raise ValueRangeError("number_out_of_range", f"max_tokens {m} is beyond int64")
+    u = event.usage
+    if u is not None:
+        for n in (u.input, u.output, u.cache_read, u.cache_creation, u.reasoning):
             if n is not None and not 0 <= n <= INT_MAX:
+                name = next(f for f in _USAGE_FIELDS if getattr(u, f) == n)
                 raise ValueRangeError("number_out_of_range", f"usage.{name} must be between 0 and {INT_MAX}, got {n}")
     return event
 
