@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo serve test lint typecheck fmt bench clean tools
+.PHONY: demo serve test lint typecheck fmt bench fuzz clean tools
 
 ## tools: the real components tests start (OpenIntent server, Prometheus...), installed by scripts/install-tools.sh
 tools: $(STAMP)
@@ -45,6 +45,13 @@ fmt: $(STAMP)
 ## bench: throughput benchmarks against a real rotel collector (figures go to BENCHMARKS.md)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_pipeline.py
+
+## fuzz: the ingest fuzzer's long run (FUZZ_EXAMPLES requests, default 20000): prints requests, 5xx and RSS
+## (FUZZ_SMALL_BOUNDS=1: bounds of 100 runs/traces/feed events, so RSS past them shows unbounded growth)
+FUZZ_EXAMPLES ?= 20000
+FUZZ_SMALL_BOUNDS ?= 0
+fuzz: $(STAMP)
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_SMALL_BOUNDS=$(FUZZ_SMALL_BOUNDS) FUZZ_REPORT=1 $(BIN)/pytest -q -s -p no:cacheprovider -o timeout=0 tests/test_fuzz_ingest.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

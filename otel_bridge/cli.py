@@ -128,6 +128,9 @@ def _serve(settings: Settings, log_level: str, demo_pace: float | None = None) -
         f"otel-bridge {__version__}: ingest {where}/v1/events, traces {where}/v1/traces, OTLP export: {export}",
         file=sys.stderr,
     )
+    from otel_bridge.web.auth import RedactQueryCredentials
+
+    logging.getLogger("uvicorn.access").addFilter(RedactQueryCredentials())  # tokens never reach the log
     with _stop_signals_exit_cleanly():
         uvicorn.run(
             app,

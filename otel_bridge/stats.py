@@ -28,6 +28,9 @@ class Stats:
         self.run_markers = 0  # "in progress" marker spans of long runs
         self.incomplete: Counter[str] = Counter()  # spans closed without an end, by reason
         self.redacted: Counter[str] = Counter()  # values blanked out, by detector (or key:<name>)
+        # Feed events a lagging subscriber never got: deliveries to one client, not spans or events lost
+        # by the bridge, so not in `dropped`.
+        self.feed_events_lost = 0
 
     def reject(self, reason: str, count: int = 1) -> None:
         self.events_rejected[reason] += count
@@ -51,4 +54,5 @@ class Stats:
             "run_markers": self.run_markers,
             "incomplete_spans": dict(self.incomplete),
             "redacted": dict(self.redacted),
+            "feed_events_lost": self.feed_events_lost,
         }

@@ -301,6 +301,10 @@ class MetricsSettings(OtlpEndpoint, kw_only=True, forbid_unknown_fields=True):
     """How often the cumulative state is pushed (``OTEL_METRIC_EXPORT_INTERVAL``, in ms there)."""
     max_series_per_metric: int = 2_000
     """Attribute sets kept per metric; past it measurements go to one ``otel.metric.overflow`` series."""
+    public: bool = False
+    """Serve ``GET /metrics`` without the bearer token (``auth.token``); it lists agent, tool, model and
+    provider names, so by default it needs the token like the rest of the API. Set it for a scraper that
+    cannot send a token."""
 
     def __post_init__(self) -> None:
         super().__post_init__()

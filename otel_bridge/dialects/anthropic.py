@@ -147,7 +147,7 @@ class AnthropicDecoder:
         index = opt_int(data, "index")
         delta = data.get("delta")
         d: dict[str, Any] = delta if isinstance(delta, dict) else {}
-        delta_type = d.get("type")
+        delta_type = opt_str(d, "type")  # a str, or None: `"type": {}` must not reach the set lookup
         if delta_type == "input_json_delta" and index in self._tools:
             partial = d.get("partial_json")
             if isinstance(partial, str):

@@ -9,6 +9,7 @@ name and type. A decoder that can skip the generic JSON decode also defines
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +25,19 @@ from otel_bridge.model import AgentEvent, EventKind, TokenUsage
 
 class DecodeError(ValueError):
     """One frame cannot be decoded: the frame is rejected and counted, the stream goes on."""
+
+    reason = "undecodable"
+
+
+class ValueRangeError(DecodeError):
+    """A value no span can carry (a time outside 1970..2262, an infinite duration...): the event is rejected.
+
+    ``reason`` names what was out of range; it is the rejection's counted reason.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass
@@ -104,13 +118,19 @@ _EPOCH_NS_MIN = 10**17
 
 
 def parse_timestamp(value: object) -> int | None:
-    """Epoch nanoseconds from ISO 8601 (naive is UTC) or an epoch number in s, ms, us or ns."""
+    """Epoch nanoseconds from ISO 8601 (naive is UTC) or an epoch number in s, ms, us or ns.
+
+    ``None`` when there is no time to read; a time outside what a span can carry is
+    returned as it is and rejected by :func:`check_event` (``timestamp_out_of_range``).
+    """
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
         v = float(value)
         if v <= 0:
             return None
+        if v == math.inf:
+            raise ValueRangeError("timestamp_out_of_range", "timestamp is not a finite number")
         if v >= _EPOCH_NS_MIN:
             return int(value)
         if v >= _EPOCH_US_MIN:
@@ -179,6 +199,67 @@ BUILDER_FIELDS = frozenset(
 )
 
 
+# --- the one check of values at the mapping boundary -----------------------------
+#
+# Every event is built by make_event (or, for canonical JSON, the generic dialect's
+# typed fast path, which calls check_event too), so this is the one place values are
+# checked: past it, the mapper's arithmetic and the OTLP encoders cannot overflow.
+
+TIME_MIN_NS = 1
+"""Times are epoch nanoseconds after 1970-01-01 (OTLP's fixed64; 0 means "unset" there)."""
+TIME_MAX_NS = 2**63 - 1
+"""...and before 2262-04-11, the end of int64 nanoseconds (the mapper adds durations to them)."""
+DURATION_MAX_MS = 10**12
+"""About 31 years: a longer ``duration_ms`` is a unit mistake, not a span."""
+INT_MAX = 2**63 - 1
+"""Token counts and ``max_tokens`` are OTLP int64 attributes."""
+
+
+def check_time(ts: int) -> None:
+    """Raise :class:`ValueRangeError` (``timestamp_out_of_range``) unless ``ts`` is within 1970..2262."""
+    if not TIME_MIN_NS <= ts <= TIME_MAX_NS:
+        raise ValueRangeError(
+            "timestamp_out_of_range", f"timestamp {ts} ns is outside 1970-01-01..2262-04-11 (what a span can carry)"
+        )
+
+
+_FLOAT_FIELDS = ("cost_usd", "temperature", "top_p")
+_USAGE_FIELDS = ("input", "output", "cache_read", "cache_creation", "reasoning")
+_isfinite = math.isfinite
+
+
+def check_event(event: AgentEvent) -> AgentEvent:
+    """The event itself if every value is one a span can carry; else :class:`ValueRangeError` naming it.
+
+    Runs for every event: plain comparisons first, names looked up only to explain a failure.
+    """
+    if not TIME_MIN_NS <= event.timestamp_ns <= TIME_MAX_NS:
+        check_time(event.timestamp_ns)
+    d = event.duration_ms
+    if d is not None and not 0 <= d <= DURATION_MAX_MS:  # NaN fails both comparisons
+        raise ValueRangeError(
+            "duration_out_of_range", f"duration_ms must be between 0 and {DURATION_MAX_MS} ms, got {d}"
+        )
+    c, t, p = event.cost_usd, event.temperature, event.top_p
+    if (
+        (c is not None and not _isfinite(c))
+        or (t is not None and not _isfinite(t))
+        or (p is not None and not _isfinite(p))
+    ):
+        name = next(n for n in _FLOAT_FIELDS if not _isfinite(getattr(event, n) or 0.0))
+        raise ValueRangeError("number_out_of_range", f"{name} must be a finite number, got {getattr(event, name)}")
+    m = event.max_tokens
+    if m is not None and not -INT_MAX <= m <= INT_MAX:
+        raise ValueRangeError("number_out_of_range", f"max_tokens {m} is beyond int64")
+    u = event.usage
+    if u is not None:
+        for n in (u.input, u.output, u.cache_read, u.cache_creation, u.reasoning):
+            if n is not None and not 0 <= n <= INT_MAX:
+                name = next(f for f in _USAGE_FIELDS if getattr(u, f) == n)
+                raise ValueRangeError("number_out_of_range", f"usage.{name} must be between 0 and {INT_MAX}, got {n}")
+    return event
+
+
 def make_event(
     ctx: StreamContext,
     dialect: str,
@@ -194,16 +275,18 @@ def make_event(
 
     ``frame`` is ``None`` for events the dialect infers (no payload of their own).
     """
-    return AgentEvent(
-        kind=kind,
-        run_id=run_id,
-        timestamp_ns=ts,
-        timestamp_from_source=from_source,
-        dialect=dialect,
-        original_type=original_type,
-        source=ctx.source,
-        payload=msgspec.Raw(frame.data) if frame is not None else None,
-        **fields,
+    return check_event(
+        AgentEvent(
+            kind=kind,
+            run_id=run_id,
+            timestamp_ns=ts,
+            timestamp_from_source=from_source,
+            dialect=dialect,
+            original_type=original_type,
+            source=ctx.source,
+            payload=msgspec.Raw(frame.data) if frame is not None else None,
+            **fields,
+        )
     )
 
 

@@ -35,6 +35,8 @@ class SSEParser:
 
     def __init__(self) -> None:
         self._buf = ""
+        self._scanned = 0  # the buffer's first characters already searched for a line end
+        self._parts: list[str] = []  # chunks with no line end, joined once one arrives
         self._event: str | None = None
         self._data: list[str] = []
         self._id: str | None = None
@@ -44,32 +46,59 @@ class SSEParser:
         self.retry_ms: int | None = None
 
     def feed(self, chunk: str) -> list[Frame]:
-        self._buf += chunk
+        """Frames completed by ``chunk``. Linear in the input: each character is searched once.
+
+        The next LF and the next CR are each found once and reused until the
+        scan passes them (searching for both from every line start made LF-only
+        bodies quadratic), and a line still incomplete at the end of a chunk is
+        not searched again when the next chunk arrives.
+        """
+        if self._buf and self._buf[-1] != "\r" and "\n" not in chunk and "\r" not in chunk:
+            self._parts.append(chunk)  # a long line in many chunks: join it once, not once per chunk
+            return []
+        if self._parts:
+            self._scanned = len(self._buf) + sum(map(len, self._parts)) - 1
+            buf = "".join((self._buf, *self._parts, chunk))
+            self._parts.clear()
+        else:
+            buf = self._buf + chunk if self._buf else chunk
         frames: list[Frame] = []
-        buf = self._buf
         pos = 0
         n = len(buf)
-        while pos < n:
-            lf = buf.find("\n", pos)
-            cr = buf.find("\r", pos)
+        start = self._scanned
+        lf = buf.find("\n", start)
+        cr = buf.find("\r", start)
+        while True:
             if lf == -1 and cr == -1:
                 break
             if cr != -1 and (lf == -1 or cr < lf):
                 if cr == n - 1:
                     break  # a CR at the end may be the first half of CRLF
-                end, nxt = cr, cr + 2 if buf[cr + 1] == "\n" else cr + 1
+                if lf == cr + 1:
+                    end, nxt = cr, cr + 2
+                else:
+                    end, nxt = cr, cr + 1
             else:
                 end, nxt = lf, lf + 1
             self._line(buf[pos:end], frames)
             pos = nxt
+            if lf != -1 and lf < pos:
+                lf = buf.find("\n", pos)
+            if cr != -1 and cr < pos:
+                cr = buf.find("\r", pos)
         self._buf = buf[pos:]
+        # What is left holds no line end, except perhaps a final CR: search only the new part next time.
+        self._scanned = max(0, len(self._buf) - 1)
         return frames
 
     def close(self) -> list[Frame]:
         """End of stream: a last line without a line end still counts, as does a last frame with data."""
         frames: list[Frame] = []
+        if self._parts:
+            self._buf = "".join((self._buf, *self._parts))
+            self._parts.clear()
         if self._buf:
-            rest, self._buf = self._buf.rstrip("\r"), ""
+            rest, self._buf, self._scanned = self._buf.rstrip("\r"), "", 0
             self._line(rest, frames)
         self._line("", frames)
         return frames
@@ -97,7 +126,7 @@ class SSEParser:
                 self._id = value or None
                 self._has_id = True
                 self.last_event_id = self._id
-        elif name == "retry" and value.isdigit():
+        elif name == "retry" and value.isascii() and value.isdigit() and len(value) <= 9:
             self.retry_ms = int(value)
 
 
@@ -114,6 +143,10 @@ def split_json(body: bytes) -> list[Frame]:
         raise FramingError("JSON body must be an object or an array of objects") from exc
     except msgspec.DecodeError as exc:
         raise FramingError(f"body is not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise FramingError(
+            "body is nested too deeply (the limit is about 1,000 levels of arrays and objects)"
+        ) from None
     if isinstance(items, dict):
         return [Frame(None, body.strip())]
     return [Frame(None, bytes(item)) for item in items]

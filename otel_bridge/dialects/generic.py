@@ -15,7 +15,15 @@ from typing import Any
 
 import msgspec
 
-from otel_bridge.dialects.base import DecodeError, StreamContext, make_event, opt_str, parse_timestamp, raw
+from otel_bridge.dialects.base import (
+    DecodeError,
+    StreamContext,
+    check_event,
+    make_event,
+    opt_str,
+    parse_timestamp,
+    raw,
+)
 from otel_bridge.dialects.framing import Frame
 from otel_bridge.model import AgentEvent, EventKind
 
@@ -50,11 +58,16 @@ def _event_id(obj: dict[str, Any]) -> str | None:
     return None if "jsonrpc" in obj else opt_str(obj, "id")
 
 
+def _is_canonical(obj: Any) -> bool:
+    kind = obj.get("kind") if isinstance(obj, dict) else None
+    return isinstance(kind, str) and kind in _KIND_VALUES  # `"kind": []` is not hashable
+
+
 class GenericDialect:
     name = NAME
 
     def sniff(self, frame: Frame, obj: Any) -> bool:
-        return isinstance(obj, dict) and obj.get("kind") in _KIND_VALUES
+        return _is_canonical(obj)
 
     def decoder(self, ctx: StreamContext) -> GenericDecoder:
         return GenericDecoder(ctx)
@@ -93,7 +106,7 @@ class GenericDecoder:
         return (ts, True) if ts is not None else (self._ctx.arrival_ns(), False)
 
     def feed(self, frame: Frame, obj: Any) -> list[AgentEvent]:
-        if isinstance(obj, dict) and obj.get("kind") in _KIND_VALUES:
+        if _is_canonical(obj):
             return [self._canonical(frame, obj)]
         if not isinstance(obj, dict):
             obj = {"value": obj}
@@ -128,7 +141,7 @@ class GenericDecoder:
 
     def _from_canonical(self, frame: Frame, c: _Canonical) -> AgentEvent:
         ts, from_source = self._time(c.timestamp)
-        return msgspec.structs.replace(
+        event: AgentEvent = msgspec.structs.replace(
             c,
             run_id=c.run_id or self._ctx.run_id or self._ctx.stream_key,
             timestamp_ns=ts,
@@ -140,6 +153,7 @@ class GenericDecoder:
             timestamp=None,
             type=None,
         )
+        return check_event(event)
 
 
 DIALECT = GenericDialect()

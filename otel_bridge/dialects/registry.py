@@ -84,10 +84,24 @@ def from_headers(headers: Mapping[str, str]) -> Dialect | None:
     return None
 
 
+def _sniffs(dialect: Dialect, frame: Frame, obj: Any) -> bool:
+    # A sniff reads foreign JSON (`{"kind": ["x"]}` is unhashable, for one): one that
+    # raises on a frame has not recognised it.
+    try:
+        return bool(dialect.sniff(frame, obj))
+    except Exception:
+        return False
+
+
+def claims(frame: Frame, obj: Any) -> bool:
+    """True if some dialect recognises this frame as its own (detection can stop sniffing)."""
+    return any(_sniffs(d, frame, obj) for d in DIALECTS.values())
+
+
 def detect(frames: Sequence[tuple[Frame, Any]]) -> Dialect:
     """The first dialect that claims one of the first frames, else the fallback."""
     for frame, obj in frames[:SNIFF_FRAMES]:
         for dialect in DIALECTS.values():
-            if dialect.sniff(frame, obj):
+            if _sniffs(dialect, frame, obj):
                 return dialect
     return DIALECTS[FALLBACK]

@@ -23,6 +23,10 @@ from otel_bridge.model import AgentEvent
 log = logging.getLogger(__name__)
 _json_decode = msgspec.json.Decoder().decode
 
+TOO_DEEP = "too_deep"
+"""The rejection of a frame nested deeper than the JSON decoder's limit (Python's recursion limit)."""
+_TOO_DEEP_MESSAGE = "JSON nested too deeply (the limit is about 1,000 levels of arrays and objects)"
+
 
 @dataclass(frozen=True)
 class Rejection:
@@ -69,25 +73,15 @@ class StreamDecoder:
             if len(frame.data) < 16 and frame.data.strip() == DONE_SENTINEL:
                 self.done_markers += 1
                 continue
-            if self._fast is not None:
-                events = self._fast(frame)
-                if events is not None:
-                    out.extend(events)
-                    continue
             try:
-                obj = _json_decode(frame.data)
-            except msgspec.DecodeError as exc:
-                self._reject(index, "invalid_json", f"data is not valid JSON: {exc}")
-                continue
-            if self._decoder is None:
-                self._pending.append((index, frame, obj))
-                if (
-                    any(d.sniff(frame, obj) for d in registry.DIALECTS.values())
-                    or len(self._pending) >= registry.SNIFF_FRAMES
-                ):
-                    out.extend(self._settle())
-                continue
-            out.extend(self._decode(index, frame, obj))
+                out.extend(self._frame(index, frame))
+            except DecodeError as exc:  # a value out of range on the fast path
+                self._reject(index, exc.reason, str(exc))
+            except RecursionError:
+                self._reject(index, TOO_DEEP, _TOO_DEEP_MESSAGE)
+            except Exception as exc:  # never crash on input: count it and go on
+                log.exception("dialect detection or fast path failed on frame %d", index)
+                self._reject(index, "dialect_error", f"{type(exc).__name__}: {exc}")
         return out
 
     def hint(self, headers: Mapping[str, str]) -> list[AgentEvent]:
@@ -107,6 +101,23 @@ class StreamDecoder:
         for index, frame, obj in pending:
             out.extend(self._decode(index, frame, obj))
         return out
+
+    def _frame(self, index: int, frame: Frame) -> list[AgentEvent]:
+        if self._fast is not None:
+            events = self._fast(frame)
+            if events is not None:
+                return events
+        try:
+            obj = _json_decode(frame.data)
+        except msgspec.DecodeError as exc:
+            self._reject(index, "invalid_json", f"data is not valid JSON: {exc}")
+            return []
+        if self._decoder is None:
+            self._pending.append((index, frame, obj))
+            if len(self._pending) >= registry.SNIFF_FRAMES or registry.claims(frame, obj):
+                return self._settle()
+            return []
+        return self._decode(index, frame, obj)
 
     @property
     def sniffing(self) -> bool:
@@ -146,7 +157,9 @@ class StreamDecoder:
         try:
             return self._decoder.feed(frame, obj)
         except DecodeError as exc:
-            self._reject(index, "undecodable", str(exc))
+            self._reject(index, exc.reason, str(exc))
+        except RecursionError:
+            self._reject(index, TOO_DEEP, _TOO_DEEP_MESSAGE)
         except Exception as exc:  # never crash on input: count it and go on
             log.exception("dialect %s failed on frame %d", self.dialect, index)
             self._reject(index, "dialect_error", f"{type(exc).__name__}: {exc}")

@@ -318,6 +318,12 @@ def health_families(stats: Stats, *, open_runs: int, export_queue_depth: int, su
             sc.METRIC_ATTR_REASON,
             dict(stats.incomplete),
         ),
+        _counter(
+            sc.METRIC_FEED_EVENTS_LOST,
+            "Live-feed events lagging subscribers never got (summed over subscribers)",
+            "{event}",
+            stats.feed_events_lost,
+        ),
         _counter(sc.METRIC_RUNS_STARTED, "Runs opened", "{run}", stats.runs_started),
         _counter(sc.METRIC_RUNS_FINISHED, "Runs closed", "{run}", stats.runs_finished),
         _counter(sc.METRIC_RUNS_CONTINUED, "Late events that reopened a finished run", "{run}", stats.continuations),

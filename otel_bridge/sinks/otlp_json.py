@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 
 from otel_bridge.model import AttributeValue, SpanRecord, StatusCode
+from otel_bridge.sinks.otlp_clamp import clamp_span
 
 _encoder = msgspec.json.Encoder()
 
@@ -97,4 +98,9 @@ def encode_request(
     scope_version: str,
     schema_url: str = "",
 ) -> bytes:
-    return _encoder.encode(request_json(spans, resource, scope_name, scope_version, schema_url))
+    """The request as JSON bytes. Never raises on a record: one that cannot be encoded is clamped."""
+    try:
+        return _encoder.encode(request_json(spans, resource, scope_name, scope_version, schema_url))
+    except (ValueError, TypeError, OverflowError):  # e.g. a string that is not valid Unicode
+        clamped = [clamp_span(s) for s in spans]
+        return _encoder.encode(request_json(clamped, resource, scope_name, scope_version, schema_url))

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
 from otel_bridge.model import AttributeValue, SpanEventRecord, SpanLinkRecord, SpanRecord, StatusCode
+from otel_bridge.sinks.otlp_clamp import clamp_span
 
 _pack_fixed64 = struct.Struct("<Q").pack
 _pack_double = struct.Struct("<d").pack
@@ -70,6 +71,8 @@ _SMALL_VARINTS = [bytes((i,)) for i in range(128)]
 def varint(value: int) -> bytes:
     if 0 <= value < 0x80:
         return _SMALL_VARINTS[value]
+    if not -0x8000000000000000 <= value <= 0xFFFFFFFFFFFFFFFF:
+        raise OverflowError(f"{value} does not fit in a 64-bit varint")
     if value < 0:
         value += 1 << 64  # int64 two's complement, as protobuf encodes it
     if value < 0x80:
@@ -148,6 +151,16 @@ def _link(link: SpanLinkRecord) -> bytes:
 
 
 def encode_span(span: SpanRecord) -> bytes:
+    """One ``Span`` message body. Never raises: a value OTLP cannot carry is clamped (:mod:`.otlp_clamp`)."""
+    try:
+        return _encode_span(span)
+    except (ValueError, TypeError, OverflowError, struct.error, AttributeError):
+        # UnicodeEncodeError is a ValueError. The fast path stays free of checks;
+        # only a record that failed pays for the clamp.
+        return _encode_span(clamp_span(span))
+
+
+def _encode_span(span: SpanRecord) -> bytes:
     parts = [
         _ld(_T_TRACE_ID, span.trace_id),
         _ld(_T_SPAN_ID, span.span_id),

@@ -129,6 +129,9 @@ class TraceStore:
         self._s = settings
         self._stats = stats
         self._traces: OrderedDict[bytes, _Trace] = OrderedDict()
+        # Traces evicted lately: a run is listed from its first event and its spans come later,
+        # so an evicted trace can come back and be evicted again; it is counted once.
+        self._evicted: OrderedDict[bytes, None] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._traces)
@@ -139,8 +142,12 @@ class TraceStore:
             trace = _Trace(TraceSummary(trace_id.hex(), start_ns=start_ns, end_ns=end_ns))
             self._traces[trace_id] = trace
             if len(self._traces) > self._s.max_traces:
-                self._traces.popitem(last=False)
-                self._stats.drop("store_evicted_trace")
+                evicted, _ = self._traces.popitem(last=False)
+                if evicted not in self._evicted:
+                    self._stats.drop("store_evicted_trace")
+                self._evicted[evicted] = None
+                if len(self._evicted) > max(self._s.max_traces, 1024):
+                    self._evicted.popitem(last=False)
         return trace
 
     def observe(self, events: Sequence[AgentEvent], placements: Sequence[Placement]) -> None:
@@ -167,6 +174,7 @@ class TraceStore:
             s.end_ns = max(s.end_ns, event.timestamp_ns)
 
     def consume(self, spans: Sequence[SpanRecord]) -> None:
+        stored = 0
         for span in spans:
             trace = self._trace(span.trace_id, span.start_ns, span.end_ns)
             if len(trace.spans) >= self._s.max_spans_per_trace:
@@ -174,7 +182,8 @@ class TraceStore:
                 continue
             trace.spans.append(span)
             self._summarise(trace, span)
-        self._stats.spans_exported[self.name] += len(spans)
+            stored += 1
+        self._stats.spans_exported[self.name] += stored  # a span cut by the bound is counted once, as dropped
 
     def _summarise(self, trace: _Trace, span: SpanRecord) -> None:
         s = trace.summary

@@ -1,16 +1,22 @@
-"""The optional bearer token (ingest, feed, trace API) and the CORS allow-list.
+"""The optional bearer token (ingest, feed, trace API, metrics), the CORS allow-list, and keeping tokens out of logs.
 
 Both are ASGI middleware installed by :func:`install` in ``create_app``, so no
 handler knows about them. The token is compared in constant time. Browsers'
 ``EventSource`` cannot set headers, so the feed (and only the feed) also takes
-the token as ``?access_token=``. CORS is outermost: a preflight never needs the
-token, and a 401 still carries the CORS headers a browser needs to read it.
+the token as ``?access_token=``; :class:`RedactQueryCredentials` (installed on
+the access log by ``serve``) writes that value, and any ``token`` query value, as
+``REDACTED``. ``/metrics`` needs the token too unless ``metrics.public`` is set
+(it lists agent, tool, model and provider names). CORS is outermost: a
+preflight never needs the token, and a 401 still carries the CORS headers a
+browser needs to read it.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
+import logging
+import re
 from urllib.parse import parse_qsl
 
 from fastapi import FastAPI
@@ -19,22 +25,47 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from otel_bridge.config import Settings
 
-PROTECTED_PREFIXES = ("/v1/events", "/v1/stream", "/v1/traces", "/v1/sources")
-"""What the token guards; ``/v1/health`` and the viewer page itself stay open."""
+PROTECTED_PREFIXES = ("/v1/events", "/v1/stream", "/v1/traces", "/v1/sources", "/metrics")
+"""What the token guards; ``/v1/health`` and the viewer page itself stay open (``/metrics`` too if public)."""
+CREDENTIAL_PARAMS = ("access_token", "token")
+"""Query parameters whose values never reach a log."""
+_CREDENTIAL_RE = re.compile(r"([?&](?:" + "|".join(CREDENTIAL_PARAMS) + r")=)[^&#\s]*", re.IGNORECASE)
+
+
+def redact(target: str) -> str:
+    """A request target with every credential query value replaced by ``REDACTED``."""
+    return _CREDENTIAL_RE.sub(r"\1REDACTED", target) if "token" in target.lower() else target
+
+
+class RedactQueryCredentials(logging.Filter):
+    """Rewrites uvicorn's access-log records so query credentials are never written.
+
+    uvicorn logs ``(client, method, path with query, http version, status)``; the
+    path is the third argument.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            record.args = (*args[:2], redact(args[2]), *args[3:])
+        return True
+
+
 QUERY_TOKEN_PATHS = ("/v1/stream",)
 """Where ``?access_token=`` is accepted (EventSource cannot send headers)."""
 
 
-def _protected(path: str) -> bool:
-    return any(path == p or path.startswith(p + "/") for p in PROTECTED_PREFIXES)
+def _protected(path: str, prefixes: tuple[str, ...] = PROTECTED_PREFIXES) -> bool:
+    return any(path == p or path.startswith(p + "/") for p in prefixes)
 
 
 class BearerAuth:
     """401 unless the request carries ``Authorization: Bearer <token>``."""
 
-    def __init__(self, app: ASGIApp, token: str) -> None:
+    def __init__(self, app: ASGIApp, token: str, public_metrics: bool = False) -> None:
         self._app = app
         self._token = token.encode()
+        self._prefixes = tuple(p for p in PROTECTED_PREFIXES if not (public_metrics and p == "/metrics"))
 
     def _presented(self, scope: Scope) -> bytes | None:
         name: bytes
@@ -53,7 +84,7 @@ class BearerAuth:
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] == "OPTIONS" or not _protected(scope["path"]):
+        if scope["type"] != "http" or scope["method"] == "OPTIONS" or not _protected(scope["path"], self._prefixes):
             await self._app(scope, receive, send)
             return
         presented = self._presented(scope)
@@ -88,7 +119,7 @@ class BearerAuth:
 def install(app: FastAPI, settings: Settings) -> None:
     """Add the token check (if a token is set) and CORS (if origins are listed), CORS outermost."""
     if settings.auth.token is not None:
-        app.add_middleware(BearerAuth, token=settings.auth.token)
+        app.add_middleware(BearerAuth, token=settings.auth.token, public_metrics=settings.metrics.public)
     if settings.cors.allow_origins:
         app.add_middleware(
             CORSMiddleware,

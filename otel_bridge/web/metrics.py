@@ -1,4 +1,7 @@
-"""``GET /metrics``: the GenAI metrics and the bridge's health figures, in Prometheus text format."""
+"""``GET /metrics``: the GenAI metrics and the bridge's health figures, in Prometheus text format.
+
+Behind the bearer token when one is set, unless ``metrics.public`` (:mod:`otel_bridge.web.auth`).
+"""
 
 from __future__ import annotations
 
@@ -14,7 +17,14 @@ def metrics_router(snapshot: Callable[[], Snapshot]) -> APIRouter:
     """The route over ``snapshot`` (the assembled pipeline's ``metrics_snapshot``)."""
     router = APIRouter()
 
-    @router.get("/metrics", include_in_schema=False)
+    @router.get(
+        "/metrics",
+        response_class=Response,
+        responses={
+            200: {"description": "Prometheus text exposition format", "content": {prometheus.CONTENT_TYPE: {}}},
+            401: {"description": "unauthorized: the bearer token is needed unless metrics.public is set"},
+        },
+    )
     async def metrics() -> Response:
         """Every metric, cumulative since the bridge started (scrape it; Prometheus computes rates)."""
         return Response(prometheus.render(snapshot().families), media_type=prometheus.CONTENT_TYPE)

@@ -2,10 +2,12 @@
 
 Every span ends in exactly one counter: ``spans_exported``, or
 ``spans_export_failed`` plus a named drop (``export_rejected_by_receiver`` for a
-partial success, ``export_permanent_error``), or ``export_encode_error`` when
-the batch cannot be encoded at all. A batch still failing with a retryable
-error when its budget runs out is answered ``UNDELIVERED`` and counted by the
-link in front (the queue decides whether it is lost or tried again).
+partial success, ``export_permanent_error``), or ``export_encode_error`` for a
+span that cannot be encoded (the encoders clamp what OTLP cannot carry, so this is
+a bug; a batch that fails is encoded span by span and only the spans that fail
+alone are dropped). A batch still failing with a retryable error when its budget
+runs out is answered ``UNDELIVERED`` and counted by the link in front (the queue
+decides whether it is lost or tried again).
 """
 
 from __future__ import annotations
@@ -55,10 +57,12 @@ class OtlpBatchSender:
         assert self._retry is not None, "start() first"
         try:
             body = self._encode(batch)
-        except Exception:  # a bug here must not kill the exporter task
-            log.exception("OTLP encoding failed; %d spans dropped", len(batch))
-            self._stats.drop("export_encode_error", len(batch))
-            return Delivery.SETTLED
+        except Exception:  # a bug here must not kill the exporter task, nor cost the neighbours
+            log.exception("OTLP encoding of a batch failed; encoding its %d spans one by one", len(batch))
+            batch = self._encodable(batch)
+            if not batch:
+                return Delivery.SETTLED
+            body = self._encode(batch)
         result = await self._retry.send(body, budget_s)
         if result.outcome is Outcome.SUCCESS:
             self._stats.spans_exported[self._name] += len(batch) - result.rejected
@@ -73,6 +77,19 @@ class OtlpBatchSender:
         self._stats.drop("export_permanent_error", len(batch))
         log.warning("OTLP export of %d spans failed (export_permanent_error): %s", len(batch), result.detail)
         return Delivery.SETTLED
+
+    def _encodable(self, batch: list[SpanRecord]) -> list[SpanRecord]:
+        """The spans that encode alone; each one that does not is dropped and counted (``export_encode_error``)."""
+        good: list[SpanRecord] = []
+        for span in batch:
+            try:
+                self._encode([span])
+            except Exception:
+                self._stats.spans_export_failed[self._name] += 1
+                self._stats.drop("export_encode_error")
+            else:
+                good.append(span)
+        return good
 
     async def close(self) -> None:
         if self._retry is not None:

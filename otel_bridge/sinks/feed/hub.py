@@ -275,7 +275,7 @@ class Feed:
         self.lag_events += 1
         self.lost += lost
         if self._stats is not None and lost:
-            self._stats.drop("feed_lagged", lost)
+            self._stats.feed_events_lost += lost  # its own counter: not a span the bridge lost
         body: dict[str, object] = {
             "lost": lost,
             "recovered": len(recovered),
