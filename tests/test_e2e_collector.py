@@ -6,20 +6,17 @@ names, kinds, parents, status and attributes, over OTLP/HTTP and OTLP/gRPC.
 
 from __future__ import annotations
 
-import base64
 import pathlib
 import signal
 import time
 from collections.abc import Callable
-from typing import Any
 
 import httpx
 import pytest
-from google.protobuf import json_format
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from tests.support.golden import FIXTURES
+from tests.support.otlp_read import canonical, spans_from_otlp_json
 from tests.support.rotel import Rotel
 from tests.support.server import BridgeProcess
 
@@ -31,44 +28,11 @@ CAPTURES = [
 ]
 
 
-def _value(v: Any) -> Any:
-    kind = v.WhichOneof("value")
-    if kind == "array_value":
-        return tuple(_value(x) for x in v.array_value.values)
-    return getattr(v, kind)
-
-
-def _canonical(span: Span) -> dict[str, Any]:
-    return {
-        "trace_id": span.trace_id.hex(),
-        "span_id": span.span_id.hex(),
-        "parent": span.parent_span_id.hex(),
-        "name": span.name,
-        "kind": span.kind,
-        "start": span.start_time_unix_nano,
-        "end": span.end_time_unix_nano,
-        "status": (span.status.code, span.status.message),
-        "attributes": {kv.key: _value(kv.value) for kv in span.attributes},
-        "events": [(e.name, e.time_unix_nano, {kv.key: _value(kv.value) for kv in e.attributes}) for e in span.events],
-        "links": [(link.trace_id.hex(), link.span_id.hex()) for link in span.links],
-    }
-
-
 def _store_spans(bridge: BridgeProcess, trace_ids: list[str]) -> list[Span]:
     spans: list[Span] = []
     for trace_id in trace_ids:
-        body = httpx.get(f"{bridge.url}/v1/traces/{trace_id}").content
-        req = json_format.Parse(body, ExportTraceServiceRequest())
-        for span in req.resource_spans[0].scope_spans[0].spans:
-            # OTLP/JSON ids are hex; protobuf's JSON parser read them as base64.
-            span.trace_id = bytes.fromhex(base64.b64encode(span.trace_id).decode())
-            span.span_id = bytes.fromhex(base64.b64encode(span.span_id).decode())
-            if span.parent_span_id:
-                span.parent_span_id = bytes.fromhex(base64.b64encode(span.parent_span_id).decode())
-            for link in span.links:
-                link.trace_id = bytes.fromhex(base64.b64encode(link.trace_id).decode())
-                link.span_id = bytes.fromhex(base64.b64encode(link.span_id).decode())
-            spans.append(span)
+        body = httpx.get(f"{bridge.url}/v1/traces/{trace_id}").json()
+        spans.extend(span for _, span in spans_from_otlp_json(body))
     return spans
 
 
@@ -112,9 +76,9 @@ def test_every_span_reaches_a_real_collector(
     received = rotel.wait_for_spans(lambda spans: len(spans) >= len(stored))
     # The same intent arrives twice (its SSE capture and its event log): events
     # with the same id are mapped once, so each span arrives exactly once.
-    assert sorted(map(_canonical, received), key=str) == sorted(map(_canonical, stored), key=str)
+    assert sorted(map(canonical, received), key=str) == sorted(map(canonical, stored), key=str)
     names = {s.name for s in received}
     assert {"chat gpt-4o", "execute_tool search", "execute_tool get_weather", "invoke_agent otel-probe-agent"} <= names
-    assert {_canonical(s)["trace_id"] for s in received} == set(trace_ids)
+    assert {canonical(s)["trace_id"] for s in received} == set(trace_ids)
     resource = rotel.receiver.trace_requests[0].resource_spans[0].resource
     assert {kv.key: kv.value.string_value for kv in resource.attributes}["service.name"] == "e2e-agents"
