@@ -7,7 +7,6 @@ names, kinds, parents, status and attributes, over OTLP/HTTP and OTLP/gRPC.
 from __future__ import annotations
 
 import pathlib
-import signal
 import time
 from collections.abc import Callable
 
@@ -71,8 +70,8 @@ def test_every_span_reaches_a_real_collector(
         time.sleep(0.05)
     assert {t["trace_id"] for t in listed} == set(trace_ids)
     stored = _store_spans(bridge, sorted(set(trace_ids)))
-    # uvicorn re-raises the captured SIGTERM after its graceful shutdown.
-    assert bridge.stop() in (0, -signal.SIGTERM)
+    # A SIGTERM is a clean stop: exit status 0 after the drain.
+    assert bridge.stop() == 0
     received = rotel.wait_for_spans(lambda spans: len(spans) >= len(stored))
     # The same intent arrives twice (its SSE capture and its event log): events
     # with the same id are mapped once, so each span arrives exactly once.
