@@ -20,7 +20,8 @@ from typing import Any
 import httpx
 
 from tests.support.otlp_receiver import OtlpReceiver
-from tests.support.ports import free_port, wait_for_port, wait_http_ready
+from tests.support.ports import free_port, wait_for_port
+from tests.support.process import LoggedProcess
 from tests.support.rotel import ROTEL_BIN
 from tests.support.server import REPO
 
@@ -81,32 +82,19 @@ class RestartableRotel:
         self.receiver.stop()
 
 
-class GroupSidecar:
+class GroupSidecar(LoggedProcess):
     """``otel-bridge serve`` as the leader of its own process group, as a service manager starts it."""
+
+    what = "otel-bridge"
 
     def __init__(self, log_path: pathlib.Path, env: Mapping[str, str], port: int | None = None) -> None:
         self.port = port or free_port()
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-        full_env.update(env)
-        self.log_path = log_path
-        log = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
         cmd = [sys.executable, "-m", "otel_bridge", "serve", "--port", str(self.port), "--log-level", "warning"]
-        self.proc = subprocess.Popen(
-            cmd, env=full_env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        log.close()
-        try:
-            wait_http_ready(self.proc, self.url + "/v1/health", "otel-bridge", self.log)
-        except RuntimeError:
-            self.kill_group()
-            raise
+        super().__init__(cmd, log_path, self.url + "/v1/health", env=env, cwd=REPO, new_session=True)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:]
 
     def health(self) -> dict[str, Any]:
         body: dict[str, Any] = httpx.get(self.url + "/v1/health", timeout=5).json()

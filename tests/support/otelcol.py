@@ -21,7 +21,8 @@ import httpx
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from tests.support.otlp_read import spans_from_otlp_json
-from tests.support.ports import free_port, stop_process, wait_http_ready
+from tests.support.ports import free_port
+from tests.support.process import LoggedProcess
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 TOOLS = REPO / ".tools"
@@ -56,10 +57,8 @@ COLLECTOR_MISSING = (
 JAEGER_MISSING = f"Jaeger {JAEGER_VERSION} is not built (scripts/install-tools.sh builds it with Go)"
 
 
-class _GoProcess:
+class _GoProcess(LoggedProcess):
     """A Go program from the collector family: a config file, env for its addresses, a health URL."""
-
-    what = "process"
 
     def __init__(
         self,
@@ -69,32 +68,10 @@ class _GoProcess:
         health_url: str,
         log_path: pathlib.Path,
     ) -> None:
-        self.log_path = log_path
-        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL")}
-        full_env.update(env)
-        self._proc = subprocess.Popen(
-            [str(binary), "--config", str(config)], env=full_env, stdout=self._log, stderr=subprocess.STDOUT
-        )
-        try:
-            wait_http_ready(self._proc, health_url, self.what, self.log, timeout=30)
-        except RuntimeError:
-            self.stop()
-            raise
-
-    def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")[-4000:]
-
-    @property
-    def running(self) -> bool:
-        return self._proc.poll() is None
+        super().__init__([str(binary), "--config", str(config)], log_path, health_url, env=env, ready_timeout=30)
 
     def stop(self, timeout: float = 10.0) -> int:
-        code = stop_process(self._proc, timeout)
-        if not self._log.closed:
-            self._log.close()
-        return code
+        return super().stop(timeout)
 
 
 class Collector(_GoProcess):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import pathlib
 import re
 import shutil
-import subprocess
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -18,13 +17,16 @@ from typing import Any
 import httpx
 import yaml
 
-from tests.support.ports import free_port, stop_process, wait_http_ready
+from tests.support.ports import free_port
+from tests.support.process import LoggedProcess
 
 PROMETHEUS_BIN = shutil.which("prometheus")
 SKIP_REASON = "the `prometheus` binary is missing (Debian package prometheus; scripts/install-tools.sh installs it)"
 
 
-class Prometheus:
+class Prometheus(LoggedProcess):
+    what = "prometheus"
+
     def __init__(
         self,
         workdir: pathlib.Path,
@@ -45,9 +47,7 @@ class Prometheus:
         }
         config_path = workdir / "prometheus.yml"
         config_path.write_text(yaml.safe_dump(config))
-        self.log_path = workdir / "prometheus.log"
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self._proc = subprocess.Popen(
+        super().__init__(
             [
                 PROMETHEUS_BIN,
                 f"--config.file={config_path}",
@@ -55,25 +55,13 @@ class Prometheus:
                 f"--web.listen-address=127.0.0.1:{self.port}",
                 "--web.enable-lifecycle",
             ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
+            workdir / "prometheus.log",
+            self.url + "/-/ready",
         )
-        self._wait_ready()
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    def _wait_ready(self) -> None:
-        try:
-            wait_http_ready(self._proc, self.url + "/-/ready", "prometheus", self.log)
-        except RuntimeError:
-            self.stop()
-            raise
-
-    def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")[-3000:]
 
     def query(self, promql: str) -> dict[str, Any]:
         """The ``data`` of an instant query; raises with Prometheus' own message on a bad query."""
@@ -101,10 +89,6 @@ class Prometheus:
             "activeTargets"
         ]
         return active
-
-    def stop(self) -> None:
-        stop_process(self._proc, 10)
-        self._log.close()
 
 
 # --- the text exposition format, read back ----------------------------------------------------------
