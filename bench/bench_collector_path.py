@@ -34,9 +34,9 @@ import rotel
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-import contextlib
 
 from bench.bench_pipeline import SPANS_PER_RUN, free_port, make_events
+from bench.proctree import tree_cpu_seconds
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 ROTEL = pathlib.Path(rotel.__file__).parent / "rotel-agent"
@@ -74,21 +74,6 @@ def _wait_http(url: str, timeout: float = 30) -> None:
     raise RuntimeError(f"{url} never answered")
 
 
-def _cpu(pid: int) -> float:
-    """CPU seconds (user + system) of a process and its children so far."""
-    total = 0.0
-    pids = [pid]
-    with contextlib.suppress(OSError):
-        pids += [int(p) for p in (pathlib.Path(f"/proc/{pid}/task/{pid}/children").read_text().split())]
-    for p in pids:
-        try:
-            fields = pathlib.Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
-
-
 class Procs:
     def __init__(self, workdir: pathlib.Path) -> None:
         self.workdir = workdir
@@ -103,7 +88,7 @@ class Procs:
         return proc
 
     def cpu(self) -> float:
-        return sum(_cpu(p.pid) for p in self.procs)
+        return sum(tree_cpu_seconds(p.pid) for p in self.procs)
 
     def stop(self) -> None:
         for proc in self.procs:

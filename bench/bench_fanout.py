@@ -31,6 +31,10 @@ import time
 from typing import Any
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.proctree import tree_cpu_seconds  # noqa: E402
+
 ROWS = [(1, 1000), (10, 1000), (100, 1000), (1000, 100)]  # (subscribers, events per second)
 NAME = re.compile(rb'"name": ?"(\d+)"')
 
@@ -169,11 +173,6 @@ async def client(port: int, path: str, subscribers: int, rate: int, seconds: flo
 # --- the driver --------------------------------------------------------------------------
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def run_row(mode: str, subscribers: int, rate: int, seconds: float) -> dict[str, Any]:
     import httpx
 
@@ -196,11 +195,11 @@ def run_row(mode: str, subscribers: int, rate: int, seconds: float) -> dict[str,
         assert cli.stdout is not None
         assert cli.stdin is not None
         assert cli.stdout.readline().strip() == "READY"
-        cpu0 = cpu_seconds(server.pid)
+        cpu0 = tree_cpu_seconds(server.pid)
         cli.stdin.write("go\n")
         cli.stdin.flush()
         result: dict[str, Any] = json.loads(cli.stdout.readline())
-        cpu = cpu_seconds(server.pid) - cpu0
+        cpu = tree_cpu_seconds(server.pid) - cpu0
         cli.wait(30)
     finally:
         server.terminate()

@@ -24,33 +24,10 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.proctree import tree_cpu_seconds
 from otel_bridge.config import Settings
 from tests.support.live import LiveServer, post, wait_for
 from tests.support.viewer_runs import big_run, finished_runs
-
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def tree_cpu_s(root: int) -> float:
-    """User + system CPU seconds of ``root`` and every live descendant (from /proc)."""
-    parents: dict[int, int] = {}
-    times: dict[int, float] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(entry)] = int(fields[1])
-        times[int(entry)] = (int(fields[11]) + int(fields[12])) / TICKS
-    total, stack = 0.0, [root]
-    while stack:
-        pid = stack.pop()
-        total += times.get(pid, 0.0)
-        stack.extend(child for child, parent in parents.items() if parent == pid)
-    return total
 
 
 def trace_id(server: LiveServer, run_id: str) -> str:
@@ -60,11 +37,11 @@ def trace_id(server: LiveServer, run_id: str) -> str:
 
 def open_trace(page, url: str) -> dict[str, float]:  # type: ignore[no-untyped-def]
     page.goto("about:blank")
-    before = tree_cpu_s(os.getpid())
+    before = tree_cpu_seconds(os.getpid())
     page.goto(url)
     page.wait_for_function("window.otelBridgeViewer && window.otelBridgeViewer.timings.renderMs !== undefined")
     timings: dict[str, float] = page.evaluate("({...window.otelBridgeViewer.timings})")
-    timings["cpu_s"] = tree_cpu_s(os.getpid()) - before
+    timings["cpu_s"] = tree_cpu_seconds(os.getpid()) - before
     return timings
 
 
