@@ -58,3 +58,16 @@ def test_the_fast_path_is_found_through_the_protocol_only_where_a_decoder_declar
     assert events is not None
     assert [e.kind for e in events] == [EventKind.RUN_STARTED]
     assert decoder.feed_bytes(Frame(None, b'{"type":"not canonical"}', None)) is None
+
+
+def test_the_producer_clock_shifts_unstamped_events_by_the_last_known_offset() -> None:
+    from otel_bridge.dialects.base import ProducerClock, StreamContext
+
+    t0 = 1_767_225_600_000_000_000  # 2026-01-01 in epoch ns
+    now = [t0]
+    clock = ProducerClock(StreamContext(source="t", stream_key="k", clock_ns=lambda: now[0]))
+    assert clock.at(None) == (t0, False)  # nothing known yet: arrival time, marked as an estimate
+    assert clock.at(t0 + 4_000) == (t0 + 4_000, True)  # the producer's own stamp; its clock runs 4 us ahead
+    now[0] = t0 + 1_000
+    assert clock.at(None) == (t0 + 5_000, False)
+    assert clock.now_ns() == t0 + 5_000

@@ -37,11 +37,11 @@ from otel_bridge.dialects._shapes import error_result, gemini_usage, obj, object
 from otel_bridge.dialects.base import (
     DecodeError,
     EventFields,
+    ProducerClock,
     StreamContext,
     json_text,
     make_event,
     opt_str,
-    parse_timestamp,
     require_object,
 )
 from otel_bridge.dialects.framing import Frame
@@ -92,15 +92,7 @@ class AdkDecoder:
     def __init__(self, ctx: StreamContext) -> None:
         self._ctx = ctx
         self._run: _Run | None = None
-        self._offset_ns: int | None = None
-
-    def _time(self, stamp: object) -> tuple[int, bool]:
-        arrival = self._ctx.arrival_ns()
-        ts = parse_timestamp(stamp)
-        if ts is not None:
-            self._offset_ns = ts - arrival
-            return ts, True
-        return arrival + (self._offset_ns or 0), False
+        self._clock = ProducerClock(ctx)
 
     def _event(
         self,
@@ -128,7 +120,7 @@ class AdkDecoder:
             if "error" in d:
                 return self._abort(frame, d)
             raise DecodeError("adk: an event needs an 'invocationId'")
-        ts = self._time(d.get("timestamp"))
+        ts = self._clock.at(d.get("timestamp"))
         out: list[AgentEvent] = []
         run = self._run
         if run is None or run.run_id != invocation:
@@ -350,7 +342,7 @@ class AdkDecoder:
         code = text(details, "type") or text(details, "error_type") or text(details, "code")
         if run is None or run.ended:
             run = self._run = _Run(self._ctx.run_id or self._ctx.stream_key, _USER)
-            ts = self._time(None)
+            ts = self._clock.at(None)
             return [self._event(run, EventKind.RUN_FAILED, "error", ts, frame, error=message, error_type=code)]
         ts = (run.last_ns, True)  # the abort follows the run's last event at once
         error_type = run.error_code or code

@@ -51,11 +51,11 @@ from otel_bridge.dialects._ag_ui_events import (
 from otel_bridge.dialects.base import (
     DecodeError,
     EventFields,
+    ProducerClock,
     StreamContext,
     json_text,
     make_event,
     opt_str,
-    parse_timestamp,
     require_object,
 )
 from otel_bridge.dialects.framing import Frame
@@ -91,22 +91,14 @@ class AgUiDecoder:
     def __init__(self, ctx: StreamContext) -> None:
         self._ctx = ctx
         self._run_id = ctx.run_id or ctx.stream_key
-        self._offset_ns: int | None = None  # producer clock minus arrival clock
+        self._clock = ProducerClock(ctx)
         self._messages: dict[str, _Message] = {}
         self._reasoning_text: dict[str, list[str]] = {}
         self._tools: dict[str, _Tool] = {}
         self._chunk: tuple[str, str] | None = None  # (chunk event type, its message or call id)
 
     def close(self) -> list[AgentEvent]:
-        return self._end_chunk(self._ctx.arrival_ns() + (self._offset_ns or 0))
-
-    def _time(self, d: dict[str, Any]) -> tuple[int, bool]:
-        arrival = self._ctx.arrival_ns()
-        ts = parse_timestamp(d.get("timestamp"))
-        if ts is not None:
-            self._offset_ns = ts - arrival
-            return ts, True
-        return arrival + (self._offset_ns or 0), False
+        return self._end_chunk(self._clock.now_ns())
 
     def _event(
         self,
@@ -126,7 +118,7 @@ class AgUiDecoder:
         kind = opt_str(d, "type")
         if kind is None:
             raise DecodeError("ag-ui: an event needs a 'type'")
-        ts = self._time(d)
+        ts = self._clock.at(d.get("timestamp"))
         out: list[AgentEvent] = []
         if self._chunk is not None and (
             kind != self._chunk[0] or self._chunk_id(kind, d) not in (None, self._chunk[1])

@@ -40,6 +40,32 @@ class ValueRangeError(DecodeError):
         self.reason = reason
 
 
+class ProducerClock:
+    """Times on the producer's clock: its own stamps where it sends them, else arrival time shifted
+    by the last known producer-minus-arrival offset, so unstamped events sort among stamped ones.
+
+    ``at(stamp)`` is ``(ns, True)`` for a producer's stamp, ``(ns, False)`` for an estimate.
+    """
+
+    __slots__ = ("_ctx", "offset_ns")
+
+    def __init__(self, ctx: StreamContext) -> None:
+        self._ctx = ctx
+        self.offset_ns: int | None = None
+
+    def at(self, stamp: object) -> tuple[int, bool]:
+        arrival = self._ctx.arrival_ns()
+        ts = parse_timestamp(stamp)
+        if ts is not None:
+            self.offset_ns = ts - arrival
+            return ts, True
+        return arrival + (self.offset_ns or 0), False
+
+    def now_ns(self) -> int:
+        """The estimate for "now" on the producer's clock."""
+        return self._ctx.arrival_ns() + (self.offset_ns or 0)
+
+
 @dataclass
 class StreamContext:
     """What a decoder knows about the stream it decodes.
