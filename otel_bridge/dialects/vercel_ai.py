@@ -346,44 +346,16 @@ class VercelAiDecoder:
             tool.ended = True
         name = tool.name if tool is not None else text(d, "toolName")
         arguments = tool.arguments if tool is not None else json_text(d.get("input"))
+        event_kind = EventKind.TOOL_COMPLETED
+        fields: EventFields = {"call_id": call_id, "tool_name": name, "arguments": arguments}
         if kind == "tool-output-available":
-            return [
-                self._event(
-                    EventKind.TOOL_COMPLETED,
-                    kind,
-                    ts,
-                    frame,
-                    call_id=call_id,
-                    tool_name=name,
-                    arguments=arguments,
-                    result=json_text(d.get("output")),
-                )
-            ]
-        if kind == "tool-output-denied":
-            return [
-                self._event(
-                    EventKind.TOOL_COMPLETED,
-                    kind,
-                    ts,
-                    frame,
-                    call_id=call_id,
-                    tool_name=name,
-                    arguments=arguments,
-                    status=STATUS_DENIED,
-                )
-            ]
-        return [
-            self._event(
-                EventKind.TOOL_FAILED,
-                kind,
-                ts,
-                frame,
-                call_id=call_id,
-                tool_name=name,
-                arguments=arguments,
-                error=opt_str(d, "errorText") or kind,
-            )
-        ]
+            fields["result"] = json_text(d.get("output"))
+        elif kind == "tool-output-denied":
+            fields["status"] = STATUS_DENIED
+        else:
+            event_kind = EventKind.TOOL_FAILED
+            fields["error"] = opt_str(d, "errorText") or kind
+        return [self._event(event_kind, kind, ts, frame, **fields)]
 
     def _awaiting_tools(self, ts: int) -> list[AgentEvent]:
         """Calls with no output in this response: the client runs them, their result comes with the next."""
