@@ -27,6 +27,7 @@ from otel_bridge.mapping.pricing import Pricer, pricer_from_settings
 from otel_bridge.mapping.redaction import RedactingSink, Redactor
 from otel_bridge.model import AttributeValue
 from otel_bridge.pipeline import EventObserver, FanoutSink, Lifecycle, SpanExporter, SpanSink
+from otel_bridge.semconv_latest import naming
 from otel_bridge.sinks.export_process import ProcessExporter
 from otel_bridge.sinks.feed import Feed
 from otel_bridge.sinks.feed.agui import AguiFormat
@@ -118,7 +119,9 @@ def assemble(
     resource = resource_for(settings)
     store = TraceStore(settings.store, stats) if settings.store.enabled else None
     exporter = _exporter(settings, stats, resource)
-    metrics = GenAiMetrics(settings.metrics, stats) if settings.metrics.enabled else None
+    # The GenAI conventions' version, once: the mapping's attributes, the metrics and the feed's records.
+    names = naming(settings.mapping.latest_semconv)
+    metrics = GenAiMetrics(settings.metrics, stats, names=names) if settings.metrics.enabled else None
     sinks: dict[str, SpanSink] = {}
     if store is not None:
         sinks["store"] = store
@@ -152,6 +155,7 @@ def assemble(
         content_limit=settings.mapping.attribute_max_length,
         formats=[AguiFormat()],
         stats=stats,
+        names=names,
     )
 
     def metrics_snapshot() -> Snapshot:

@@ -2,8 +2,11 @@
 
 Pinned to the OpenTelemetry GenAI semantic conventions v1.41.0 (the last
 release of the main semantic-conventions repository that holds them). The
-newer names are emitted only when ``OTEL_SEMCONV_STABILITY_OPT_IN`` contains
-``gen_ai_latest_experimental`` (see :func:`latest_experimental`).
+names that differ in semantic-conventions-genai v0.1.0, their first release of
+their own, are in :mod:`otel_bridge.semconv_latest`; they are emitted only when
+``OTEL_SEMCONV_STABILITY_OPT_IN`` contains ``gen_ai_latest_experimental`` (see
+:func:`latest_experimental`). Which of the two a sidecar emits is one
+:class:`Naming`, chosen once at assembly.
 
 No other module writes an attribute or span-event name as a string literal;
 dialect modules may only spell the *foreign* names they read.
@@ -11,6 +14,7 @@ dialect modules may only spell the *foreign* names they read.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Final
 
 SEMCONV_VERSION: Final = "1.41.0"
@@ -44,7 +48,7 @@ GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
 GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
 GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read.input_tokens"
 GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: Final = "gen_ai.usage.cache_creation.input_tokens"
-# Renamed under gen_ai_latest_experimental.
+# Its v0.1.0 name (semconv_latest); spelled here too because readers accept either (viewer, OpenInference).
 GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS: Final = "gen_ai.usage.cache_write.input_tokens"
 GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: Final = "gen_ai.usage.reasoning.output_tokens"
 GEN_AI_TOOL_NAME: Final = "gen_ai.tool.name"
@@ -276,13 +280,71 @@ DURATION_BUCKETS: Final = (
 )
 
 
+# The key of TokenUsage.cache_creation in the live feed's JSON (its field name; v0.1.0 renames it).
+FEED_USAGE_CACHE_CREATION: Final = "cache_creation"
+
+
+@dataclass(frozen=True, slots=True)
+class Naming:
+    """The names one version of the GenAI conventions gives what the bridge emits, where versions differ.
+
+    Chosen once at assembly (:func:`otel_bridge.semconv_latest.naming`) and handed to what
+    produces the names: the mapping's attribute functions, the metrics sink, the feed's
+    records. Everything not listed here is the same in both versions.
+    """
+
+    version: str
+    """The conventions' version: ``1.41.0`` (semantic-conventions) or ``0.1.0`` (semantic-conventions-genai)."""
+    usage_cache_write: str
+    """The span attribute for the tokens written to a provider's prompt cache."""
+    run_span_cache_tokens: bool
+    """Cache token counts (read and write) go on a run's span (``invoke_agent``, INTERNAL) as well as on its calls."""
+    metric_duration: str
+    """Duration of an inference call (``chat``...)."""
+    metric_time_to_first_chunk: str
+    metric_input_tokens: str
+    """Input tokens per inference call; the same name as :attr:`metric_output_tokens` when one metric holds both."""
+    metric_output_tokens: str
+    token_type_attribute: bool
+    """The token metric tells input from output by ``gen_ai.token.type`` (one metric for both)."""
+    token_error_type: bool
+    """The token metrics carry ``error.type`` on a failed call."""
+    feed_usage_cache_write: str
+    """The key of the cache-write count in a feed record's ``usage`` object."""
+
+
+V1_41: Final = Naming(
+    version=SEMCONV_VERSION,
+    usage_cache_write=GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+    run_span_cache_tokens=True,
+    metric_duration=METRIC_OPERATION_DURATION,
+    metric_time_to_first_chunk=METRIC_TIME_TO_FIRST_CHUNK,
+    metric_input_tokens=METRIC_TOKEN_USAGE,
+    metric_output_tokens=METRIC_TOKEN_USAGE,
+    token_type_attribute=True,
+    token_error_type=False,
+    feed_usage_cache_write=FEED_USAGE_CACHE_CREATION,
+)
+"""What the bridge emits by default."""
+
+
 def latest_experimental(opt_in: str | None) -> bool:
-    """True when the opt-in variable asks for the newer, unsettled GenAI names."""
+    """True when the opt-in variable asks for the newer, unsettled GenAI names.
+
+    The variable is a comma-separated list of category values (the GenAI conventions'
+    transition plan); values of other categories (``http``, ``database/dup``...) are
+    not ours and are ignored. The GenAI conventions define no ``/dup`` mode (emit both
+    versions), so ``gen_ai_latest_experimental/dup`` does not opt in: see
+    :func:`unknown_gen_ai_values`.
+    """
     if not opt_in:
         return False
     return OPT_IN_LATEST in {part.strip() for part in opt_in.split(",")}
 
 
-def cache_creation_key(latest: bool) -> str:
-    """The cache-write token attribute under the chosen convention version."""
-    return GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS if latest else GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS
+def unknown_gen_ai_values(opt_in: str | None) -> list[str]:
+    """The ``gen_ai`` values of the opt-in variable that the bridge does not know (worth a warning)."""
+    if not opt_in:
+        return []
+    parts = (part.strip() for part in opt_in.split(","))
+    return [part for part in parts if part.startswith("gen_ai") and part != OPT_IN_LATEST]

@@ -10,6 +10,7 @@ value stops startup with one clear line instead of a traceback.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, get_args
@@ -17,6 +18,8 @@ from urllib.parse import unquote
 
 from otel_bridge import semconv as sc
 from otel_bridge.config.settings import Compression, ConfigError, OtlpProtocol
+
+log = logging.getLogger(__name__)
 
 Convert = Callable[[str, str], object]
 """``(variable name, its value)`` to the setting's value, or :data:`KEEP`; raises :class:`ConfigError`."""
@@ -124,6 +127,17 @@ def _capture(name: str, value: str) -> object:
 
 
 def _latest(name: str, value: str) -> object:
+    """The GenAI conventions' opt-in (a comma-separated list; other categories' values are not ours)."""
+    unknown = sc.unknown_gen_ai_values(value)
+    if unknown:
+        # Not an error: the variable is shared with every instrumentation in the process.
+        log.warning(
+            "%s: %s not understood (the GenAI conventions define only %s); the v%s names stay",
+            name,
+            ", ".join(unknown),
+            sc.OPT_IN_LATEST,
+            sc.SEMCONV_VERSION,
+        )
     return True if sc.latest_experimental(value) else KEEP
 
 

@@ -56,7 +56,8 @@ class MappingSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     chunk_events: bool = False
     """One span event per streamed chunk (capped by max_events_per_span)."""
     latest_semconv: bool = False
-    """Emit the newer, unsettled GenAI names (gen_ai_latest_experimental)."""
+    """Emit the GenAI names of semantic-conventions-genai v0.1.0 instead of v1.41.0 on spans, metrics and
+    the live feed (``OTEL_SEMCONV_STABILITY_OPT_IN`` containing ``gen_ai_latest_experimental``)."""
     content_events: bool = False
     """Captured content also as a ``gen_ai.client.inference.operation.details`` span event
     (``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=SPAN_AND_EVENT``)."""

@@ -16,6 +16,7 @@ import msgspec
 from otel_bridge import content
 from otel_bridge import semconv as sc
 from otel_bridge.model import AgentEvent, Attributes, AttributeValue, EventKind, SpanEventRecord, SpanKind, TokenUsage
+from otel_bridge.semconv_latest import naming
 
 Pair = tuple[str, AttributeValue]
 
@@ -61,16 +62,19 @@ def error_type_for(event: AgentEvent) -> str:
     return sc.ERROR_TYPE_OTHER
 
 
-def usage_attributes(usage: TokenUsage, latest: bool) -> Attributes:
+def usage_attributes(usage: TokenUsage, latest: bool, *, run: bool = False) -> Attributes:
+    """Token counts, named by the conventions' version (``latest``: the opt-in); ``run``: for a run's span."""
+    names = naming(latest)
     out: Attributes = {}
     if usage.input is not None:
         out[sc.GEN_AI_USAGE_INPUT_TOKENS] = usage.input
     if usage.output is not None:
         out[sc.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output
-    if usage.cache_read is not None:
+    cache = names.run_span_cache_tokens or not run
+    if usage.cache_read is not None and cache:
         out[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read
-    if usage.cache_creation is not None:
-        out[sc.cache_creation_key(latest)] = usage.cache_creation
+    if usage.cache_creation is not None and cache:
+        out[names.usage_cache_write] = usage.cache_creation
     if usage.reasoning is not None:
         out[sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning
     return out
@@ -352,7 +356,7 @@ def run_finish_attributes(
     if close_reason is not None:
         out[sc.BRIDGE_CLOSE_REASON] = close_reason
     if usage is not None:
-        out.update(usage_attributes(usage, latest))
+        out.update(usage_attributes(usage, latest, run=True))
     if cost is not None:
         out[sc.GEN_AI_USAGE_COST] = cost
     return out

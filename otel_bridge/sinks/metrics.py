@@ -7,13 +7,19 @@ objects). Two readers turn a :class:`MetricFamily` snapshot into bytes:
 :mod:`otel_bridge.sinks.otlp_metrics` for the OTLP push. Both see the same
 numbers because both read the same snapshot.
 
-What each span kind yields (v1.41.0 names, bucket boundaries from :mod:`semconv`):
+What each span kind yields (v1.41.0 names by default, bucket boundaries from :mod:`semconv`):
 
 * inference spans (``chat``...): ``gen_ai.client.operation.duration``, ``gen_ai.client.token.usage``
   (one point per ``gen_ai.token.type``), ``gen_ai.client.operation.time_to_first_chunk`` when streamed,
   and ``gen_ai.client.cost`` when the call was priced;
 * ``invoke_agent`` spans: ``gen_ai.invoke_agent.duration``;
 * ``execute_tool`` spans: ``gen_ai.execute_tool.duration``.
+
+The inference metrics' names come from the :class:`~otel_bridge.semconv.Naming` given at
+assembly: under ``gen_ai_latest_experimental`` (v0.1.0) they are ``gen_ai.client.inference.duration``,
+``gen_ai.client.inference.time_to_first_chunk`` and one token histogram per direction,
+``gen_ai.client.inference.operation.{input,output}_tokens`` (no ``gen_ai.token.type``; ``error.type``
+on a failed call), see :mod:`otel_bridge.semconv_latest`.
 
 Token counts and cost are taken from the inference spans only: the run span
 carries their sums, and counting it too would count every token twice.
@@ -131,23 +137,54 @@ class _Instrument:
 class GenAiMetrics:
     """A span sink that keeps the GenAI client/agent/tool metrics, cumulative, in memory."""
 
-    def __init__(self, settings: MetricsSettings, stats: Stats, *, time_ns: Callable[[], int] = time.time_ns) -> None:
+    def __init__(
+        self,
+        settings: MetricsSettings,
+        stats: Stats,
+        *,
+        names: sc.Naming = sc.V1_41,
+        time_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
         self._limit = settings.max_series_per_metric
         self._stats = stats
         self._time_ns = time_ns
         self.start_ns = time_ns()
-        self._tokens = _Instrument(
-            sc.METRIC_TOKEN_USAGE, "Tokens used per GenAI operation", sc.UNIT_TOKEN, MetricKind.HISTOGRAM, _TOKEN_BOUNDS
-        )
+        if names.metric_input_tokens == names.metric_output_tokens:
+            self._tokens_in = self._tokens_out = _Instrument(
+                names.metric_input_tokens,
+                "Tokens used per GenAI operation",
+                sc.UNIT_TOKEN,
+                MetricKind.HISTOGRAM,
+                _TOKEN_BOUNDS,
+            )
+            tokens: tuple[_Instrument, ...] = (self._tokens_in,)
+        else:
+            self._tokens_in = _Instrument(
+                names.metric_input_tokens,
+                "Input tokens per inference call",
+                sc.UNIT_TOKEN,
+                MetricKind.HISTOGRAM,
+                _TOKEN_BOUNDS,
+            )
+            self._tokens_out = _Instrument(
+                names.metric_output_tokens,
+                "Output tokens per inference call",
+                sc.UNIT_TOKEN,
+                MetricKind.HISTOGRAM,
+                _TOKEN_BOUNDS,
+            )
+            tokens = (self._tokens_in, self._tokens_out)
+        self._token_type = names.token_type_attribute
+        self._token_error = names.token_error_type
         self._duration = _Instrument(
-            sc.METRIC_OPERATION_DURATION,
+            names.metric_duration,
             "Duration of GenAI operations",
             sc.UNIT_SECONDS,
             MetricKind.HISTOGRAM,
             _DURATION_BOUNDS,
         )
         self._ttfc = _Instrument(
-            sc.METRIC_TIME_TO_FIRST_CHUNK,
+            names.metric_time_to_first_chunk,
             "Time from request to the first streamed chunk",
             sc.UNIT_SECONDS,
             MetricKind.HISTOGRAM,
@@ -170,7 +207,7 @@ class GenAiMetrics:
         self._cost = _Instrument(
             sc.METRIC_COST, "Cost of GenAI operations, from the price table", sc.UNIT_USD, MetricKind.COUNTER
         )
-        self._instruments = (self._tokens, self._duration, self._ttfc, self._agent, self._tool, self._cost)
+        self._instruments = (*tokens, self._duration, self._ttfc, self._agent, self._tool, self._cost)
 
     # -- SpanSink -------------------------------------------------------------
     def consume(self, spans: Sequence[SpanRecord]) -> None:
@@ -191,13 +228,15 @@ class GenAiMetrics:
         ttfc = attrs.get(sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK)
         if isinstance(ttfc, (int, float)) and not isinstance(ttfc, bool):
             self._record(self._ttfc, with_error, float(ttfc))
-        for token_type, attr in (
-            (sc.TOKEN_TYPE_INPUT, sc.GEN_AI_USAGE_INPUT_TOKENS),
-            (sc.TOKEN_TYPE_OUTPUT, sc.GEN_AI_USAGE_OUTPUT_TOKENS),
+        token_key = with_error if self._token_error else base
+        for inst, token_type, attr in (
+            (self._tokens_in, sc.TOKEN_TYPE_INPUT, sc.GEN_AI_USAGE_INPUT_TOKENS),
+            (self._tokens_out, sc.TOKEN_TYPE_OUTPUT, sc.GEN_AI_USAGE_OUTPUT_TOKENS),
         ):
             tokens = attrs.get(attr)
             if isinstance(tokens, int) and not isinstance(tokens, bool):  # 0 is data
-                self._record(self._tokens, _with(base, sc.GEN_AI_TOKEN_TYPE, token_type), float(tokens))
+                key = _with(token_key, sc.GEN_AI_TOKEN_TYPE, token_type) if self._token_type else token_key
+                self._record(inst, key, float(tokens))
         cost = attrs.get(sc.GEN_AI_USAGE_COST)
         if isinstance(cost, (int, float)) and not isinstance(cost, bool):
             self._add(self._cost, base, float(cost))

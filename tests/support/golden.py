@@ -11,7 +11,12 @@ first span, every attribute, status, events (name, time, attributes) and
 links. Ids are deterministic (derived from the capture's bytes) and the clock
 is fixed: every stamp on arrival advances 1 ms from :data:`T0`.
 
-Tests compare; they never write. To regenerate after an intended change::
+Every case is also replayed with ``OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental``
+(the GenAI names of semantic-conventions-genai v0.1.0): where that tree differs from the
+default one it is kept as ``tests/goldens_latest/<dialect>/<case>.expected.json``; where it
+does not, there is no file and the default tree is expected of both.
+
+Tests compare; they never write. To regenerate (both sets) after an intended change::
 
     .venv/bin/python -m tests.support.golden            # every case
     .venv/bin/python -m tests.support.golden tests/fixtures/ag-ui/*.sse
@@ -35,6 +40,7 @@ from otel_bridge.pipeline import ListSink
 from otel_bridge.sources.replay import replay_files
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+LATEST_GOLDENS = Path(__file__).resolve().parents[1] / "goldens_latest"
 T0 = 1_800_000_000_000_000_000
 TICK_NS = 1_000_000
 CAPTURE_SUFFIXES = (".sse", ".json", ".ndjson", ".jsonl")
@@ -54,6 +60,11 @@ def expected_path(capture: Path) -> Path:
     return capture.with_name(capture.stem + ".expected.json")
 
 
+def latest_path(capture: Path) -> Path:
+    """Where a case's tree under ``gen_ai_latest_experimental`` is kept when it differs from the default."""
+    return LATEST_GOLDENS / capture.parent.name / (capture.stem + ".expected.json")
+
+
 def options_for(capture: Path) -> dict[str, Any]:
     path = capture.with_name(capture.stem + ".options.json")
     return msgspec.json.decode(path.read_bytes()) if path.exists() else {}
@@ -71,12 +82,14 @@ def replay_tree(
     capture_content: bool = False,
     content_events: bool = False,
     openinference: bool = False,
+    latest: bool = False,
     settings: Settings | None = None,
 ) -> dict[str, Any]:
-    """Replay one capture through a Bridge with a ListSink; the canonical document."""
+    """Replay one capture through a Bridge with a ListSink; the canonical document.
+    ``latest``: with the GenAI conventions' opt-in (``gen_ai_latest_experimental``)."""
     settings = settings or Settings(
         store=StoreSettings(enabled=False),
-        mapping=MappingSettings(capture_content=capture_content, content_events=content_events),
+        mapping=MappingSettings(capture_content=capture_content, content_events=content_events, latest_semconv=latest),
         semconv=SemconvSettings(openinference=openinference),
     )
     sink = ListSink()
@@ -89,8 +102,8 @@ def replay_tree(
     }
 
 
-def golden_tree(capture: Path) -> dict[str, Any]:
-    """The canonical document of a golden case, with its options applied."""
+def golden_tree(capture: Path, *, latest: bool = False) -> dict[str, Any]:
+    """The canonical document of a golden case, with its options applied (``latest``: and the opt-in)."""
     options = options_for(capture)
     return replay_tree(
         capture,
@@ -98,6 +111,7 @@ def golden_tree(capture: Path) -> dict[str, Any]:
         capture_content=bool(options.get("capture_content", False)),
         content_events=bool(options.get("content_events", False)),
         openinference=bool(options.get("openinference", False)),
+        latest=latest,
     )
 
 
@@ -178,6 +192,15 @@ def load_expected(capture: Path) -> dict[str, Any]:
     return result
 
 
+def load_expected_latest(capture: Path) -> dict[str, Any]:
+    """The expected tree under ``gen_ai_latest_experimental``: its own file, else the default one."""
+    path = latest_path(capture)
+    if not path.exists():
+        return load_expected(capture)
+    result: dict[str, Any] = msgspec.json.decode(path.read_bytes())
+    return result
+
+
 def regenerate(paths: Sequence[Path]) -> None:
     for capture in paths:
         if not is_case(capture):
@@ -185,8 +208,18 @@ def regenerate(paths: Sequence[Path]) -> None:
             # of those would write a meaningless <case>.expected.expected.json beside it.
             print(f"skipped {capture} (not a capture)")
             continue
-        expected_path(capture).write_bytes(dump(golden_tree(capture)))
+        default = golden_tree(capture)
+        expected_path(capture).write_bytes(dump(default))
         print(f"wrote {expected_path(capture)}")
+        latest = golden_tree(capture, latest=True)
+        path = latest_path(capture)
+        if latest != default:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(dump(latest))
+            print(f"wrote {path}")
+        elif path.exists():
+            path.unlink()
+            print(f"removed {path} (the same as the default tree now)")
 
 
 if __name__ == "__main__":

@@ -111,8 +111,10 @@ class Feed:
         formats: Sequence[FeedFormat] = (),
         stats: Stats | None = None,
         first_seq: int | None = None,
+        names: sc.Naming = sc.V1_41,
     ) -> None:
         self.settings = settings
+        self._names = names  # the conventions' version of the records' keys
         self._content = content
         self._content_limit = content_limit  # the spans' attribute_max_length: the same cuts on both
         self._formats = {f.name: f for f in formats}
@@ -149,6 +151,7 @@ class Feed:
                 trace_url_template=settings.trace_url_template,
                 content=self._content,
                 limit=self._content_limit,
+                names=self._names,
             )
             framed = sse.frame(encode(record), event=event.kind.value, event_id=seq, split_lines=False)
             item = FeedItem(record, event.kind, framed)

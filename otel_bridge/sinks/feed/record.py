@@ -7,14 +7,21 @@ link. Captured content (``text``, ``arguments``, ``result``) is included only
 when the mapping captures content, and cut by the same rules and limit as on the
 spans (:mod:`otel_bridge.content`), so the feed never shows more than the traces.
 Secrets were redacted from the event before the feed saw it.
+
+The ``usage`` object's keys follow the conventions' version the sidecar emits
+(:class:`~otel_bridge.semconv.Naming`): under ``gen_ai_latest_experimental`` the
+cache-write count is ``cache_write``, as its span attribute is
+``gen_ai.usage.cache_write.input_tokens``; by default it is ``cache_creation``.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import msgspec
 
+from otel_bridge import semconv as sc
 from otel_bridge.content import cut_json_text, cut_text
 from otel_bridge.model import AgentEvent, Placement, TokenUsage
 
@@ -46,7 +53,8 @@ class FeedRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     parent_call_id: str | None = None
     status: str | None = None
     duration_ms: float | None = None
-    usage: TokenUsage | None = None
+    usage: msgspec.Struct | None = None
+    """A :class:`TokenUsage`, or the same counts under the keys the chosen conventions' version gives them."""
     cost_usd: float | None = None
     finish_reasons: tuple[str, ...] | None = None
     stream: bool | None = None
@@ -71,6 +79,7 @@ def enrich(
     trace_url_template: str | None,
     content: bool,
     limit: int | None = None,
+    names: sc.Naming = sc.V1_41,
 ) -> FeedRecord:
     """One mapped event as the feed shows it.
 
@@ -105,7 +114,7 @@ def enrich(
         parent_call_id=event.parent_call_id,
         status=event.status,
         duration_ms=placement.duration_ms if placement.duration_ms is not None else event.duration_ms,
-        usage=event.usage,
+        usage=_usage(event.usage, names.feed_usage_cache_write),
         cost_usd=placement.cost_usd if placement.cost_usd is not None else event.cost_usd,
         finish_reasons=event.finish_reasons,
         stream=event.stream,
@@ -119,6 +128,33 @@ def enrich(
         text=_cut(event.text, content, limit, cut_text),
         arguments=_cut(event.arguments, content, limit, cut_json_text),
         result=_cut(event.result, content, limit, cut_json_text),
+    )
+
+
+def _usage(usage: TokenUsage | None, cache_write_key: str) -> msgspec.Struct | None:
+    """``usage`` as is when its keys are the version's (the default), else copied into the renamed form."""
+    if usage is None or cache_write_key == sc.FEED_USAGE_CACHE_CREATION:
+        return usage
+    renamed = _usage_type(cache_write_key)
+    return renamed(
+        input=usage.input,
+        output=usage.output,
+        cache_read=usage.cache_read,
+        cache_creation=usage.cache_creation,
+        reasoning=usage.reasoning,
+    )
+
+
+@functools.cache
+def _usage_type(cache_write_key: str) -> type[msgspec.Struct]:
+    """:class:`TokenUsage`'s fields, in its order, with the cache-write count encoded as ``cache_write_key``."""
+    return msgspec.defstruct(
+        "FeedUsage",
+        [(name, int | None, None) for name in TokenUsage.__struct_fields__],
+        kw_only=True,
+        omit_defaults=True,
+        frozen=True,
+        rename={sc.FEED_USAGE_CACHE_CREATION: cache_write_key},
     )
 
 
