@@ -205,6 +205,10 @@ async def test_sources_route_is_behind_the_token_and_shows_a_source_before_it_ru
                 "last_event_id": None,
                 "last_error": None,
                 "last_error_time": None,
+                "method": "GET",
+                "request": "subscribe",
+                "last_status": None,
+                "done": False,
             }
         ]
     }

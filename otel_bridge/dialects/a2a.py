@@ -39,9 +39,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Unpack
 
-import msgspec
-
 from otel_bridge import semconv as sc
+from otel_bridge.dialects._a2a_clock import ProducerClock
+from otel_bridge.dialects._a2a_wire import (
+    FAILED,
+    FINISHED,
+    INTERRUPTED,
+    message_parts,
+    normalize_state,
+    parts_text,
+    result_kind,
+)
 from otel_bridge.dialects._shapes import error_result, gemini_usage, obj, objects, text
 from otel_bridge.dialects.base import (
     DecodeError,
@@ -50,7 +58,6 @@ from otel_bridge.dialects.base import (
     json_text,
     make_event,
     opt_str,
-    parse_timestamp,
     require_object,
 )
 from otel_bridge.dialects.framing import Frame
@@ -58,61 +65,12 @@ from otel_bridge.model import AgentEvent, EventKind
 
 NAME = "a2a"
 
-_V1_KINDS = ("task", "message", "statusUpdate", "artifactUpdate")
-_V03_KINDS = {
-    "task": "task",
-    "message": "message",
-    "status-update": "statusUpdate",
-    "artifact-update": "artifactUpdate",
-}
-# What each 1.0 result kind must hold to be A2A's (an MCP or other JSON-RPC result has none of these shapes).
-_V1_SHAPES = {
-    "task": ("id", "status"),
-    "message": ("messageId", "role"),
-    "statusUpdate": ("taskId", "status"),
-    "artifactUpdate": ("taskId", "artifact"),
-}
-_STATE_PREFIX = "TASK_STATE_"
-_FINISHED = frozenset({"completed", "canceled"})
-_FAILED = frozenset({"failed", "rejected"})
-_INTERRUPTED = frozenset({"input_required", "auth_required"})
-_ADK_CALL = "function_call"
-_ADK_RESPONSE = "function_response"
-# Frames held for a producer time at most: a stream whose frames carry none is mapped on arrival times.
-_MAX_HELD_FRAMES = 4
-
-
-def _result_kind(d: object) -> tuple[str, dict[str, Any], bool] | None:
-    """``(kind, payload, v03)`` of a JSON-RPC result frame, or ``None`` if it is no A2A result."""
-    result = obj(d, "result")
-    if not result:
-        return None
-    kind = result.get("kind")
-    if isinstance(kind, str):
-        canonical = _V03_KINDS.get(kind)
-        return (canonical, result, True) if canonical is not None else None
-    present = [k for k in _V1_KINDS if isinstance(result.get(k), dict)]
-    if len(present) != 1 or len(result) != 1:
-        return None
-    payload = result[present[0]]
-    if not any(key in payload for key in _V1_SHAPES[present[0]]):
-        return None
-    return present[0], payload, False
-
-
-def normalize_state(value: object) -> str | None:
-    """``TASK_STATE_INPUT_REQUIRED`` (1.0) and ``input-required`` (0.3) alike become ``input_required``."""
-    if not isinstance(value, str) or not value:
-        return None
-    state = value.removeprefix(_STATE_PREFIX).lower().replace("-", "_")
-    return state or None
-
 
 class A2aDialect:
     name = NAME
 
     def sniff(self, frame: Frame, obj: Any) -> bool:
-        return isinstance(obj, dict) and obj.get("jsonrpc") == "2.0" and _result_kind(obj) is not None
+        return isinstance(obj, dict) and obj.get("jsonrpc") == "2.0" and result_kind(obj) is not None
 
     def decoder(self, ctx: StreamContext) -> A2aDecoder:
         return A2aDecoder(ctx)
@@ -144,28 +102,13 @@ class A2aDecoder:
         self._tasks: dict[str, _Task] = {}
         self._current: _Task | None = None
         self._v03 = False
-        self._previous_ns: int | None = None  # the time of the frame before the current one
-        self._latest_ns: int | None = None  # the time of the current frame
-        self._offset_ns: int | None = None  # producer clock minus arrival clock
-        self._held: list[AgentEvent] = []  # events of the frames before the first producer time
-        self._held_frames = 0
+        self._clock = ProducerClock(ctx.arrival_ns)
 
     def close(self) -> list[AgentEvent]:
-        held, self._held = self._held, []
-        return held
+        return self._clock.flush()
 
-    # -- time ------------------------------------------------------------------
     def _time(self, stamp: object) -> tuple[int, bool]:
-        arrival = self._ctx.arrival_ns()
-        ts = parse_timestamp(stamp)
-        if ts is not None:
-            if self._offset_ns is None and self._latest_ns is not None:
-                self._latest_ns += ts - arrival  # the held frame before: now on the producer's clock
-            self._offset_ns = ts - arrival
-        # Frames without a time of their own are placed on the producer's clock by the last offset seen.
-        at = (ts, True) if ts is not None else (arrival + (self._offset_ns or 0), False)
-        self._previous_ns, self._latest_ns = self._latest_ns, at[0]
-        return at
+        return self._clock.time(stamp)
 
     def _event(
         self,
@@ -182,27 +125,13 @@ class A2aDecoder:
 
     # -- frames ----------------------------------------------------------------
     def feed(self, frame: Frame, obj_: Any) -> list[AgentEvent]:
-        events = self._feed(frame, obj_)
-        if self._offset_ns is None and self._held_frames < _MAX_HELD_FRAMES:
-            # No producer time yet (a task snapshot has none): hold the events until one comes, so
-            # that a run does not start on the arrival clock and go on on the producer's.
-            self._held_frames += 1
-            self._held.extend(events)
-            return []
-        if self._held:
-            offset = self._offset_ns or 0
-            held, self._held = self._held, []
-            events = [
-                msgspec.structs.replace(e, timestamp_ns=e.timestamp_ns + offset) if not e.timestamp_from_source else e
-                for e in held
-            ] + events
-        return events
+        return self._clock.release(self._feed(frame, obj_))
 
     def _feed(self, frame: Frame, obj_: Any) -> list[AgentEvent]:
         d = require_object(obj_, "a2a frame")
         if "error" in d and "result" not in d:
             return self._error(frame, d)
-        found = _result_kind(d)
+        found = result_kind(d)
         if found is None:
             raise DecodeError("a2a: a frame needs a 'result' holding a task, message, statusUpdate or artifactUpdate")
         kind, payload, v03 = found
@@ -243,10 +172,19 @@ class A2aDecoder:
             # A stream that opens on a task already under way is a resubscription.
             resubscribe = snapshot_state is not None and snapshot_state != "submitted"
             task.method = self._method(resubscribe)
-            task.agent = agent
+            task.agent = agent or task.agent or self._ctx.agent  # the wire names no agent; a card may
             task.ended = False
             out.append(
-                self._event(task, EventKind.RUN_STARTED, "task", ts, frame, agent=agent, conversation_id=context_id)
+                self._event(
+                    task,
+                    EventKind.RUN_STARTED,
+                    "task",
+                    ts,
+                    frame,
+                    agent=task.agent,
+                    agent_description=self._ctx.agent_description,
+                    conversation_id=context_id,
+                )
             )
             out.append(
                 self._event(
@@ -313,21 +251,8 @@ class A2aDecoder:
             n += 1
             return f"{ident}#{n}" if ident is not None else None
 
-        usage = gemini_usage(metadata.get("adk_usage_metadata"))
-        author = text(metadata, "adk_author")
-        texts: list[str] = []
-        calls: list[dict[str, Any]] = []
-        responses: list[dict[str, Any]] = []
-        for part in objects(m, "parts"):
-            adk_type = text(obj(part, "metadata"), "adk_type")
-            data = obj(part, "data")
-            if adk_type == _ADK_CALL and data:
-                calls.append(data)
-            elif adk_type == _ADK_RESPONSE and data:
-                responses.append(data)
-            elif isinstance(part.get("text"), str):
-                texts.append(part["text"])
-        joined = "".join(texts) or None
+        parts = message_parts(m, metadata)
+        usage, author, joined = parts.usage, parts.author, parts.text
         chat_id: str | None = None
         if usage is not None:
             chat_id = message_id or f"{task.run_id}/chat"
@@ -364,7 +289,7 @@ class A2aDecoder:
                     task, EventKind.MESSAGE, "statusUpdate", ts, frame, text=joined, agent=author, event_id=event_id()
                 )
             )
-        for call in calls:
+        for call in parts.calls:
             call_id = text(call, "id")
             if call_id is None or call_id in task.open_calls:
                 continue
@@ -383,9 +308,9 @@ class A2aDecoder:
                     event_id=event_id(),
                 )
             )
-        for response in responses:
+        for response in parts.responses:
             out.append(self._tool_result(task, response, ts, frame, event_id()))
-        code = text(metadata, "adk_error_code")
+        code = parts.error_code
         if code is not None:
             task.error_code = code
             out.append(
@@ -396,7 +321,7 @@ class A2aDecoder:
                     ts,
                     frame,
                     error_type=code,
-                    error=text(metadata, "adk_error_message") or joined or code,
+                    error=parts.error_message or joined or code,
                     event_id=event_id(),
                 )
             )
@@ -404,7 +329,7 @@ class A2aDecoder:
 
     def _prior_ns(self, ts: tuple[int, bool]) -> int:
         """Where an answer reported only at its end began: the stream's previous frame, else its own time."""
-        return min(self._previous_ns, ts[0]) if self._previous_ns is not None else ts[0]
+        return min(self._clock.previous_ns, ts[0]) if self._clock.previous_ns is not None else ts[0]
 
     def _tool_result(
         self, task: _Task, response: dict[str, Any], ts: tuple[int, bool], frame: Frame, event_id: str | None
@@ -506,11 +431,8 @@ class A2aDecoder:
         *,
         final: bool = False,
     ) -> list[AgentEvent]:
-        if state in _FINISHED or state in _FAILED or state in _INTERRUPTED or final:
-            message_text = "".join(
-                p["text"] for p in objects(obj(status, "message"), "parts") if isinstance(p.get("text"), str)
-            )
-            return self._end(task, state, ts, frame, error=message_text or None)
+        if state in FINISHED or state in FAILED or state in INTERRUPTED or final:
+            return self._end(task, state, ts, frame, error=parts_text(obj(status, "message")))
         return []
 
     def _end(
@@ -520,7 +442,7 @@ class A2aDecoder:
             return []
         task.ended = True
         out: list[AgentEvent] = []
-        failed = state in _FAILED
+        failed = state in FAILED
         for call_id, name in list(task.open_calls.items()):
             if not failed:
                 continue  # a call still open when a task pauses or completes: its end is not known
@@ -542,7 +464,7 @@ class A2aDecoder:
         method = task.method or self._method(False)
         task.method = None  # the next stream of this task is a new span
         out.append(self._event(task, EventKind.STEP_FINISHED, method, ts, None, name=method, status=state))
-        if state in _INTERRUPTED:
+        if state in INTERRUPTED:
             return out  # the task waits for the client: its run goes on with the next message
         if failed:
             out.append(
