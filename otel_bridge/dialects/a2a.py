@@ -168,24 +168,19 @@ class A2aDecoder:
         self._current = task
         task.context = task.context or context_id
         agent = text(metadata, "adk_app_name")
+        # A stream that opens on a task already under way is a resubscription.
+        resubscribe = snapshot_state is not None and snapshot_state != "submitted"
+        reopened = resubscribe and task.method is not None and not task.ended
+        if reopened:
+            # A task snapshot is a stream's first frame: the stream before it (here, in one decoder: a
+            # subscription that dropped and resubscribed) ended without saying so.
+            out.append(self._stream_end(task, ts, task.state))
         if task.method is None:
-            # A stream that opens on a task already under way is a resubscription.
-            resubscribe = snapshot_state is not None and snapshot_state != "submitted"
             task.method = self._method(resubscribe)
             task.agent = agent or task.agent or self._ctx.agent  # the wire names no agent; a card may
             task.ended = False
-            out.append(
-                self._event(
-                    task,
-                    EventKind.RUN_STARTED,
-                    "task",
-                    ts,
-                    frame,
-                    agent=task.agent,
-                    agent_description=self._ctx.agent_description,
-                    conversation_id=context_id,
-                )
-            )
+            if not reopened:
+                out.append(self._run_start(task, ts, frame, context_id))
             out.append(
                 self._event(
                     task,
@@ -202,6 +197,23 @@ class A2aDecoder:
             task.agent = agent  # the agent is named after the run opened: its root is renamed
             out.append(self._event(task, EventKind.RUN_STARTED, "task", ts, None, agent=agent))
         return task, out
+
+    def _run_start(self, task: _Task, ts: tuple[int, bool], frame: Frame, context_id: str | None) -> AgentEvent:
+        return self._event(
+            task,
+            EventKind.RUN_STARTED,
+            "task",
+            ts,
+            frame,
+            agent=task.agent,
+            agent_description=self._ctx.agent_description,
+            conversation_id=context_id,
+        )
+
+    def _stream_end(self, task: _Task, ts: tuple[int, bool], state: str | None) -> AgentEvent:
+        method = task.method or self._method(False)
+        task.method = None  # the next stream of this task is a new span
+        return self._event(task, EventKind.STEP_FINISHED, method, ts, None, name=method, status=state)
 
     def _stream_run(self) -> str:
         return self._ctx.run_id or self._ctx.stream_key
@@ -461,9 +473,7 @@ class A2aDecoder:
                     error_type=task.error_code or state,
                 )
             )
-        method = task.method or self._method(False)
-        task.method = None  # the next stream of this task is a new span
-        out.append(self._event(task, EventKind.STEP_FINISHED, method, ts, None, name=method, status=state))
+        out.append(self._stream_end(task, ts, state))
         if state in INTERRUPTED:
             return out  # the task waits for the client: its run goes on with the next message
         if failed:
