@@ -35,7 +35,24 @@ from dataclasses import dataclass, field
 from typing import Any, Unpack
 
 from otel_bridge import semconv as sc
-from otel_bridge.dialects._shapes import count, obj, objects, text, usage_or_none
+from otel_bridge.dialects._langgraph_nesting import AgentChange, NestedGraphs
+from otel_bridge.dialects._langgraph_wire import (
+    AI_TYPES,
+    CHAT_END,
+    CHAT_ERROR,
+    CHAT_START,
+    CHAT_STREAM,
+    MODES,
+    TOOL_ERROR,
+    TOOL_TYPES,
+    error_of,
+    message_text,
+    namespace_of,
+    provider_from,
+    split_mode,
+    usage_from,
+)
+from otel_bridge.dialects._shapes import count, obj, objects, text
 from otel_bridge.dialects.base import (
     DecodeError,
     EventFields,
@@ -49,59 +66,6 @@ from otel_bridge.dialects.framing import Frame
 from otel_bridge.model import AgentEvent, EventKind, TokenUsage
 
 NAME = "langgraph"
-
-_MODES = frozenset({"events", "messages", "updates", "values", "custom", "debug", "tasks", "checkpoints"})
-_CHAT_START = frozenset({"on_chat_model_start", "on_llm_start"})
-_CHAT_STREAM = frozenset({"on_chat_model_stream", "on_llm_stream"})
-_CHAT_END = frozenset({"on_chat_model_end", "on_llm_end"})
-_CHAT_ERROR = frozenset({"on_chat_model_error", "on_llm_error"})
-_AI_TYPES = frozenset({"ai", "AIMessage", "AIMessageChunk"})
-_TOOL_TYPES = frozenset({"tool", "ToolMessage"})
-_TOOL_ERROR = "error"
-# LangChain's ls_provider names -> the conventions' gen_ai.provider.name values.
-_PROVIDERS = {
-    "google_genai": "gcp.gemini",
-    "google_vertexai": "gcp.vertex_ai",
-    "bedrock": "aws.bedrock",
-    "amazon_bedrock": "aws.bedrock",
-    "azure": "azure.ai.openai",
-    "azure_openai": "azure.ai.openai",
-    "mistralai": "mistral_ai",
-    "xai": "x_ai",
-}
-
-
-def usage_from(u: object) -> TokenUsage | None:
-    """LangChain's ``usage_metadata``: ``input_tokens`` already includes the cached ones."""
-    if not isinstance(u, dict):
-        return None
-    inputs = obj(u, "input_token_details")
-    outputs = obj(u, "output_token_details")
-    return usage_or_none(
-        TokenUsage(
-            input=count(u, "input_tokens"),
-            output=count(u, "output_tokens"),
-            cache_read=count(inputs, "cache_read"),
-            cache_creation=count(inputs, "cache_creation"),
-            reasoning=count(outputs, "reasoning"),
-        )
-    )
-
-
-def provider_from(metadata: dict[str, Any]) -> str | None:
-    provider = text(metadata, "ls_provider")
-    return _PROVIDERS.get(provider, provider) if provider is not None else None
-
-
-def message_text(message: dict[str, Any]) -> str | None:
-    """A message's text: a string, or the text blocks of a list of content blocks."""
-    content = message.get("content")
-    if isinstance(content, str):
-        return content or None
-    if isinstance(content, list):
-        said = "".join(b["text"] for b in content if isinstance(b, dict) and isinstance(b.get("text"), str))
-        return said or None
-    return None
 
 
 class LangGraphDialect:
@@ -154,12 +118,15 @@ class _Run:
     open_tools: set[str] = field(default_factory=set)  # tool call ids started and not yet ended
     done_tools: set[str] = field(default_factory=set)
     root: str | None = None  # the root chain's LangChain run id
+    graphs: NestedGraphs = field(default_factory=NestedGraphs)  # subgraphs open and ended
+    saw_updates: bool = False  # the updates mode says when a node (and a subgraph it ran) is done
 
 
 class LangGraphDecoder:
     def __init__(self, ctx: StreamContext) -> None:
         self._ctx = ctx
         self._run: _Run | None = None
+        self._namespace: tuple[str, ...] = ()  # the subgraph the current frame's SSE event name says
 
     def _event(
         self, run: _Run, kind: EventKind, original_type: str, frame: Frame | None, **fields: Unpack[EventFields]
@@ -177,12 +144,12 @@ class LangGraphDecoder:
         return self._finish(run, None, None)
 
     def feed(self, frame: Frame, obj_: Any) -> list[AgentEvent]:
-        mode = frame.event
+        mode, self._namespace = split_mode(frame.event)
         if mode is None and isinstance(obj_, dict) and isinstance(obj_.get("event"), str):
             mode = "events"  # astream_events output without the platform's SSE names
         handler = _HANDLERS.get(mode or "")
         if handler is None:
-            if mode is not None and (mode in _MODES or "|" in mode or "/" in mode):
+            if mode is not None and (mode in MODES or "/" in mode):
                 return [self._event(self._ensure_run(None, frame, []), EventKind.CUSTOM, mode, frame, name=mode)]
             raise DecodeError(f"langgraph: unknown stream mode {mode!r}")
         return handler(self, frame, obj_)
@@ -199,7 +166,9 @@ class LangGraphDecoder:
             run = self._run = _Run(run_id or self._ctx.run_id or self._ctx.stream_key)
             out.append(self._event(run, EventKind.RUN_STARTED, "metadata", frame))
         if metadata:
-            agent = text(metadata, "lc_agent_name") or text(metadata, "graph_id")
+            # A subgraph's frames name the subgraph's agent: the run is the root graph's.
+            named = text(metadata, "lc_agent_name") if not namespace_of(metadata) else None
+            agent = named or text(metadata, "graph_id")
             conversation = text(metadata, "thread_id")
             if (agent and run.agent is None) or (conversation and run.conversation is None):
                 run.agent = run.agent or agent
@@ -224,6 +193,7 @@ class LangGraphDecoder:
         for key, call in list(run.calls.items()):
             failure = error or ("the run ended before the model call did", sc.ERROR_INCOMPLETE)
             out.append(self._end_call(run, key, call, None, None, error=failure[0], error_type=failure[1]))
+        out.extend(self._agents(run, run.graphs.leave_all(), None, error))
         if error is not None:
             out.append(
                 self._event(
@@ -268,26 +238,32 @@ class LangGraphDecoder:
         run = self._ensure_run(run_id, frame, out, metadata)
         if is_root:
             return out + self._root_chain(run, event, d, lc_run, frame)
+        node_ns = text(metadata, "langgraph_checkpoint_ns")
+        if event in ("on_chain_end", "on_chain_error") and node_ns in run.graphs.open:
+            # The chain of the node that ran a subgraph (or the subgraph's own root chain) ended: so did it.
+            failure = error_of(obj(d, "data").get("error")) if event == "on_chain_error" else None
+            return out + self._agents(run, run.graphs.leave(node_ns), frame, failure)
+        out.extend(self._enter(run, namespace_of(metadata), metadata, frame))
         key = lc_run or "call"
-        if event in _CHAT_START:
+        if event in CHAT_START:
             out.extend(self._start_call(run, key, metadata, frame, "events"))
-        elif event in _CHAT_STREAM:
+        elif event in CHAT_STREAM:
             out.extend(self._chunk(run, key, obj(obj(d, "data"), "chunk"), metadata, frame))
-        elif event in _CHAT_END:
+        elif event in CHAT_END:
             output = obj(obj(d, "data"), "output")
             call = run.calls.get(key) or _Call(text(metadata, "ls_model_name"), provider_from(metadata))
             self._fold(call, output)
             out.append(self._end_call(run, key, call, frame, output))
-        elif event in _CHAT_ERROR:
+        elif event in CHAT_ERROR:
             call = run.calls.get(key) or _Call(text(metadata, "ls_model_name"), provider_from(metadata))
-            error, error_type = _error_of(obj(d, "data").get("error"))
+            error, error_type = error_of(obj(d, "data").get("error"))
             out.append(self._end_call(run, key, call, frame, None, error=error, error_type=error_type))
         elif event == "on_tool_start":
             out.extend(self._tool_start(run, key, text(d, "name"), obj(d, "data").get("input"), frame))
         elif event in ("on_tool_end", "on_tool_error"):
             out.extend(self._tool_end(run, key, event, d, frame))
         elif event == "on_chain_error":
-            error, error_type = _error_of(obj(d, "data").get("error"))
+            error, error_type = error_of(obj(d, "data").get("error"))
             out.append(
                 self._event(
                     run,
@@ -317,7 +293,7 @@ class LangGraphDecoder:
         if event == "on_chain_end":
             return [] if run.ended else self._finish(run, frame, None)
         if event == "on_chain_error":
-            error, error_type = _error_of(obj(d, "data").get("error"))
+            error, error_type = error_of(obj(d, "data").get("error"))
             return [] if run.ended else self._finish(run, frame, (error, error_type))
         return []
 
@@ -447,11 +423,11 @@ class LangGraphDecoder:
         data = obj(d, "data")
         call_id = run.tools.pop(key, None) or text(data, "tool_call_id") or key
         if event == "on_tool_error":
-            error, error_type = _error_of(data.get("error"))
+            error, error_type = error_of(data.get("error"))
             return self._tool_done(run, call_id, text(d, "name"), None, frame, event, error, error_type)
         output = data.get("output")
         message = output if isinstance(output, dict) else {}
-        failed = text(message, "status") == _TOOL_ERROR
+        failed = text(message, "status") == TOOL_ERROR
         result = message_text(message) if message else json_text(output)
         return self._tool_done(run, call_id, text(d, "name"), result, frame, event, result if failed else None, None)
 
@@ -514,10 +490,14 @@ class LangGraphDecoder:
         metadata = obj_[1] if len(obj_) > 1 and isinstance(obj_[1], dict) else {}
         out: list[AgentEvent] = []
         run = self._ensure_run(text(metadata, "run_id") if self._run is None else None, frame, out, metadata)
+        namespace = namespace_of(metadata) if "langgraph_checkpoint_ns" in metadata else self._namespace
+        if not run.saw_updates:
+            out.extend(self._agents(run, run.graphs.leave_outside(namespace), None, None))
+        out.extend(self._enter(run, namespace, metadata, frame))
         kind = text(message, "type")
-        if kind in _TOOL_TYPES:
+        if kind in TOOL_TYPES:
             return out + self._tool_message(run, message, frame)
-        if kind not in _AI_TYPES:
+        if kind not in AI_TYPES:
             return [*out, self._event(run, EventKind.MESSAGE, "messages", frame, text=message_text(message))]
         key = text(message, "id") or "message"
         if key in run.done_calls:
@@ -535,7 +515,7 @@ class LangGraphDecoder:
         if call_id is None:
             return [self._event(run, EventKind.MESSAGE, "tool", frame, text=message_text(message))]
         said = message_text(message)
-        failed = text(message, "status") == _TOOL_ERROR
+        failed = text(message, "status") == TOOL_ERROR
         name = text(message, "name")
         return self._tool_done(run, call_id, name, said, frame, "tool", said if failed else None, None)
 
@@ -543,6 +523,9 @@ class LangGraphDecoder:
         d = require_object(obj_, "langgraph updates")
         out: list[AgentEvent] = []
         run = self._ensure_run(None, frame, out)
+        run.saw_updates = True
+        out.extend(self._enter(run, self._namespace, {}, frame))
+        mapped = len(out)
         for node, update in d.items():
             updates = update if isinstance(update, list) else [update]
             for u in updates:
@@ -550,15 +533,18 @@ class LangGraphDecoder:
                     out.extend(self._full_message(run, message, frame))
             if node == "__interrupt__":
                 out.append(self._event(run, EventKind.STATUS_CHANGED, "updates", frame, status="interrupted"))
-        if not out:
+        nothing = len(out) == mapped
+        for node in d:  # the parent's update of a node that ran a subgraph: the subgraph is done
+            out.extend(self._agents(run, run.graphs.node_done(self._namespace, str(node)), frame, None))
+        if nothing:
             out.append(self._event(run, EventKind.STATE_CHANGED, "updates", frame, name=",".join(map(str, d))))
         return out
 
     def _full_message(self, run: _Run, message: dict[str, Any], frame: Frame) -> list[AgentEvent]:
         kind = text(message, "type")
-        if kind in _TOOL_TYPES:
+        if kind in TOOL_TYPES:
             return self._tool_message(run, message, frame)
-        if kind not in _AI_TYPES:
+        if kind not in AI_TYPES:
             return []
         key = text(message, "id") or "message"
         out: list[AgentEvent] = []
@@ -574,20 +560,36 @@ class LangGraphDecoder:
         out.extend(self._start_requested(run, key, frame))
         return out
 
+    # -- nested graphs -------------------------------------------------------------------
+    def _enter(self, run: _Run, namespace: tuple[str, ...], metadata: dict[str, Any], frame: Frame) -> list[AgentEvent]:
+        changes = run.graphs.enter(namespace, text(metadata, "lc_agent_name")) if namespace else []
+        return self._agents(run, changes, frame, None)
+
+    def _agents(
+        self,
+        run: _Run,
+        changes: list[AgentChange],
+        frame: Frame | None,
+        error: tuple[str, str | None] | None,
+    ) -> list[AgentEvent]:
+        """Nested agent spans opening and ending (a subgraph's failure fails the agents it ends)."""
+        out: list[AgentEvent] = []
+        for change in changes:
+            if change.started:
+                kind = EventKind.AGENT_STARTED
+            else:
+                kind = EventKind.AGENT_FAILED if error is not None else EventKind.AGENT_FINISHED
+            fields: EventFields = {"call_id": change.key, "agent": change.agent, "name": change.node}
+            if error is not None and not change.started:
+                fields["error"], fields["error_type"] = error
+            out.append(self._event(run, kind, "subgraph", frame if change.started else None, **fields))
+        return out
+
     def _on_values(self, frame: Frame, obj_: Any) -> list[AgentEvent]:
         out: list[AgentEvent] = []
         run = self._ensure_run(None, frame, out)
         out.append(self._event(run, EventKind.STATE_CHANGED, "values", frame))
         return out
-
-
-def _error_of(value: object) -> tuple[str, str | None]:
-    """``(message, type)`` of an error as LangGraph serialises it: a string, or ``{error, message}``."""
-    if isinstance(value, dict):
-        return (opt_str(value, "message") or opt_str(value, "error") or "error", text(value, "error"))
-    if isinstance(value, str) and value:
-        return value, None
-    return "error", None
 
 
 _Handler = Callable[[LangGraphDecoder, Frame, Any], list[AgentEvent]]
