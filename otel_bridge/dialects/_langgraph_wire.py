@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from otel_bridge.dialects._shapes import count, obj, text, usage_or_none
-from otel_bridge.dialects.base import opt_str
+from otel_bridge.dialects.base import json_text, opt_str
 from otel_bridge.model import TokenUsage
 
 MODES = frozenset({"events", "messages", "updates", "values", "custom", "debug", "tasks", "checkpoints"})
@@ -76,6 +76,26 @@ def error_of(value: object) -> tuple[str, str | None]:
     return "error", None
 
 
+def claims(event: str | None, d: object) -> bool:
+    """A frame only LangGraph sends: the platform's ``metadata`` first frame, an ``astream_events`` v2 event
+    (``on_*`` with ``run_id`` and ``parent_ids``), or a ``messages`` tuple with LangGraph's node metadata."""
+    event = split_mode(event)[0]
+    if isinstance(d, dict):
+        if event == "metadata":
+            return isinstance(d.get("run_id"), str) and "attempt" in d
+        name = d.get("event")
+        return (
+            isinstance(name, str)
+            and name.startswith("on_")
+            and isinstance(d.get("run_id"), str)
+            and isinstance(d.get("parent_ids"), list)
+        )
+    if event == "messages" and isinstance(d, list) and len(d) == 2:
+        metadata = d[1]
+        return isinstance(metadata, dict) and ("langgraph_node" in metadata or "langgraph_step" in metadata)
+    return False
+
+
 def split_mode(event: str | None) -> tuple[str | None, tuple[str, ...]]:
     """An SSE event name as ``(stream mode, subgraph namespace)``: ``stream_subgraphs`` names a subgraph's
     frames ``messages|outer:<task id>|inner:<task id>``; the root graph's are just ``messages``."""
@@ -97,3 +117,10 @@ def namespace_of(metadata: dict[str, Any]) -> tuple[str, ...]:
 def node_of(segment: str) -> str:
     """A namespace segment's node name (``outer:<task id>`` -> ``outer``)."""
     return segment.partition(":")[0] or segment
+
+
+def tool_output(output: object) -> tuple[str | None, bool]:
+    """``(result text, failed)`` of a tool's output: a ToolMessage (``status: "error"`` fails it) or any JSON."""
+    if not isinstance(output, dict):
+        return json_text(output), False
+    return message_text(output) if output else json_text(output), text(output, "status") == TOOL_ERROR

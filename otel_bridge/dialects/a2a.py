@@ -18,7 +18,11 @@ Mapping:
   not an event id: every frame of a stream carries the same one.
 * A resubscription is another stream of the same task: it joins the same run,
   and the updates it repeats are mapped once (event ids are task id +
-  message or artifact id).
+  message or artifact id). A task snapshot is a stream's first frame, so one
+  that arrives while a stream of its task is open (a subscription that dropped
+  and resubscribed, in one decoder) ends that stream's span and opens the next.
+* The agent card, when the source read one (``StreamContext.agent``), names
+  the agent and describes it on the run's root.
 * The protocol carries no agent name, model, tokens or tool calls; real
   producers put them in ``metadata``. ADK's A2A bridge (the common one):
   ``adk_app_name`` names the agent, a message or artifact with
@@ -32,15 +36,18 @@ Mapping:
 * Terminal states end the run: ``completed`` and ``canceled`` finish it,
   ``failed`` and ``rejected`` fail it; ``input_required`` / ``auth_required``
   end the stream but not the task (the next message continues the run).
+
+The wire readers are in :mod:`._a2a_wire`, the per-task state in
+:mod:`._a2a_task`, the producer clock in :mod:`._a2a_clock`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Unpack
 
 from otel_bridge import semconv as sc
 from otel_bridge.dialects._a2a_clock import ProducerClock
+from otel_bridge.dialects._a2a_task import Task
 from otel_bridge.dialects._a2a_wire import (
     FAILED,
     FINISHED,
@@ -50,7 +57,7 @@ from otel_bridge.dialects._a2a_wire import (
     parts_text,
     result_kind,
 )
-from otel_bridge.dialects._shapes import error_result, gemini_usage, obj, objects, text
+from otel_bridge.dialects._shapes import error_result, gemini_usage, obj, text
 from otel_bridge.dialects.base import (
     DecodeError,
     EventFields,
@@ -61,7 +68,7 @@ from otel_bridge.dialects.base import (
     require_object,
 )
 from otel_bridge.dialects.framing import Frame
-from otel_bridge.model import AgentEvent, EventKind
+from otel_bridge.model import AgentEvent, EventKind, TokenUsage
 
 NAME = "a2a"
 
@@ -76,31 +83,11 @@ class A2aDialect:
         return A2aDecoder(ctx)
 
 
-@dataclass
-class _Artifact:
-    first_ns: int
-    name: str | None
-    parts: list[str] = field(default_factory=list)
-
-
-@dataclass
-class _Task:
-    run_id: str
-    context: str | None = None  # the contextId: the conversation
-    method: str | None = None  # the stream's method, once known
-    agent: str | None = None
-    state: str | None = None
-    error_code: str | None = None  # adk_error_code seen: the code of the failure that follows
-    open_calls: dict[str, str | None] = field(default_factory=dict)  # call id -> tool name
-    artifacts: dict[str, _Artifact] = field(default_factory=dict)
-    ended: bool = False
-
-
 class A2aDecoder:
     def __init__(self, ctx: StreamContext) -> None:
         self._ctx = ctx
-        self._tasks: dict[str, _Task] = {}
-        self._current: _Task | None = None
+        self._tasks: dict[str, Task] = {}
+        self._current: Task | None = None
         self._v03 = False
         self._clock = ProducerClock(ctx.arrival_ns)
 
@@ -112,7 +99,7 @@ class A2aDecoder:
 
     def _event(
         self,
-        task: _Task,
+        task: Task,
         kind: EventKind,
         original_type: str,
         ts: tuple[int, bool],
@@ -158,13 +145,13 @@ class A2aDecoder:
         frame: Frame,
         *,
         snapshot_state: str | None = None,
-    ) -> tuple[_Task, list[AgentEvent]]:
+    ) -> tuple[Task, list[AgentEvent]]:
         """The task a frame is about; the events that open its run and this stream's span the first time."""
         run_id = task_id or (self._current.run_id if self._current is not None else None) or self._stream_run()
         task = self._tasks.get(run_id)
         out: list[AgentEvent] = []
         if task is None:
-            task = self._tasks[run_id] = _Task(run_id)
+            task = self._tasks[run_id] = Task(run_id)
         self._current = task
         task.context = task.context or context_id
         agent = text(metadata, "adk_app_name")
@@ -198,7 +185,7 @@ class A2aDecoder:
             out.append(self._event(task, EventKind.RUN_STARTED, "task", ts, None, agent=agent))
         return task, out
 
-    def _run_start(self, task: _Task, ts: tuple[int, bool], frame: Frame, context_id: str | None) -> AgentEvent:
+    def _run_start(self, task: Task, ts: tuple[int, bool], frame: Frame, context_id: str | None) -> AgentEvent:
         return self._event(
             task,
             EventKind.RUN_STARTED,
@@ -210,7 +197,7 @@ class A2aDecoder:
             conversation_id=context_id,
         )
 
-    def _stream_end(self, task: _Task, ts: tuple[int, bool], state: str | None) -> AgentEvent:
+    def _stream_end(self, task: Task, ts: tuple[int, bool], state: str | None) -> AgentEvent:
         method = task.method or self._method(False)
         task.method = None  # the next stream of this task is a new span
         return self._event(task, EventKind.STEP_FINISHED, method, ts, None, name=method, status=state)
@@ -250,7 +237,7 @@ class A2aDecoder:
         return out
 
     def _agent_message(
-        self, task: _Task, m: dict[str, Any], metadata: dict[str, Any], ts: tuple[int, bool], frame: Frame
+        self, task: Task, m: dict[str, Any], metadata: dict[str, Any], ts: tuple[int, bool], frame: Frame
     ) -> list[AgentEvent]:
         """A message in a status update: a model answer (usage), tool calls and results, text, an error."""
         message_id = text(m, "messageId")
@@ -269,32 +256,8 @@ class A2aDecoder:
         if usage is not None:
             chat_id = message_id or f"{task.run_id}/chat"
             start = (self._prior_ns(ts), ts[1])
-            out.append(
-                self._event(
-                    task,
-                    EventKind.LLM_STARTED,
-                    "statusUpdate",
-                    start,
-                    None,
-                    call_id=chat_id,
-                    agent=author,
-                    event_id=event_id(),
-                )
-            )
-            out.append(
-                self._event(
-                    task,
-                    EventKind.LLM_COMPLETED,
-                    "statusUpdate",
-                    ts,
-                    frame,
-                    call_id=chat_id,
-                    usage=usage,
-                    text=joined,
-                    agent=author,
-                    event_id=event_id(),
-                )
-            )
+            ids = (event_id(), event_id())
+            out.extend(self._answer(task, "statusUpdate", start, ts, frame, chat_id, usage, joined, author, ids))
         elif joined is not None:
             out.append(
                 self._event(
@@ -339,12 +302,43 @@ class A2aDecoder:
             )
         return out
 
+    def _answer(
+        self,
+        task: Task,
+        original: str,
+        start: tuple[int, bool],
+        ts: tuple[int, bool],
+        frame: Frame,
+        call_id: str,
+        usage: TokenUsage,
+        said: str | None,
+        author: str | None,
+        ids: tuple[str | None, str | None],
+    ) -> list[AgentEvent]:
+        """A model answer reported whole (its usage says it was one): a ``chat`` span from ``start`` to ``ts``."""
+        begin = self._event(
+            task, EventKind.LLM_STARTED, original, start, None, call_id=call_id, agent=author, event_id=ids[0]
+        )
+        end = self._event(
+            task,
+            EventKind.LLM_COMPLETED,
+            original,
+            ts,
+            frame,
+            call_id=call_id,
+            usage=usage,
+            text=said,
+            agent=author,
+            event_id=ids[1],
+        )
+        return [begin, end]
+
     def _prior_ns(self, ts: tuple[int, bool]) -> int:
         """Where an answer reported only at its end began: the stream's previous frame, else its own time."""
         return min(self._clock.previous_ns, ts[0]) if self._clock.previous_ns is not None else ts[0]
 
     def _tool_result(
-        self, task: _Task, response: dict[str, Any], ts: tuple[int, bool], frame: Frame, event_id: str | None
+        self, task: Task, response: dict[str, Any], ts: tuple[int, bool], frame: Frame, event_id: str | None
     ) -> AgentEvent:
         call_id = text(response, "id")
         name = task.open_calls.pop(call_id, None) if call_id is not None else None
@@ -365,20 +359,13 @@ class A2aDecoder:
 
     def _artifact_update(self, frame: Frame, u: dict[str, Any]) -> list[AgentEvent]:
         ts = self._time(None)
-        artifact = obj(u, "artifact")
         # Producers put their metadata on the update or on the artifact itself: both are read.
-        metadata = {**obj(artifact, "metadata"), **obj(u, "metadata")}
+        metadata = {**obj(obj(u, "artifact"), "metadata"), **obj(u, "metadata")}
         task, out = self._task_for(text(u, "taskId"), text(u, "contextId"), metadata, ts, frame)
-        artifact_id = text(artifact, "artifactId") or "artifact"
-        pending = task.artifacts.get(artifact_id)
-        if pending is None or u.get("append") is not True:
-            pending = task.artifacts[artifact_id] = _Artifact(ts[0], text(artifact, "name"))
-        pending.parts.extend(p["text"] for p in objects(artifact, "parts") if isinstance(p.get("text"), str))
-        if u.get("lastChunk") is not True:
+        artifact = task.artifact_chunk(u, ts[0])
+        if artifact is None:
             return out
-        del task.artifacts[artifact_id]
-        joined = "".join(pending.parts) or None
-        ident = f"{task.run_id}/{artifact_id}"
+        ident = f"{task.run_id}/{artifact.artifact_id}"
         usage = gemini_usage(metadata.get("adk_usage_metadata"))
         author = text(metadata, "adk_author")
         if usage is None:
@@ -389,40 +376,18 @@ class A2aDecoder:
                     "artifactUpdate",
                     ts,
                     frame,
-                    text=joined,
-                    name=pending.name,
+                    text=artifact.text,
+                    name=artifact.name,
                     agent=author,
                     event_id=ident,
                 )
             )
             return out
-        out.append(
-            self._event(
-                task,
-                EventKind.LLM_STARTED,
-                "artifactUpdate",
-                (pending.first_ns, ts[1]),
-                None,
-                call_id=artifact_id,
-                agent=author,
-                event_id=f"{ident}#start",
-            )
+        start = (artifact.first_ns, ts[1])
+        ids = (f"{ident}#start", ident)
+        return out + self._answer(
+            task, "artifactUpdate", start, ts, frame, artifact.artifact_id, usage, artifact.text, author, ids
         )
-        out.append(
-            self._event(
-                task,
-                EventKind.LLM_COMPLETED,
-                "artifactUpdate",
-                ts,
-                frame,
-                call_id=artifact_id,
-                usage=usage,
-                text=joined,
-                agent=author,
-                event_id=ident,
-            )
-        )
-        return out
 
     def _message_result(self, frame: Frame, m: dict[str, Any]) -> list[AgentEvent]:
         """A message instead of a task: the agent's whole answer, and the end of its run."""
@@ -434,21 +399,14 @@ class A2aDecoder:
         return out
 
     def _terminal(
-        self,
-        task: _Task,
-        state: str,
-        status: dict[str, Any],
-        ts: tuple[int, bool],
-        frame: Frame,
-        *,
-        final: bool = False,
+        self, task: Task, state: str, status: dict[str, Any], ts: tuple[int, bool], frame: Frame, *, final: bool = False
     ) -> list[AgentEvent]:
         if state in FINISHED or state in FAILED or state in INTERRUPTED or final:
             return self._end(task, state, ts, frame, error=parts_text(obj(status, "message")))
         return []
 
     def _end(
-        self, task: _Task, state: str, ts: tuple[int, bool], frame: Frame | None, error: str | None = None
+        self, task: Task, state: str, ts: tuple[int, bool], frame: Frame | None, error: str | None = None
     ) -> list[AgentEvent]:
         if task.ended:
             return []
@@ -504,7 +462,7 @@ class A2aDecoder:
         ts = self._time(None)
         task = self._current
         if task is None:
-            task = self._tasks.setdefault(self._stream_run(), _Task(self._stream_run()))
+            task = self._tasks.setdefault(self._stream_run(), Task(self._stream_run()))
             return [self._event(task, EventKind.ERROR, "error", ts, frame, error=message or "error", error_type=code)]
         out = [self._event(task, EventKind.ERROR, "error", ts, frame, error=message or "error", error_type=code)]
         if not task.ended and task.method is not None:

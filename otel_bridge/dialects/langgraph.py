@@ -26,6 +26,16 @@ Mapping:
   ``updates`` (or the chunk marked ``chunk_position: last``) ends it, once,
   and starts the tool calls it asked for; ToolMessages end them.
 * ``values`` is a state change; other modes are span events.
+* Nested graphs (subgraphs; ``stream_subgraphs`` names their frames
+  ``mode|node:<task id>``, and every frame's ``langgraph_checkpoint_ns`` says
+  the path): each subgraph invocation is a nested ``invoke_agent`` span under
+  the agent of the graph that ran it (:mod:`._langgraph_nesting` says when it
+  opens and ends); its model and tool calls nest under it. The run stays named
+  after the root graph, and the messages the parent's ``updates`` repeat are
+  mapped once (usage counted once).
+
+The wire readers are in :mod:`._langgraph_wire`, the model and tool call state in
+:mod:`._langgraph_calls`.
 """
 
 from __future__ import annotations
@@ -35,6 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any, Unpack
 
 from otel_bridge import semconv as sc
+from otel_bridge.dialects._langgraph_calls import Call, ToolCalls
 from otel_bridge.dialects._langgraph_nesting import AgentChange, NestedGraphs
 from otel_bridge.dialects._langgraph_wire import (
     AI_TYPES,
@@ -45,14 +56,15 @@ from otel_bridge.dialects._langgraph_wire import (
     MODES,
     TOOL_ERROR,
     TOOL_TYPES,
+    claims,
     error_of,
     message_text,
     namespace_of,
     provider_from,
     split_mode,
-    usage_from,
+    tool_output,
 )
-from otel_bridge.dialects._shapes import count, obj, objects, text
+from otel_bridge.dialects._shapes import obj, objects, text
 from otel_bridge.dialects.base import (
     DecodeError,
     EventFields,
@@ -63,7 +75,7 @@ from otel_bridge.dialects.base import (
     require_object,
 )
 from otel_bridge.dialects.framing import Frame
-from otel_bridge.model import AgentEvent, EventKind, TokenUsage
+from otel_bridge.model import AgentEvent, EventKind
 
 NAME = "langgraph"
 
@@ -72,36 +84,10 @@ class LangGraphDialect:
     name = NAME
 
     def sniff(self, frame: Frame, obj_: Any) -> bool:
-        if isinstance(obj_, dict):
-            if frame.event == "metadata":
-                return isinstance(obj_.get("run_id"), str) and "attempt" in obj_
-            event = obj_.get("event")
-            return (
-                isinstance(event, str)
-                and event.startswith("on_")
-                and isinstance(obj_.get("run_id"), str)
-                and isinstance(obj_.get("parent_ids"), list)
-            )
-        if frame.event == "messages" and isinstance(obj_, list) and len(obj_) == 2:
-            metadata = obj_[1]
-            return isinstance(metadata, dict) and ("langgraph_node" in metadata or "langgraph_step" in metadata)
-        return False
+        return claims(frame.event, obj_)
 
     def decoder(self, ctx: StreamContext) -> LangGraphDecoder:
         return LangGraphDecoder(ctx)
-
-
-@dataclass
-class _Call:
-    """An open chat call: what its chunks said so far."""
-
-    model: str | None
-    provider: str | None
-    text: list[str] = field(default_factory=list)
-    usage: TokenUsage | None = None
-    response_model: str | None = None
-    finish: str | None = None
-    tool_calls: dict[str, str | None] = field(default_factory=dict)  # id -> name, from chunks
 
 
 @dataclass
@@ -110,13 +96,9 @@ class _Run:
     ended: bool = False
     agent: str | None = None
     conversation: str | None = None
-    calls: dict[str, _Call] = field(default_factory=dict)  # open chat calls by run id or message id
+    calls: dict[str, Call] = field(default_factory=dict)  # open chat calls by run id or message id
     done_calls: set[str] = field(default_factory=set)  # chat calls already ended (updates repeat them)
-    requested: list[tuple[str, str | None, str | None, str | None]] = field(default_factory=list)
-    # ^ tool calls the model asked for, not yet started: (call id, name, arguments as JSON, chat call id)
-    tools: dict[str, str] = field(default_factory=dict)  # LangChain run id of a tool -> its tool call id
-    open_tools: set[str] = field(default_factory=set)  # tool call ids started and not yet ended
-    done_tools: set[str] = field(default_factory=set)
+    tools: ToolCalls = field(default_factory=ToolCalls)
     root: str | None = None  # the root chain's LangChain run id
     graphs: NestedGraphs = field(default_factory=NestedGraphs)  # subgraphs open and ended
     saw_updates: bool = False  # the updates mode says when a node (and a subgraph it ran) is done
@@ -251,11 +233,11 @@ class LangGraphDecoder:
             out.extend(self._chunk(run, key, obj(obj(d, "data"), "chunk"), metadata, frame))
         elif event in CHAT_END:
             output = obj(obj(d, "data"), "output")
-            call = run.calls.get(key) or _Call(text(metadata, "ls_model_name"), provider_from(metadata))
-            self._fold(call, output)
+            call = run.calls.get(key) or Call(text(metadata, "ls_model_name"), provider_from(metadata))
+            call.fold(output)
             out.append(self._end_call(run, key, call, frame, output))
         elif event in CHAT_ERROR:
-            call = run.calls.get(key) or _Call(text(metadata, "ls_model_name"), provider_from(metadata))
+            call = run.calls.get(key) or Call(text(metadata, "ls_model_name"), provider_from(metadata))
             error, error_type = error_of(obj(d, "data").get("error"))
             out.append(self._end_call(run, key, call, frame, None, error=error, error_type=error_type))
         elif event == "on_tool_start":
@@ -276,7 +258,7 @@ class LangGraphDecoder:
                 )
             )
         elif event == "on_chain_start":
-            self._note_requests(run, obj(d, "data").get("input"), None)
+            run.tools.note(obj(d, "data").get("input"), None)
         elif event == "on_custom_event":
             out.append(self._event(run, EventKind.CUSTOM, event, frame, name=text(d, "name") or event))
         # Node chains' other events (on_chain_stream/end) and retriever/prompt events open no span.
@@ -303,23 +285,8 @@ class LangGraphDecoder:
     ) -> list[AgentEvent]:
         if key in run.calls or key in run.done_calls:
             return []
-        call = run.calls[key] = _Call(text(metadata, "ls_model_name"), provider_from(metadata))
-        temperature = metadata.get("ls_temperature")
-        return [
-            self._event(
-                run,
-                EventKind.LLM_STARTED,
-                original,
-                frame,
-                call_id=key,
-                model=call.model,
-                provider=call.provider,
-                max_tokens=count(metadata, "ls_max_tokens"),
-                temperature=float(temperature)
-                if isinstance(temperature, (int, float)) and not isinstance(temperature, bool)
-                else None,
-            )
-        ]
+        call = run.calls[key] = Call(text(metadata, "ls_model_name"), provider_from(metadata))
+        return [self._event(run, EventKind.LLM_STARTED, original, frame, **call.start_fields(key, metadata))]
 
     def _chunk(
         self, run: _Run, key: str, chunk: dict[str, Any], metadata: dict[str, Any], frame: Frame
@@ -328,30 +295,18 @@ class LangGraphDecoder:
         call = run.calls.get(key)
         if call is None:
             return out  # a chunk of a call already ended
-        self._fold(call, chunk)
+        call.fold(chunk)
         said = message_text(chunk)
         if said is not None:
             call.text.append(said)
         out.append(self._event(run, EventKind.LLM_CHUNK, "chunk", frame, call_id=key, text=said))
         return out
 
-    def _fold(self, call: _Call, message: dict[str, Any]) -> None:
-        """What a chunk or a whole message says about its call; usage counted once (the last seen wins)."""
-        usage = usage_from(message.get("usage_metadata"))
-        call.usage = usage or call.usage
-        response = obj(message, "response_metadata")
-        call.response_model = text(response, "model_name") or text(response, "model") or call.response_model
-        call.finish = text(response, "finish_reason") or text(response, "stop_reason") or call.finish
-        for tc in objects(message, "tool_calls"):
-            ident = text(tc, "id")
-            if ident is not None:
-                call.tool_calls[ident] = text(tc, "name") or call.tool_calls.get(ident)
-
     def _end_call(
         self,
         run: _Run,
         key: str,
-        call: _Call,
+        call: Call,
         frame: Frame | None,
         output: dict[str, Any] | None,
         *,
@@ -360,52 +315,21 @@ class LangGraphDecoder:
     ) -> AgentEvent:
         run.calls.pop(key, None)
         run.done_calls.add(key)
-        fields: EventFields = {
-            "call_id": key,
-            "model": call.model,
-            "provider": call.provider,
-            "response_model": call.response_model,
-            "usage": call.usage,
-            "finish_reasons": (call.finish,) if call.finish else None,
-        }
+        fields = call.end_fields(key)
         if error is not None:
             fields["error"], fields["error_type"] = error, error_type
             return self._event(run, EventKind.LLM_FAILED, "end", frame, **fields)
         said = (message_text(output) if output else None) or "".join(call.text) or None
         if output:
-            self._note_requests(run, output.get("tool_calls"), key)
-        for ident, name in call.tool_calls.items():
-            if not any(r[0] == ident for r in run.requested) and ident not in run.open_tools | run.done_tools:
-                run.requested.append((ident, name, None, key))
+            run.tools.note(output.get("tool_calls"), key)
+        run.tools.note_streamed(call, key)
         fields["text"] = said
         return self._event(run, EventKind.LLM_COMPLETED, "end", frame, **fields)
 
     # -- tools -----------------------------------------------------------------------
-    def _note_requests(self, run: _Run, calls: object, chat: str | None) -> None:
-        """Tool calls the model asked for (its output, or a tools node's input): start spans match them."""
-        if not isinstance(calls, list):
-            return
-        for tc in calls:
-            ident = text(tc, "id")
-            if ident is None or ident in run.open_tools or ident in run.done_tools:
-                continue
-            entry = (ident, text(tc, "name"), json_text(obj(tc, "args") or tc.get("args")), chat)
-            for i, known in enumerate(run.requested):
-                if known[0] == ident:
-                    run.requested[i] = (ident, entry[1] or known[1], entry[2] or known[2], known[3] or chat)
-                    break
-            else:
-                run.requested.append(entry)
-
     def _tool_start(self, run: _Run, key: str, name: str | None, args: object, frame: Frame) -> list[AgentEvent]:
         arguments = json_text(args)
-        match = next((r for r in run.requested if r[1] == name and r[2] == arguments), None)
-        match = match or next((r for r in run.requested if r[1] == name), None)
-        if match is not None:
-            run.requested.remove(match)
-        call_id = match[0] if match is not None else key
-        run.tools[key] = call_id
-        run.open_tools.add(call_id)
+        call_id, chat = run.tools.start(key, name, arguments)
         return [
             self._event(
                 run,
@@ -415,20 +339,17 @@ class LangGraphDecoder:
                 call_id=call_id,
                 tool_name=name,
                 arguments=arguments,
-                parent_call_id=match[3] if match is not None else None,
+                parent_call_id=chat,
             )
         ]
 
     def _tool_end(self, run: _Run, key: str, event: str, d: dict[str, Any], frame: Frame) -> list[AgentEvent]:
         data = obj(d, "data")
-        call_id = run.tools.pop(key, None) or text(data, "tool_call_id") or key
+        call_id = run.tools.run_ended(key) or text(data, "tool_call_id") or key
         if event == "on_tool_error":
             error, error_type = error_of(data.get("error"))
             return self._tool_done(run, call_id, text(d, "name"), None, frame, event, error, error_type)
-        output = data.get("output")
-        message = output if isinstance(output, dict) else {}
-        failed = text(message, "status") == TOOL_ERROR
-        result = message_text(message) if message else json_text(output)
+        result, failed = tool_output(data.get("output"))
         return self._tool_done(run, call_id, text(d, "name"), result, frame, event, result if failed else None, None)
 
     def _tool_done(
@@ -442,10 +363,8 @@ class LangGraphDecoder:
         error: str | None,
         error_type: str | None,
     ) -> list[AgentEvent]:
-        if call_id in run.done_tools:
+        if not run.tools.end(call_id):
             return []
-        run.open_tools.discard(call_id)
-        run.done_tools.add(call_id)
         kind = EventKind.TOOL_FAILED if error is not None else EventKind.TOOL_COMPLETED
         return [
             self._event(
@@ -464,10 +383,7 @@ class LangGraphDecoder:
     def _start_requested(self, run: _Run, chat: str, frame: Frame) -> list[AgentEvent]:
         """The tools a finished message asked for start now (messages and updates modes carry no tool start)."""
         out: list[AgentEvent] = []
-        for entry in [r for r in run.requested if r[3] == chat]:
-            run.requested.remove(entry)
-            ident, name, arguments, _ = entry
-            run.open_tools.add(ident)
+        for ident, name, arguments, _ in run.tools.start_requested(chat):
             out.append(
                 self._event(
                     run,
@@ -553,10 +469,10 @@ class LangGraphDecoder:
                 # Only the updates mode: the whole answer is all there is of the call.
                 out.extend(self._start_call(run, key, {}, None, "updates"))
             call = run.calls[key]
-            self._fold(call, message)
+            call.fold(message)
             out.append(self._end_call(run, key, call, frame, message))
         else:
-            self._note_requests(run, message.get("tool_calls"), key)
+            run.tools.note(message.get("tool_calls"), key)
         out.extend(self._start_requested(run, key, frame))
         return out
 
@@ -566,11 +482,7 @@ class LangGraphDecoder:
         return self._agents(run, changes, frame, None)
 
     def _agents(
-        self,
-        run: _Run,
-        changes: list[AgentChange],
-        frame: Frame | None,
-        error: tuple[str, str | None] | None,
+        self, run: _Run, changes: list[AgentChange], frame: Frame | None, error: tuple[str, str | None] | None
     ) -> list[AgentEvent]:
         """Nested agent spans opening and ending (a subgraph's failure fails the agents it ends)."""
         out: list[AgentEvent] = []
