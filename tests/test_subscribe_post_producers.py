@@ -24,9 +24,9 @@ from otel_bridge.assembly import assemble
 from otel_bridge.config import Settings, SourceSettings
 from otel_bridge.pipeline import ListSink
 from otel_bridge.sources.manager import SourceManager
-from tests.support.golden import span_trees
-from tests.support.langgraph_producer import CONFIG, GRAPH, scripted_openai_app
-from tests.support.producers import serve
+from tests.support.golden import FIXTURES, span_trees
+from tests.support.langgraph_producer import SUBGRAPH, SUBGRAPH_CONFIG, scripted_openai_app
+from tests.support.producers import ingest, serve
 from tests.support.wave2 import (
     A2A_PYTHON,
     ADK_PYTHON,
@@ -39,6 +39,7 @@ from tests.support.wave2 import (
     shape,
 )
 
+SUBGRAPH_CAPTURE = FIXTURES / "langgraph" / "langgraph-trip-planner-subgraph-messages.sse"
 _RUN_S = 60.0  # bounds a producer that never ends its stream; a run takes a second or two
 
 
@@ -123,17 +124,33 @@ async def test_adk_run_sse_subscribed_with_a_post_body_from_a_file(tmp_path: Pat
 
 
 @pytest.mark.skipif(missing(LANGGRAPH, "langgraph dev") is not None, reason=missing(LANGGRAPH, "langgraph") or "")
-async def test_langgraph_dev_runs_stream_subscribed_with_a_post_body(tmp_path: Path) -> None:
-    (tmp_path / "graph.py").write_text(GRAPH)
-    (tmp_path / "langgraph.json").write_text(json.dumps(CONFIG))
+async def test_langgraph_dev_runs_stream_subscribed_with_a_post_body_with_and_without_a_subgraph(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "graph.py").write_text(SUBGRAPH)  # the agent graph, and a graph that runs it as a subgraph
+    (tmp_path / "langgraph.json").write_text(json.dumps(SUBGRAPH_CONFIG))
     question = {"messages": [{"role": "human", "content": "What are conditions in Berlin right now?"}]}
-    run = {"assistant_id": "city_conditions", "input": question, "stream_mode": ["messages-tuple", "updates"]}
+    modes = ["messages-tuple", "updates"]
+    run = {"assistant_id": "city_conditions", "input": question, "stream_mode": modes}
+    nested = {"assistant_id": "trip_planner", "input": question, "stream_mode": modes, "stream_subgraphs": True}
     async with serve(scripted_openai_app()) as model_url:
         env = {"SCRIPTED_OPENAI_URL": model_url, "LANGSMITH_TRACING": "false", "LANGCHAIN_TRACING_V2": "false"}
         argv = [*LANGGRAPH_CLI, "dev", "--port", "{port}", "--no-browser", "--no-reload"]
         with producer(argv, "/info", cwd=tmp_path, env=env) as url:
-            settings = SourceSettings(name="graph", url=url + "/runs/stream", method="POST", body=run)
-            lines, snap = await _subscribed(settings)
+            lines, snap = await _subscribed(
+                SourceSettings(name="graph", url=url + "/runs/stream", method="POST", body=run)
+            )
+            trip, trip_snap = await _subscribed(
+                SourceSettings(name="trip", url=url + "/runs/stream", method="POST", body=nested)
+            )
     # The graph runs its two tool calls in parallel: lines are compared as a multiset, as for the push.
     assert sorted(_as_pushed(lines, "graph")) == sorted(expected("langgraph-messages"))
     assert (snap["dialect"], _done(snap)) == ("langgraph", _DONE)
+    # The subgraph run gives the trace its stored capture gives (the golden tree's fixture), ids aside.
+    _, captured = await ingest(SUBGRAPH_CAPTURE.read_bytes())
+    assert sorted(_as_pushed(trip, "trip")) == sorted(shape(captured))
+    assert [line.split(" [")[0] for line in trip if not line.lstrip().startswith("@")][:2] == [
+        "invoke_agent trip_planner",
+        "  invoke_agent city_conditions",
+    ]
+    assert (trip_snap["dialect"], _done(trip_snap)) == ("langgraph", _DONE)
