@@ -6,16 +6,19 @@ Two layers:
   the project's own incremental :class:`~otel_bridge.dialects.framing.SSEParser`
   (comments, ``[DONE]``, CRLF and frames split across reads are all fine),
   reconnects with jittered exponential backoff, and resumes with
-  ``Last-Event-ID`` when the upstream numbers its events. It knows nothing
-  about dialects: it hands frames to a callback.
+  ``Last-Event-ID`` when the upstream numbers its events. Which request opens
+  each connection (a ``GET``, or a ``POST`` with a body and how it resumes) is its
+  plan's (:mod:`.resume`). It knows nothing about dialects: it hands frames to a callback.
 * :class:`UpstreamSource` is a configured ``sse`` source: one :class:`SSEStream`
   whose frames go through one :class:`StreamDecoder` (detection and rejection
-  exactly as for HTTP ingest) and then to the consumer's ``submit``. The decoder lives
-  as long as the source, not the connection, so a reconnect continues the same
-  run (and trace) with the same dialect state.
+  exactly as for HTTP ingest) and then to the consumer's ``submit``. The decoder and
+  the plan live as long as the source, not the connection, so a reconnect continues
+  the same run (and trace) with the same dialect state. An A2A source reads the
+  agent's card first (:mod:`.agent_card`): the decoder names and describes the agent.
 
 A source never raises into the sidecar: every failure becomes ``last_error``
-on ``/v1/sources`` and a retry.
+on ``/v1/sources`` and a retry; a ``POST`` whose work is over, or cannot be resumed
+without starting it again, is ``done`` and stays listed.
 """
 
 from __future__ import annotations
@@ -35,12 +38,13 @@ import httpx
 
 from otel_bridge.backoff import Backoff
 from otel_bridge.config import SourceSettings
-from otel_bridge.dialects._a2a_wire import AGENT_CARD_PATHS, AgentCard, agent_card
+from otel_bridge.dialects._a2a_wire import AgentCard
 from otel_bridge.dialects.base import Dialect, StreamContext
 from otel_bridge.dialects.framing import Frame, SSEParser
 from otel_bridge.dialects.stream import StreamDecoder
 from otel_bridge.model import AgentEvent
 from otel_bridge.pipeline import EventConsumer
+from otel_bridge.sources.agent_card import read_agent_card
 from otel_bridge.sources.resume import A2aPlan, GetPlan, Request, ResumePlan, Stop, plan_for
 
 log = logging.getLogger(__name__)
@@ -358,23 +362,9 @@ class UpstreamSource:
     async def _read_agent_card(self, client: httpx.AsyncClient) -> None:
         """An A2A agent's card names it (and describes it) on every run; a missing card is noted, not fatal."""
         self._card_read = True
-        parts = urlsplit(self._settings.url)
-        errors: list[str] = []
-        for path in AGENT_CARD_PATHS:
-            url = urlunsplit((parts.scheme, parts.netloc, path, "", ""))
-            try:
-                response = await client.get(url, headers={"Accept": "application/json"})
-                card = agent_card(response.json()) if response.status_code == 200 else None
-            except (httpx.HTTPError, ValueError) as exc:
-                errors.append(f"{path}: {type(exc).__name__}")
-                continue
-            if card is not None:
-                self.agent_card, self.agent_card_error = card, None
-                if self._decoder.frames_seen == 0:
-                    self._decoder = self._new_decoder(card)
-                return
-            errors.append(f"{path}: HTTP {response.status_code}" if response.status_code != 200 else f"{path}: no name")
-        self.agent_card_error = "no agent card (" + "; ".join(errors) + ")"
+        self.agent_card, self.agent_card_error = await read_agent_card(client, self._settings.url)
+        if self.agent_card is not None and self._decoder.frames_seen == 0:
+            self._decoder = self._new_decoder(self.agent_card)
 
     async def _settle_when_quiet(self) -> None:
         """A stream that goes quiet before detection has its held frames decoded anyway.
