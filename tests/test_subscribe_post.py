@@ -269,17 +269,17 @@ def test_plans_are_chosen_by_method_then_by_what_the_body_and_url_say() -> None:
 def test_a2a_v03_resubscribes_with_tasks_resubscribe_and_stops_at_a_state_that_ends_the_stream() -> None:
     plan = plan_for("POST", "http://a/", {**SEND_BODY, "method": "message/stream", "id": 7})
     plan.observe(_frames((None, {"jsonrpc": "2.0", "id": 7, "result": {"kind": "task", "id": "t9", "status": {}}})))
-    again = plan.after(clean=False, got_frames=True)
+    again = plan.after(clean=False)
     assert (again.method, json.loads(again.body or b"")) == (
         "POST",
         {"jsonrpc": "2.0", "id": 7, "method": "tasks/resubscribe", "params": {"id": "t9"}},
     )
     # A stream closed while the task still works is followed on; one that paused for input is done.
-    assert plan.after(clean=True, got_frames=True).purpose == "resubscribe t9"
+    assert plan.after(clean=True).purpose == "resubscribe t9"
     status = {"kind": "status-update", "taskId": "t9", "status": {"state": "input-required"}, "final": True}
     plan.observe(_frames((None, {"jsonrpc": "2.0", "id": 7, "result": status})))
     with pytest.raises(Stop, match="done"):
-        plan.after(clean=True, got_frames=True)
+        plan.after(clean=True)
 
 
 def test_a_langgraph_run_on_a_thread_is_joined_by_its_run_id_with_its_stream_modes() -> None:
@@ -287,9 +287,9 @@ def test_a_langgraph_run_on_a_thread_is_joined_by_its_run_id_with_its_stream_mod
     plan = plan_for("POST", "http://g:2024/threads/th-1/runs/stream", body)
     plan.observe(_frames(("values", {})))
     with pytest.raises(Stop, match="cannot join"):  # no run id seen yet, but frames came
-        plan.after(clean=False, got_frames=True)
+        plan.after(clean=False)
     plan.observe(_frames(("metadata", {"run_id": "run-7", "attempt": 1})))
-    joined = plan.after(clean=False, got_frames=True)
+    joined = plan.after(clean=False)
     assert (joined.method, joined.url, joined.body, joined.purpose) == (
         "GET",
         "http://g:2024/threads/th-1/runs/run-7/stream?stream_mode=messages-tuple&stream_mode=updates",
@@ -297,12 +297,12 @@ def test_a_langgraph_run_on_a_thread_is_joined_by_its_run_id_with_its_stream_mod
         "join run run-7",
     )
     with pytest.raises(Stop, match="done"):
-        plan.after(clean=True, got_frames=True)
+        plan.after(clean=True)
 
 
 def test_a_get_subscription_is_asked_for_again_after_every_end() -> None:
     plan = plan_for("GET", "http://a/s", None)
-    assert plan.after(clean=True, got_frames=True) == plan.after(clean=False, got_frames=False) == plan.first()
+    assert plan.after(clean=True) == plan.after(clean=False) == plan.first()
 
 
 # -- configuration ------------------------------------------------------------------------

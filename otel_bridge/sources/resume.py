@@ -59,7 +59,7 @@ class ResumePlan(Protocol):
 
     def observe(self, frames: Sequence[Frame]) -> None: ...
 
-    def after(self, *, clean: bool, got_frames: bool) -> Request:
+    def after(self, *, clean: bool) -> Request:
         """The next request after a connection ended (``clean``: the upstream closed it). Raises :class:`Stop`."""
         ...
 
@@ -83,7 +83,7 @@ class GetPlan:
     def observe(self, frames: Sequence[Frame]) -> None:
         pass
 
-    def after(self, *, clean: bool, got_frames: bool) -> Request:
+    def after(self, *, clean: bool) -> Request:
         return self._request
 
 
@@ -103,7 +103,7 @@ class PostPlan:
     def observe(self, frames: Sequence[Frame]) -> None:
         self.frames += len(frames)
 
-    def after(self, *, clean: bool, got_frames: bool) -> Request:
+    def after(self, *, clean: bool) -> Request:
         if clean:
             raise Stop("done: the upstream ended the stream")
         if self.frames == 0:
@@ -139,10 +139,10 @@ class A2aPlan(PostPlan):
             self.task_id = task_id or self.task_id
             self.state = state or self.state
 
-    def after(self, *, clean: bool, got_frames: bool) -> Request:
+    def after(self, *, clean: bool) -> Request:
         if clean and self.task_id is not None and self.state not in a2a_wire.ENDS_STREAM:
             return self._resubscribe(self.task_id)  # closed while the task still runs: follow it on
-        return super().after(clean=clean, got_frames=got_frames)
+        return super().after(clean=clean)
 
     def resume(self) -> Request | None:
         if self.task_id is None or self.state in a2a_wire.ENDS_STREAM:

@@ -201,7 +201,7 @@ class SSEStream:
             if self._got_frames:
                 self._backoff.reset()  # the connection worked: a later drop starts the backoff afresh
             try:
-                request = self._plan.after(clean=clean, got_frames=self._got_frames)
+                request = self._plan.after(clean=clean)
             except Stop as stop:
                 self.status.done = True
                 if clean:
