@@ -25,6 +25,7 @@ EPILOG = """examples:
   otel-bridge demo                                    # serve, plus a synthetic agent emitting runs
   otel-bridge serve --subscribe http://agent:8000/stream --dialect locus --header 'Authorization: Bearer t'
   otel-bridge serve --subscribe http://oi:8000/api/v1/subscribe/intents/ID --header 'X-API-Key: dev-user-key'
+  otel-bridge serve --subscribe http://graph:2024/runs/stream --body-file run.json
   otel-bridge replay capture.sse --out trace.json     # offline: capture -> OTLP/JSON
   otel-bridge replay a.sse b.ndjson --dialect openintent --export
   curl -X POST localhost:8318/v1/events -H 'Content-Type: application/json' \\

@@ -107,6 +107,7 @@ class AgentEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, 
     event_id: str | None = None  # the producer's own event id, for dedup
     parent_run_id: str | None = None
     agent: str | None = None
+    agent_description: str | None = None  # what the agent says it is (an A2A agent card)
     provider: str | None = None
     model: str | None = None
     response_model: str | None = None

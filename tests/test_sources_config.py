@@ -35,10 +35,15 @@ def test_example_files_toml_and_yaml_give_the_same_sources() -> None:
         ("weather-bot", "sse"),
         ("openintent", "openintent"),
         ("127.0.0.1:18080/api/v1/subscribe/intents/28c9d972-4277-47f0-9d45-5c7a243d1534", "openintent"),
+        ("shipment-tracker", "sse"),
     ]
     last = manager.sources[2]
     assert isinstance(last, OpenIntentSource)
     assert last.targets == Targets("http://127.0.0.1:18080", ("28c9d972-4277-47f0-9d45-5c7a243d1534",), (), ())
+    post = toml[3]
+    assert (post.method, post.body_file, post.headers) == ("POST", None, {"A2A-Version": "1.0"})
+    assert isinstance(post.body, dict)
+    assert post.body["method"] == "SendStreamingMessage"
 
 
 def test_subscribe_flags_apply_to_the_subscribe_before_them_and_add_to_the_file(tmp_path: pathlib.Path) -> None:
@@ -205,6 +210,10 @@ async def test_sources_route_is_behind_the_token_and_shows_a_source_before_it_ru
                 "last_event_id": None,
                 "last_error": None,
                 "last_error_time": None,
+                "method": "GET",
+                "request": "subscribe",
+                "last_status": None,
+                "done": False,
             }
         ]
     }

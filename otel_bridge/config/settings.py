@@ -9,7 +9,7 @@ values come from is :mod:`otel_bridge.config` (file and overrides) and
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -230,6 +230,7 @@ class CorsSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 SourceKind = Literal["sse", "openintent"]
+_SOURCE_METHODS = ("GET", "POST")
 
 
 class SourceSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -240,6 +241,10 @@ class SourceSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     portfolios and repairs the server's lossy SSE from its event log; ``url``
     is then the server's base URL, or one of its ``/api/v1/subscribe/...``
     URLs. Unset ``kind``: ``openintent`` for such a subscribe URL, else ``sse``.
+
+    ``method = "POST"`` sends a JSON request body (``body``, or the JSON file ``body_file``) to open
+    the stream, as agent APIs that start work per request want: A2A ``SendStreamingMessage``,
+    LangGraph ``runs/stream``, ADK ``run_sse``.
     """
 
     url: str
@@ -250,6 +255,12 @@ class SourceSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Force a dialect (``sse`` sources); unset: detected from the first frames."""
     headers: dict[str, str] = msgspec.field(default_factory=dict)
     """Sent on every request, e.g. ``{"X-API-Key" = "..."}`` or ``Authorization``."""
+    method: str = "GET"
+    """``GET``, or ``POST`` with ``body`` or ``body_file`` (``sse`` sources)."""
+    body: dict[str, Any] | list[Any] | None = None
+    """``POST``: the JSON request body, e.g. an A2A JSON-RPC request or a LangGraph run."""
+    body_file: str | None = None
+    """``POST``: a file holding the JSON request body (read and checked at startup)."""
     intents: list[str] = msgspec.field(default_factory=list)
     """``openintent``: intent ids to follow."""
     agents: list[str] = msgspec.field(default_factory=list)
@@ -278,6 +289,18 @@ class SourceSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ValueError("backoff_max_s must be >= backoff_initial_s")
         if not 1 <= self.page_size <= 1000:
             raise ValueError(f"page_size must be 1..1000, got {self.page_size}")
+        self.method = self.method.strip().upper()
+        if self.method not in _SOURCE_METHODS:
+            raise ValueError(f"method must be GET or POST, got {self.method!r}")
+        if self.body is not None and self.body_file is not None:
+            raise ValueError("give body or body_file, not both")
+        has_body = self.body is not None or self.body_file is not None
+        if self.method == "POST" and not has_body:
+            raise ValueError("method = 'POST' needs body or body_file (the JSON request that opens the stream)")
+        if self.method == "GET" and has_body:
+            raise ValueError("body and body_file need method = 'POST'")
+        if self.method == "POST" and self.kind == "openintent":
+            raise ValueError("an openintent source subscribes with GET; method = 'POST' is for kind = 'sse'")
 
 
 class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

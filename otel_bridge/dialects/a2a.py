@@ -18,7 +18,11 @@ Mapping:
   not an event id: every frame of a stream carries the same one.
 * A resubscription is another stream of the same task: it joins the same run,
   and the updates it repeats are mapped once (event ids are task id +
-  message or artifact id).
+  message or artifact id). A task snapshot is a stream's first frame, so one
+  that arrives while a stream of its task is open (a subscription that dropped
+  and resubscribed, in one decoder) ends that stream's span and opens the next.
+* The agent card, when the source read one (``StreamContext.agent``), names
+  the agent and describes it on the run's root.
 * The protocol carries no agent name, model, tokens or tool calls; real
   producers put them in ``metadata``. ADK's A2A bridge (the common one):
   ``adk_app_name`` names the agent, a message or artifact with
@@ -32,17 +36,28 @@ Mapping:
 * Terminal states end the run: ``completed`` and ``canceled`` finish it,
   ``failed`` and ``rejected`` fail it; ``input_required`` / ``auth_required``
   end the stream but not the task (the next message continues the run).
+
+The wire readers are in :mod:`._a2a_wire`, the per-task state in
+:mod:`._a2a_task`, the producer clock in :mod:`._a2a_clock`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Unpack
 
-import msgspec
-
 from otel_bridge import semconv as sc
-from otel_bridge.dialects._shapes import error_result, gemini_usage, obj, objects, text
+from otel_bridge.dialects._a2a_clock import ProducerClock
+from otel_bridge.dialects._a2a_task import Task
+from otel_bridge.dialects._a2a_wire import (
+    FAILED,
+    FINISHED,
+    INTERRUPTED,
+    message_parts,
+    normalize_state,
+    parts_text,
+    result_kind,
+)
+from otel_bridge.dialects._shapes import error_result, gemini_usage, obj, text
 from otel_bridge.dialects.base import (
     DecodeError,
     EventFields,
@@ -50,126 +65,41 @@ from otel_bridge.dialects.base import (
     json_text,
     make_event,
     opt_str,
-    parse_timestamp,
     require_object,
 )
 from otel_bridge.dialects.framing import Frame
-from otel_bridge.model import AgentEvent, EventKind
+from otel_bridge.model import AgentEvent, EventKind, TokenUsage
 
 NAME = "a2a"
-
-_V1_KINDS = ("task", "message", "statusUpdate", "artifactUpdate")
-_V03_KINDS = {
-    "task": "task",
-    "message": "message",
-    "status-update": "statusUpdate",
-    "artifact-update": "artifactUpdate",
-}
-# What each 1.0 result kind must hold to be A2A's (an MCP or other JSON-RPC result has none of these shapes).
-_V1_SHAPES = {
-    "task": ("id", "status"),
-    "message": ("messageId", "role"),
-    "statusUpdate": ("taskId", "status"),
-    "artifactUpdate": ("taskId", "artifact"),
-}
-_STATE_PREFIX = "TASK_STATE_"
-_FINISHED = frozenset({"completed", "canceled"})
-_FAILED = frozenset({"failed", "rejected"})
-_INTERRUPTED = frozenset({"input_required", "auth_required"})
-_ADK_CALL = "function_call"
-_ADK_RESPONSE = "function_response"
-# Frames held for a producer time at most: a stream whose frames carry none is mapped on arrival times.
-_MAX_HELD_FRAMES = 4
-
-
-def _result_kind(d: object) -> tuple[str, dict[str, Any], bool] | None:
-    """``(kind, payload, v03)`` of a JSON-RPC result frame, or ``None`` if it is no A2A result."""
-    result = obj(d, "result")
-    if not result:
-        return None
-    kind = result.get("kind")
-    if isinstance(kind, str):
-        canonical = _V03_KINDS.get(kind)
-        return (canonical, result, True) if canonical is not None else None
-    present = [k for k in _V1_KINDS if isinstance(result.get(k), dict)]
-    if len(present) != 1 or len(result) != 1:
-        return None
-    payload = result[present[0]]
-    if not any(key in payload for key in _V1_SHAPES[present[0]]):
-        return None
-    return present[0], payload, False
-
-
-def normalize_state(value: object) -> str | None:
-    """``TASK_STATE_INPUT_REQUIRED`` (1.0) and ``input-required`` (0.3) alike become ``input_required``."""
-    if not isinstance(value, str) or not value:
-        return None
-    state = value.removeprefix(_STATE_PREFIX).lower().replace("-", "_")
-    return state or None
 
 
 class A2aDialect:
     name = NAME
 
     def sniff(self, frame: Frame, obj: Any) -> bool:
-        return isinstance(obj, dict) and obj.get("jsonrpc") == "2.0" and _result_kind(obj) is not None
+        return isinstance(obj, dict) and obj.get("jsonrpc") == "2.0" and result_kind(obj) is not None
 
     def decoder(self, ctx: StreamContext) -> A2aDecoder:
         return A2aDecoder(ctx)
 
 
-@dataclass
-class _Artifact:
-    first_ns: int
-    name: str | None
-    parts: list[str] = field(default_factory=list)
-
-
-@dataclass
-class _Task:
-    run_id: str
-    context: str | None = None  # the contextId: the conversation
-    method: str | None = None  # the stream's method, once known
-    agent: str | None = None
-    state: str | None = None
-    error_code: str | None = None  # adk_error_code seen: the code of the failure that follows
-    open_calls: dict[str, str | None] = field(default_factory=dict)  # call id -> tool name
-    artifacts: dict[str, _Artifact] = field(default_factory=dict)
-    ended: bool = False
-
-
 class A2aDecoder:
     def __init__(self, ctx: StreamContext) -> None:
         self._ctx = ctx
-        self._tasks: dict[str, _Task] = {}
-        self._current: _Task | None = None
+        self._tasks: dict[str, Task] = {}
+        self._current: Task | None = None
         self._v03 = False
-        self._previous_ns: int | None = None  # the time of the frame before the current one
-        self._latest_ns: int | None = None  # the time of the current frame
-        self._offset_ns: int | None = None  # producer clock minus arrival clock
-        self._held: list[AgentEvent] = []  # events of the frames before the first producer time
-        self._held_frames = 0
+        self._clock = ProducerClock(ctx.arrival_ns)
 
     def close(self) -> list[AgentEvent]:
-        held, self._held = self._held, []
-        return held
+        return self._clock.flush()
 
-    # -- time ------------------------------------------------------------------
     def _time(self, stamp: object) -> tuple[int, bool]:
-        arrival = self._ctx.arrival_ns()
-        ts = parse_timestamp(stamp)
-        if ts is not None:
-            if self._offset_ns is None and self._latest_ns is not None:
-                self._latest_ns += ts - arrival  # the held frame before: now on the producer's clock
-            self._offset_ns = ts - arrival
-        # Frames without a time of their own are placed on the producer's clock by the last offset seen.
-        at = (ts, True) if ts is not None else (arrival + (self._offset_ns or 0), False)
-        self._previous_ns, self._latest_ns = self._latest_ns, at[0]
-        return at
+        return self._clock.time(stamp)
 
     def _event(
         self,
-        task: _Task,
+        task: Task,
         kind: EventKind,
         original_type: str,
         ts: tuple[int, bool],
@@ -182,27 +112,13 @@ class A2aDecoder:
 
     # -- frames ----------------------------------------------------------------
     def feed(self, frame: Frame, obj_: Any) -> list[AgentEvent]:
-        events = self._feed(frame, obj_)
-        if self._offset_ns is None and self._held_frames < _MAX_HELD_FRAMES:
-            # No producer time yet (a task snapshot has none): hold the events until one comes, so
-            # that a run does not start on the arrival clock and go on on the producer's.
-            self._held_frames += 1
-            self._held.extend(events)
-            return []
-        if self._held:
-            offset = self._offset_ns or 0
-            held, self._held = self._held, []
-            events = [
-                msgspec.structs.replace(e, timestamp_ns=e.timestamp_ns + offset) if not e.timestamp_from_source else e
-                for e in held
-            ] + events
-        return events
+        return self._clock.release(self._feed(frame, obj_))
 
     def _feed(self, frame: Frame, obj_: Any) -> list[AgentEvent]:
         d = require_object(obj_, "a2a frame")
         if "error" in d and "result" not in d:
             return self._error(frame, d)
-        found = _result_kind(d)
+        found = result_kind(d)
         if found is None:
             raise DecodeError("a2a: a frame needs a 'result' holding a task, message, statusUpdate or artifactUpdate")
         kind, payload, v03 = found
@@ -229,25 +145,29 @@ class A2aDecoder:
         frame: Frame,
         *,
         snapshot_state: str | None = None,
-    ) -> tuple[_Task, list[AgentEvent]]:
+    ) -> tuple[Task, list[AgentEvent]]:
         """The task a frame is about; the events that open its run and this stream's span the first time."""
         run_id = task_id or (self._current.run_id if self._current is not None else None) or self._stream_run()
         task = self._tasks.get(run_id)
         out: list[AgentEvent] = []
         if task is None:
-            task = self._tasks[run_id] = _Task(run_id)
+            task = self._tasks[run_id] = Task(run_id)
         self._current = task
         task.context = task.context or context_id
         agent = text(metadata, "adk_app_name")
+        # A stream that opens on a task already under way is a resubscription.
+        resubscribe = snapshot_state is not None and snapshot_state != "submitted"
+        reopened = resubscribe and task.method is not None and not task.ended
+        if reopened:
+            # A task snapshot is a stream's first frame: the stream before it (here, in one decoder: a
+            # subscription that dropped and resubscribed) ended without saying so.
+            out.append(self._stream_end(task, ts, task.state))
         if task.method is None:
-            # A stream that opens on a task already under way is a resubscription.
-            resubscribe = snapshot_state is not None and snapshot_state != "submitted"
             task.method = self._method(resubscribe)
-            task.agent = agent
+            task.agent = agent or task.agent or self._ctx.agent  # the wire names no agent; a card may
             task.ended = False
-            out.append(
-                self._event(task, EventKind.RUN_STARTED, "task", ts, frame, agent=agent, conversation_id=context_id)
-            )
+            if not reopened:
+                out.append(self._run_start(task, ts, frame, context_id))
             out.append(
                 self._event(
                     task,
@@ -264,6 +184,23 @@ class A2aDecoder:
             task.agent = agent  # the agent is named after the run opened: its root is renamed
             out.append(self._event(task, EventKind.RUN_STARTED, "task", ts, None, agent=agent))
         return task, out
+
+    def _run_start(self, task: Task, ts: tuple[int, bool], frame: Frame, context_id: str | None) -> AgentEvent:
+        return self._event(
+            task,
+            EventKind.RUN_STARTED,
+            "task",
+            ts,
+            frame,
+            agent=task.agent,
+            agent_description=self._ctx.agent_description,
+            conversation_id=context_id,
+        )
+
+    def _stream_end(self, task: Task, ts: tuple[int, bool], state: str | None) -> AgentEvent:
+        method = task.method or self._method(False)
+        task.method = None  # the next stream of this task is a new span
+        return self._event(task, EventKind.STEP_FINISHED, method, ts, None, name=method, status=state)
 
     def _stream_run(self) -> str:
         return self._ctx.run_id or self._ctx.stream_key
@@ -300,7 +237,7 @@ class A2aDecoder:
         return out
 
     def _agent_message(
-        self, task: _Task, m: dict[str, Any], metadata: dict[str, Any], ts: tuple[int, bool], frame: Frame
+        self, task: Task, m: dict[str, Any], metadata: dict[str, Any], ts: tuple[int, bool], frame: Frame
     ) -> list[AgentEvent]:
         """A message in a status update: a model answer (usage), tool calls and results, text, an error."""
         message_id = text(m, "messageId")
@@ -313,58 +250,21 @@ class A2aDecoder:
             n += 1
             return f"{ident}#{n}" if ident is not None else None
 
-        usage = gemini_usage(metadata.get("adk_usage_metadata"))
-        author = text(metadata, "adk_author")
-        texts: list[str] = []
-        calls: list[dict[str, Any]] = []
-        responses: list[dict[str, Any]] = []
-        for part in objects(m, "parts"):
-            adk_type = text(obj(part, "metadata"), "adk_type")
-            data = obj(part, "data")
-            if adk_type == _ADK_CALL and data:
-                calls.append(data)
-            elif adk_type == _ADK_RESPONSE and data:
-                responses.append(data)
-            elif isinstance(part.get("text"), str):
-                texts.append(part["text"])
-        joined = "".join(texts) or None
+        parts = message_parts(m, metadata)
+        usage, author, joined = parts.usage, parts.author, parts.text
         chat_id: str | None = None
         if usage is not None:
             chat_id = message_id or f"{task.run_id}/chat"
             start = (self._prior_ns(ts), ts[1])
-            out.append(
-                self._event(
-                    task,
-                    EventKind.LLM_STARTED,
-                    "statusUpdate",
-                    start,
-                    None,
-                    call_id=chat_id,
-                    agent=author,
-                    event_id=event_id(),
-                )
-            )
-            out.append(
-                self._event(
-                    task,
-                    EventKind.LLM_COMPLETED,
-                    "statusUpdate",
-                    ts,
-                    frame,
-                    call_id=chat_id,
-                    usage=usage,
-                    text=joined,
-                    agent=author,
-                    event_id=event_id(),
-                )
-            )
+            ids = (event_id(), event_id())
+            out.extend(self._answer(task, "statusUpdate", start, ts, frame, chat_id, usage, joined, author, ids))
         elif joined is not None:
             out.append(
                 self._event(
                     task, EventKind.MESSAGE, "statusUpdate", ts, frame, text=joined, agent=author, event_id=event_id()
                 )
             )
-        for call in calls:
+        for call in parts.calls:
             call_id = text(call, "id")
             if call_id is None or call_id in task.open_calls:
                 continue
@@ -383,9 +283,9 @@ class A2aDecoder:
                     event_id=event_id(),
                 )
             )
-        for response in responses:
+        for response in parts.responses:
             out.append(self._tool_result(task, response, ts, frame, event_id()))
-        code = text(metadata, "adk_error_code")
+        code = parts.error_code
         if code is not None:
             task.error_code = code
             out.append(
@@ -396,18 +296,49 @@ class A2aDecoder:
                     ts,
                     frame,
                     error_type=code,
-                    error=text(metadata, "adk_error_message") or joined or code,
+                    error=parts.error_message or joined or code,
                     event_id=event_id(),
                 )
             )
         return out
 
+    def _answer(
+        self,
+        task: Task,
+        original: str,
+        start: tuple[int, bool],
+        ts: tuple[int, bool],
+        frame: Frame,
+        call_id: str,
+        usage: TokenUsage,
+        said: str | None,
+        author: str | None,
+        ids: tuple[str | None, str | None],
+    ) -> list[AgentEvent]:
+        """A model answer reported whole (its usage says it was one): a ``chat`` span from ``start`` to ``ts``."""
+        begin = self._event(
+            task, EventKind.LLM_STARTED, original, start, None, call_id=call_id, agent=author, event_id=ids[0]
+        )
+        end = self._event(
+            task,
+            EventKind.LLM_COMPLETED,
+            original,
+            ts,
+            frame,
+            call_id=call_id,
+            usage=usage,
+            text=said,
+            agent=author,
+            event_id=ids[1],
+        )
+        return [begin, end]
+
     def _prior_ns(self, ts: tuple[int, bool]) -> int:
         """Where an answer reported only at its end began: the stream's previous frame, else its own time."""
-        return min(self._previous_ns, ts[0]) if self._previous_ns is not None else ts[0]
+        return min(self._clock.previous_ns, ts[0]) if self._clock.previous_ns is not None else ts[0]
 
     def _tool_result(
-        self, task: _Task, response: dict[str, Any], ts: tuple[int, bool], frame: Frame, event_id: str | None
+        self, task: Task, response: dict[str, Any], ts: tuple[int, bool], frame: Frame, event_id: str | None
     ) -> AgentEvent:
         call_id = text(response, "id")
         name = task.open_calls.pop(call_id, None) if call_id is not None else None
@@ -428,20 +359,13 @@ class A2aDecoder:
 
     def _artifact_update(self, frame: Frame, u: dict[str, Any]) -> list[AgentEvent]:
         ts = self._time(None)
-        artifact = obj(u, "artifact")
         # Producers put their metadata on the update or on the artifact itself: both are read.
-        metadata = {**obj(artifact, "metadata"), **obj(u, "metadata")}
+        metadata = {**obj(obj(u, "artifact"), "metadata"), **obj(u, "metadata")}
         task, out = self._task_for(text(u, "taskId"), text(u, "contextId"), metadata, ts, frame)
-        artifact_id = text(artifact, "artifactId") or "artifact"
-        pending = task.artifacts.get(artifact_id)
-        if pending is None or u.get("append") is not True:
-            pending = task.artifacts[artifact_id] = _Artifact(ts[0], text(artifact, "name"))
-        pending.parts.extend(p["text"] for p in objects(artifact, "parts") if isinstance(p.get("text"), str))
-        if u.get("lastChunk") is not True:
+        artifact = task.artifact_chunk(u, ts[0])
+        if artifact is None:
             return out
-        del task.artifacts[artifact_id]
-        joined = "".join(pending.parts) or None
-        ident = f"{task.run_id}/{artifact_id}"
+        ident = f"{task.run_id}/{artifact.artifact_id}"
         usage = gemini_usage(metadata.get("adk_usage_metadata"))
         author = text(metadata, "adk_author")
         if usage is None:
@@ -452,40 +376,18 @@ class A2aDecoder:
                     "artifactUpdate",
                     ts,
                     frame,
-                    text=joined,
-                    name=pending.name,
+                    text=artifact.text,
+                    name=artifact.name,
                     agent=author,
                     event_id=ident,
                 )
             )
             return out
-        out.append(
-            self._event(
-                task,
-                EventKind.LLM_STARTED,
-                "artifactUpdate",
-                (pending.first_ns, ts[1]),
-                None,
-                call_id=artifact_id,
-                agent=author,
-                event_id=f"{ident}#start",
-            )
+        start = (artifact.first_ns, ts[1])
+        ids = (f"{ident}#start", ident)
+        return out + self._answer(
+            task, "artifactUpdate", start, ts, frame, artifact.artifact_id, usage, artifact.text, author, ids
         )
-        out.append(
-            self._event(
-                task,
-                EventKind.LLM_COMPLETED,
-                "artifactUpdate",
-                ts,
-                frame,
-                call_id=artifact_id,
-                usage=usage,
-                text=joined,
-                agent=author,
-                event_id=ident,
-            )
-        )
-        return out
 
     def _message_result(self, frame: Frame, m: dict[str, Any]) -> list[AgentEvent]:
         """A message instead of a task: the agent's whole answer, and the end of its run."""
@@ -497,30 +399,20 @@ class A2aDecoder:
         return out
 
     def _terminal(
-        self,
-        task: _Task,
-        state: str,
-        status: dict[str, Any],
-        ts: tuple[int, bool],
-        frame: Frame,
-        *,
-        final: bool = False,
+        self, task: Task, state: str, status: dict[str, Any], ts: tuple[int, bool], frame: Frame, *, final: bool = False
     ) -> list[AgentEvent]:
-        if state in _FINISHED or state in _FAILED or state in _INTERRUPTED or final:
-            message_text = "".join(
-                p["text"] for p in objects(obj(status, "message"), "parts") if isinstance(p.get("text"), str)
-            )
-            return self._end(task, state, ts, frame, error=message_text or None)
+        if state in FINISHED or state in FAILED or state in INTERRUPTED or final:
+            return self._end(task, state, ts, frame, error=parts_text(obj(status, "message")))
         return []
 
     def _end(
-        self, task: _Task, state: str, ts: tuple[int, bool], frame: Frame | None, error: str | None = None
+        self, task: Task, state: str, ts: tuple[int, bool], frame: Frame | None, error: str | None = None
     ) -> list[AgentEvent]:
         if task.ended:
             return []
         task.ended = True
         out: list[AgentEvent] = []
-        failed = state in _FAILED
+        failed = state in FAILED
         for call_id, name in list(task.open_calls.items()):
             if not failed:
                 continue  # a call still open when a task pauses or completes: its end is not known
@@ -539,10 +431,8 @@ class A2aDecoder:
                     error_type=task.error_code or state,
                 )
             )
-        method = task.method or self._method(False)
-        task.method = None  # the next stream of this task is a new span
-        out.append(self._event(task, EventKind.STEP_FINISHED, method, ts, None, name=method, status=state))
-        if state in _INTERRUPTED:
+        out.append(self._stream_end(task, ts, state))
+        if state in INTERRUPTED:
             return out  # the task waits for the client: its run goes on with the next message
         if failed:
             out.append(
@@ -572,7 +462,7 @@ class A2aDecoder:
         ts = self._time(None)
         task = self._current
         if task is None:
-            task = self._tasks.setdefault(self._stream_run(), _Task(self._stream_run()))
+            task = self._tasks.setdefault(self._stream_run(), Task(self._stream_run()))
             return [self._event(task, EventKind.ERROR, "error", ts, frame, error=message or "error", error_type=code)]
         out = [self._event(task, EventKind.ERROR, "error", ts, frame, error=message or "error", error_type=code)]
         if not task.ended and task.method is not None:

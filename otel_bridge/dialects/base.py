@@ -72,13 +72,17 @@ class StreamContext:
 
     ``stream_key`` names the stream (one HTTP request, one upstream connection,
     one replayed file); dialects without run ids group events into runs under
-    it. ``run_id`` is set when the client named the run explicitly.
+    it. ``run_id`` is set when the client named the run explicitly. ``agent`` and
+    ``agent_description`` are what the source knows of the agent it talks to (an A2A
+    agent card), for dialects whose wire does not name it.
     """
 
     source: str
     stream_key: str
     run_id: str | None = None
     clock_ns: Callable[[], int] = time.time_ns
+    agent: str | None = None
+    agent_description: str | None = None
 
     def arrival_ns(self) -> int:
         """Arrival time for events that carry no timestamp of their own."""
@@ -192,6 +196,7 @@ class EventFields(TypedDict, total=False):
     event_id: str | None
     parent_run_id: str | None
     agent: str | None
+    agent_description: str | None
     provider: str | None
     model: str | None
     response_model: str | None

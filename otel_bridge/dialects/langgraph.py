@@ -26,6 +26,16 @@ Mapping:
   ``updates`` (or the chunk marked ``chunk_position: last``) ends it, once,
   and starts the tool calls it asked for; ToolMessages end them.
 * ``values`` is a state change; other modes are span events.
+* Nested graphs (subgraphs; ``stream_subgraphs`` names their frames
+  ``mode|node:<task id>``, and every frame's ``langgraph_checkpoint_ns`` says
+  the path): each subgraph invocation is a nested ``invoke_agent`` span under
+  the agent of the graph that ran it (:mod:`._langgraph_nesting` says when it
+  opens and ends); its model and tool calls nest under it. The run stays named
+  after the root graph, and the messages the parent's ``updates`` repeat are
+  mapped once (usage counted once).
+
+The wire readers are in :mod:`._langgraph_wire`, the model and tool call state in
+:mod:`._langgraph_calls`.
 """
 
 from __future__ import annotations
@@ -35,7 +45,26 @@ from dataclasses import dataclass, field
 from typing import Any, Unpack
 
 from otel_bridge import semconv as sc
-from otel_bridge.dialects._shapes import count, obj, objects, text, usage_or_none
+from otel_bridge.dialects._langgraph_calls import Call, ToolCalls
+from otel_bridge.dialects._langgraph_nesting import AgentChange, NestedGraphs
+from otel_bridge.dialects._langgraph_wire import (
+    AI_TYPES,
+    CHAT_END,
+    CHAT_ERROR,
+    CHAT_START,
+    CHAT_STREAM,
+    MODES,
+    TOOL_ERROR,
+    TOOL_TYPES,
+    claims,
+    error_of,
+    message_text,
+    namespace_of,
+    provider_from,
+    split_mode,
+    tool_output,
+)
+from otel_bridge.dialects._shapes import obj, objects, text
 from otel_bridge.dialects.base import (
     DecodeError,
     EventFields,
@@ -46,98 +75,19 @@ from otel_bridge.dialects.base import (
     require_object,
 )
 from otel_bridge.dialects.framing import Frame
-from otel_bridge.model import AgentEvent, EventKind, TokenUsage
+from otel_bridge.model import AgentEvent, EventKind
 
 NAME = "langgraph"
-
-_MODES = frozenset({"events", "messages", "updates", "values", "custom", "debug", "tasks", "checkpoints"})
-_CHAT_START = frozenset({"on_chat_model_start", "on_llm_start"})
-_CHAT_STREAM = frozenset({"on_chat_model_stream", "on_llm_stream"})
-_CHAT_END = frozenset({"on_chat_model_end", "on_llm_end"})
-_CHAT_ERROR = frozenset({"on_chat_model_error", "on_llm_error"})
-_AI_TYPES = frozenset({"ai", "AIMessage", "AIMessageChunk"})
-_TOOL_TYPES = frozenset({"tool", "ToolMessage"})
-_TOOL_ERROR = "error"
-# LangChain's ls_provider names -> the conventions' gen_ai.provider.name values.
-_PROVIDERS = {
-    "google_genai": "gcp.gemini",
-    "google_vertexai": "gcp.vertex_ai",
-    "bedrock": "aws.bedrock",
-    "amazon_bedrock": "aws.bedrock",
-    "azure": "azure.ai.openai",
-    "azure_openai": "azure.ai.openai",
-    "mistralai": "mistral_ai",
-    "xai": "x_ai",
-}
-
-
-def usage_from(u: object) -> TokenUsage | None:
-    """LangChain's ``usage_metadata``: ``input_tokens`` already includes the cached ones."""
-    if not isinstance(u, dict):
-        return None
-    inputs = obj(u, "input_token_details")
-    outputs = obj(u, "output_token_details")
-    return usage_or_none(
-        TokenUsage(
-            input=count(u, "input_tokens"),
-            output=count(u, "output_tokens"),
-            cache_read=count(inputs, "cache_read"),
-            cache_creation=count(inputs, "cache_creation"),
-            reasoning=count(outputs, "reasoning"),
-        )
-    )
-
-
-def provider_from(metadata: dict[str, Any]) -> str | None:
-    provider = text(metadata, "ls_provider")
-    return _PROVIDERS.get(provider, provider) if provider is not None else None
-
-
-def message_text(message: dict[str, Any]) -> str | None:
-    """A message's text: a string, or the text blocks of a list of content blocks."""
-    content = message.get("content")
-    if isinstance(content, str):
-        return content or None
-    if isinstance(content, list):
-        said = "".join(b["text"] for b in content if isinstance(b, dict) and isinstance(b.get("text"), str))
-        return said or None
-    return None
 
 
 class LangGraphDialect:
     name = NAME
 
     def sniff(self, frame: Frame, obj_: Any) -> bool:
-        if isinstance(obj_, dict):
-            if frame.event == "metadata":
-                return isinstance(obj_.get("run_id"), str) and "attempt" in obj_
-            event = obj_.get("event")
-            return (
-                isinstance(event, str)
-                and event.startswith("on_")
-                and isinstance(obj_.get("run_id"), str)
-                and isinstance(obj_.get("parent_ids"), list)
-            )
-        if frame.event == "messages" and isinstance(obj_, list) and len(obj_) == 2:
-            metadata = obj_[1]
-            return isinstance(metadata, dict) and ("langgraph_node" in metadata or "langgraph_step" in metadata)
-        return False
+        return claims(frame.event, obj_)
 
     def decoder(self, ctx: StreamContext) -> LangGraphDecoder:
         return LangGraphDecoder(ctx)
-
-
-@dataclass
-class _Call:
-    """An open chat call: what its chunks said so far."""
-
-    model: str | None
-    provider: str | None
-    text: list[str] = field(default_factory=list)
-    usage: TokenUsage | None = None
-    response_model: str | None = None
-    finish: str | None = None
-    tool_calls: dict[str, str | None] = field(default_factory=dict)  # id -> name, from chunks
 
 
 @dataclass
@@ -146,20 +96,19 @@ class _Run:
     ended: bool = False
     agent: str | None = None
     conversation: str | None = None
-    calls: dict[str, _Call] = field(default_factory=dict)  # open chat calls by run id or message id
+    calls: dict[str, Call] = field(default_factory=dict)  # open chat calls by run id or message id
     done_calls: set[str] = field(default_factory=set)  # chat calls already ended (updates repeat them)
-    requested: list[tuple[str, str | None, str | None, str | None]] = field(default_factory=list)
-    # ^ tool calls the model asked for, not yet started: (call id, name, arguments as JSON, chat call id)
-    tools: dict[str, str] = field(default_factory=dict)  # LangChain run id of a tool -> its tool call id
-    open_tools: set[str] = field(default_factory=set)  # tool call ids started and not yet ended
-    done_tools: set[str] = field(default_factory=set)
+    tools: ToolCalls = field(default_factory=ToolCalls)
     root: str | None = None  # the root chain's LangChain run id
+    graphs: NestedGraphs = field(default_factory=NestedGraphs)  # subgraphs open and ended
+    saw_updates: bool = False  # the updates mode says when a node (and a subgraph it ran) is done
 
 
 class LangGraphDecoder:
     def __init__(self, ctx: StreamContext) -> None:
         self._ctx = ctx
         self._run: _Run | None = None
+        self._namespace: tuple[str, ...] = ()  # the subgraph the current frame's SSE event name says
 
     def _event(
         self, run: _Run, kind: EventKind, original_type: str, frame: Frame | None, **fields: Unpack[EventFields]
@@ -177,12 +126,12 @@ class LangGraphDecoder:
         return self._finish(run, None, None)
 
     def feed(self, frame: Frame, obj_: Any) -> list[AgentEvent]:
-        mode = frame.event
+        mode, self._namespace = split_mode(frame.event)
         if mode is None and isinstance(obj_, dict) and isinstance(obj_.get("event"), str):
             mode = "events"  # astream_events output without the platform's SSE names
         handler = _HANDLERS.get(mode or "")
         if handler is None:
-            if mode is not None and (mode in _MODES or "|" in mode or "/" in mode):
+            if mode is not None and (mode in MODES or "/" in mode):
                 return [self._event(self._ensure_run(None, frame, []), EventKind.CUSTOM, mode, frame, name=mode)]
             raise DecodeError(f"langgraph: unknown stream mode {mode!r}")
         return handler(self, frame, obj_)
@@ -199,7 +148,9 @@ class LangGraphDecoder:
             run = self._run = _Run(run_id or self._ctx.run_id or self._ctx.stream_key)
             out.append(self._event(run, EventKind.RUN_STARTED, "metadata", frame))
         if metadata:
-            agent = text(metadata, "lc_agent_name") or text(metadata, "graph_id")
+            # A subgraph's frames name the subgraph's agent: the run is the root graph's.
+            named = text(metadata, "lc_agent_name") if not namespace_of(metadata) else None
+            agent = named or text(metadata, "graph_id")
             conversation = text(metadata, "thread_id")
             if (agent and run.agent is None) or (conversation and run.conversation is None):
                 run.agent = run.agent or agent
@@ -224,6 +175,7 @@ class LangGraphDecoder:
         for key, call in list(run.calls.items()):
             failure = error or ("the run ended before the model call did", sc.ERROR_INCOMPLETE)
             out.append(self._end_call(run, key, call, None, None, error=failure[0], error_type=failure[1]))
+        out.extend(self._agents(run, run.graphs.leave_all(), None, error))
         if error is not None:
             out.append(
                 self._event(
@@ -268,26 +220,32 @@ class LangGraphDecoder:
         run = self._ensure_run(run_id, frame, out, metadata)
         if is_root:
             return out + self._root_chain(run, event, d, lc_run, frame)
+        node_ns = text(metadata, "langgraph_checkpoint_ns")
+        if event in ("on_chain_end", "on_chain_error") and node_ns in run.graphs.open:
+            # The chain of the node that ran a subgraph (or the subgraph's own root chain) ended: so did it.
+            failure = error_of(obj(d, "data").get("error")) if event == "on_chain_error" else None
+            return out + self._agents(run, run.graphs.leave(node_ns), frame, failure)
+        out.extend(self._enter(run, namespace_of(metadata), metadata, frame))
         key = lc_run or "call"
-        if event in _CHAT_START:
+        if event in CHAT_START:
             out.extend(self._start_call(run, key, metadata, frame, "events"))
-        elif event in _CHAT_STREAM:
+        elif event in CHAT_STREAM:
             out.extend(self._chunk(run, key, obj(obj(d, "data"), "chunk"), metadata, frame))
-        elif event in _CHAT_END:
+        elif event in CHAT_END:
             output = obj(obj(d, "data"), "output")
-            call = run.calls.get(key) or _Call(text(metadata, "ls_model_name"), provider_from(metadata))
-            self._fold(call, output)
+            call = run.calls.get(key) or Call(text(metadata, "ls_model_name"), provider_from(metadata))
+            call.fold(output)
             out.append(self._end_call(run, key, call, frame, output))
-        elif event in _CHAT_ERROR:
-            call = run.calls.get(key) or _Call(text(metadata, "ls_model_name"), provider_from(metadata))
-            error, error_type = _error_of(obj(d, "data").get("error"))
+        elif event in CHAT_ERROR:
+            call = run.calls.get(key) or Call(text(metadata, "ls_model_name"), provider_from(metadata))
+            error, error_type = error_of(obj(d, "data").get("error"))
             out.append(self._end_call(run, key, call, frame, None, error=error, error_type=error_type))
         elif event == "on_tool_start":
             out.extend(self._tool_start(run, key, text(d, "name"), obj(d, "data").get("input"), frame))
         elif event in ("on_tool_end", "on_tool_error"):
             out.extend(self._tool_end(run, key, event, d, frame))
         elif event == "on_chain_error":
-            error, error_type = _error_of(obj(d, "data").get("error"))
+            error, error_type = error_of(obj(d, "data").get("error"))
             out.append(
                 self._event(
                     run,
@@ -300,7 +258,7 @@ class LangGraphDecoder:
                 )
             )
         elif event == "on_chain_start":
-            self._note_requests(run, obj(d, "data").get("input"), None)
+            run.tools.note(obj(d, "data").get("input"), None)
         elif event == "on_custom_event":
             out.append(self._event(run, EventKind.CUSTOM, event, frame, name=text(d, "name") or event))
         # Node chains' other events (on_chain_stream/end) and retriever/prompt events open no span.
@@ -317,7 +275,7 @@ class LangGraphDecoder:
         if event == "on_chain_end":
             return [] if run.ended else self._finish(run, frame, None)
         if event == "on_chain_error":
-            error, error_type = _error_of(obj(d, "data").get("error"))
+            error, error_type = error_of(obj(d, "data").get("error"))
             return [] if run.ended else self._finish(run, frame, (error, error_type))
         return []
 
@@ -327,23 +285,8 @@ class LangGraphDecoder:
     ) -> list[AgentEvent]:
         if key in run.calls or key in run.done_calls:
             return []
-        call = run.calls[key] = _Call(text(metadata, "ls_model_name"), provider_from(metadata))
-        temperature = metadata.get("ls_temperature")
-        return [
-            self._event(
-                run,
-                EventKind.LLM_STARTED,
-                original,
-                frame,
-                call_id=key,
-                model=call.model,
-                provider=call.provider,
-                max_tokens=count(metadata, "ls_max_tokens"),
-                temperature=float(temperature)
-                if isinstance(temperature, (int, float)) and not isinstance(temperature, bool)
-                else None,
-            )
-        ]
+        call = run.calls[key] = Call(text(metadata, "ls_model_name"), provider_from(metadata))
+        return [self._event(run, EventKind.LLM_STARTED, original, frame, **call.start_fields(key, metadata))]
 
     def _chunk(
         self, run: _Run, key: str, chunk: dict[str, Any], metadata: dict[str, Any], frame: Frame
@@ -352,30 +295,18 @@ class LangGraphDecoder:
         call = run.calls.get(key)
         if call is None:
             return out  # a chunk of a call already ended
-        self._fold(call, chunk)
+        call.fold(chunk)
         said = message_text(chunk)
         if said is not None:
             call.text.append(said)
         out.append(self._event(run, EventKind.LLM_CHUNK, "chunk", frame, call_id=key, text=said))
         return out
 
-    def _fold(self, call: _Call, message: dict[str, Any]) -> None:
-        """What a chunk or a whole message says about its call; usage counted once (the last seen wins)."""
-        usage = usage_from(message.get("usage_metadata"))
-        call.usage = usage or call.usage
-        response = obj(message, "response_metadata")
-        call.response_model = text(response, "model_name") or text(response, "model") or call.response_model
-        call.finish = text(response, "finish_reason") or text(response, "stop_reason") or call.finish
-        for tc in objects(message, "tool_calls"):
-            ident = text(tc, "id")
-            if ident is not None:
-                call.tool_calls[ident] = text(tc, "name") or call.tool_calls.get(ident)
-
     def _end_call(
         self,
         run: _Run,
         key: str,
-        call: _Call,
+        call: Call,
         frame: Frame | None,
         output: dict[str, Any] | None,
         *,
@@ -384,52 +315,21 @@ class LangGraphDecoder:
     ) -> AgentEvent:
         run.calls.pop(key, None)
         run.done_calls.add(key)
-        fields: EventFields = {
-            "call_id": key,
-            "model": call.model,
-            "provider": call.provider,
-            "response_model": call.response_model,
-            "usage": call.usage,
-            "finish_reasons": (call.finish,) if call.finish else None,
-        }
+        fields = call.end_fields(key)
         if error is not None:
             fields["error"], fields["error_type"] = error, error_type
             return self._event(run, EventKind.LLM_FAILED, "end", frame, **fields)
         said = (message_text(output) if output else None) or "".join(call.text) or None
         if output:
-            self._note_requests(run, output.get("tool_calls"), key)
-        for ident, name in call.tool_calls.items():
-            if not any(r[0] == ident for r in run.requested) and ident not in run.open_tools | run.done_tools:
-                run.requested.append((ident, name, None, key))
+            run.tools.note(output.get("tool_calls"), key)
+        run.tools.note_streamed(call, key)
         fields["text"] = said
         return self._event(run, EventKind.LLM_COMPLETED, "end", frame, **fields)
 
     # -- tools -----------------------------------------------------------------------
-    def _note_requests(self, run: _Run, calls: object, chat: str | None) -> None:
-        """Tool calls the model asked for (its output, or a tools node's input): start spans match them."""
-        if not isinstance(calls, list):
-            return
-        for tc in calls:
-            ident = text(tc, "id")
-            if ident is None or ident in run.open_tools or ident in run.done_tools:
-                continue
-            entry = (ident, text(tc, "name"), json_text(obj(tc, "args") or tc.get("args")), chat)
-            for i, known in enumerate(run.requested):
-                if known[0] == ident:
-                    run.requested[i] = (ident, entry[1] or known[1], entry[2] or known[2], known[3] or chat)
-                    break
-            else:
-                run.requested.append(entry)
-
     def _tool_start(self, run: _Run, key: str, name: str | None, args: object, frame: Frame) -> list[AgentEvent]:
         arguments = json_text(args)
-        match = next((r for r in run.requested if r[1] == name and r[2] == arguments), None)
-        match = match or next((r for r in run.requested if r[1] == name), None)
-        if match is not None:
-            run.requested.remove(match)
-        call_id = match[0] if match is not None else key
-        run.tools[key] = call_id
-        run.open_tools.add(call_id)
+        call_id, chat = run.tools.start(key, name, arguments)
         return [
             self._event(
                 run,
@@ -439,20 +339,17 @@ class LangGraphDecoder:
                 call_id=call_id,
                 tool_name=name,
                 arguments=arguments,
-                parent_call_id=match[3] if match is not None else None,
+                parent_call_id=chat,
             )
         ]
 
     def _tool_end(self, run: _Run, key: str, event: str, d: dict[str, Any], frame: Frame) -> list[AgentEvent]:
         data = obj(d, "data")
-        call_id = run.tools.pop(key, None) or text(data, "tool_call_id") or key
+        call_id = run.tools.run_ended(key) or text(data, "tool_call_id") or key
         if event == "on_tool_error":
-            error, error_type = _error_of(data.get("error"))
+            error, error_type = error_of(data.get("error"))
             return self._tool_done(run, call_id, text(d, "name"), None, frame, event, error, error_type)
-        output = data.get("output")
-        message = output if isinstance(output, dict) else {}
-        failed = text(message, "status") == _TOOL_ERROR
-        result = message_text(message) if message else json_text(output)
+        result, failed = tool_output(data.get("output"))
         return self._tool_done(run, call_id, text(d, "name"), result, frame, event, result if failed else None, None)
 
     def _tool_done(
@@ -466,10 +363,8 @@ class LangGraphDecoder:
         error: str | None,
         error_type: str | None,
     ) -> list[AgentEvent]:
-        if call_id in run.done_tools:
+        if not run.tools.end(call_id):
             return []
-        run.open_tools.discard(call_id)
-        run.done_tools.add(call_id)
         kind = EventKind.TOOL_FAILED if error is not None else EventKind.TOOL_COMPLETED
         return [
             self._event(
@@ -488,10 +383,7 @@ class LangGraphDecoder:
     def _start_requested(self, run: _Run, chat: str, frame: Frame) -> list[AgentEvent]:
         """The tools a finished message asked for start now (messages and updates modes carry no tool start)."""
         out: list[AgentEvent] = []
-        for entry in [r for r in run.requested if r[3] == chat]:
-            run.requested.remove(entry)
-            ident, name, arguments, _ = entry
-            run.open_tools.add(ident)
+        for ident, name, arguments, _ in run.tools.start_requested(chat):
             out.append(
                 self._event(
                     run,
@@ -514,10 +406,14 @@ class LangGraphDecoder:
         metadata = obj_[1] if len(obj_) > 1 and isinstance(obj_[1], dict) else {}
         out: list[AgentEvent] = []
         run = self._ensure_run(text(metadata, "run_id") if self._run is None else None, frame, out, metadata)
+        namespace = namespace_of(metadata) if "langgraph_checkpoint_ns" in metadata else self._namespace
+        if not run.saw_updates:
+            out.extend(self._agents(run, run.graphs.leave_outside(namespace), None, None))
+        out.extend(self._enter(run, namespace, metadata, frame))
         kind = text(message, "type")
-        if kind in _TOOL_TYPES:
+        if kind in TOOL_TYPES:
             return out + self._tool_message(run, message, frame)
-        if kind not in _AI_TYPES:
+        if kind not in AI_TYPES:
             return [*out, self._event(run, EventKind.MESSAGE, "messages", frame, text=message_text(message))]
         key = text(message, "id") or "message"
         if key in run.done_calls:
@@ -535,7 +431,7 @@ class LangGraphDecoder:
         if call_id is None:
             return [self._event(run, EventKind.MESSAGE, "tool", frame, text=message_text(message))]
         said = message_text(message)
-        failed = text(message, "status") == _TOOL_ERROR
+        failed = text(message, "status") == TOOL_ERROR
         name = text(message, "name")
         return self._tool_done(run, call_id, name, said, frame, "tool", said if failed else None, None)
 
@@ -543,6 +439,9 @@ class LangGraphDecoder:
         d = require_object(obj_, "langgraph updates")
         out: list[AgentEvent] = []
         run = self._ensure_run(None, frame, out)
+        run.saw_updates = True
+        out.extend(self._enter(run, self._namespace, {}, frame))
+        mapped = len(out)
         for node, update in d.items():
             updates = update if isinstance(update, list) else [update]
             for u in updates:
@@ -550,15 +449,18 @@ class LangGraphDecoder:
                     out.extend(self._full_message(run, message, frame))
             if node == "__interrupt__":
                 out.append(self._event(run, EventKind.STATUS_CHANGED, "updates", frame, status="interrupted"))
-        if not out:
+        nothing = len(out) == mapped
+        for node in d:  # the parent's update of a node that ran a subgraph: the subgraph is done
+            out.extend(self._agents(run, run.graphs.node_done(self._namespace, str(node)), frame, None))
+        if nothing:
             out.append(self._event(run, EventKind.STATE_CHANGED, "updates", frame, name=",".join(map(str, d))))
         return out
 
     def _full_message(self, run: _Run, message: dict[str, Any], frame: Frame) -> list[AgentEvent]:
         kind = text(message, "type")
-        if kind in _TOOL_TYPES:
+        if kind in TOOL_TYPES:
             return self._tool_message(run, message, frame)
-        if kind not in _AI_TYPES:
+        if kind not in AI_TYPES:
             return []
         key = text(message, "id") or "message"
         out: list[AgentEvent] = []
@@ -567,11 +469,32 @@ class LangGraphDecoder:
                 # Only the updates mode: the whole answer is all there is of the call.
                 out.extend(self._start_call(run, key, {}, None, "updates"))
             call = run.calls[key]
-            self._fold(call, message)
+            call.fold(message)
             out.append(self._end_call(run, key, call, frame, message))
         else:
-            self._note_requests(run, message.get("tool_calls"), key)
+            run.tools.note(message.get("tool_calls"), key)
         out.extend(self._start_requested(run, key, frame))
+        return out
+
+    # -- nested graphs -------------------------------------------------------------------
+    def _enter(self, run: _Run, namespace: tuple[str, ...], metadata: dict[str, Any], frame: Frame) -> list[AgentEvent]:
+        changes = run.graphs.enter(namespace, text(metadata, "lc_agent_name")) if namespace else []
+        return self._agents(run, changes, frame, None)
+
+    def _agents(
+        self, run: _Run, changes: list[AgentChange], frame: Frame | None, error: tuple[str, str | None] | None
+    ) -> list[AgentEvent]:
+        """Nested agent spans opening and ending (a subgraph's failure fails the agents it ends)."""
+        out: list[AgentEvent] = []
+        for change in changes:
+            if change.started:
+                kind = EventKind.AGENT_STARTED
+            else:
+                kind = EventKind.AGENT_FAILED if error is not None else EventKind.AGENT_FINISHED
+            fields: EventFields = {"call_id": change.key, "agent": change.agent, "name": change.node}
+            if error is not None and not change.started:
+                fields["error"], fields["error_type"] = error
+            out.append(self._event(run, kind, "subgraph", frame if change.started else None, **fields))
         return out
 
     def _on_values(self, frame: Frame, obj_: Any) -> list[AgentEvent]:
@@ -579,15 +502,6 @@ class LangGraphDecoder:
         run = self._ensure_run(None, frame, out)
         out.append(self._event(run, EventKind.STATE_CHANGED, "values", frame))
         return out
-
-
-def _error_of(value: object) -> tuple[str, str | None]:
-    """``(message, type)`` of an error as LangGraph serialises it: a string, or ``{error, message}``."""
-    if isinstance(value, dict):
-        return (opt_str(value, "message") or opt_str(value, "error") or "error", text(value, "error"))
-    if isinstance(value, str) and value:
-        return value, None
-    return "error", None
 
 
 _Handler = Callable[[LangGraphDecoder, Frame, Any], list[AgentEvent]]

@@ -109,6 +109,8 @@ def run_start_attributes(event: AgentEvent) -> Attributes:
         out.update(agent_pairs(event))
     elif event.agent is not None:
         out[sc.GEN_AI_AGENT_NAME] = event.agent
+    if event.agent_description is not None:
+        out[sc.GEN_AI_AGENT_DESCRIPTION] = event.agent_description
     if event.parent_run_id is not None:
         out[sc.BRIDGE_PARENT_RUN_ID] = event.parent_run_id
     return out

@@ -1,8 +1,10 @@
 """Events pushed over HTTP: one request body to the consumer (the route is :mod:`otel_bridge.web.ingest`).
 
 Accepts one JSON event, a JSON array, NDJSON, or a captured SSE stream
-(``text/event-stream``). A forced dialect is used as given, otherwise it is
-detected from the first frames. Grouping into runs: events carry their own run
+(``text/event-stream``). A forced dialect is used as given, otherwise a request
+header that names a protocol settles it (a client that forwards the producer's
+response headers, e.g. ``x-vercel-ai-ui-message-stream: v1``; the registry's
+header hints), else it is detected from the first frames. Grouping into runs: events carry their own run
 id where the dialect has one (OpenIntent's intent id, a ``run_id`` field...);
 events without one (agent-event-stream) belong to the run named by the
 request's ``run_id``, or else to a new run per request.
@@ -26,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import operator
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from otel_bridge.config import IngestSettings
@@ -93,6 +95,7 @@ def decode_body(
     dialect: Dialect | None = None,
     run_id: str | None = None,
     source: str | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> Decoded:
     """Frames, JSON, dialect, validation: everything short of mapping. Touches nothing shared (thread-safe).
 
@@ -112,7 +115,8 @@ def decode_body(
         raise IngestError("empty_body", "the body holds no events")
     ctx = StreamContext(source=source or "http", stream_key=run_id or uuid.uuid4().hex, run_id=run_id)
     decoder = StreamDecoder(ctx, dialect)
-    events = decoder.feed(frames) + decoder.close()
+    hinted = decoder.hint(headers) if headers else []  # before the first frame: no events, only the dialect
+    events = hinted + decoder.feed(frames) + decoder.close()
     accepted = decoder.frames_seen - len(decoder.rejections) - decoder.done_markers
     return Decoded(events, decoder.rejections, accepted, decoder.dialect)
 
@@ -164,6 +168,7 @@ def ingest_body(
     dialect: Dialect | None = None,
     run_id: str | None = None,
     source: str | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> dict[str, object]:
     """Decode one body and submit its events, all at once on the calling thread (see :func:`ingest`).
 
@@ -172,7 +177,7 @@ def ingest_body(
     ``no_valid_events``); nothing is mapped then.
     """
     try:
-        decoded = decode_body(body, content_type, dialect=dialect, run_id=run_id, source=source)
+        decoded = decode_body(body, content_type, dialect=dialect, run_id=run_id, source=source, headers=headers)
     except IngestError as exc:
         raise _refused(consumer, exc) from None
     errors = _count(consumer, decoded, settings)
@@ -188,13 +193,16 @@ async def ingest(
     dialect: Dialect | None = None,
     run_id: str | None = None,
     source: str | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> dict[str, object]:
     """:func:`ingest_body` that never holds the event loop for long (large bodies: thread, then slices)."""
     if len(body) <= OFF_LOOP_BYTES:
-        return ingest_body(consumer, settings, body, content_type, dialect=dialect, run_id=run_id, source=source)
+        return ingest_body(
+            consumer, settings, body, content_type, dialect=dialect, run_id=run_id, source=source, headers=headers
+        )
     try:
         decoded = await asyncio.to_thread(
-            decode_body, body, content_type, dialect=dialect, run_id=run_id, source=source
+            decode_body, body, content_type, dialect=dialect, run_id=run_id, source=source, headers=headers
         )
     except IngestError as exc:
         raise _refused(consumer, exc) from None

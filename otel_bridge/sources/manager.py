@@ -14,7 +14,10 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
+
+import msgspec
 
 from otel_bridge.config import ConfigError, SourceSettings
 from otel_bridge.dialects import openintent as openintent_dialect
@@ -73,7 +76,26 @@ def build_source(
             dialect = registry.get(settings.dialect)
         except registry.UnknownDialectError as exc:
             raise ConfigError(f"{where}: {exc}") from None
-    return UpstreamSource(consumer, settings, dialect, clock_ns=clock_ns, rng=rng)
+    body = request_body(settings, where)
+    return UpstreamSource(consumer, settings, dialect, body=body, clock_ns=clock_ns, rng=rng)
+
+
+def request_body(settings: SourceSettings, where: str) -> Any:
+    """A POST source's JSON body: ``body`` as given, or ``body_file`` read and parsed now (a bad file fails startup)."""
+    if settings.body_file is None:
+        return settings.body
+    path = Path(settings.body_file).expanduser()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read body_file {str(path)!r}: {exc.strerror}") from None
+    try:
+        body = msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise ConfigError(f"{where}: body_file {str(path)!r} is not JSON: {exc}") from None
+    if not isinstance(body, (dict, list)):
+        raise ConfigError(f"{where}: body_file {str(path)!r} must hold a JSON object or array")
+    return body
 
 
 class SourceManager:

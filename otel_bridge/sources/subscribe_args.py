@@ -1,8 +1,9 @@
-"""``serve --subscribe URL [--dialect D] [--header 'K: V']``, repeatable.
+"""``serve --subscribe URL [--dialect D] [--header 'K: V'] [--method POST --body JSON | --body-file F]``, repeatable.
 
-``--dialect`` and ``--header`` apply to the ``--subscribe`` before them, so
-``--subscribe A --header 'X-API-Key: k' --subscribe B --dialect locus`` gives
-A a header and B a forced dialect.
+``--dialect``, ``--header``, ``--method``, ``--body`` and ``--body-file`` apply to the
+``--subscribe`` before them, so ``--subscribe A --header 'X-API-Key: k' --subscribe B
+--dialect locus`` gives A a header and B a forced dialect. ``--body`` or ``--body-file``
+alone implies ``--method POST``.
 """
 
 from __future__ import annotations
@@ -63,9 +64,33 @@ class _Header(argparse.Action):
         _current(parser, namespace, option_string or "--header")["headers"][name.strip()] = value.strip()
 
 
+class _Set(argparse.Action):
+    """``--method``, ``--body``, ``--body-file``: one setting of the previous ``--subscribe``."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        option = option_string or self.dest
+        sub = _current(parser, namespace, option)
+        value: object = str(values)
+        if self.dest == "body":
+            try:
+                value = msgspec.json.decode(str(values))
+            except msgspec.DecodeError as exc:
+                parser.error(f"--body expects JSON, got {values!r}: {exc}")
+        sub[self.dest] = value
+        if self.dest in ("body", "body_file"):
+            sub.setdefault("method", "POST")
+
+
 def add_subscribe_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
-        "upstream sources (repeatable; --dialect and --header apply to the --subscribe before them)"
+        "upstream sources (repeatable; --dialect, --header, --method, --body and --body-file apply to the "
+        "--subscribe before them)"
     )
     group.add_argument(
         "--subscribe",
@@ -76,6 +101,30 @@ def add_subscribe_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--dialect", action=_Dialect, help="force the dialect of the previous --subscribe")
     group.add_argument(
         "--header", action=_Header, metavar="'K: V'", help="a request header for the previous --subscribe"
+    )
+    group.add_argument(
+        "--method",
+        action=_Set,
+        dest="method",
+        default=argparse.SUPPRESS,
+        metavar="GET|POST",
+        help="the request method (default GET)",
+    )
+    group.add_argument(
+        "--body",
+        action=_Set,
+        dest="body",
+        default=argparse.SUPPRESS,
+        metavar="JSON",
+        help="POST this JSON to open the stream (A2A SendStreamingMessage, LangGraph runs/stream, ADK run_sse)",
+    )
+    group.add_argument(
+        "--body-file",
+        action=_Set,
+        dest="body_file",
+        default=argparse.SUPPRESS,
+        metavar="FILE",
+        help="POST the JSON in FILE to open the stream",
     )
     parser.set_defaults(**{_DEST: []})
 

@@ -6,16 +6,19 @@ Two layers:
   the project's own incremental :class:`~otel_bridge.dialects.framing.SSEParser`
   (comments, ``[DONE]``, CRLF and frames split across reads are all fine),
   reconnects with jittered exponential backoff, and resumes with
-  ``Last-Event-ID`` when the upstream numbers its events. It knows nothing
-  about dialects: it hands frames to a callback.
+  ``Last-Event-ID`` when the upstream numbers its events. Which request opens
+  each connection (a ``GET``, or a ``POST`` with a body and how it resumes) is its
+  plan's (:mod:`.resume`). It knows nothing about dialects: it hands frames to a callback.
 * :class:`UpstreamSource` is a configured ``sse`` source: one :class:`SSEStream`
   whose frames go through one :class:`StreamDecoder` (detection and rejection
-  exactly as for HTTP ingest) and then to the consumer's ``submit``. The decoder lives
-  as long as the source, not the connection, so a reconnect continues the same
-  run (and trace) with the same dialect state.
+  exactly as for HTTP ingest) and then to the consumer's ``submit``. The decoder and
+  the plan live as long as the source, not the connection, so a reconnect continues
+  the same run (and trace) with the same dialect state. An A2A source reads the
+  agent's card first (:mod:`.agent_card`): the decoder names and describes the agent.
 
 A source never raises into the sidecar: every failure becomes ``last_error``
-on ``/v1/sources`` and a retry.
+on ``/v1/sources`` and a retry; a ``POST`` whose work is over, or cannot be resumed
+without starting it again, is ``done`` and stays listed.
 """
 
 from __future__ import annotations
@@ -28,17 +31,21 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 
 from otel_bridge.backoff import Backoff
 from otel_bridge.config import SourceSettings
+from otel_bridge.dialects._a2a_wire import AgentCard
 from otel_bridge.dialects.base import Dialect, StreamContext
 from otel_bridge.dialects.framing import Frame, SSEParser
 from otel_bridge.dialects.stream import StreamDecoder
 from otel_bridge.model import AgentEvent
 from otel_bridge.pipeline import EventConsumer
+from otel_bridge.sources.agent_card import read_agent_card
+from otel_bridge.sources.resume import A2aPlan, GetPlan, Request, ResumePlan, Stop, plan_for
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +105,10 @@ class StreamStatus:
     last_event_id: str | None = None
     last_error: str | None = None
     last_error_at: float | None = None
+    method: str = "GET"
+    request: str = "subscribe"  # what the last request was for: subscribe, start, resubscribe <task>, join run <id>
+    last_status: int | None = None  # the HTTP status of the last response
+    done: bool = False  # a POST whose work is over, or that cannot be resumed: no request follows
 
     def error(self, message: str) -> None:
         self.last_error = message
@@ -113,11 +124,19 @@ class StreamStatus:
             "last_event_id": self.last_event_id,
             "last_error": self.last_error,
             "last_error_time": iso_time(self.last_error_at),
+            "method": self.method,
+            "request": self.request,
+            "last_status": self.last_status,
+            "done": self.done,
         }
 
 
 class SSEStream:
-    """One SSE subscription that reconnects forever, until its task is cancelled.
+    """One SSE subscription that reconnects until its task is cancelled, or its plan says no request follows.
+
+    The request of each connection comes from ``plan`` (:mod:`.resume`; default: the same
+    ``GET`` of ``url`` forever); a ``POST`` plan ends the subscription when its work is over or
+    cannot be resumed (``status.done``).
 
     ``on_frames`` gets every batch of complete frames as they arrive;
     ``on_headers`` gets each successful connection's response headers first (a header may
@@ -139,9 +158,10 @@ class SSEStream:
         on_headers: HeadersHandler | None = None,
         status: StreamStatus | None = None,
         last_event_id: str | None = None,
+        plan: ResumePlan | None = None,
     ) -> None:
         self._client = client
-        self._url = url
+        self._plan = plan or GetPlan(url)
         self._headers = dict(headers)
         self._backoff = backoff
         self._on_frames = on_frames
@@ -153,14 +173,17 @@ class SSEStream:
         self._got_frames = False
 
     async def run_forever(self) -> None:
+        request = self._plan.first()
         first = True
         while True:
             if not first:
                 self.status.reconnects += 1
             first = False
             self._got_frames = False
+            clean = False
             try:
-                await self._connect_once()
+                await self._connect_once(request)
+                clean = True
                 self.status.error("the upstream closed the stream")
             except asyncio.CancelledError:
                 raise
@@ -177,16 +200,31 @@ class SSEStream:
                 self.status.connected = False
             if self._got_frames:
                 self._backoff.reset()  # the connection worked: a later drop starts the backoff afresh
+            try:
+                request = self._plan.after(clean=clean)
+            except Stop as stop:
+                self.status.done = True
+                if clean:
+                    self.status.last_error = None  # a POST whose run ended: nothing went wrong
+                    self.status.last_error_at = None
+                else:
+                    self.status.error(str(stop))
+                log.info("upstream stream %s: %s", self.status.url, stop)
+                return
             # The upstream's own ``retry:`` is a floor on the wait.
             retry_s = self._retry_ms / 1000.0 if self._retry_ms is not None else None
             await asyncio.sleep(self._backoff.next_delay(retry_s))
 
-    async def _connect_once(self) -> None:
+    async def _connect_once(self, request: Request) -> None:
         """One connection, until the upstream closes it."""
         headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache", **self._headers}
+        if request.body is not None:
+            headers.setdefault("Content-Type", "application/json")
         if self.last_event_id is not None:
             headers["Last-Event-ID"] = self.last_event_id
-        async with self._client.stream("GET", self._url, headers=headers) as response:
+        self.status.method, self.status.request = request.method, request.purpose
+        async with self._client.stream(request.method, request.url, headers=headers, content=request.body) as response:
+            self.status.last_status = response.status_code
             if response.status_code != 200:
                 body = (await response.aread())[:_ERROR_BODY_CHARS].decode("utf-8", errors="replace")
                 code = response.status_code
@@ -217,6 +255,7 @@ class SSEStream:
                     if frame.id is not None:
                         self.last_event_id = frame.id
                 self.status.last_event_id = self.last_event_id
+                self._plan.observe(frames)
                 self._on_frames(frames)
 
 
@@ -252,6 +291,7 @@ class UpstreamSource:
         settings: SourceSettings,
         dialect: Dialect | None,
         *,
+        body: Any = None,
         clock_ns: Callable[[], int] = time.time_ns,
         rng: random.Random | None = None,
     ) -> None:
@@ -259,41 +299,72 @@ class UpstreamSource:
         self._consumer = consumer
         self._settings = settings
         self._forced = dialect
+        self._clock_ns = clock_ns
         # One decoder for the life of the source: reconnects continue the same
         # run (dialects without run ids group under stream_key) and dialect state.
-        self._decoder = StreamDecoder(
-            StreamContext(source=self.name, stream_key=self.name, clock_ns=clock_ns), dialect, on_reject=self._reject
-        )
+        self._decoder = self._new_decoder()
+        # One plan too: what a resumed POST asks for depends on every frame seen so far.
+        self._plan = plan_for(settings.method, settings.url, body)
         self._rng = rng
         self._client: httpx.AsyncClient | None = None
         self._stream: SSEStream | None = None
-        self.status = StreamStatus(redact_url(settings.url))
+        self.status = StreamStatus(redact_url(settings.url), method=settings.method)
+        self.agent_card: AgentCard | None = None
+        self.agent_card_error: str | None = None
+        self._card_read = False
+        self._closed = False
         self.events = 0
         self.rejected = 0
         self.last_event_at: float | None = None
         self.last_rejection: str | None = None
         self._last_frames_at = time.monotonic()
 
-    async def run(self) -> None:
-        """Subscribe until cancelled (the manager owns the task)."""
-        self._client = new_client(self._settings, self._settings.read_timeout_s)
-        backoff = Backoff(self._settings.backoff_initial_s, self._settings.backoff_max_s, self._rng)
-        self._stream = SSEStream(
-            self._client,
-            self._settings.url,
-            headers={},
-            backoff=backoff,
-            on_frames=self._on_frames,
-            on_headers=self._on_headers,
-            status=self.status,
-            last_event_id=self.status.last_event_id,  # a restarted source resumes where it was
+    def _new_decoder(self, card: AgentCard | None = None) -> StreamDecoder:
+        ctx = StreamContext(
+            source=self.name,
+            stream_key=self.name,
+            clock_ns=self._clock_ns,
+            agent=card.name if card is not None else None,
+            agent_description=card.description if card is not None else None,
         )
-        settler = asyncio.create_task(self._settle_when_quiet(), name=f"sniff-timeout:{self.name}")
+        return StreamDecoder(ctx, self._forced, on_reject=self._reject)
+
+    async def run(self) -> None:
+        """Subscribe until cancelled (the manager owns the task); a POST whose work is over then idles."""
+        self._client = new_client(self._settings, self._settings.read_timeout_s)
         try:
-            await self._stream.run_forever()
+            if isinstance(self._plan, A2aPlan) and not self._card_read:
+                await self._read_agent_card(self._client)
+            if self.status.done:
+                await asyncio.Event().wait()  # a restarted source whose work was over: nothing to send
+            backoff = Backoff(self._settings.backoff_initial_s, self._settings.backoff_max_s, self._rng)
+            self._stream = SSEStream(
+                self._client,
+                self._settings.url,
+                headers={},
+                backoff=backoff,
+                on_frames=self._on_frames,
+                on_headers=self._on_headers,
+                status=self.status,
+                last_event_id=self.status.last_event_id,  # a restarted source resumes where it was
+                plan=self._plan,
+            )
+            settler = asyncio.create_task(self._settle_when_quiet(), name=f"sniff-timeout:{self.name}")
+            try:
+                await self._stream.run_forever()
+            finally:
+                settler.cancel()
         finally:
-            settler.cancel()
             await self._client.aclose()
+        self.close()  # the plan said no request follows: what the decoder holds is mapped now
+        await asyncio.Event().wait()  # stay listed on /v1/sources (done) until shutdown
+
+    async def _read_agent_card(self, client: httpx.AsyncClient) -> None:
+        """An A2A agent's card names it (and describes it) on every run; a missing card is noted, not fatal."""
+        self._card_read = True
+        self.agent_card, self.agent_card_error = await read_agent_card(client, self._settings.url)
+        if self.agent_card is not None and self._decoder.frames_seen == 0:
+            self._decoder = self._new_decoder(self.agent_card)
 
     async def _settle_when_quiet(self) -> None:
         """A stream that goes quiet before detection has its held frames decoded anyway.
@@ -335,7 +406,10 @@ class UpstreamSource:
         rejections.clear()  # counted as they happened; a long-lived stream must not keep every rejection
 
     def close(self) -> None:
-        """End of the source: what the decoder still holds (frames still being sniffed) is mapped now."""
+        """End of the source: what the decoder still holds (frames still being sniffed) is mapped now. Once."""
+        if self._closed:
+            return
+        self._closed = True
         events = self._decoder.close()
         self._note_rejections()
         if events:
@@ -359,5 +433,16 @@ class UpstreamSource:
             "last_event_id": self.status.last_event_id,
             "last_error": self.status.last_error,
             "last_error_time": iso_time(self.status.last_error_at),
+            "method": self.status.method,
+            "request": self.status.request,
+            "last_status": self.status.last_status,
+            "done": self.status.done,
         }
+        if self.agent_card is not None or self.agent_card_error is not None:
+            card = self.agent_card
+            body["agent_card"] = {
+                "name": card.name if card is not None else None,
+                "description": card.description if card is not None else None,
+                "error": self.agent_card_error,
+            }
         return body

@@ -60,6 +60,34 @@ graph = create_agent(
 
 CONFIG = {"dependencies": ["."], "graphs": {"city_conditions": "./graph.py:graph"}}
 
+# A graph with a subgraph: the agent above runs as the `city_conditions` node of `trip_planner`,
+# whose `report` node then calls the model itself. tests/fixtures/langgraph/langgraph-trip-planner-
+# subgraph-*.sse are its `runs/stream` answers with `stream_subgraphs` (events; messages-tuple + updates).
+SUBGRAPH = (
+    GRAPH
+    + """
+
+from langgraph.graph import END, START, MessagesState, StateGraph
+
+
+def report(state: MessagesState) -> dict:
+    return {"messages": [model.invoke(state["messages"])]}
+
+
+parent = StateGraph(MessagesState)
+parent.add_node("city_conditions", graph)
+parent.add_node("report", report)
+parent.add_edge(START, "city_conditions")
+parent.add_edge("city_conditions", "report")
+parent.add_edge("report", END)
+trip_planner = parent.compile(name="trip_planner")
+"""
+)
+SUBGRAPH_CONFIG = {
+    "dependencies": ["."],
+    "graphs": {"city_conditions": "./graph.py:graph", "trip_planner": "./graph.py:trip_planner"},
+}
+
 _MODEL = "gpt-4.1-2025-04-14"
 
 
