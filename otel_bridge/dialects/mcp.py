@@ -90,6 +90,7 @@ class _Pending:
     own_run: bool  # a stateless request with no trace context: its run ends with it
     trace: str = ""  # the caller's trace id, if the request named one
     client: str | None = None  # the client's name, if it said
+    token: str | None = None  # its progress token, if it asked for progress
 
 
 @dataclass
@@ -148,6 +149,8 @@ class McpDecoder:
         self._ctx = ctx
         self._pending: OrderedDict[tuple[str, str], _Pending] = OrderedDict()  # (scope, id)
         self._progress: dict[tuple[str, str], tuple[str, str]] = {}  # (scope, token) -> pending key
+        self._by_exchange: dict[str, dict[tuple[str, str], None]] = {}  # exchange -> its pending keys, in order
+        self._calls: set[tuple[str, str]] = set()  # (run id, call id) in flight
         self._sessions: OrderedDict[str, _Session] = OrderedDict()
         self._started: OrderedDict[str, None] = OrderedDict()  # runs given their start
 
@@ -249,19 +252,25 @@ class McpDecoder:
         run_id = self._run_id(session, exchange, traceparent, ts)
         out = self._start_run(run_id, session, _trace_id(traceparent) or "", client, traceparent, ts)
         key = (scope, rid)
-        call_id = rid if not any(p.run_id == run_id and p.call_id == rid for p in self._pending.values()) else None
-        call_id = call_id or f"{rid}#{exchange}"  # the same id in flight twice in one run
+        call_id = rid if (run_id, rid) not in self._calls else f"{rid}#{exchange}"  # one id in flight twice
         attributes = self._attributes(method, rid, session, version, params, message)
         tool = text(params, "name") if method == sc.MCP_TOOL_METHOD else None
+        token = _valid_id(meta.get("progressToken"))
         self._remember(
             key,
             _Pending(
-                run_id, call_id, method, tool, exchange, attributes, own_run, _trace_id(traceparent) or "", client
+                run_id,
+                call_id,
+                method,
+                tool,
+                exchange,
+                attributes,
+                own_run,
+                _trace_id(traceparent) or "",
+                client,
+                token,
             ),
         )
-        token = _valid_id(meta.get("progressToken"))
-        if token is not None:
-            self._progress[(scope, token)] = key
         if method == sc.MCP_TOOL_METHOD:
             out.append(
                 self._event(
@@ -296,7 +305,7 @@ class McpDecoder:
     ) -> list[AgentEvent]:
         if method == _CANCELLED:
             rid = _valid_id(params.get("requestId"))
-            pending = self._pending.pop((scope, rid), None) if rid is not None else None
+            pending = self._drop((scope, rid)) if rid is not None else None
             if pending is not None:
                 reason = opt_str(params, "reason") or "cancelled by the client"
                 return [self._end(pending, ts, frame, error=reason, error_type="cancelled")]
@@ -393,9 +402,9 @@ class McpDecoder:
             key = self._progress.get((scope, token)) if token is not None else None
             if key is not None and key in self._pending:
                 return self._pending[key]
-        for pending in reversed(self._pending.values()):
-            if pending.exchange == exchange and not pending.call_id.startswith("srv:"):
-                return pending
+        for key in reversed(self._by_exchange.get(exchange, {})):
+            if not key[0].startswith("srv:"):
+                return self._pending[key]
         return None
 
     def _answer(
@@ -406,10 +415,9 @@ class McpDecoder:
         ts: tuple[int, bool],
         session: str | None = None,
     ) -> list[AgentEvent]:
-        pending = self._pending.pop(key, None)
+        pending = self._drop(key)
         if pending is None:
             return []
-        self._forget_progress(key)
         error = message.get("error")
         if isinstance(error, dict):
             code = opt_str(error, "code") or sc.ERROR_TYPE_OTHER
@@ -490,11 +498,11 @@ class McpDecoder:
         code: str | None = None,
     ) -> list[AgentEvent]:
         """Fail every request its exchange left open (an HTTP error, an error with no request id)."""
-        keys = [k for k, p in self._pending.items() if p.exchange == exchange]
         out: list[AgentEvent] = []
-        for key in keys:
-            pending = self._pending.pop(key)
-            self._forget_progress(key)
+        for key in list(self._by_exchange.get(exchange, {})):
+            pending = self._drop(key)
+            if pending is None:
+                continue
             out.append(self._end(pending, ts, None, error=error, error_type=error_type, code=code))
             if pending.own_run:
                 out.append(self._event(pending.run_id, EventKind.RUN_FAILED, "response", ts, frame, error=error))
@@ -564,9 +572,8 @@ class McpDecoder:
         session = self._sessions.get(scope)
         if session is not None and session.runs:
             return next(reversed(session.runs.values()))
-        for pending in reversed(self._pending.values()):
-            if ("x" + str(pending.exchange)) == scope:
-                return pending.run_id
+        for key in self._by_exchange.get(scope[1:], {}) if scope.startswith("x") else ():
+            return self._pending[key].run_id
         return None
 
     def _session(self, session: str) -> _Session:
@@ -578,14 +585,29 @@ class McpDecoder:
         return state
 
     def _remember(self, key: tuple[str, str], pending: _Pending) -> None:
+        self._drop(key)  # the same id again before its answer: the first is given up
         self._pending[key] = pending
+        self._calls.add((pending.run_id, pending.call_id))
+        self._by_exchange.setdefault(pending.exchange, {})[key] = None
+        if pending.token is not None:
+            self._progress[(key[0], pending.token)] = key
         if len(self._pending) > MAX_PENDING:
-            old, _ = self._pending.popitem(last=False)
-            self._forget_progress(old)
+            self._drop(next(iter(self._pending)))
 
-    def _forget_progress(self, key: tuple[str, str]) -> None:
-        for token_key in [k for k, v in self._progress.items() if v == key]:
-            del self._progress[token_key]
+    def _drop(self, key: tuple[str, str]) -> _Pending | None:
+        """Forget a request (answered, failed, cancelled or evicted): every index of it goes with it."""
+        pending = self._pending.pop(key, None)
+        if pending is None:
+            return None
+        self._calls.discard((pending.run_id, pending.call_id))
+        keys = self._by_exchange.get(pending.exchange)
+        if keys is not None:
+            keys.pop(key, None)
+            if not keys:
+                del self._by_exchange[pending.exchange]
+        if pending.token is not None and self._progress.get((key[0], pending.token)) == key:
+            del self._progress[(key[0], pending.token)]
+        return pending
 
     @staticmethod
     def _attributes(
