@@ -58,7 +58,9 @@ def tree_cpu_s(root: int) -> float:
 # -- the timing client (run by the SDK's python) ------------------------------------------------
 
 
-def client_main(direct: str, proxied: str, mode: str, rounds: int, calls: int, sidecar_pid: int) -> None:
+def client_main(
+    direct: str, proxied: str, mode: str, rounds: int, calls: int, sidecar_pid: int, server_pid: int
+) -> None:
     import asyncio
     import warnings
 
@@ -73,16 +75,18 @@ def client_main(direct: str, proxied: str, mode: str, rounds: int, calls: int, s
                     await c.call_tool("reorder_quote", args)
             latency: dict[str, list[float]] = {"direct": [], "proxy": []}
             sidecar_cpu = {"direct": 0.0, "proxy": 0.0}
+            server_cpu = {"direct": 0.0, "proxy": 0.0}
             for r in range(rounds):
                 order = [("direct", d), ("proxy", p)]
                 for name, c in order if r % 2 == 0 else order[::-1]:
-                    cpu0 = tree_cpu_s(sidecar_pid)
+                    cpu0, server0 = tree_cpu_s(sidecar_pid), tree_cpu_s(server_pid)
                     for _ in range(calls):
                         t0 = time.perf_counter()
                         await c.call_tool("reorder_quote", args)
                         latency[name].append(time.perf_counter() - t0)
                     sidecar_cpu[name] += tree_cpu_s(sidecar_pid) - cpu0
-            return {"latency": latency, "sidecar_cpu": sidecar_cpu}
+                    server_cpu[name] += tree_cpu_s(server_pid) - server0
+            return {"latency": latency, "sidecar_cpu": sidecar_cpu, "server_cpu": server_cpu}
 
     print(json.dumps(asyncio.run(run())))
 
@@ -121,10 +125,11 @@ def main() -> None:
     parser.add_argument("--eras", default="legacy,auto")
     parser.add_argument("--client", nargs=5, metavar=("DIRECT", "PROXIED", "MODE", "ROUNDS", "CALLS"))
     parser.add_argument("--sidecar-pid", type=int, default=0)
+    parser.add_argument("--server-pid", type=int, default=0)
     args = parser.parse_args()
     if args.client:
         direct, proxied, mode, rounds, calls = args.client
-        client_main(direct, proxied, mode, int(rounds), int(calls), args.sidecar_pid)
+        client_main(direct, proxied, mode, int(rounds), int(calls), args.sidecar_pid, args.server_pid)
         return
     if not MCP_PYTHON.exists():
         raise SystemExit("the MCP SDK is not installed: run scripts/install-tools.sh")
@@ -145,11 +150,11 @@ def main() -> None:
         for era in args.eras.split(","):
             done = subprocess.run(
                 [str(MCP_PYTHON), __file__, "--client", upstream, f"http://127.0.0.1:{sidecar_port}/mcp", era,
-                 str(args.rounds), str(args.calls), "--sidecar-pid", str(sidecar.pid)],
+                 str(args.rounds), str(args.calls), "--sidecar-pid", str(sidecar.pid), "--server-pid", str(server.pid)],
                 capture_output=True, check=True, timeout=3600,
             )  # fmt: skip
             out = json.loads(done.stdout)
-            lat, cpu = out["latency"], out["sidecar_cpu"]
+            lat, cpu, server_cpu = out["latency"], out["sidecar_cpu"], out["server_cpu"]
             d50, d99 = pct(lat["direct"], 0.5) * 1e3, pct(lat["direct"], 0.99) * 1e3
             p50, p99 = pct(lat["proxy"], 0.5) * 1e3, pct(lat["proxy"], 0.99) * 1e3
             n = len(lat["proxy"])
@@ -158,7 +163,8 @@ def main() -> None:
                 f"added p50 {p50 - d50:+.2f} ms p99 {p99 - d99:+.2f} ms | mean direct "
                 f"{statistics.fmean(lat['direct']) * 1e3:.2f} proxy {statistics.fmean(lat['proxy']) * 1e3:.2f} ms | "
                 f"sidecar CPU {cpu['proxy'] / n * 1e3:.2f} ms per proxied call "
-                f"({cpu['direct']:.2f} s during the direct blocks)"
+                f"({cpu['direct']:.2f} s during the direct blocks) | the MCP server's CPU "
+                f"{server_cpu['direct'] / len(lat['direct']) * 1e3:.2f} ms per call"
             )
         import urllib.request
 
