@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from otel_bridge.config import McpSettings
 from otel_bridge.model import AgentEvent, EventKind, Placement
-from otel_bridge.sources.mcp_proxy import UPSTREAM_UNREACHABLE, McpProxy
+from otel_bridge.sources.mcp_proxy import TRACE_QUEUE_FULL, UPSTREAM_UNREACHABLE, McpProxy
 from otel_bridge.web.mcp import METHODS
 from tests.support.ports import free_port
 from tests.support.producers import serve
@@ -170,3 +170,15 @@ async def test_an_unreachable_upstream_is_a_502_and_counted() -> None:
     assert recorder.rejected == {UPSTREAM_UNREACHABLE: 1}
     failed = [e for e in recorder.events if e.kind is EventKind.REQUEST_FAILED]
     assert [e.error_type for e in failed] == ["502"]
+
+
+async def test_a_full_trace_queue_drops_from_tracing_only_and_shutdown_still_drains() -> None:
+    recorder = Recorder()
+    proxy = McpProxy(recorder, McpSettings(upstream="http://127.0.0.1:9/mcp", trace_queue=1))
+    await proxy.start()
+    record = {"exchange": 1, "direction": "request", "http_method": "POST", "http_session": None}
+    proxy.enqueue({**record, "body": post(1, "tools/list")})
+    proxy.enqueue({**record, "body": post(2, "tools/list")})  # before the tracing task ran: no room
+    await proxy.shutdown()  # waits for room for its end marker rather than failing
+    assert recorder.rejected == {TRACE_QUEUE_FULL: 1}
+    assert [e.name for e in recorder.events if e.kind is EventKind.REQUEST_STARTED] == ["tools/list"]

@@ -241,7 +241,7 @@ class McpProxy:
 
     async def shutdown(self) -> None:
         if self._task is not None:
-            self._queue.put_nowait(b"")  # the end marker: what is queued before it is traced first
+            await self._queue.put(b"")  # the end marker (waits for room): what is queued before it is traced first
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
