@@ -20,8 +20,10 @@ from otel_bridge import __version__
 from otel_bridge.assembly import SCOPE, Pipeline, assemble
 from otel_bridge.config import Settings
 from otel_bridge.sources.manager import SourceManager
+from otel_bridge.sources.mcp_proxy import McpProxy
 from otel_bridge.web import auth
 from otel_bridge.web.ingest import ingest_router
+from otel_bridge.web.mcp import mount_mcp
 from otel_bridge.web.metrics import metrics_router
 from otel_bridge.web.sources import sources_router
 from otel_bridge.web.stream import stream_router
@@ -44,12 +46,15 @@ def create_app(
     pipeline = pipeline or assemble(settings)
     bridge = pipeline.bridge
     sources = SourceManager(bridge, settings.sources)  # validates every source now: a bad one fails startup
+    mcp_proxy = McpProxy(bridge, settings.mcp) if settings.mcp.upstream is not None else None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await bridge.start()
         # Sources start after the bridge and stop before it: none submits into a closed bridge.
         await sources.start()
+        if mcp_proxy is not None:
+            await mcp_proxy.start()
         running = [asyncio.create_task(companion(), name="companion") for companion in companions]
         try:
             yield
@@ -60,6 +65,8 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             try:
+                if mcp_proxy is not None:
+                    await mcp_proxy.shutdown()
                 await sources.shutdown()
             finally:
                 await bridge.shutdown()
@@ -73,6 +80,8 @@ def create_app(
     app.include_router(sources_router(sources))
     if settings.metrics.enabled:
         app.include_router(metrics_router(pipeline.metrics_snapshot))
+    if mcp_proxy is not None:
+        mount_mcp(app, mcp_proxy, settings.mcp.path)
 
     # The live feed observes every mapped batch (wired by assembly); the viewer and token/CORS wrap the app.
     feed = pipeline.feed

@@ -26,6 +26,7 @@ EPILOG = """examples:
   otel-bridge serve --subscribe http://agent:8000/stream --dialect locus --header 'Authorization: Bearer t'
   otel-bridge serve --subscribe http://oi:8000/api/v1/subscribe/intents/ID --header 'X-API-Key: dev-user-key'
   otel-bridge serve --subscribe http://graph:2024/runs/stream --body-file run.json
+  otel-bridge serve --mcp-upstream http://127.0.0.1:8000/mcp --mcp-record mcp.ndjson   # MCP clients use :8318/mcp
   otel-bridge replay capture.sse --out trace.json     # offline: capture -> OTLP/JSON
   otel-bridge replay a.sse b.ndjson --dialect openintent --export
   curl -X POST localhost:8318/v1/events -H 'Content-Type: application/json' \\
@@ -39,6 +40,9 @@ def _add_serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="settings file, TOML or YAML")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     add_subscribe_arguments(p)
+    p.add_argument("--mcp-upstream", metavar="URL", help="proxy this MCP server (Streamable HTTP) and trace it")
+    p.add_argument("--mcp-path", metavar="PATH", help="where the sidecar serves the MCP proxy (default /mcp)")
+    p.add_argument("--mcp-record", metavar="FILE", help="append the MCP exchanges to FILE (NDJSON) for replay")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,6 +90,9 @@ def _settings(args: argparse.Namespace) -> Settings:
         server["port"] = args.port
     if server:
         overrides["server"] = server
+    mcp = {k: v for k in ("upstream", "path", "record") if (v := getattr(args, f"mcp_{k}", None)) is not None}
+    if mcp:
+        overrides["mcp"] = mcp
     settings = load_settings(args.config, overrides=overrides)
     settings.sources.extend(subscriptions(args))  # --subscribe adds to the config file's sources
     return settings

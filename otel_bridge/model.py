@@ -33,6 +33,10 @@ class EventKind(StrEnum):
     TOOL_STARTED = "tool.started"
     TOOL_COMPLETED = "tool.completed"
     TOOL_FAILED = "tool.failed"
+    # A protocol request the producer served (an MCP call): a leaf span named by its method, not a GenAI operation.
+    REQUEST_STARTED = "request.started"
+    REQUEST_FINISHED = "request.finished"
+    REQUEST_FAILED = "request.failed"
     # The model asked for a tool call (raw LLM streams): recorded on the chat span, not a span of its own.
     TOOL_REQUESTED = "tool.requested"
     THINKING = "thinking"
@@ -134,6 +138,9 @@ class AgentEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, 
     arguments: str | None = None  # tool arguments as JSON text (sensitive)
     result: str | None = None  # tool result as JSON text (sensitive)
     payload: msgspec.Raw | None = None  # the original JSON, untouched
+    # Protocol attributes the dialect read (names from semconv.PROTOCOL_ATTRIBUTES; others are ignored),
+    # for the span the event opens or ends, or the span event it becomes.
+    attributes: tuple[tuple[str, str | int | bool], ...] | None = None
 
 
 class SpanKind(IntEnum):

@@ -79,6 +79,39 @@ A2A_METHODS: Final = frozenset(
     {A2A_METHOD_SEND_STREAMING, A2A_METHOD_SUBSCRIBE, A2A_METHOD_STREAM_V03, A2A_METHOD_RESUBSCRIBE_V03}
 )
 
+# MCP (the GenAI conventions' MCP page): one span per request, named "{mcp.method.name} {target}"
+# (target: the tool, prompt or resource); a tools/call is an execute_tool span.
+SPAN_REQUEST: Final = "request"  # the op of a protocol request span (no gen_ai.operation.name)
+MCP_METHOD_NAME: Final = "mcp.method.name"
+MCP_SESSION_ID: Final = "mcp.session.id"
+MCP_PROTOCOL_VERSION: Final = "mcp.protocol.version"
+MCP_RESOURCE_URI: Final = "mcp.resource.uri"
+GEN_AI_PROMPT_NAME: Final = "gen_ai.prompt.name"
+JSONRPC_REQUEST_ID: Final = "jsonrpc.request.id"
+JSONRPC_PROTOCOL_VERSION: Final = "jsonrpc.protocol.version"
+RPC_RESPONSE_STATUS_CODE: Final = "rpc.response.status_code"  # a JSON-RPC error's code, as a string
+NETWORK_TRANSPORT: Final = "network.transport"
+NETWORK_PROTOCOL_NAME: Final = "network.protocol.name"
+MCP_TOOL_METHOD: Final = "tools/call"
+ERROR_TOOL: Final = "tool_error"  # error.type of a tool result with isError
+# MCP span events: the notifications the server sent about a request.
+EVENT_MCP_LOG: Final = "notifications/message"
+# The protocol attributes a dialect may put on an event (AgentEvent.attributes); the mapper keeps no others.
+PROTOCOL_ATTRIBUTES: Final = frozenset(
+    {
+        MCP_METHOD_NAME,
+        MCP_SESSION_ID,
+        MCP_PROTOCOL_VERSION,
+        MCP_RESOURCE_URI,
+        GEN_AI_PROMPT_NAME,
+        JSONRPC_REQUEST_ID,
+        JSONRPC_PROTOCOL_VERSION,
+        RPC_RESPONSE_STATUS_CODE,
+        NETWORK_TRANSPORT,
+        NETWORK_PROTOCOL_NAME,
+    }
+)
+
 ERROR_TYPE: Final = "error.type"
 ERROR_TYPE_OTHER: Final = "_OTHER"
 SERVER_ADDRESS: Final = "server.address"

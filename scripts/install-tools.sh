@@ -133,6 +133,16 @@ if ! "$LG/bin/python" -c "import langgraph_api, langchain_openai, langchain" 2>/
     && echo "install-tools: langgraph-api $LANGGRAPH_API_VERSION (langgraph dev) in $LG" \
     || echo "install-tools: installing langgraph dev failed; its producer test will be skipped" >&2
 fi
+# --- The MCP Python SDK (tests/test_mcp_proxy.py: its client and FastMCP server on both sides
+# of the sidecar's MCP proxy). Its own virtualenv; a failed install skips those tests.
+MCP_VERSION=2.3.0
+MCPV=.tools/mcp-$MCP_VERSION
+if ! "$MCPV/bin/python" -c "import mcp, uvicorn" 2>/dev/null; then
+  rm -rf "$MCPV" && "$PY" -m venv "$MCPV" \
+    && "$MCPV/bin/python" -m pip install --quiet "mcp==$MCP_VERSION" uvicorn \
+    && echo "install-tools: mcp $MCP_VERSION in $MCPV" \
+    || echo "install-tools: installing the mcp SDK failed; the MCP proxy tests will be skipped" >&2
+fi
 # --- Arize Phoenix (tests/test_phoenix.py: OpenInference read back from a real Phoenix) --
 # Its own virtualenv: it pins opentelemetry and protobuf versions that are not ours, and its
 # client registers a pytest plugin. About 850 MB; without it that test is skipped and says why.

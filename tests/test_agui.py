@@ -37,6 +37,9 @@ EVERY_KIND: list[dict[str, Any]] = [
     {"kind": "tool.started", "tool_name": "search", "call_id": "t1", "arguments": '{"q": "x"}'},
     {"kind": "tool.completed", "tool_name": "search", "call_id": "t1", "result": "[1, 2]"},
     {"kind": "tool.failed", "tool_name": "fetch", "call_id": "t2", "error": "timeout"},
+    {"kind": "request.started", "name": "tools/list", "call_id": "r1"},
+    {"kind": "request.finished", "name": "tools/list", "call_id": "r1"},
+    {"kind": "request.failed", "name": "prompts/get", "call_id": "r2", "error": "unknown", "error_type": "-32602"},
     {"kind": "state.changed", "name": "memory"},
     {"kind": "status.changed", "status": "working"},
     {"kind": "progress", "name": "50%"},
@@ -75,6 +78,9 @@ EXPECTED_TYPES = [
     "TOOL_CALL_START",  # t2 failed without a start
     "TOOL_CALL_END",
     "TOOL_CALL_RESULT",
+    "CUSTOM",  # request.started (a protocol request: no AG-UI counterpart)
+    "CUSTOM",  # request.finished
+    "CUSTOM",  # request.failed
     "CUSTOM",  # state.changed
     "STATE_DELTA",  # status.changed
     "CUSTOM",  # progress

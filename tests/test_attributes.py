@@ -312,9 +312,12 @@ def test_span_name(op: str, attributes: dict[str, AttributeValue], name: str) ->
 
 
 def test_span_kind() -> None:
-    assert attrs.span_kind(sc.OP_CHAT) is SpanKind.CLIENT
-    for op in (sc.OP_EXECUTE_TOOL, sc.OP_INVOKE_AGENT, sc.SPAN_STEP):
-        assert attrs.span_kind(op) is SpanKind.INTERNAL
+    assert attrs.span_kind(sc.OP_CHAT, {}) is SpanKind.CLIENT
+    for op in (sc.OP_EXECUTE_TOOL, sc.OP_INVOKE_AGENT, sc.SPAN_STEP, sc.SPAN_REQUEST):
+        assert attrs.span_kind(op, {}) is SpanKind.INTERNAL
+    # An MCP request (its tool calls too) is seen in front of the server that serves it.
+    for op in (sc.OP_EXECUTE_TOOL, sc.SPAN_REQUEST):
+        assert attrs.span_kind(op, {sc.MCP_METHOD_NAME: "tools/call"}) is SpanKind.SERVER
 
 
 # --- span events and helpers ---------------------------------------------------------

@@ -148,7 +148,7 @@ LLM_KINDS = kinds("llm.started", "llm.chunk", "llm.completed", "llm.failed", "ll
         ("llm.*", LLM_KINDS),
         ("llm.stream", kinds("llm.stream.started", "llm.stream.ended")),
         ("tool.c*", kinds("tool.completed")),
-        ("*.failed", kinds("run.failed", "agent.failed", "llm.failed", "tool.failed")),
+        ("*.failed", kinds("run.failed", "agent.failed", "llm.failed", "tool.failed", "request.failed")),
         ("run.started,run.finished", kinds("run.started", "run.finished")),
         ("error", kinds("error")),
     ],

@@ -381,6 +381,35 @@ class PricingSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     (env ``OTEL_BRIDGE_PRICES_FILE``)."""
 
 
+class McpSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The MCP proxy: the sidecar in front of an MCP server (Streamable HTTP), tracing every exchange."""
+
+    upstream: str | None = None
+    """The MCP server's endpoint URL (``--mcp-upstream``); unset: no proxy."""
+    path: str = "/mcp"
+    """Where the sidecar serves the proxied endpoint (``--mcp-path``)."""
+    record: str | None = None
+    """Append every exchange to this file as an NDJSON exchange log (``--mcp-record``); ``otel-bridge replay
+    --dialect mcp`` turns it into the same trace."""
+    connect_timeout_s: float = 10.0
+    """Connecting to the upstream; reads have no timeout (a standalone GET stream may idle for hours)."""
+    max_traced_body_bytes: int = 4 * 1024 * 1024
+    """A JSON body longer than this is passed through but traced without its content (counted)."""
+    trace_queue: int = 10_000
+    """Exchange records waiting to be traced; past it a record is dropped from tracing (counted), never
+    from the traffic."""
+
+    def __post_init__(self) -> None:
+        if self.upstream is not None and not re.match(r"^https?://[^/\s]+", self.upstream):
+            raise ValueError(f"mcp.upstream must be an http:// or https:// URL, got {self.upstream!r}")
+        if not self.path.startswith("/") or self.path == "/" or self.path.startswith("/v1/"):
+            raise ValueError(
+                f"mcp.path must be a path of its own such as /mcp (not / or under /v1/), got {self.path!r}"
+            )
+        for name in ("connect_timeout_s", "max_traced_body_bytes", "trace_queue"):
+            _positive(name, getattr(self, name))
+
+
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Everything the bridge needs; ``create_app(settings)`` builds from it alone."""
 
@@ -400,3 +429,4 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     cors: CorsSettings = msgspec.field(default_factory=CorsSettings)
     sources: list[SourceSettings] = msgspec.field(default_factory=list)
     """Upstream streams to subscribe to (``[[sources]]``)."""
+    mcp: McpSettings = msgspec.field(default_factory=McpSettings)

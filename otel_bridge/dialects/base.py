@@ -222,6 +222,7 @@ class EventFields(TypedDict, total=False):
     text: str | None
     arguments: str | None
     result: str | None
+    attributes: tuple[tuple[str, str | int | bool], ...] | None
 
 
 # The AgentEvent fields a builder fills in itself; EventFields holds all the others.

@@ -24,6 +24,7 @@ from otel_bridge.dialects import (
     langgraph,
     locus,
     locus_agentserver,
+    mcp,
     openai_chat,
     openai_responses,
     openintent,
@@ -53,6 +54,7 @@ DIALECTS: dict[str, Dialect] = {
     adk.NAME: adk.DIALECT,
     vercel_ai.NAME: vercel_ai.DIALECT,
     langgraph.NAME: langgraph.DIALECT,
+    mcp.NAME: mcp.DIALECT,
 }
 FALLBACK = generic.NAME
 

@@ -204,7 +204,8 @@ def priced_model(attributes: Mapping[str, AttributeValue]) -> str | None:
 
 
 def tool_start_attributes(event: AgentEvent) -> Attributes:
-    out: Attributes = {sc.GEN_AI_OPERATION_NAME: sc.OP_EXECUTE_TOOL}
+    out: Attributes = dict(protocol_pairs(event))
+    out[sc.GEN_AI_OPERATION_NAME] = sc.OP_EXECUTE_TOOL
     if event.tool_name is not None:
         out[sc.GEN_AI_TOOL_NAME] = event.tool_name
     if event.call_id is not None:
@@ -292,6 +293,11 @@ def start_attributes(op: str, event: AgentEvent) -> Attributes:
     if op == sc.OP_EXECUTE_TOOL:
         return tool_start_attributes(event)
     out: Attributes = dict(common_pairs(event))
+    if op == sc.SPAN_REQUEST:
+        if event.name is not None:
+            out[sc.BRIDGE_STEP_NAME] = event.name
+        out.update(protocol_pairs(event))
+        return out
     if op == sc.OP_INVOKE_AGENT:
         out[sc.GEN_AI_OPERATION_NAME] = sc.OP_INVOKE_AGENT
         out.update(agent_pairs(event))
@@ -300,6 +306,13 @@ def start_attributes(op: str, event: AgentEvent) -> Attributes:
         if event.name in sc.A2A_METHODS:
             out.update(a2a_pairs(event))
     return out
+
+
+def protocol_pairs(event: AgentEvent) -> Iterator[Pair]:
+    """The protocol attributes a dialect read (MCP's), limited to the names the conventions define for them."""
+    for key, value in event.attributes or ():
+        if key in sc.PROTOCOL_ATTRIBUTES:
+            yield key, value
 
 
 def a2a_pairs(event: AgentEvent) -> Iterator[Pair]:
@@ -413,6 +426,11 @@ def span_name(op: str, attributes: Mapping[str, AttributeValue]) -> str:
         target = attributes.get(sc.GEN_AI_TOOL_NAME)
     elif op == sc.OP_INVOKE_AGENT:
         target = attributes.get(sc.GEN_AI_AGENT_NAME)
+    elif op == sc.SPAN_REQUEST:
+        # "{mcp.method.name} {target}" (the MCP page): the prompt or resource it is about, if any.
+        called = attributes.get(sc.MCP_METHOD_NAME) or attributes.get(sc.BRIDGE_STEP_NAME) or op
+        about = attributes.get(sc.GEN_AI_PROMPT_NAME) or attributes.get(sc.MCP_RESOURCE_URI)
+        return f"{called} {about}" if about else str(called)
     else:
         method = attributes.get(sc.A2A_METHOD_NAME)
         if method:
@@ -421,9 +439,12 @@ def span_name(op: str, attributes: Mapping[str, AttributeValue]) -> str:
     return f"{op} {target}" if target else op
 
 
-def span_kind(op: str) -> SpanKind:
-    """A chat span is a client call to the model provider; everything else is internal."""
-    return SpanKind.CLIENT if op == sc.OP_CHAT else SpanKind.INTERNAL
+def span_kind(op: str, attributes: Mapping[str, AttributeValue]) -> SpanKind:
+    """A chat span is a client call to the model provider; an MCP request (its tool calls too) is seen in
+    front of the server that serves it; everything else is internal."""
+    if op == sc.OP_CHAT:
+        return SpanKind.CLIENT
+    return SpanKind.SERVER if sc.MCP_METHOD_NAME in attributes else SpanKind.INTERNAL
 
 
 def span_event_pairs(
@@ -438,6 +459,7 @@ def span_event_pairs(
         yield sc.BRIDGE_STEP_NAME, event.name
     if event.status is not None:
         yield sc.BRIDGE_STATUS, event.status
+    yield from protocol_pairs(event)
     if event.error is not None:
         yield sc.BRIDGE_ERROR_MESSAGE, content.cut_text(event.error, limit)
         yield sc.ERROR_TYPE, error_type_for(event)

@@ -69,6 +69,7 @@ from otel_bridge.mapping.table import (
     Run,
     Span,
     ancestors,
+    call_span,
     container,
     innermost,
     llm_span_for,
@@ -168,7 +169,8 @@ class SpanMapper:
             # Recorded on the chat span whose model asked for the tool, wherever the run is.
             span = llm_span_for(run, event.parent_call_id)
             return self._add_span_event(run, span or innermost(run), event, now)
-        return self._add_span_event(run, innermost(run), event, now)
+        # An event that names its call (an MCP request's progress or log) is recorded on that call's span.
+        return self._add_span_event(run, call_span(run, event.call_id) or innermost(run), event, now)
 
     def _run_for(self, event: AgentEvent) -> Run:
         run = self._runs.get(event.run_id)

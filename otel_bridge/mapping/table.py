@@ -31,12 +31,14 @@ OP_LLM = sc.OP_CHAT
 OP_TOOL = sc.OP_EXECUTE_TOOL
 OP_AGENT = sc.OP_INVOKE_AGENT
 OP_STEP = sc.SPAN_STEP
+OP_REQUEST = sc.SPAN_REQUEST
 
 START_KINDS = {
     EventKind.LLM_STARTED: OP_LLM,
     EventKind.TOOL_STARTED: OP_TOOL,
     EventKind.AGENT_STARTED: OP_AGENT,
     EventKind.STEP_STARTED: OP_STEP,
+    EventKind.REQUEST_STARTED: OP_REQUEST,
 }
 END_KINDS = {
     EventKind.LLM_COMPLETED: OP_LLM,
@@ -46,9 +48,19 @@ END_KINDS = {
     EventKind.AGENT_FINISHED: OP_AGENT,
     EventKind.AGENT_FAILED: OP_AGENT,
     EventKind.STEP_FINISHED: OP_STEP,
+    EventKind.REQUEST_FINISHED: OP_REQUEST,
+    EventKind.REQUEST_FAILED: OP_REQUEST,
 }
-FAILURE_KINDS = frozenset({EventKind.LLM_FAILED, EventKind.TOOL_FAILED, EventKind.AGENT_FAILED, EventKind.RUN_FAILED})
-# LLM and tool spans are leaves: new spans nest under the innermost agent or step.
+FAILURE_KINDS = frozenset(
+    {
+        EventKind.LLM_FAILED,
+        EventKind.TOOL_FAILED,
+        EventKind.AGENT_FAILED,
+        EventKind.RUN_FAILED,
+        EventKind.REQUEST_FAILED,
+    }
+)
+# LLM, tool and request spans are leaves: new spans nest under the innermost agent or step.
 CONTAINER_OPS = frozenset({OP_AGENT, OP_STEP})
 
 
@@ -80,7 +92,7 @@ class Span:
         return attrs.span_name(self.op, self.attributes)
 
     def kind(self) -> SpanKind:
-        return attrs.span_kind(self.op)
+        return attrs.span_kind(self.op, self.attributes)
 
     def touch(self, event: AgentEvent) -> None:
         """The span has seen ``event``: it lasts at least until then."""
@@ -158,6 +170,13 @@ def span_key(run: Run, op: str, event: AgentEvent, *, starting: bool) -> str:
         run.key_uses[base] = uses + 1
         return base if uses == 0 else f"{base}#{uses}"
     return base if uses <= 1 else f"{base}#{uses - 1}"
+
+
+def call_span(run: Run, call_id: str | None) -> Span | None:
+    """The open tool or request span of call ``call_id``: where an event about that call is recorded."""
+    if call_id is None:
+        return None
+    return run.open.get(f"{OP_TOOL}:{call_id}") or run.open.get(f"{OP_REQUEST}:{call_id}")
 
 
 def innermost(run: Run) -> Span:
