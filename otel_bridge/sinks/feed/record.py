@@ -6,6 +6,8 @@ the mapper's :class:`Placement`), the run's agent, the priced cost and a trace
 link. Captured content (``text``, ``arguments``, ``result``) is included only
 when the mapping captures content, and cut by the same rules and limit as on the
 spans (:mod:`otel_bridge.content`), so the feed never shows more than the traces.
+``state`` is a state change's original payload (the producer's snapshot or delta,
+content too), so UI forms of the feed can pass it on.
 Secrets were redacted from the event before the feed saw it.
 """
 
@@ -16,7 +18,7 @@ from collections.abc import Callable
 import msgspec
 
 from otel_bridge.content import cut_json_text, cut_text
-from otel_bridge.model import AgentEvent, Placement, TokenUsage
+from otel_bridge.model import AgentEvent, EventKind, Placement, TokenUsage
 
 
 class FeedRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -60,6 +62,7 @@ class FeedRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     text: str | None = None
     arguments: str | None = None
     result: str | None = None
+    state: msgspec.Raw | None = None
 
 
 def enrich(
@@ -119,7 +122,22 @@ def enrich(
         text=_cut(event.text, content, limit, cut_text),
         arguments=_cut(event.arguments, content, limit, cut_json_text),
         result=_cut(event.result, content, limit, cut_json_text),
+        state=_state(event, content, limit),
     )
+
+
+def _state(event: AgentEvent, content: bool, limit: int | None) -> msgspec.Raw | None:
+    if event.kind is not EventKind.STATE_CHANGED or event.payload is None or not content:
+        return None
+    raw = bytes(event.payload)
+    if limit is None or len(raw) <= limit:
+        return event.payload
+    cut = cut_json_text(raw.decode(errors="replace"), limit)
+    try:
+        msgspec.json.decode(cut)
+    except msgspec.DecodeError:  # cut as text: carried as a JSON string, so the record stays JSON
+        return msgspec.Raw(_encoder.encode(cut))
+    return msgspec.Raw(cut.encode())
 
 
 def _cut(value: str | None, content: bool, limit: int | None, cut: Callable[[str, int], str]) -> str | None:
