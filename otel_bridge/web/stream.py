@@ -41,7 +41,8 @@ from sse_starlette.sse import SendTimeoutError
 from starlette.types import Receive, Scope, Send
 
 from otel_bridge.sinks.feed import Feed, FeedFilter, FeedFull, FilterError, Subscriber
-from otel_bridge.sinks.feed.runs import END_OF_RUN, UiFormat
+from otel_bridge.sinks.feed.filters import ItemFilter
+from otel_bridge.sinks.feed.runs import END_OF_RUN, FollowThread, UiFormat
 from otel_bridge.web.problem import problem
 
 log = logging.getLogger(__name__)
@@ -127,7 +128,7 @@ def stream_router(feed: Feed) -> APIRouter:
         if hasattr(fmt, "running_in"):
             ui_formats[name] = fmt  # type: ignore[assignment]
 
-    def subscribe(flt: FeedFilter, fmt: str, resume_from: int | None, until_run_end: bool = False) -> Response:
+    def subscribe(flt: ItemFilter, fmt: str, resume_from: int | None, until_run_end: bool = False) -> Response:
         try:
             subscriber = feed.subscribe(flt, None if fmt == CANONICAL else fmt, resume_from)
         except FeedFull as exc:
@@ -140,16 +141,15 @@ def stream_router(feed: Feed) -> APIRouter:
     def follow(fmt: str, run_id: str | None, thread_id: str | None, resume_from: int | None) -> Response:
         """One run of a UI form: its latest generation, or the thread's run in progress, or the next one."""
         ui = ui_formats[fmt]
+        flt: ItemFilter
         if run_id is not None:
             state = ui.latest(run_id)
             flt = FeedFilter(run_ids=frozenset({run_id}))
         else:
             assert thread_id is not None
             state = ui.running_in(thread_id)
-            if state is not None:
-                flt = FeedFilter(run_ids=frozenset({state.run_id}))
-            else:
-                flt = FeedFilter(thread_ids=frozenset({thread_id}))
+            # The thread's run in progress, or else the first to start from now on.
+            flt = FeedFilter(run_ids=frozenset({state.run_id})) if state is not None else FollowThread(thread_id, ui)
         if resume_from is None and state is not None:
             if state.first_seq < feed.oldest_seq:
                 return problem(

@@ -5,7 +5,8 @@
 // with AGUI_CLIENT (the @ag-ui/client package folder) and AI_SDK (the `ai` package folder) in the
 // environment. JOBS.json is a list of {id, kind, url, threadId?, runId?}; every job starts at once
 // (the test waits until the sidecar counts their subscriptions, then posts), and one JSON line per
-// job is printed when it ends:
+// job is printed when it ends. A job marked `open` (a run its capture never ends) is stopped one
+// second after the test writes a line to stdin (everything is posted), and reports what it had:
 //   agui-get   a stock HttpAgent changed only to GET (its requestInit), url = ...?format=ag-ui&run_id=...
 //   agui-post  a stock HttpAgent, unchanged: it POSTs its RunAgentInput {threadId, runId}
 //   ai-sdk     fetch + the SDK's own parseJsonEventStream(uiMessageChunkSchema) + readUIMessageStream
@@ -19,6 +20,21 @@ process.env.SUPPRESS_TRANSFORMATION_WARNINGS = 'true';
 const agui = await import(pathToFileURL(path.join(process.env.AGUI_CLIENT, 'dist/index.mjs')).href);
 const ai = await import(pathToFileURL(path.join(process.env.AI_SDK, 'dist/index.js')).href);
 
+// Stopping open jobs: each registers its abort here; a line on stdin (everything posted) fires them.
+// A job still running 20 s after that has hung: it is stopped and reported as a failure.
+const stoppers = [];
+const hangs = [];
+let posted = false;
+process.stdin.on('data', () => {
+  posted = true;
+  setTimeout(() => stoppers.forEach((stop) => stop()), 1000);
+  setTimeout(() => hangs.forEach((stop) => stop()), 20000).unref();
+});
+function whenPosted(stop) {
+  if (posted) setTimeout(stop, 1000);
+  else stoppers.push(stop);
+}
+
 class GetAgent extends agui.HttpAgent {
   requestInit() {
     return { method: 'GET', headers: { Accept: 'text/event-stream' }, signal: this.abortController.signal };
@@ -30,14 +46,26 @@ async function runAgui(job) {
   const agent = new Agent({ url: job.url, threadId: job.threadId ?? 'thread' });
   const events = [];
   const errors = [];
+  let stopped = false;
+  let hung = false;
+  let watching = false;
+  hangs.push(() => { hung = true; agent.abortRun(); });
   const origError = console.error;
   console.error = (...args) => errors.push(args.map(String).join(' '));
   try {
     await agent.runAgent({ runId: job.runId }, {
-      onEvent: ({ event }) => { events.push({ type: event.type, metadata: event.metadata }); },
+      onEvent: ({ event }) => {
+        events.push({ type: event.type, metadata: event.metadata });
+        if (job.open && !watching) {
+          watching = true;
+          whenPosted(() => { stopped = true; agent.abortRun(); });
+        }
+      },
     });
-    return { ok: true, messages: agent.messages, state: agent.state, events };
+    if (hung) return { ok: false, error: 'runAgent() did not resolve within 20 s of the posts', events };
+    return { ok: true, stopped, messages: agent.messages, state: agent.state, events };
   } catch (err) {
+    if (stopped) return { ok: true, stopped, messages: agent.messages, state: agent.state, events };
     return { ok: false, error: String(err?.message ?? err), events, logged: errors };
   } finally {
     console.error = origError;
@@ -45,7 +73,12 @@ async function runAgui(job) {
 }
 
 async function runAiSdk(job) {
-  const response = await fetch(job.url, { headers: { Accept: 'text/event-stream' } });
+  const abort = new AbortController();
+  let stopped = false;
+  let hung = false;
+  hangs.push(() => { hung = true; abort.abort(); });
+  const response = await fetch(job.url, { headers: { Accept: 'text/event-stream' }, signal: abort.signal });
+  if (job.open) whenPosted(() => { stopped = true; abort.abort(); });
   const header = response.headers.get('x-vercel-ai-ui-message-stream');
   if (!response.ok) return { ok: false, error: `HTTP ${response.status}: ${await response.text()}` };
   const chunks = ai.parseJsonEventStream({ stream: response.body, schema: ai.uiMessageChunkSchema }).pipeThrough(
@@ -63,9 +96,12 @@ async function runAiSdk(job) {
       message = snapshot;
     }
   } catch (err) {
+    if (hung) return { ok: false, error: 'the stream did not end within 20 s of the posts', message, errors };
+    if (stopped) return { ok: true, stopped, message, errors, header };
     return { ok: false, error: String(err?.message ?? err), message, errors, header };
   }
-  return { ok: true, message, errors, header };
+  if (hung) return { ok: false, error: 'the stream did not end within 20 s of the posts', message, errors };
+  return { ok: true, stopped, message, errors, header };
 }
 
 const jobs = JSON.parse(await readFile(process.argv[2], 'utf8'));
@@ -80,3 +116,4 @@ await Promise.all(
     process.stdout.write(JSON.stringify({ id: job.id, ...result }) + '\n');
   }),
 );
+process.exit(0);

@@ -341,7 +341,7 @@ def _state(record: FeedRecord) -> Event | None:
 
 
 def _custom(record: FeedRecord) -> Event:
-    return {"type": "CUSTOM", "name": record.kind, "value": msgspec.to_builtins(record)}
+    return {"type": "CUSTOM", "name": record.kind, "value": msgspec.Raw(_encoder.encode(record))}
 
 
 class AguiFormat:

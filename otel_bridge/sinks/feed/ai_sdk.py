@@ -15,7 +15,7 @@ nothing after it.
 | llm.chunk with text | ``text-start`` (first), ``text-delta`` |
 | llm.completed / .failed | ``text-end`` (or the whole text, never streamed), ``data-otel``, ``finish-step`` |
 | thinking with text | ``reasoning-start``, ``reasoning-delta``, ``reasoning-end`` |
-| tool.requested, tool.started | ``tool-input-available`` (``tool-input-start`` while the arguments are unknown) |
+| tool.requested, tool.started | ``tool-input-available`` (with the output, when the arguments come with it) |
 | tool.completed / tool.failed | ``tool-output-available`` / ``tool-output-error``, ``data-otel`` |
 | message with text | a text part |
 | run.finished / .failed | (``error``), ``data-otel`` (the run), ``finish`` (usage in ``messageMetadata``), ``[DONE]`` |
@@ -225,20 +225,15 @@ class AiSdkTranslator:
         if tool is None:
             suffix = f"-{key}" if kind is EventKind.TOOL_REQUESTED else ""
             tool = run.tools[key] = _Tool(f"call-{record.span_id}{suffix}")
-            if record.arguments is None:
-                return [
-                    {
-                        "type": "tool-input-start",
-                        "toolCallId": tool.id,
-                        "toolName": record.tool_name or "tool",
-                        "dynamic": True,
-                    }
-                ]
+        if record.arguments is None:
+            # Said with the output: the reader keys a tool part by step, and an LLM step may come
+            # between a tool's start and its end (a sub-agent), which would make it two parts.
+            return []
         return self._input_available(record, tool)
 
     @staticmethod
     def _input_available(record: FeedRecord, tool: _Tool) -> list[Chunk]:
-        if tool.input_sent or (record.arguments is None and tool.output_sent):
+        if tool.input_sent:
             return []
         tool.input_sent = True
         return [

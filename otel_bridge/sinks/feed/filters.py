@@ -26,6 +26,8 @@ class Filterable(Protocol):
     """What a filter reads from a feed event."""
 
     @property
+    def seq(self) -> int: ...
+    @property
     def kind(self) -> EventKind: ...
     @property
     def run_id(self) -> str: ...
@@ -37,6 +39,16 @@ class Filterable(Protocol):
     def dialect(self) -> str: ...
     @property
     def source(self) -> str: ...
+
+
+class ItemFilter(Protocol):
+    """What a subscriber is given to pick its events: a :class:`FeedFilter`, or a stateful one
+    (following one run of a thread: :class:`otel_bridge.sinks.feed.runs.FollowThread`)."""
+
+    @property
+    def is_everything(self) -> bool: ...
+
+    def matches(self, item: Filterable) -> bool: ...
 
 
 def _values(raw: Iterable[str] | None) -> frozenset[str] | None:

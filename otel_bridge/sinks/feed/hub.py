@@ -38,7 +38,7 @@ from otel_bridge import semconv as sc
 from otel_bridge.config import FeedSettings
 from otel_bridge.model import AgentEvent, EventKind, Placement
 from otel_bridge.sinks.feed import sse
-from otel_bridge.sinks.feed.filters import FeedFilter
+from otel_bridge.sinks.feed.filters import ItemFilter
 from otel_bridge.sinks.feed.record import FeedRecord, encode, enrich
 from otel_bridge.stats import Stats
 
@@ -235,7 +235,7 @@ class Feed:
         return self._next_seq - 1
 
     def subscribe(
-        self, flt: FeedFilter | None = None, fmt: str | None = None, last_event_id: int | None = None
+        self, flt: ItemFilter | None = None, fmt: str | None = None, last_event_id: int | None = None
     ) -> Subscriber:
         """A new subscriber; with ``last_event_id``, it first gets what it missed from the ring.
 
@@ -255,7 +255,7 @@ class Feed:
         self._subscribers[subscriber] = None
         return subscriber
 
-    def _resume(self, last_id: int, flt: FeedFilter | None, fmt: FeedFormat | None) -> list[bytes]:
+    def _resume(self, last_id: int, flt: ItemFilter | None, fmt: FeedFormat | None) -> list[bytes]:
         ring = self._ring
         oldest = ring[0].seq if ring else self._next_seq
         newest = self.newest_seq
@@ -360,7 +360,7 @@ class Subscriber:
 
     __slots__ = ("_feed", "_initial", "_waiter", "closed", "dropped", "filter", "format", "lag_from", "queue", "size")
 
-    def __init__(self, feed: Feed, flt: FeedFilter | None, fmt: FeedFormat | None, initial: list[bytes]) -> None:
+    def __init__(self, feed: Feed, flt: ItemFilter | None, fmt: FeedFormat | None, initial: list[bytes]) -> None:
         self._feed = feed
         self.filter = flt
         self.format = fmt

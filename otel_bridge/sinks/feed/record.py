@@ -127,17 +127,18 @@ def enrich(
 
 
 def _state(event: AgentEvent, content: bool, limit: int | None) -> msgspec.Raw | None:
+    """The payload of a state change, compact (a producer's pretty-printed JSON has line breaks, and
+    a feed event is one ``data:`` line) and cut like any content."""
     if event.kind is not EventKind.STATE_CHANGED or event.payload is None or not content:
         return None
-    raw = bytes(event.payload)
-    if limit is None or len(raw) <= limit:
-        return event.payload
-    cut = cut_json_text(raw.decode(errors="replace"), limit)
+    text = bytes(event.payload).decode(errors="replace")
     try:
-        msgspec.json.decode(cut)
-    except msgspec.DecodeError:  # cut as text: carried as a JSON string, so the record stays JSON
-        return msgspec.Raw(_encoder.encode(cut))
-    return msgspec.Raw(cut.encode())
+        compact = _encoder.encode(msgspec.json.decode(text))
+    except msgspec.DecodeError:  # not JSON: carried as a JSON string, so the record stays JSON
+        return msgspec.Raw(_encoder.encode(text if limit is None else cut_text(text, limit)))
+    if limit is None or len(compact) <= limit:
+        return msgspec.Raw(compact)
+    return msgspec.Raw(cut_json_text(compact.decode(), limit).encode())
 
 
 def _cut(value: str | None, content: bool, limit: int | None, cut: Callable[[str, int], str]) -> str | None:

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import Generic, Protocol, TypeVar
 
 from otel_bridge.model import EventKind
+from otel_bridge.sinks.feed.filters import Filterable
 from otel_bridge.sinks.feed.hub import FeedItem
 
 MAX_RUNS = 10_000
@@ -86,6 +87,10 @@ class RunBook(Generic[S]):
             self.late_dropped += 1
             return None, False
         self._runs.move_to_end(run_id)
+        if item.thread_id != state.thread_id and state.thread_id == run_id:
+            # The conversation came after the run's first event (LangGraph's does): the run joins it.
+            state.thread_id = item.thread_id
+            self._threads[item.thread_id] = run_id
         return state, False
 
     def latest(self, run_id: str) -> S | None:
@@ -97,6 +102,30 @@ class RunBook(Generic[S]):
         run_id = self._threads.get(thread_id)
         state = self._runs.get(run_id) if run_id is not None else None
         return state if state is not None and not state.ended else None
+
+
+class FollowThread:
+    """A subscriber's filter: the first run of a thread to start from now on, and only that run.
+
+    Matched when the hub offers a batch, after every format has seen the whole batch,
+    so a run whose conversation is named only by its second event is still followed
+    from its first.
+    """
+
+    is_everything = False  # an ItemFilter
+
+    def __init__(self, thread_id: str, book: UiFormat) -> None:
+        self._thread_id = thread_id
+        self._book = book
+        self._run_id: str | None = None
+
+    def matches(self, item: Filterable) -> bool:
+        if self._run_id is None:
+            state = self._book.latest(item.run_id)
+            if state is None or state.thread_id != self._thread_id or item.seq < state.first_seq:
+                return False
+            self._run_id = item.run_id
+        return item.run_id == self._run_id
 
 
 class UiFormat(Protocol):
