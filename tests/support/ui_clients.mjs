@@ -55,7 +55,7 @@ async function runAgui(job) {
   try {
     await agent.runAgent({ runId: job.runId }, {
       onEvent: ({ event }) => {
-        events.push({ type: event.type, metadata: event.metadata });
+        events.push({ type: event.type, name: event.name, metadata: event.metadata });
         if (job.open && !watching) {
           watching = true;
           whenPosted(() => { stopped = true; agent.abortRun(); });

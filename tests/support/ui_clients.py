@@ -21,6 +21,7 @@ everything is posted, and are checked on what they had.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -72,10 +73,8 @@ def norm(value: object) -> str:
     """A tool argument or result as canonical JSON (key order, spacing and ``2.0`` vs ``2`` aside);
     a text that is not JSON as a JSON string, as the feed sends tool arguments."""
     if isinstance(value, str):
-        try:
+        with contextlib.suppress(ValueError):
             value = _integral(json.loads(value))
-        except ValueError:
-            pass
     return json.dumps(_integral(value), sort_keys=True, default=str)
 
 
@@ -125,7 +124,12 @@ def expected_runs(decoded: list[AgentEvent]) -> dict[str, Expected]:
             completed[key] = e.text
         elif e.kind is EventKind.MESSAGE and e.text:
             run.texts[e.text] += 1
-        elif e.kind in (EventKind.TOOL_REQUESTED, EventKind.TOOL_STARTED, EventKind.TOOL_COMPLETED, EventKind.TOOL_FAILED):
+        elif e.kind in (
+            EventKind.TOOL_REQUESTED,
+            EventKind.TOOL_STARTED,
+            EventKind.TOOL_COMPLETED,
+            EventKind.TOOL_FAILED,
+        ):
             tool = tools.setdefault((e.run_id, e.call_id or f"#{n}"), {"name": e.tool_name or "tool"})
             if e.arguments and "args" not in tool:
                 tool["args"] = e.arguments
@@ -139,9 +143,9 @@ def expected_runs(decoded: list[AgentEvent]) -> dict[str, Expected]:
             ended.add(e.run_id)
             run.ended = True
             run.error = e.error or "run failed" if e.kind is EventKind.RUN_FAILED else None
-    for (run_id, call), chunks in llm.items():
+    for (run_id, _call), chunks in llm.items():
         runs[run_id].texts["".join(chunks)] += 1
-    for (run_id, call), text in completed.items():
+    for (run_id, call), text in completed.items():  # a text never streamed
         if (run_id, call) not in llm:
             runs[run_id].texts[text] += 1
     for (run_id, _), tool in tools.items():
