@@ -82,3 +82,29 @@ def test_run_agent_resolves_when_the_run_ends_get_and_post() -> None:
     ended = [o for o in read_every_capture() if o.job.kind.startswith("agui") and o.job.run.ended]
     assert {o.job.kind for o in ended} == {"agui-get", "agui-post"}
     assert [o.job.id for o in ended if o.result["stopped"] or not o.result["ok"]] == []
+
+
+# What the captures themselves say (read from the files): the state their STATE_SNAPSHOT / STATE_DELTA build.
+STATES = {
+    ("ag-ui/python-encoder.sse", "run_1"): {"city": "Lisbon", "status": "done"},
+    ("ag-ui/python-encoder-openinference.sse", "run_oi_1"): {"city": "Lisbon", "status": "done"},
+    ("ag-ui/typescript-encoder.sse", "run_1"): {"weather": "18C"},
+}
+
+
+def test_state_reasoning_and_requested_tool_calls_reach_the_client() -> None:
+    gets = {
+        (o.capture.name, o.job.run.run_id): o.result
+        for o in read_every_capture()
+        if o.job.kind == "agui-get" and o.phase == "live"
+    }
+    # AG-UI state is passed through: the client applies the producer's snapshot and delta itself.
+    assert {key: gets[key]["state"] for key in STATES} == STATES
+    # Reasoning arrives as REASONING_* (and the client keeps it as a reasoning message).
+    thinking = gets[("ag-ui/thinking-0.1-chunks-subagent.sse", "run_7")]
+    assert "REASONING_MESSAGE_CONTENT" in [e["type"] for e in thinking["events"]]
+    assert [m["role"] for m in thinking["messages"] if m["role"] == "reasoning"] != []
+    # A raw provider stream's requested tool call is a tool call of the assistant message that asked for it.
+    chat = gets[("openai-chat/tool-call.sse", "ui-openai-chat-tool-call")]
+    [assistant] = [m for m in chat["messages"] if m["role"] == "assistant" and m.get("toolCalls")]
+    assert [c["function"]["name"] for c in assistant["toolCalls"]] != []
