@@ -152,8 +152,8 @@ def assemble(
         content=settings.mapping.capture_content,
         content_limit=settings.mapping.attribute_max_length,
         formats=[
-            AguiFormat(content=settings.mapping.capture_content),
-            AiSdkFormat(content=settings.mapping.capture_content),
+            AguiFormat(content=settings.mapping.capture_content, max_pending=settings.feed.ring_size),
+            AiSdkFormat(content=settings.mapping.capture_content, max_pending=settings.feed.ring_size),
         ],
         stats=stats,
     )

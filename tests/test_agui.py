@@ -286,14 +286,30 @@ def test_a_ui_form_needs_exactly_one_run_or_thread(server: LiveServer, fmt: str,
     assert response.json()["error"] == "one_run_per_stream"
 
 
-def test_a_run_whose_start_left_the_ring_is_gone() -> None:
+def test_a_run_whose_start_left_the_ring_unseen_starts_at_what_the_ring_holds() -> None:
+    # No UI asked while the run's start was in the ring: the run begins at its oldest event still held.
     live = LiveServer(settings(ring_size=2))
     try:
-        post(
-            live.url,
-            [{"kind": "run.started"}, {"kind": "message", "text": "a"}, {"kind": "message", "text": "b"}],
-            run_id="r",
-        )
+        run = [{"kind": "run.started"}, {"kind": "message", "text": "a"}, {"kind": "message", "text": "b"}]
+        post(live.url, [*run, {"kind": "run.finished"}], run_id="r")
+        bodies = strip(read_run(live.url + "/v1/stream?format=ag-ui&run_id=r"))
+    finally:
+        live.stop()
+    assert [(b["type"], b.get("delta")) for b in bodies] == [
+        ("RUN_STARTED", None),
+        ("TEXT_MESSAGE_START", None),
+        ("TEXT_MESSAGE_CONTENT", "b"),
+        ("TEXT_MESSAGE_END", None),
+        ("RUN_FINISHED", None),
+    ]
+
+
+def test_a_run_a_ui_saw_start_whose_start_left_the_ring_is_gone() -> None:
+    live = LiveServer(settings(ring_size=2))
+    try:
+        post(live.url, [{"kind": "run.started"}], run_id="r")
+        httpx.get(live.url + "/v1/health", timeout=10)  # reading the counters brings the UI forms up to date
+        post(live.url, [{"kind": "message", "text": "a"}, {"kind": "message", "text": "b"}], run_id="r")
         response = httpx.get(live.url + "/v1/stream?format=ag-ui&run_id=r", timeout=10)
         assert (response.status_code, response.json()["error"]) == (410, "run_not_in_ring")
     finally:

@@ -18,7 +18,9 @@ run's latest generation (see :mod:`otel_bridge.sinks.feed.runs`), ``thread_id`` 
 thread's run in progress or else the next one to start. Without a
 ``Last-Event-ID`` the response starts at the run's first event (from the ring), so
 a UI that attaches late still gets the whole run; a run whose start has already
-left the ring is 410. The response ends after the run's end.
+left the ring is 410 (unless no UI had asked about it by then: the UI forms are
+kept lazily, and such a run starts at its oldest event the ring still holds). The
+response ends after the run's end.
 
 ``POST /v1/stream`` (``format=ag-ui``, the default for POST) takes an AG-UI
 ``RunAgentInput`` (``threadId``, ``runId``, ...) and watches the run it names, or

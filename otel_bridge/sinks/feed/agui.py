@@ -52,7 +52,7 @@ import msgspec
 from otel_bridge import semconv as sc
 from otel_bridge.model import EventKind
 from otel_bridge.sinks.feed import FeedItem, FeedRecord, sse
-from otel_bridge.sinks.feed.runs import END_OF_RUN, MAX_RUNS, RunBook, RunState
+from otel_bridge.sinks.feed.runs import END_OF_RUN, MAX_PENDING, MAX_RUNS, LazyRunFormat, Noted, RunState
 
 NAME = "ag-ui"
 CONTENT_NOT_CAPTURED = sc.FEED_CUSTOM_PREFIX + "content_not_captured"
@@ -99,11 +99,11 @@ class AguiRun(RunState):
         self.last_message: str | None = None
 
 
-def metadata(record: FeedRecord, run: RunState) -> dict[str, Any]:
+def metadata(record: FeedRecord, thread_id: str, run_id: str) -> dict[str, Any]:
     """Where the event sits: its run and thread, and the trace, in AG-UI's open ``metadata`` object."""
     meta: dict[str, Any] = {
-        "threadId": run.thread_id,
-        "runId": run.ui_run_id,
+        "threadId": thread_id,
+        "runId": run_id,
         "traceId": record.trace_id,
         "spanId": record.span_id,
         "seq": record.seq,
@@ -340,31 +340,25 @@ def _state(record: FeedRecord) -> Event | None:
     return None
 
 
+_RECORD = object()
+"""A CUSTOM event's value until it is framed: the canonical record, encoded then (only if a UI asks)."""
+
+
 def _custom(record: FeedRecord) -> Event:
-    return {"type": "CUSTOM", "name": record.kind, "value": msgspec.Raw(_encoder.encode(record))}
+    return {"type": "CUSTOM", "name": record.kind, "value": _RECORD}
 
 
-class AguiFormat:
+class AguiFormat(LazyRunFormat[AguiRun]):
     """The AG-UI form of the feed, plugged into :class:`otel_bridge.sinks.feed.Feed` as a :class:`FeedFormat`."""
 
     name = NAME
     media_headers: dict[str, str] = {}
 
-    def __init__(self, *, content: bool = False, max_runs: int = MAX_RUNS) -> None:
-        self._book: RunBook[AguiRun] = RunBook(AguiRun, max_runs)
+    def __init__(self, *, content: bool = False, max_runs: int = MAX_RUNS, max_pending: int = MAX_PENDING) -> None:
+        super().__init__(AguiRun, max_runs, max_pending)
         self._translator = AguiTranslator(content)
 
-    @property
-    def late_dropped(self) -> int:
-        return self._book.late_dropped
-
-    def latest(self, run_id: str) -> AguiRun | None:
-        return self._book.latest(run_id)
-
-    def running_in(self, thread_id: str) -> AguiRun | None:
-        return self._book.running_in(thread_id)
-
-    def observe(self, item: FeedItem) -> None:
+    def _process(self, item: FeedItem) -> None:
         run, new = self._book.place(item)
         if run is None:
             return
@@ -375,24 +369,32 @@ class AguiFormat:
         ended = kind is EventKind.RUN_FINISHED or kind is EventKind.RUN_FAILED
         if ended:
             run.ended = True
-        meta = metadata(record, run)
-        timestamp_ms = record.timestamp_ns // 1_000_000
-        for event in events:
-            event["timestamp"] = timestamp_ms
-            event["metadata"] = meta
+        if not events:
+            return
         notes = item.notes if item.notes is not None else {}
-        notes[_NOTES] = events
+        # The run's names as they are now; the metadata and CUSTOM values are built when framed.
+        notes[_NOTES] = Noted(events, run.thread_id, run.ui_run_id)
         if ended:
             notes[_END] = True
         item.notes = notes
 
     def frame(self, item: FeedItem) -> bytes:
+        self._catch_up(item.seq)
         notes = item.notes
-        events: list[Event] = notes.get(_NOTES, []) if notes is not None else []  # type: ignore[assignment]
-        if not events:
+        noted = notes.get(_NOTES) if notes is not None else None
+        if not isinstance(noted, Noted):
             return b""
-        parts = [sse.frame(_encoder.encode(event), split_lines=False) for event in events[:-1]]
-        parts.append(sse.frame(_encoder.encode(events[-1]), event_id=item.seq, split_lines=False))
+        noted_events, thread_id, ui_run_id = noted
+        record = item.record
+        meta = metadata(record, thread_id, ui_run_id)
+        timestamp_ms = record.timestamp_ns // 1_000_000
+        parts = []
+        last = len(noted_events) - 1
+        for n, event in enumerate(noted_events):
+            if event.get("value") is _RECORD:
+                event = {**event, "value": msgspec.Raw(_encoder.encode(record))}
+            encoded = _encoder.encode({**event, "timestamp": timestamp_ms, "metadata": meta})
+            parts.append(sse.frame(encoded, event_id=item.seq if n == last else None, split_lines=False))
         if notes is not None and notes.get(_END):
             parts.append(END_OF_RUN)
         return b"".join(parts)

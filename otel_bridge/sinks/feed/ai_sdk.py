@@ -38,7 +38,7 @@ from otel_bridge import semconv as sc
 from otel_bridge.model import EventKind, TokenUsage
 from otel_bridge.sinks.feed import FeedItem, FeedRecord, sse
 from otel_bridge.sinks.feed.agui import CONTENT_NOT_CAPTURED, CONTENT_NOT_CAPTURED_MESSAGE
-from otel_bridge.sinks.feed.runs import END_OF_RUN, MAX_RUNS, RunBook, RunState
+from otel_bridge.sinks.feed.runs import END_OF_RUN, MAX_PENDING, MAX_RUNS, LazyRunFormat, Noted, RunState
 
 NAME = "ai-sdk"
 HEADERS = {"x-vercel-ai-ui-message-stream": "v1", "x-accel-buffering": "no"}
@@ -88,13 +88,17 @@ def _json(text: str | None) -> object:
     return value
 
 
-def otel_data(record: FeedRecord, run: RunState) -> dict[str, Any]:
+_OTEL = object()
+"""A ``data-otel`` part's data until it is framed (built then, only if a UI asks)."""
+
+
+def otel_data(record: FeedRecord, thread_id: str, run_id: str) -> dict[str, Any]:
     """The ``data`` of a ``data-otel`` part: where the event sits in the trace, and what it cost."""
     data: dict[str, Any] = {
         "traceId": record.trace_id,
         "spanId": record.span_id,
-        "runId": run.ui_run_id,
-        "threadId": run.thread_id,
+        "runId": run_id,
+        "threadId": thread_id,
         "kind": record.kind,
     }
     optional = {
@@ -215,7 +219,7 @@ class AiSdkTranslator:
             run.usage = run.usage.plus(record.usage)
         if record.cost_usd is not None:
             run.cost_usd = (run.cost_usd or 0.0) + record.cost_usd
-        out.append({"type": DATA_OTEL, "id": record.span_id, "data": otel_data(record, run)})
+        out.append({"type": DATA_OTEL, "id": record.span_id, "data": _OTEL})
         out.extend(self._finish_step(run))
         return out
 
@@ -273,7 +277,7 @@ class AiSdkTranslator:
                     "dynamic": True,
                 }
             )
-        out.append({"type": DATA_OTEL, "id": record.span_id, "data": otel_data(record, run)})
+        out.append({"type": DATA_OTEL, "id": record.span_id, "data": _OTEL})
         return out
 
     def _end(self, record: FeedRecord, kind: EventKind, run: AiSdkRun) -> list[Chunk]:
@@ -283,7 +287,7 @@ class AiSdkTranslator:
         failed = kind is EventKind.RUN_FAILED
         if failed:
             out.append({"type": "error", "errorText": record.error or "run failed"})
-        out.append({"type": DATA_OTEL, "id": record.span_id, "data": otel_data(record, run)})
+        out.append({"type": DATA_OTEL, "id": record.span_id, "data": _OTEL})
         meta: dict[str, Any] = {"traceId": record.trace_id, "runId": run.ui_run_id, "threadId": run.thread_id}
         if run.usage.is_empty() and record.usage is not None:  # the run's own total (a producer that says only that)
             run.usage = record.usage
@@ -305,27 +309,17 @@ def _whole_text(part: str, text: str) -> list[Chunk]:
     ]
 
 
-class AiSdkFormat:
+class AiSdkFormat(LazyRunFormat[AiSdkRun]):
     """The AI SDK UI message stream form of the feed (a :class:`FeedFormat`)."""
 
     name = NAME
     media_headers = HEADERS
 
-    def __init__(self, *, content: bool = False, max_runs: int = MAX_RUNS) -> None:
-        self._book: RunBook[AiSdkRun] = RunBook(AiSdkRun, max_runs)
+    def __init__(self, *, content: bool = False, max_runs: int = MAX_RUNS, max_pending: int = MAX_PENDING) -> None:
+        super().__init__(AiSdkRun, max_runs, max_pending)
         self._translator = AiSdkTranslator(content)
 
-    @property
-    def late_dropped(self) -> int:
-        return self._book.late_dropped
-
-    def latest(self, run_id: str) -> AiSdkRun | None:
-        return self._book.latest(run_id)
-
-    def running_in(self, thread_id: str) -> AiSdkRun | None:
-        return self._book.running_in(thread_id)
-
-    def observe(self, item: FeedItem) -> None:
+    def _process(self, item: FeedItem) -> None:
         run, new = self._book.place(item)
         if run is None:
             return
@@ -333,20 +327,29 @@ class AiSdkFormat:
         chunks = self._translator.started(record, run) if new else []
         chunks.extend(self._translator.chunks(record, kind, run))
         ended = kind is EventKind.RUN_FINISHED or kind is EventKind.RUN_FAILED
-        notes = item.notes if item.notes is not None else {}
-        notes[_NOTES] = chunks
         if ended:
             run.ended = True
+        if not chunks:
+            return
+        notes = item.notes if item.notes is not None else {}
+        notes[_NOTES] = Noted(chunks, run.thread_id, run.ui_run_id)
+        if ended:
             notes[_END] = True
         item.notes = notes
 
     def frame(self, item: FeedItem) -> bytes:
+        self._catch_up(item.seq)
         notes = item.notes
-        chunks: list[Chunk] = notes.get(_NOTES, []) if notes is not None else []  # type: ignore[assignment]
-        if not chunks:
+        noted = notes.get(_NOTES) if notes is not None else None
+        if not isinstance(noted, Noted):
             return b""
-        parts = [sse.frame(_encoder.encode(chunk), split_lines=False) for chunk in chunks[:-1]]
-        parts.append(sse.frame(_encoder.encode(chunks[-1]), event_id=item.seq, split_lines=False))
+        chunks, thread_id, ui_run_id = noted
+        parts = []
+        last = len(chunks) - 1
+        for n, chunk in enumerate(chunks):
+            if chunk.get("data") is _OTEL:
+                chunk = {**chunk, "data": otel_data(item.record, thread_id, ui_run_id)}
+            parts.append(sse.frame(_encoder.encode(chunk), event_id=item.seq if n == last else None, split_lines=False))
         if notes is not None and notes.get(_END):
             parts.append(DONE)
             parts.append(END_OF_RUN)

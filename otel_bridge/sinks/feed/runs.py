@@ -11,9 +11,14 @@ end. An event of an ended generation that is not a run start is *late*: the UI
 forms hold it back and count it (``late_dropped``, in ``/v1/health``); the
 canonical feed still carries it.
 
-The book is kept at publish time, in publish order, so every subscriber gets the
-same frames. Bounded: the least recently active runs are forgotten first (a later
-event of a forgotten run begins a new generation, with a synthesised start).
+The book is kept in publish order, so every subscriber gets the same frames, but
+lazily (:class:`LazyRunFormat`): publishing only queues a reference, and the
+queue is worked through when a UI asks (a frame, a run to follow, the counters).
+With no UI subscribed the forms cost the ingest path one append per event; the
+first UI to attach pays for what is queued (at most ``feed.ring_size`` events).
+Bounded: the least recently active runs are forgotten first, and so are queued
+events past the ring's size (``skipped``); a later event of a forgotten run begins
+a new generation, with a synthesised start.
 
 Following a run (``?run_id=``, or an AG-UI ``RunAgentInput`` naming it) means its
 latest generation; following a thread (``?thread_id=``) means the thread's run in
@@ -24,9 +29,9 @@ SSE comment (ignored by clients) the route looks for.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 from otel_bridge.model import EventKind
 from otel_bridge.sinks.feed.filters import Filterable
@@ -35,8 +40,20 @@ from otel_bridge.sinks.feed.hub import FeedItem
 MAX_RUNS = 10_000
 """Runs remembered at once (their open messages, tool calls and steps); the least recently active go first."""
 
+MAX_PENDING = 10_000
+"""Published events queued for a UI form at most (the default ``feed.ring_size``; assembly passes the setting)."""
+
 END_OF_RUN = b": end of run\n\n"
 """An SSE comment after the last frame of a run's end: a response that follows one run stops after it."""
+
+
+class Noted(NamedTuple):
+    """What a UI form notes on a published event: its events (built then, without what can wait for the
+    framing) and its run's names at that moment."""
+
+    events: list[dict[str, Any]]
+    thread_id: str
+    run_id: str
 
 
 class RunState:
@@ -126,6 +143,50 @@ class FollowThread:
                 return False
             self._run_id = item.run_id
         return item.run_id == self._run_id
+
+
+class LazyRunFormat(Generic[S]):
+    """The run book of a UI form, kept in publish order but only when asked (see the module docstring).
+
+    A subclass translates one published event in :meth:`_process` (notes on the item);
+    its ``frame`` first calls :meth:`_catch_up` up to the event it frames.
+    """
+
+    def __init__(self, factory: Callable[[str, int, str, int], S], max_runs: int, max_pending: int) -> None:
+        self._book: RunBook[S] = RunBook(factory, max_runs)
+        self._pending: deque[FeedItem] = deque()
+        self._max_pending = max_pending
+        self.skipped = 0  # published events that left the queue before a UI asked for them
+
+    def observe(self, item: FeedItem) -> None:
+        """The ingest path: queue a reference (never translates)."""
+        pending = self._pending
+        pending.append(item)
+        if len(pending) > self._max_pending:
+            pending.popleft()
+            self.skipped += 1
+
+    def _catch_up(self, upto: int | None = None) -> None:
+        """Translate what is queued, oldest first (up to the event with id ``upto``)."""
+        pending = self._pending
+        while pending and (upto is None or pending[0].seq <= upto):
+            self._process(pending.popleft())
+
+    def _process(self, item: FeedItem) -> None:
+        raise NotImplementedError
+
+    @property
+    def late_dropped(self) -> int:
+        self._catch_up()
+        return self._book.late_dropped
+
+    def latest(self, run_id: str) -> S | None:
+        self._catch_up()
+        return self._book.latest(run_id)
+
+    def running_in(self, thread_id: str) -> S | None:
+        self._catch_up()
+        return self._book.running_in(thread_id)
 
 
 class UiFormat(Protocol):
