@@ -59,19 +59,7 @@ class FeedFull(Exception):
 class FeedItem:
     """One published event: its filter keys, its canonical SSE frame, and other formats' frames on demand."""
 
-    __slots__ = (
-        "_alt",
-        "agent",
-        "dialect",
-        "frame",
-        "kind",
-        "notes",
-        "record",
-        "run_id",
-        "seq",
-        "source",
-        "thread_id",
-    )
+    __slots__ = ("_alt", "agent", "dialect", "frame", "kind", "notes", "record", "run_id", "seq", "source", "thread_id")
 
     def __init__(self, record: FeedRecord, kind: EventKind, frame: bytes) -> None:
         self.seq = record.seq
