@@ -31,6 +31,7 @@ from otel_bridge.semconv_latest import naming
 from otel_bridge.sinks.export_process import ProcessExporter
 from otel_bridge.sinks.feed import Feed
 from otel_bridge.sinks.feed.agui import AguiFormat
+from otel_bridge.sinks.feed.ai_sdk import AiSdkFormat
 from otel_bridge.sinks.metrics import GenAiMetrics, Snapshot, health_families
 from otel_bridge.sinks.otlp import OtlpExporter
 from otel_bridge.sinks.otlp_metrics import OtlpMetricsExporter
@@ -153,7 +154,10 @@ def assemble(
         settings.feed,
         content=settings.mapping.capture_content,
         content_limit=settings.mapping.attribute_max_length,
-        formats=[AguiFormat()],
+        formats=[
+            AguiFormat(content=settings.mapping.capture_content, max_pending=settings.feed.ring_size),
+            AiSdkFormat(content=settings.mapping.capture_content, max_pending=settings.feed.ring_size),
+        ],
         stats=stats,
         names=names,
     )

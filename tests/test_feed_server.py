@@ -176,7 +176,7 @@ def test_bad_requests_get_a_clear_error(live: Callable[..., LiveServer]) -> None
     r = httpx.get(server.url + "/v1/stream?format=xml")
     assert (r.status_code, r.json()) == (
         400,
-        {"error": "unknown_format", "message": "format 'xml' is not one of: canonical, ag-ui"},
+        {"error": "unknown_format", "message": "format 'xml' is not one of: canonical, ag-ui, ai-sdk"},
     )
     r = httpx.get(server.url + "/v1/stream", headers={"Last-Event-ID": "abc"})
     assert (r.status_code, r.json()) == (

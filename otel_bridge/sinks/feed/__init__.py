@@ -2,9 +2,11 @@
 
 ``hub`` publishes and fans out, ``record`` says what one event carries,
 ``sse`` frames it (the only writer of SSE bytes), ``filters`` decides which
-events a subscriber wants, and ``agui`` is the AG-UI form of the feed (a
-:class:`FeedFormat` built on the public names below). The HTTP side
-(``GET /v1/stream``) lives in :mod:`otel_bridge.web.stream`.
+events a subscriber wants. The UI forms, feed formats (:class:`FeedFormat`) built on the
+public names below, show one run per stream: ``runs`` keeps the runs as a UI
+sees them (starts, ends, late events), ``agui`` is the AG-UI form and
+``ai_sdk`` the AI SDK's UI message stream. The HTTP side (``GET``/``POST
+/v1/stream``) lives in :mod:`otel_bridge.web.stream`.
 """
 
 from otel_bridge.sinks.feed.filters import FeedFilter, FilterError

@@ -1,4 +1,4 @@
-"""Which events one subscriber wants: exact run, agent, dialect and source; kinds by prefix or glob.
+"""Which events one subscriber wants: exact run, thread, agent, dialect and source; kinds by prefix or glob.
 
 Every filter is a set decided once, when the subscriber connects; matching an
 event is a few set look-ups. Each parameter may hold several comma-separated
@@ -26,15 +26,29 @@ class Filterable(Protocol):
     """What a filter reads from a feed event."""
 
     @property
+    def seq(self) -> int: ...
+    @property
     def kind(self) -> EventKind: ...
     @property
     def run_id(self) -> str: ...
+    @property
+    def thread_id(self) -> str: ...
     @property
     def agent(self) -> str | None: ...
     @property
     def dialect(self) -> str: ...
     @property
     def source(self) -> str: ...
+
+
+class ItemFilter(Protocol):
+    """What a subscriber is given to pick its events: a :class:`FeedFilter`, or a stateful one
+    (following one run of a thread: :class:`otel_bridge.sinks.feed.runs.FollowThread`)."""
+
+    @property
+    def is_everything(self) -> bool: ...
+
+    def matches(self, item: Filterable) -> bool: ...
 
 
 def _values(raw: Iterable[str] | None) -> frozenset[str] | None:
@@ -60,6 +74,7 @@ class FeedFilter:
     kinds: frozenset[EventKind] | None = None
     dialects: frozenset[str] | None = None
     sources: frozenset[str] | None = None
+    thread_ids: frozenset[str] | None = None  # the conversation (a run without one is its own thread)
 
     @classmethod
     def parse(
@@ -70,6 +85,7 @@ class FeedFilter:
         kind: Iterable[str] | None = None,
         dialect: Iterable[str] | None = None,
         source: Iterable[str] | None = None,
+        thread_id: Iterable[str] | None = None,
     ) -> FeedFilter:
         """Build from query parameters; a kind pattern that names no kind is a :class:`FilterError`."""
         patterns = _values(kind)
@@ -88,6 +104,7 @@ class FeedFilter:
             kinds=kinds,
             dialects=_values(dialect),
             sources=_values(source),
+            thread_ids=_values(thread_id),
         )
 
     @property
@@ -98,6 +115,7 @@ class FeedFilter:
             and self.kinds is None
             and self.dialects is None
             and self.sources is None
+            and self.thread_ids is None
         )
 
     def matches(self, item: Filterable) -> bool:
@@ -107,4 +125,5 @@ class FeedFilter:
             and (self.agents is None or item.agent in self.agents)
             and (self.dialects is None or item.dialect in self.dialects)
             and (self.sources is None or item.source in self.sources)
+            and (self.thread_ids is None or item.thread_id in self.thread_ids)
         )

@@ -38,14 +38,15 @@ from otel_bridge import semconv as sc
 from otel_bridge.config import FeedSettings
 from otel_bridge.model import AgentEvent, EventKind, Placement
 from otel_bridge.sinks.feed import sse
-from otel_bridge.sinks.feed.filters import FeedFilter
+from otel_bridge.sinks.feed.filters import ItemFilter
 from otel_bridge.sinks.feed.record import FeedRecord, encode, enrich
 from otel_bridge.stats import Stats
 
 log = logging.getLogger(__name__)
 
 _MAX_RUN_AGENTS = 10_000
-"""Runs whose agent is remembered (for the agent filter on events that do not name it); LRU."""
+"""Runs whose agent (and conversation) is remembered, for the agent and thread filters on events
+that do not name it; LRU."""
 
 _MAX_CHUNK = 64 * 1024
 """Largest write to one subscriber (a single frame may exceed it)."""
@@ -58,12 +59,13 @@ class FeedFull(Exception):
 class FeedItem:
     """One published event: its filter keys, its canonical SSE frame, and other formats' frames on demand."""
 
-    __slots__ = ("_alt", "agent", "dialect", "frame", "kind", "notes", "record", "run_id", "seq", "source")
+    __slots__ = ("_alt", "agent", "dialect", "frame", "kind", "notes", "record", "run_id", "seq", "source", "thread_id")
 
     def __init__(self, record: FeedRecord, kind: EventKind, frame: bytes) -> None:
         self.seq = record.seq
         self.kind = kind
         self.run_id = record.run_id
+        self.thread_id = record.conversation_id or record.run_id  # the hub sets the run's remembered one
         self.agent = record.agent
         self.dialect = record.dialect
         self.source = record.source
@@ -125,6 +127,7 @@ class Feed:
         self._ring_bytes = 0
         self._subscribers: dict[Subscriber, None] = {}
         self._run_agents: OrderedDict[str, str] = OrderedDict()
+        self._run_threads: OrderedDict[str, str] = OrderedDict()
         self._closed = False
         self.published = 0
         self.delivered = 0
@@ -155,6 +158,7 @@ class Feed:
             )
             framed = sse.frame(encode(record), event=event.kind.value, event_id=seq, split_lines=False)
             item = FeedItem(record, event.kind, framed)
+            item.thread_id = self._thread_of(event)
             for fmt in formats:
                 fmt.observe(item)
             items.append(item)
@@ -176,6 +180,18 @@ class Feed:
             return event.agent
         return runs.get(event.run_id)
 
+    def _thread_of(self, event: AgentEvent) -> str:
+        """The run's conversation, remembered for its events that do not name it (else the run itself)."""
+        threads = self._run_threads
+        if event.conversation_id is not None:
+            if threads.get(event.run_id) != event.conversation_id:
+                threads[event.run_id] = event.conversation_id
+                threads.move_to_end(event.run_id)
+                if len(threads) > _MAX_RUN_AGENTS:
+                    threads.popitem(last=False)
+            return event.conversation_id
+        return threads.get(event.run_id, event.run_id)
+
     def _keep(self, items: list[FeedItem]) -> None:
         ring = self._ring
         ring.extend(items)
@@ -191,6 +207,15 @@ class Feed:
     def formats(self) -> tuple[str, ...]:
         return tuple(self._formats)
 
+    def format(self, name: str) -> FeedFormat:
+        """The format plugged in as ``name`` (``KeyError`` if none)."""
+        return self._formats[name]
+
+    @property
+    def oldest_seq(self) -> int:
+        """The id of the oldest event still in the ring (``newest_seq + 1`` when it is empty)."""
+        return self._ring[0].seq if self._ring else self._next_seq
+
     @property
     def subscribers(self) -> int:
         return len(self._subscribers)
@@ -201,7 +226,7 @@ class Feed:
         return self._next_seq - 1
 
     def subscribe(
-        self, flt: FeedFilter | None = None, fmt: str | None = None, last_event_id: int | None = None
+        self, flt: ItemFilter | None = None, fmt: str | None = None, last_event_id: int | None = None
     ) -> Subscriber:
         """A new subscriber; with ``last_event_id``, it first gets what it missed from the ring.
 
@@ -221,7 +246,7 @@ class Feed:
         self._subscribers[subscriber] = None
         return subscriber
 
-    def _resume(self, last_id: int, flt: FeedFilter | None, fmt: FeedFormat | None) -> list[bytes]:
+    def _resume(self, last_id: int, flt: ItemFilter | None, fmt: FeedFormat | None) -> list[bytes]:
         ring = self._ring
         oldest = ring[0].seq if ring else self._next_seq
         newest = self.newest_seq
@@ -316,6 +341,8 @@ class Feed:
             "lost": self.lost,
             "send_timeouts": self.send_timeouts,
             "refused": self.refused,
+            # Events a UI format held back because their run had ended (AG-UI, AI SDK), by format.
+            "late_dropped": {name: getattr(fmt, "late_dropped", 0) for name, fmt in self._formats.items()},
         }
 
 
@@ -324,7 +351,7 @@ class Subscriber:
 
     __slots__ = ("_feed", "_initial", "_waiter", "closed", "dropped", "filter", "format", "lag_from", "queue", "size")
 
-    def __init__(self, feed: Feed, flt: FeedFilter | None, fmt: FeedFormat | None, initial: list[bytes]) -> None:
+    def __init__(self, feed: Feed, flt: ItemFilter | None, fmt: FeedFormat | None, initial: list[bytes]) -> None:
         self._feed = feed
         self.filter = flt
         self.format = fmt

@@ -6,6 +6,8 @@ the mapper's :class:`Placement`), the run's agent, the priced cost and a trace
 link. Captured content (``text``, ``arguments``, ``result``) is included only
 when the mapping captures content, and cut by the same rules and limit as on the
 spans (:mod:`otel_bridge.content`), so the feed never shows more than the traces.
+``state`` is a state change's original payload (the producer's snapshot or delta,
+content too), so UI forms of the feed can pass it on.
 Secrets were redacted from the event before the feed saw it.
 
 The ``usage`` object's keys follow the conventions' version the sidecar emits
@@ -18,12 +20,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import cast
 
 import msgspec
 
 from otel_bridge import semconv as sc
 from otel_bridge.content import cut_json_text, cut_text
-from otel_bridge.model import AgentEvent, Placement, TokenUsage
+from otel_bridge.model import AgentEvent, EventKind, Placement, TokenUsage
 
 
 class FeedRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -53,7 +56,7 @@ class FeedRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     parent_call_id: str | None = None
     status: str | None = None
     duration_ms: float | None = None
-    usage: msgspec.Struct | None = None
+    usage: TokenUsage | None = None
     """A :class:`TokenUsage`, or the same counts under the keys the chosen conventions' version gives them."""
     cost_usd: float | None = None
     finish_reasons: tuple[str, ...] | None = None
@@ -68,6 +71,7 @@ class FeedRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     text: str | None = None
     arguments: str | None = None
     result: str | None = None
+    state: msgspec.Raw | None = None
 
 
 def enrich(
@@ -128,10 +132,11 @@ def enrich(
         text=_cut(event.text, content, limit, cut_text),
         arguments=_cut(event.arguments, content, limit, cut_json_text),
         result=_cut(event.result, content, limit, cut_json_text),
+        state=_state(event, content, limit),
     )
 
 
-def _usage(usage: TokenUsage | None, cache_write_key: str) -> msgspec.Struct | None:
+def _usage(usage: TokenUsage | None, cache_write_key: str) -> TokenUsage | None:
     """``usage`` as is when its keys are the version's (the default), else copied into the renamed form."""
     if usage is None or cache_write_key == sc.FEED_USAGE_CACHE_CREATION:
         return usage
@@ -146,16 +151,35 @@ def _usage(usage: TokenUsage | None, cache_write_key: str) -> msgspec.Struct | N
 
 
 @functools.cache
-def _usage_type(cache_write_key: str) -> type[msgspec.Struct]:
-    """:class:`TokenUsage`'s fields, in its order, with the cache-write count encoded as ``cache_write_key``."""
-    return msgspec.defstruct(
-        "FeedUsage",
-        [(name, int | None, None) for name in TokenUsage.__struct_fields__],
-        kw_only=True,
-        omit_defaults=True,
-        frozen=True,
-        rename={sc.FEED_USAGE_CACHE_CREATION: cache_write_key},
+def _usage_type(cache_write_key: str) -> type[TokenUsage]:
+    """A :class:`TokenUsage` (same fields, same methods) whose cache-write count is encoded as ``cache_write_key``."""
+    return cast(
+        "type[TokenUsage]",
+        msgspec.defstruct(
+            "FeedUsage",
+            [(name, int | None, None) for name in TokenUsage.__struct_fields__],
+            bases=(TokenUsage,),
+            kw_only=True,
+            omit_defaults=True,
+            frozen=True,
+            rename={sc.FEED_USAGE_CACHE_CREATION: cache_write_key},
+        ),
     )
+
+
+def _state(event: AgentEvent, content: bool, limit: int | None) -> msgspec.Raw | None:
+    """The payload of a state change, compact (a producer's pretty-printed JSON has line breaks, and
+    a feed event is one ``data:`` line) and cut like any content."""
+    if event.kind is not EventKind.STATE_CHANGED or event.payload is None or not content:
+        return None
+    text = bytes(event.payload).decode(errors="replace")
+    try:
+        compact = _encoder.encode(msgspec.json.decode(text))
+    except msgspec.DecodeError:  # not JSON: carried as a JSON string, so the record stays JSON
+        return msgspec.Raw(_encoder.encode(text if limit is None else cut_text(text, limit)))
+    if limit is None or len(compact) <= limit:
+        return msgspec.Raw(compact)
+    return msgspec.Raw(cut_json_text(compact.decode(), limit).encode())
 
 
 def _cut(value: str | None, content: bool, limit: int | None, cut: Callable[[str, int], str]) -> str | None:
