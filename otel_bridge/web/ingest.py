@@ -5,15 +5,30 @@ one of their own, ``?source=`` labels them. Answers 202
 ``{"accepted", "rejected", "events", "dialect", "runs", "errors", "rejected_indexes"}``.
 Errors: 400 body not parseable or empty, 413 body too large, 415 media type,
 422 unknown dialect or every event rejected. Never a 500 for bad input.
-The OpenAPI schema documents the request body's media types and every answer.
+The OpenAPI schema documents the query parameters, the request body's media
+types and every answer.
+
+The route is an :class:`~fastapi.routing.APIRoute` (so it is documented and
+served like every other), but its handler is lean: small POSTs are the common
+case (one event per request), and FastAPI's dependency injection and pydantic
+validation of three optional query parameters cost more than decoding and
+mapping the event. :class:`LeanRoute` hands the request straight to the
+endpoint; the endpoint reads its query parameters, headers and body itself, and
+the parameters' OpenAPI description is written here by hand (:data:`OPENAPI_PARAMETERS`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from typing import Any
+from urllib.parse import unquote_plus
 
+import msgspec
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response
+from starlette.types import Receive
 
 from otel_bridge.config import IngestSettings
 from otel_bridge.dialects.framing import ACCEPTED_MEDIA_TYPES
@@ -100,38 +115,90 @@ OPENAPI_REQUEST_BODY: dict[str, Any] = {
 }
 
 
+def _query_parameter(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": {"anyOf": [{"type": "string"}, {"type": "null"}], "title": name.replace("_", " ").title()},
+    }
+
+
+OPENAPI_PARAMETERS: list[dict[str, Any]] = [
+    _query_parameter("dialect", "force this dialect (else it is detected from the first frames)"),
+    _query_parameter("run_id", "the run of the events that name none of their own"),
+    _query_parameter("source", "a label for where the events came from (default http)"),
+]
+"""The route's query parameters, as FastAPI would have described them from typed arguments."""
+_PARAMETERS = frozenset(p["name"] for p in OPENAPI_PARAMETERS)
+
+
+def query_parameters(query_string: bytes) -> dict[str, str]:
+    """The route's query parameters from the raw query string, read as Starlette reads them.
+
+    Latin-1 bytes, ``&``-separated, ``+`` and ``%XX`` decoded as UTF-8 (bad bytes replaced),
+    blank values kept, the last of a repeated name wins; names the route does not take are skipped.
+    """
+    found: dict[str, str] = {}
+    if not query_string:
+        return found
+    for part in query_string.decode("latin-1").split("&"):
+        name, _, value = part.partition("=")
+        if "%" in name or "+" in name:
+            name = unquote_plus(name)
+        if name in _PARAMETERS:
+            found[name] = unquote_plus(value) if "%" in value or "+" in value else value
+    return found
+
+
 class _TooLarge(Exception):
     pass
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
+async def _read_body(receive: Receive, declared: str | None, limit: int) -> bytes:
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _TooLarge
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise ClientDisconnect
+        chunk: bytes = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise _TooLarge
+        if not message.get("more_body", False):
+            if not chunks:
+                return chunk  # the whole body in one message: the common case, no copy
+            chunks.append(chunk)
+            return b"".join(chunks)
         chunks.append(chunk)
-    return b"".join(chunks)
+
+
+class LeanRoute(APIRoute):
+    """An API route whose endpoint takes the :class:`Request` and returns a :class:`Response` itself.
+
+    Documented like any route (from ``responses`` and ``openapi_extra``), but no dependency is
+    solved, no parameter validated and no return value serialised on the way.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        endpoint: Callable[[Request], Coroutine[Any, Any, Response]] = self.endpoint
+        return endpoint
+
+
+def _accepted(answer: dict[str, object]) -> Response:
+    return Response(msgspec.json.encode(answer), status_code=202, media_type="application/json")
 
 
 def ingest_router(consumer: EventConsumer, settings: IngestSettings) -> APIRouter:
     """``POST /v1/events`` into ``consumer``, bounded by ``settings``."""
     router = APIRouter()
+    limit = settings.max_body_bytes
 
-    @router.post(
-        "/v1/events",
-        status_code=202,
-        response_class=JSONResponse,
-        responses=OPENAPI_RESPONSES,
-        openapi_extra={"requestBody": OPENAPI_REQUEST_BODY},
-    )
-    async def ingest(
-        request: Request, dialect: str | None = None, run_id: str | None = None, source: str | None = None
-    ) -> JSONResponse:
+    async def ingest(request: Request) -> Response:
         """Push agent events (JSON, JSON array, NDJSON or SSE text).
 
         The body is decoded and validated whole before anything is mapped. Each frame that
@@ -139,19 +206,36 @@ def ingest_router(consumer: EventConsumer, settings: IngestSettings) -> APIRoute
         ``ingest.max_errors_reported``; ``rejected_indexes``: all of them); the others are
         mapped, each exactly once. A client resends only the rejected frames, fixed.
         """
+        query = query_parameters(request.scope["query_string"])
+        headers = request.headers
         try:
-            forced = forced_dialect(dialect)
+            forced = forced_dialect(query.get("dialect"))
             try:
-                body = await _read_body(request, settings.max_body_bytes)
+                body = await _read_body(request.receive, headers.get("content-length"), limit)
             except _TooLarge:
                 consumer.reject("body_too_large")
-                return problem(413, "body_too_large", f"request body exceeds {settings.max_body_bytes} bytes")
-            content_type = request.headers.get("content-type", "")
+                return problem(413, "body_too_large", f"request body exceeds {limit} bytes")
+            content_type = headers.get("content-type", "")
             answer = await ingest_events(
-                consumer, settings, body, content_type, dialect=forced, run_id=run_id, source=source
+                consumer,
+                settings,
+                body,
+                content_type,
+                dialect=forced,
+                run_id=query.get("run_id"),
+                source=query.get("source"),
             )
         except IngestError as exc:
             return problem(STATUS[exc.code], exc.code, exc.message, **exc.extra)
-        return JSONResponse(answer, status_code=202)
+        return _accepted(answer)
 
+    router.add_api_route(
+        "/v1/events",
+        ingest,
+        methods=["POST"],
+        status_code=202,
+        responses=OPENAPI_RESPONSES,
+        openapi_extra={"requestBody": OPENAPI_REQUEST_BODY, "parameters": OPENAPI_PARAMETERS},
+        route_class_override=LeanRoute,
+    )
     return router

@@ -1,0 +1,27 @@
+"""The ingest route reads its query parameters by hand: exactly as Starlette (and so FastAPI before) read them."""
+
+from __future__ import annotations
+
+import pytest
+from starlette.datastructures import QueryParams
+
+from otel_bridge.web.ingest import query_parameters
+
+CASES = [
+    b"",
+    b"dialect=ag-ui",
+    b"run_id=r%201&source=a+b",
+    b"run_id=first&run_id=second",  # the last one wins
+    b"dialect=&run_id=",  # blank values are kept (an empty dialect is an unknown one)
+    b"run_id=%E2%9C%93&source=%ff",  # UTF-8 escapes; an invalid byte is replaced
+    b"run%5Fid=escaped-name&other=1&source",
+    b"&&run_id=x&",
+    b"run_id=a=b",
+]
+
+
+@pytest.mark.parametrize("raw", CASES)
+def test_query_parameters_read_as_starlette_reads_them(raw: bytes) -> None:
+    params = QueryParams(raw)
+    expected = {k: params[k] for k in ("dialect", "run_id", "source") if k in params}
+    assert query_parameters(raw) == expected
