@@ -25,3 +25,23 @@ def test_query_parameters_read_as_starlette_reads_them(raw: bytes) -> None:
     params = QueryParams(raw)
     expected = {k: params[k] for k in ("dialect", "run_id", "source") if k in params}
     assert query_parameters(raw) == expected
+
+
+def test_the_dispatch_serves_only_post_and_leaves_other_methods_to_the_router() -> None:
+    from starlette.testclient import TestClient
+
+    from otel_bridge.app import create_app
+    from otel_bridge.config import Settings
+
+    with TestClient(create_app(Settings())) as client:
+        accepted = client.post(
+            "/v1/events?run_id=q-1&source=s",
+            content=b'{"kind": "run.started", "agent": "a"}',
+            headers={"Content-Type": "application/json"},
+        )
+        assert accepted.status_code == 202
+        assert accepted.headers["content-type"] == "application/json"
+        assert accepted.json()["runs"][0]["run_id"] == "q-1"
+        assert client.get("/v1/events").status_code == 405
+        refused = client.post("/v1/events?dialect=klingon", content=b"{}", headers={"Content-Type": "application/json"})
+        assert (refused.status_code, refused.json()["error"]) == (422, "unknown_dialect")

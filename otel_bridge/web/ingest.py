@@ -8,27 +8,31 @@ Errors: 400 body not parseable or empty, 413 body too large, 415 media type,
 The OpenAPI schema documents the query parameters, the request body's media
 types and every answer.
 
-The route is an :class:`~fastapi.routing.APIRoute` (so it is documented and
-served like every other), but its handler is lean: small POSTs are the common
-case (one event per request), and FastAPI's dependency injection and pydantic
-validation of three optional query parameters cost more than decoding and
-mapping the event. :class:`LeanRoute` hands the request straight to the
-endpoint; the endpoint reads its query parameters, headers and body itself, and
-the parameters' OpenAPI description is written here by hand (:data:`OPENAPI_PARAMETERS`).
+Small POSTs are the common case (one event per request), and FastAPI's
+routing, dependency injection and pydantic validation of three optional query
+parameters cost more than decoding and mapping the event. So the handler is
+lean: :func:`ingest_responder` reads its query parameters, headers and body
+from the ASGI scope itself, and :class:`IngestDispatch` (installed by
+:func:`mount_ingest` inside the auth and CORS middleware, so both still apply)
+sends ``POST /v1/events`` straight to it, past the router. The route is also an
+ordinary :class:`~fastapi.routing.APIRoute` (:class:`LeanRoute`, the same
+responder behind it) so that it is documented in the OpenAPI schema like every
+other route, its query parameters written here by hand (:data:`OPENAPI_PARAMETERS`),
+and answers any other method as before (405).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 from urllib.parse import unquote_plus
 
 import msgspec
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.routing import APIRoute
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
-from starlette.types import Receive
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from otel_bridge.config import IngestSettings
 from otel_bridge.dialects.framing import ACCEPTED_MEDIA_TYPES
@@ -152,6 +156,19 @@ def query_parameters(query_string: bytes) -> dict[str, str]:
     return found
 
 
+def _content_headers(scope: Scope) -> tuple[str, str | None]:
+    """``(Content-Type or "", Content-Length or None)`` in one pass over the raw headers: ASGI names are
+    lower-case, and of a repeated header the first counts, as with Starlette's ``Headers.get``."""
+    content_type: str | None = None
+    length: str | None = None
+    for name, value in scope["headers"]:
+        if name == b"content-type" and content_type is None:
+            content_type = value.decode("latin-1")
+        elif name == b"content-length" and length is None:
+            length = value.decode("latin-1")
+    return content_type or "", length
+
+
 class _TooLarge(Exception):
     pass
 
@@ -177,6 +194,44 @@ async def _read_body(receive: Receive, declared: str | None, limit: int) -> byte
         chunks.append(chunk)
 
 
+Responder = Callable[[Scope, Receive], Awaitable[Response | bytes]]
+"""The route's handler: the accepted answer's JSON (202), or an error :class:`Response`."""
+
+
+def ingest_responder(consumer: EventConsumer, settings: IngestSettings) -> Responder:
+    """``POST /v1/events`` into ``consumer``, bounded by ``settings``, as a function of the ASGI scope."""
+    limit = settings.max_body_bytes
+
+    async def respond(scope: Scope, receive: Receive) -> Response | bytes:
+        query = query_parameters(scope["query_string"])
+        content_type, declared = _content_headers(scope)
+        try:
+            forced = forced_dialect(query.get("dialect"))
+            try:
+                body = await _read_body(receive, declared, limit)
+            except _TooLarge:
+                consumer.reject("body_too_large")
+                return problem(413, "body_too_large", f"request body exceeds {limit} bytes")
+            answer = await ingest_events(
+                consumer,
+                settings,
+                body,
+                content_type,
+                dialect=forced,
+                run_id=query.get("run_id"),
+                source=query.get("source"),
+            )
+        except IngestError as exc:
+            return problem(STATUS[exc.code], exc.code, exc.message, **exc.extra)
+        return msgspec.json.encode(answer)
+
+    return respond
+
+
+def _response(answer: Response | bytes) -> Response:
+    return answer if isinstance(answer, Response) else Response(answer, 202, media_type="application/json")
+
+
 class LeanRoute(APIRoute):
     """An API route whose endpoint takes the :class:`Request` and returns a :class:`Response` itself.
 
@@ -189,14 +244,10 @@ class LeanRoute(APIRoute):
         return endpoint
 
 
-def _accepted(answer: dict[str, object]) -> Response:
-    return Response(msgspec.json.encode(answer), status_code=202, media_type="application/json")
-
-
 def ingest_router(consumer: EventConsumer, settings: IngestSettings) -> APIRouter:
-    """``POST /v1/events`` into ``consumer``, bounded by ``settings``."""
+    """``POST /v1/events`` into ``consumer``, bounded by ``settings``, as a documented route."""
     router = APIRouter()
-    limit = settings.max_body_bytes
+    respond = ingest_responder(consumer, settings)
 
     async def ingest(request: Request) -> Response:
         """Push agent events (JSON, JSON array, NDJSON or SSE text).
@@ -206,28 +257,7 @@ def ingest_router(consumer: EventConsumer, settings: IngestSettings) -> APIRoute
         ``ingest.max_errors_reported``; ``rejected_indexes``: all of them); the others are
         mapped, each exactly once. A client resends only the rejected frames, fixed.
         """
-        query = query_parameters(request.scope["query_string"])
-        headers = request.headers
-        try:
-            forced = forced_dialect(query.get("dialect"))
-            try:
-                body = await _read_body(request.receive, headers.get("content-length"), limit)
-            except _TooLarge:
-                consumer.reject("body_too_large")
-                return problem(413, "body_too_large", f"request body exceeds {limit} bytes")
-            content_type = headers.get("content-type", "")
-            answer = await ingest_events(
-                consumer,
-                settings,
-                body,
-                content_type,
-                dialect=forced,
-                run_id=query.get("run_id"),
-                source=query.get("source"),
-            )
-        except IngestError as exc:
-            return problem(STATUS[exc.code], exc.code, exc.message, **exc.extra)
-        return _accepted(answer)
+        return _response(await respond(request.scope, request.receive))
 
     router.add_api_route(
         "/v1/events",
@@ -239,3 +269,42 @@ def ingest_router(consumer: EventConsumer, settings: IngestSettings) -> APIRoute
         route_class_override=LeanRoute,
     )
     return router
+
+
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+class IngestDispatch:
+    """ASGI middleware: ``POST /v1/events`` straight to the responder, everything else on to ``app``."""
+
+    def __init__(self, app: ASGIApp, respond: Responder) -> None:
+        self.app = app
+        self.respond = respond
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or _route_path(scope) != "/v1/events":
+            await self.app(scope, receive, send)
+            return
+        answer = await self.respond(scope, receive)
+        if isinstance(answer, Response):
+            await answer(scope, receive, send)
+            return
+        headers = [*_JSON_HEADERS, (b"content-length", str(len(answer)).encode())]
+        await send({"type": "http.response.start", "status": 202, "headers": headers})
+        await send({"type": "http.response.body", "body": answer})
+
+
+def _route_path(scope: Scope) -> str:
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
+
+
+def mount_ingest(app: FastAPI, consumer: EventConsumer, settings: IngestSettings) -> None:
+    """The documented route, and the dispatch that serves it past the router.
+
+    Call before the auth and CORS middleware are added: middleware added later wraps this one,
+    so the token check and CORS still come first.
+    """
+    app.include_router(ingest_router(consumer, settings))
+    app.add_middleware(IngestDispatch, respond=ingest_responder(consumer, settings))
