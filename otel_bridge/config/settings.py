@@ -37,10 +37,10 @@ class MappingSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_finished_runs: int = 10_000
     """Finished runs remembered so that late events join the same trace."""
     max_event_ids: int = 200_000
-    """Producer event ids remembered across all runs (least recently seen forgotten first, ~150 B each),
+    """Producer event ids remembered across all runs (least recently seen forgotten first, ~170 B each),
     so a re-sent event is mapped once; each one forgotten is counted."""
     max_open_spans: int = 200_000
-    """Open spans across all runs (about 0.8 kB each, bench/bench_open_spans.py: ~160 MB at the default);
+    """Open spans across all runs (about 0.65 kB each, bench/bench_open_spans.py: ~130 MB at the default);
     past it the least recently active runs are closed early. At least ``max_open_spans_per_run``."""
     run_idle_timeout_s: float = 300.0
     """A run with no event for this long is closed."""

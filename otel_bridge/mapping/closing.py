@@ -289,6 +289,7 @@ class ForgottenRuns:
         self._current = bytearray(self._bits // 8)
         self._previous = bytearray(self._bits // 8)
         self._added = 0
+        self._ever = False
 
     def _slot(self, trace_id: bytes) -> tuple[int, int]:
         bit = int.from_bytes(trace_id[:8], "big") % self._bits
@@ -302,8 +303,11 @@ class ForgottenRuns:
         index, mask = self._slot(trace_id)
         self._current[index] |= mask
         self._added += 1
+        self._ever = True
 
     def __contains__(self, trace_id: bytes) -> bool:
+        if not self._ever:  # the common case: no run was ever forgotten
+            return False
         index, mask = self._slot(trace_id)
         return bool((self._current[index] | self._previous[index]) & mask)
 

@@ -45,7 +45,7 @@ bound drops is counted in :class:`otel_bridge.stats.Stats`):
   least-recently-seen table, so that an event re-sent by an at-least-once
   producer is mapped once. Each id it forgets to make room is counted
   (``Stats.event_ids_forgotten``): a re-send of that id would be mapped again.
-  Each remembered id costs about 150 B (bench/bench_open_spans.py).
+  Each remembered id costs about 170 B (bench/bench_open_spans.py).
 * ``table.MAX_KEY_USES``: ended producer ids a run remembers, so that an id
   used again gets a new span id; past it a start gets a key unique in the run.
 
