@@ -53,7 +53,9 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 ROTEL = pathlib.Path(rotel.__file__).parent / "rotel-agent"
 BASELINE = REPO / "bench" / "sdk_baseline_server.py"
 EVENTS_PER_RUN = 16
-SPANS_PER_RUN = 6
+WORKLOAD_SPANS_PER_RUN = 6
+SPANS_PER_RUN = 4
+"""Spans a run of :func:`make_events` (the earlier 8-event runs other benches still use) gives."""
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -63,7 +65,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def make_events(runs: int) -> list[dict[str, object]]:
+def make_workload(runs: int) -> list[dict[str, object]]:
     """16 canonical events a run: 6 spans (run, 3 chat, 2 tools), 4 span events (2 progress, 2 messages)."""
     t0 = 1_800_000_000_000_000_000
     out: list[dict[str, object]] = []
@@ -94,6 +96,32 @@ def make_events(runs: int) -> list[dict[str, object]]:
                     out.append({"kind": "message", "run_id": run, "text": f"answer part {m}", "timestamp": t})
         out.append({"kind": "run.finished", "run_id": run, "status": "completed", "timestamp": t + 100_000})
     assert len(out) == runs * EVENTS_PER_RUN
+    return out
+
+
+def make_events(runs: int) -> list[dict[str, object]]:
+    """8 canonical events per run: 4 spans (run, 2 chat, 1 tool), one span event."""
+    t0 = 1_800_000_000_000_000_000
+    out: list[dict[str, object]] = []
+    for r in range(runs):
+        run = f"bench-{r}"
+        t = t0 + r * 10_000_000
+        llm = {"run_id": run, "provider": "openai", "model": "gpt-4o-mini"}
+        out += [
+            {"kind": "run.started", "run_id": run, "agent": "bench-agent", "timestamp": t},
+            {**llm, "kind": "llm.started", "call_id": f"{run}-1", "stream": True, "temperature": 0.2,
+             "timestamp": t + 1},
+            {**llm, "kind": "llm.completed", "call_id": f"{run}-1", "usage": {"input": 812, "output": 96},
+             "finish_reasons": ["tool_calls"], "response_id": f"resp-{r}", "timestamp": t + 2_000_000},
+            {"kind": "tool.started", "run_id": run, "tool_name": "search", "call_id": f"{run}-t",
+             "parent_call_id": f"{run}-1", "timestamp": t + 2_100_000},
+            {"kind": "tool.completed", "run_id": run, "tool_name": "search", "call_id": f"{run}-t",
+             "timestamp": t + 4_000_000},
+            {**llm, "kind": "llm.started", "call_id": f"{run}-2", "timestamp": t + 4_100_000},
+            {**llm, "kind": "llm.completed", "call_id": f"{run}-2", "usage": {"input": 1020, "output": 210},
+             "finish_reasons": ["stop"], "timestamp": t + 6_000_000},
+            {"kind": "run.finished", "run_id": run, "status": "completed", "timestamp": t + 6_100_000},
+        ]  # fmt: skip
     return out
 
 
@@ -229,6 +257,56 @@ def measure(server: Server, bodies: list[bytes], n_spans: int) -> tuple[float, f
         server.stop()
 
 
+def run_bridge(
+    endpoint: str, bodies: list[bytes], n_spans: int, tmp: pathlib.Path, with_store: bool, queue_dir: str = "memory"
+) -> float:
+    """Wall seconds for the earlier bench's sidecar run (bench_faults.py's queue-cost still times it)."""
+    port = free_port()
+    config = tmp / "bench.toml"
+    config.write_text(
+        "[mapping]\nrun_end_grace_s = 0.0\nsweep_interval_s = 0.02\n"
+        f"[otlp]\nschedule_delay_s = 0.02\nmax_queue_spans = 1000000\nqueue_dir = {json.dumps(queue_dir)}\n"
+        f"[store]\nenabled = {'true' if with_store else 'false'}\n"
+        f"[metrics]\nenabled = {'true' if with_store else 'false'}\n"
+        f"[feed]\nenabled = {'true' if with_store else 'false'}\n"
+        f"[ingest]\nmax_body_bytes = {max(len(b) for b in bodies) + 1}\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
+    env["OTEL_METRICS_EXPORTER"] = "none"  # this collector takes traces only
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "otel_bridge", "serve", "--port", str(port), "--config", str(config),
+         "--log-level", "warning"],
+        env=env, cwd=REPO,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(timeout=60) as client:
+            for _ in range(200):
+                try:
+                    if client.get(base + "/v1/health").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.05)
+            start = time.perf_counter()
+            for body in bodies:
+                r = client.post(base + "/v1/events", content=body, headers={"Content-Type": "application/x-ndjson"})
+                r.raise_for_status()
+            while True:
+                health = client.get(base + "/v1/health").json()
+                done = health["spans_exported"].get("otlp", 0) + sum(health["spans_export_failed"].values())
+                if done >= n_spans:
+                    break
+                time.sleep(0.01)
+            elapsed = time.perf_counter() - start
+            if any(health["spans_export_failed"].values()):  # the counters exist at 0 from the start
+                raise SystemExit(f"export failures: {health}")
+            return elapsed
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+
+
 # -- --check: the two servers emit the same spans -------------------------------------------------
 
 
@@ -289,7 +367,7 @@ def _spans(bodies: list[bytes]) -> list[dict[str, Any]]:
 
 
 def check(tmp: pathlib.Path, runs: int = 3) -> None:
-    events = make_events(runs)
+    events = make_workload(runs)
     bodies = bodies_of(events, 500)
     emitted = []
     for start in (
@@ -299,7 +377,7 @@ def check(tmp: pathlib.Path, runs: int = 3) -> None:
         _Receiver.bodies = []
         receiver = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
         threading.Thread(target=receiver.serve_forever, daemon=True).start()
-        measure(start(f"http://127.0.0.1:{receiver.server_address[1]}"), bodies, runs * SPANS_PER_RUN)
+        measure(start(f"http://127.0.0.1:{receiver.server_address[1]}"), bodies, runs * WORKLOAD_SPANS_PER_RUN)
         receiver.shutdown()
         emitted.append(_spans(_Receiver.bodies))
     bridge, sdk = emitted
@@ -336,16 +414,15 @@ def main() -> None:
         "--before", type=pathlib.Path, help="a checkout of an earlier otel-bridge, measured too (interleaved)"
     )
     args = parser.parse_args()
-    big, small = make_events(args.runs), make_events(args.small_runs)
+    big, small = make_workload(args.runs), make_workload(args.small_runs)
+    per_run = WORKLOAD_SPANS_PER_RUN
+    big_spans, small_spans = args.runs * per_run, args.small_runs * per_run
     configs = [
-        Config(f"export only, {args.batch} events a POST", bodies_of(big, args.batch), len(big),
-               args.runs * SPANS_PER_RUN, False),
-        Config(f"full sidecar, {args.batch} events a POST", bodies_of(big, args.batch), len(big),
-               args.runs * SPANS_PER_RUN, True),
-        Config("export only, 10 events a POST", bodies_of(small, 10), len(small), args.small_runs * SPANS_PER_RUN,
-               False),
-        Config("export only, 1 event a POST", bodies_of(small, 1), len(small), args.small_runs * SPANS_PER_RUN, False),
-    ]  # fmt: skip
+        Config(f"export only, {args.batch} events a POST", bodies_of(big, args.batch), len(big), big_spans, False),
+        Config(f"full sidecar, {args.batch} events a POST", bodies_of(big, args.batch), len(big), big_spans, True),
+        Config("export only, 10 events a POST", bodies_of(small, 10), len(small), small_spans, False),
+        Config("export only, 1 event a POST", bodies_of(small, 1), len(small), small_spans, False),
+    ]
     if args.only:
         wanted = {w.strip() for w in args.only.split(",")}
         configs = [c for c in configs if any(w in c.label for w in wanted)]
