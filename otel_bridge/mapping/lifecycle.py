@@ -39,8 +39,10 @@ bound drops is counted in :class:`otel_bridge.stats.Stats`):
   the same trace (as a continuation span) instead of starting a new one; at
   least ``max_open_runs``, so that an eviction storm cannot push out the runs
   it just evicted. A run forgotten past that is still known, by one bit, to
-  :class:`.closing.ForgottenRuns`: when it comes back it starts under a root
-  key of its own, so it never rebuilds a span id it already exported.
+  :class:`.closing.ForgottenRuns` (for at least the next 4 x (finished + open)
+  runs forgotten): when it comes back it starts under a root key of its own,
+  so it does not rebuild a span id it already exported
+  (tests/test_eviction_storm.py).
 * ``max_event_ids``: producer event ids remembered, across all runs, in one
   least-recently-seen table, so that an event re-sent by an at-least-once
   producer is mapped once. Each id it forgets to make room is counted
