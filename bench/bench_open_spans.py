@@ -3,8 +3,10 @@
 Opens ``--runs`` runs with ``--spans`` open tool spans each (every tool start
 carrying a producer event id, as an at-least-once producer sends them) through
 the real :class:`SpanMapper`, and prints the traced bytes per open span, with
-and without the event ids, and per event id. These are the figures a memory
-budget (``limits.max_memory_mb``) would be converted from.
+and without the event ids, and per event id; then the same for open chat spans
+(provider, model, temperature: a larger attribute set). These are the figures a
+memory budget (``limits.max_memory_mb``) would be converted from. The goal
+(issue 9): under 1 KB an open span, event id included.
 
 Usage: python -m bench.bench_open_spans [--runs 200] [--spans 500]
 """
@@ -24,13 +26,21 @@ from otel_bridge.stats import Stats
 T0 = 1_767_225_600_000_000_000
 
 
-def events(runs: int, spans: int, with_ids: bool) -> list[AgentEvent]:
+def events(runs: int, spans: int, with_ids: bool, chat: bool = False) -> list[AgentEvent]:
     out: list[AgentEvent] = []
     for r in range(runs):
         run = f"run-{r:06d}"
         out.append(AgentEvent(kind=EventKind.RUN_STARTED, run_id=run, timestamp_ns=T0, dialect="bench",
                               original_type="run.started", agent="bench-agent"))  # fmt: skip
         for s in range(spans):
+            event_id = f"evt-{r:06d}-{s:06d}" if with_ids else None
+            if chat:
+                out.append(
+                    AgentEvent(kind=EventKind.LLM_STARTED, run_id=run, timestamp_ns=T0 + s, dialect="bench",
+                               original_type="llm.started", call_id=f"call-{s:06d}", provider="openai",
+                               model="gpt-4o-mini", temperature=0.2, event_id=event_id)
+                )  # fmt: skip
+                continue
             out.append(
                 AgentEvent(
                     kind=EventKind.TOOL_STARTED,
@@ -40,22 +50,25 @@ def events(runs: int, spans: int, with_ids: bool) -> list[AgentEvent]:
                     original_type="tool.started",
                     call_id=f"call-{s:06d}",
                     tool_name="search",
-                    event_id=f"evt-{r:06d}-{s:06d}" if with_ids else None,
+                    event_id=event_id,
                 )
             )
     return out
 
 
-def traced_bytes(runs: int, spans: int, with_ids: bool) -> int:
+def traced_bytes(runs: int, spans: int, with_ids: bool, chat: bool = False) -> int:
     """What the mapper keeps once the events are gone (their strings included, as a real producer's)."""
     settings = MappingSettings(
-        max_open_runs=runs + 1, max_open_spans_per_run=spans + 1, max_open_spans=max(runs * spans, spans + 1)
+        max_open_runs=runs + 1,
+        max_open_spans_per_run=spans + 1,
+        max_open_spans=max(runs * spans, spans + 1),
+        max_event_ids=runs * spans + runs,
     )
     gc.collect()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     mapper = SpanMapper(settings, ListSink(), Stats())
-    batch = events(runs, spans, with_ids)
+    batch = events(runs, spans, with_ids, chat)
     mapper.process(batch)
     del batch
     gc.collect()
@@ -77,6 +90,10 @@ def main() -> None:
     print(f"per open span (no event ids): {plain / n:,.0f} B")
     print(f"per open span (with event ids): {with_ids / n:,.0f} B")
     print(f"per remembered event id: {(with_ids - plain) / n:,.0f} B")
+    chat_plain = traced_bytes(args.runs, args.spans, with_ids=False, chat=True)
+    chat_ids = traced_bytes(args.runs, args.spans, with_ids=True, chat=True)
+    print(f"per open chat span (no event ids): {chat_plain / n:,.0f} B")
+    print(f"per open chat span (with event ids): {chat_ids / n:,.0f} B")
 
 
 if __name__ == "__main__":

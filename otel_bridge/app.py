@@ -22,7 +22,7 @@ from otel_bridge.config import Settings
 from otel_bridge.sources.manager import SourceManager
 from otel_bridge.sources.mcp_proxy import McpProxy
 from otel_bridge.web import auth
-from otel_bridge.web.ingest import ingest_router
+from otel_bridge.web.ingest import mount_ingest
 from otel_bridge.web.mcp import mount_mcp
 from otel_bridge.web.metrics import metrics_router
 from otel_bridge.web.sources import sources_router
@@ -75,7 +75,7 @@ def create_app(
     app.state.pipeline = pipeline
     app.state.bridge = bridge
     app.state.sources = sources
-    app.include_router(ingest_router(bridge, settings.ingest))
+    mount_ingest(app, bridge, settings.ingest)  # the route, and its dispatch past the router
     app.include_router(traces_router(pipeline.store, pipeline.resource, SCOPE))
     app.include_router(sources_router(sources))
     if settings.metrics.enabled:

@@ -31,6 +31,10 @@ class Stats:
         # Feed events a lagging subscriber never got: deliveries to one client, not spans or events lost
         # by the bridge, so not in `dropped`.
         self.feed_events_lost = 0
+        # Bounded memories of the mapper: nothing is lost when they forget, but what they forget is counted.
+        self.event_ids_forgotten = 0  # producer event ids forgotten by the dedupe table (a re-send maps again)
+        self.finished_runs_forgotten = 0  # finished runs forgotten (a late event reopens them under a new key)
+        self.runs_reopened = 0  # runs seen again after they were forgotten
 
     def reject(self, reason: str, count: int = 1) -> None:
         self.events_rejected[reason] += count
@@ -55,4 +59,7 @@ class Stats:
             "incomplete_spans": dict(self.incomplete),
             "redacted": dict(self.redacted),
             "feed_events_lost": self.feed_events_lost,
+            "event_ids_forgotten": self.event_ids_forgotten,
+            "finished_runs_forgotten": self.finished_runs_forgotten,
+            "runs_reopened": self.runs_reopened,
         }

@@ -36,10 +36,11 @@ class MappingSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Span events per span (the SDK default); extra ones are counted, not kept."""
     max_finished_runs: int = 10_000
     """Finished runs remembered so that late events join the same trace."""
-    max_event_ids_per_run: int = 100_000
-    """Producer event ids remembered per open run, so a re-sent event is mapped once."""
+    max_event_ids: int = 200_000
+    """Producer event ids remembered across all runs (least recently seen forgotten first, ~170 B each),
+    so a re-sent event is mapped once; each one forgotten is counted."""
     max_open_spans: int = 200_000
-    """Open spans across all runs (about 0.8 kB each, bench/bench_open_spans.py: ~160 MB at the default);
+    """Open spans across all runs (about 0.65 kB each, bench/bench_open_spans.py: ~130 MB at the default);
     past it the least recently active runs are closed early. At least ``max_open_spans_per_run``."""
     run_idle_timeout_s: float = 300.0
     """A run with no event for this long is closed."""
@@ -69,7 +70,13 @@ class MappingSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     exported only when the run ends), so backends can find a long run while it runs; 0 turns it off."""
 
     def __post_init__(self) -> None:
-        for name in ("max_open_runs", "max_open_spans_per_run", "max_events_per_span", "max_finished_runs"):
+        for name in (
+            "max_open_runs",
+            "max_open_spans_per_run",
+            "max_events_per_span",
+            "max_finished_runs",
+            "max_event_ids",
+        ):
             _positive(name, getattr(self, name))
         for name in ("run_idle_timeout_s", "span_timeout_s", "sweep_interval_s", "attribute_max_length"):
             _positive(name, getattr(self, name))
@@ -152,10 +159,14 @@ class StoreSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Recent traces kept; the oldest is evicted first."""
     max_spans_per_trace: int = 10_000
     """Spans kept per trace; extra ones are counted, not kept."""
+    max_spans: int = 200_000
+    """Spans kept across all traces (a few hundred bytes to a few KB each); past it the oldest traces
+    are evicted whole."""
 
     def __post_init__(self) -> None:
         _positive("max_traces", self.max_traces)
         _positive("max_spans_per_trace", self.max_spans_per_trace)
+        _positive("max_spans", self.max_spans)
 
 
 class IngestSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -6,10 +6,19 @@ incomplete (status ERROR, ``error.type=incomplete``, the reason), keeps the
 ended runs waiting out their grace period, and remembers finished runs so that
 a late event joins their trace. The bounds it applies are listed, with their
 reasons, in :mod:`.lifecycle`.
+
+Timeouts cost nothing while nothing is due: ended runs wait in a FIFO (one grace
+period for all), idle runs are found from the oldest end of the LRU run table,
+and span timeouts and "in progress" markers come from a heap with one entry per
+run that has open spans or is not marked yet, keyed by the earliest time one of
+them can fall due. An entry is checked when it falls due and pushed again with
+the run's next deadline (a span touched since is not due yet): a sweep touches
+only what is due, however many runs are open.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections import OrderedDict, deque
 from collections.abc import Callable
 
@@ -17,7 +26,7 @@ from otel_bridge import semconv as sc
 from otel_bridge.config import MappingSettings
 from otel_bridge.mapping import attributes as attrs
 from otel_bridge.mapping.ids import span_id_for
-from otel_bridge.mapping.table import OP_LLM, Finished, Run, Span, ancestors
+from otel_bridge.mapping.table import OP_LLM, ROOT_KEY, Finished, Run, Span, ancestors
 from otel_bridge.model import SpanKind, SpanRecord, StatusCode
 from otel_bridge.stats import Stats
 
@@ -37,7 +46,27 @@ class Closer:
         self._runs = runs  # the mapper's table, shared: a finished run leaves it here
         self._emit_record = emit
         self._ending: deque[tuple[float, str]] = deque()
+        self._due: list[tuple[float, int, Run]] = []  # the timeout heap: (when, tie-break, run)
+        self._due_seq = 0
         self.finished: OrderedDict[str, Finished] = OrderedDict()
+        # An evicted run's later events must find it here (or in `forgotten`), else they would rebuild
+        # the span ids it already exported: at least as many as can be open, so one eviction storm
+        # (every new run evicting an open one) cannot push out a run still sending.
+        self.max_finished = max(settings.max_finished_runs, settings.max_open_runs)
+        self.forgotten = ForgottenRuns(4 * (self.max_finished + settings.max_open_runs))
+
+    def schedule(self, run: Run, when: float) -> None:
+        """Check ``run``'s span timeouts and marker at ``when`` (or earlier, if it already has an earlier check)."""
+        if run.sweep_due is not None and run.sweep_due <= when:
+            return
+        run.sweep_due = when
+        self._due_seq += 1
+        heapq.heappush(self._due, (when, self._due_seq, run))
+
+    def first_check(self, run: Run) -> float | None:
+        """When a new run's first timeout check is due: its marker, if the marker is on."""
+        mark_after = self._s.run_marker_after_s
+        return run.opened_at + mark_after if mark_after else None
 
     def end_later(self, run: Run, now: float) -> None:
         """A run's terminal event was seen: it stays open ``run_end_grace_s`` for late events."""
@@ -58,13 +87,29 @@ class Closer:
             if now - run.root.last_active < idle:
                 break
             self.finish_run(run, sc.CLOSE_IDLE)
+        due = self._due
+        while due and due[0][0] <= now:
+            when, _, run = heapq.heappop(due)
+            if run.sweep_due != when or self._runs.get(run.run_id) is not run:
+                continue  # superseded by an earlier check, or the run has closed
+            run.sweep_due = None
+            self._check(run, now)
+
+    def _check(self, run: Run, now: float) -> None:
+        """One run's span timeouts and marker, then its next check."""
         span_timeout = self._s.span_timeout_s
         mark_after = self._s.run_marker_after_s
-        for run in list(self._runs.values()):
-            for span in [s for s in run.open.values() if now - s.last_active >= span_timeout]:
-                self.close_incomplete(run, span, sc.CLOSE_SPAN_TIMEOUT, span.last_ns)
-            if mark_after and not run.marked and now - run.opened_at >= mark_after:
-                self.mark_in_progress(run)
+        for span in [s for s in run.open.values() if now - s.last_active >= span_timeout]:
+            self.close_incomplete(run, span, sc.CLOSE_SPAN_TIMEOUT, span.last_ns)
+        if mark_after and not run.marked and now - run.opened_at >= mark_after:
+            self.mark_in_progress(run)
+        following = min((s.last_active for s in run.open.values()), default=None)
+        when = following + span_timeout if following is not None else None
+        if mark_after and not run.marked:
+            marker = run.opened_at + mark_after
+            when = marker if when is None else min(when, marker)
+        if when is not None:
+            self.schedule(run, when)
 
     def mark_in_progress(self, run: Run) -> None:
         """Emit a long run's "in progress" marker: a short child of its root, which leaves only at the run's end.
@@ -95,6 +140,7 @@ class Closer:
         for run in list(self._runs.values()):
             self.finish_run(run, reason)
         self._ending.clear()
+        self._due.clear()
 
     def close_incomplete(self, run: Run, span: Span, reason: str, end_ns: int) -> None:
         """Close a span its producer did not end (evicted, timed out, its run closed)."""
@@ -149,8 +195,10 @@ class Closer:
         if span.op == OP_LLM:
             span.attributes.update(attrs.inherited_model_attributes(span.attributes, ancestors(run, span)))
             if not attrs.has_model(span.attributes) and self._runs.get(run.run_id) is run:
-                run.held.append((span, end_ns))  # the run may name its model before it ends
+                run.hold(span, end_ns)  # the run may name its model before it ends
                 return end_ns
+        if span.counted:
+            run.count_use(span)
         self._record(run, span, end_ns)
         return end_ns
 
@@ -165,8 +213,8 @@ class Closer:
                 start_ns=span.start_ns,
                 end_ns=end_ns,
                 attributes=span.attributes,
-                events=tuple(span.events),
-                links=tuple(span.links),
+                events=tuple(span.events) if span.events else (),
+                links=tuple(span.links) if span.links else (),
                 status_code=span.status_code,
                 status_message=span.status_message,
                 dropped_events=span.dropped_events,
@@ -201,10 +249,10 @@ class Closer:
                 latest=self._s.latest_semconv,
             )
         )
-        for span, span_end in run.held:  # chat spans that waited for a model: the run's, if it named one
+        for span, span_end in run.held or ():  # chat spans that waited for a model: the run's, if it named one
             span.attributes.update(attrs.inherited_model_attributes(span.attributes, ancestors(run, span)))
             self._record(run, span, span_end)
-        run.held.clear()
+        run.held = None
         self.emit(run, root, max(end, root.start_ns))
         self._stats.runs_finished += 1
         agent = root.attributes.get(sc.GEN_AI_AGENT_NAME)
@@ -214,6 +262,59 @@ class Closer:
             previous.root_span_id if previous is not None else root.span_id,
             agent if isinstance(agent, str) else None,
             previous.continuations if previous is not None else 0,
+            previous.root_key if previous is not None else root.key,
         )
-        while len(self.finished) > self._s.max_finished_runs:
-            self.finished.popitem(last=False)
+        while len(self.finished) > self.max_finished:
+            _, forgotten = self.finished.popitem(last=False)
+            self.forgotten.add(forgotten.trace_id)
+            self._stats.finished_runs_forgotten += 1
+
+
+class ForgottenRuns:
+    """Trace ids of runs no longer remembered as finished: one bit each, so far more of them fit.
+
+    A run that comes back after its :class:`Finished` entry is gone would otherwise rebuild span ids
+    it already exported (its root's ``run`` key, its ``#n`` keys from 1 again): a backend then holds
+    two spans with one id. A run whose trace id is found here starts under a key of its own
+    (``run~<n>``) instead. Two generations of ``capacity`` runs each, ``32 x capacity`` bits each
+    (one bit per run; trace ids are uniform): a run forgotten less than ``capacity`` runs ago is
+    always found (4 bytes a run, against ~150 for a :class:`Finished` entry); a new run is taken for
+    a forgotten one at most ~6 % of the time (3 % of each generation's bits set when it is full),
+    and then only gets a root key a restarted sidecar would not rebuild, never a wrong or duplicate id.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = max(capacity, 64)
+        self._bits = 32 * self._capacity
+        self._current = bytearray(self._bits // 8)
+        self._previous = bytearray(self._bits // 8)
+        self._added = 0
+        self._ever = False
+
+    def _slot(self, trace_id: bytes) -> tuple[int, int]:
+        bit = int.from_bytes(trace_id[:8], "big") % self._bits
+        return bit >> 3, 1 << (bit & 7)
+
+    def add(self, trace_id: bytes) -> None:
+        if self._added >= self._capacity:
+            self._previous, self._current = self._current, self._previous
+            self._current[:] = bytes(len(self._current))
+            self._added = 0
+        index, mask = self._slot(trace_id)
+        self._current[index] |= mask
+        self._added += 1
+        self._ever = True
+
+    def __contains__(self, trace_id: bytes) -> bool:
+        if not self._ever:  # the common case: no run was ever forgotten
+            return False
+        index, mask = self._slot(trace_id)
+        return bool((self._current[index] | self._previous[index]) & mask)
+
+    def nbytes(self) -> int:
+        return 2 * len(self._current)
+
+
+def continuation_key(finished: Finished, n: int) -> str:
+    """The root key of a finished run's ``n``-th continuation (``run+1``; under a reopened root, ``run~3+1``)."""
+    return f"{ROOT_KEY}+{n}" if finished.root_key == ROOT_KEY else f"{finished.root_key}+{n}"

@@ -36,12 +36,24 @@ bound drops is counted in :class:`otel_bridge.stats.Stats`):
 * ``run_end_grace_s``: after a terminal event the run stays open this long, so
   that events which arrive a little out of order still join it.
 * ``max_finished_runs``: finished runs remembered so that a late event joins
-  the same trace (as a continuation span) instead of starting a new one.
-* ``max_event_ids_per_run``: producer event ids remembered per open run, so
-  that an event re-sent by an at-least-once producer is mapped once; past it,
-  later ids are mapped without the check rather than grow the set, and each is
-  counted (``event_id_not_remembered``). Each remembered id costs about 130 B,
-  an open span about 770 B (bench/bench_open_spans.py).
+  the same trace (as a continuation span) instead of starting a new one; at
+  least ``max_open_runs``, so that an eviction storm cannot push out the runs
+  it just evicted. A run forgotten past that is still known, by one bit, to
+  :class:`.closing.ForgottenRuns` (for at least the next 4 x (finished + open)
+  runs forgotten): when it comes back it starts under a root key of its own,
+  so it does not rebuild a span id it already exported
+  (tests/test_eviction_storm.py).
+* ``max_event_ids``: producer event ids remembered, across all runs, in one
+  least-recently-seen table, so that an event re-sent by an at-least-once
+  producer is mapped once. Each id it forgets to make room is counted
+  (``Stats.event_ids_forgotten``): a re-send of that id would be mapped again.
+  Each remembered id costs about 170 B (bench/bench_open_spans.py).
+* ``table.MAX_KEY_USES``: ended producer ids a run remembers, so that an id
+  used again gets a new span id; past it a start gets a key unique in the run.
+
+An open span costs under 1 KB (bench/bench_open_spans.py): slots, containers
+created on first use, no copy of any event kept. Timeouts are found from a
+heap and the run table's LRU order (:mod:`.closing`): idle runs cost nothing.
 """
 
 from __future__ import annotations
@@ -54,7 +66,7 @@ from collections.abc import Callable, Iterable
 from otel_bridge import semconv as sc
 from otel_bridge.config import MappingSettings
 from otel_bridge.mapping import attributes as attrs
-from otel_bridge.mapping.closing import Closer
+from otel_bridge.mapping.closing import Closer, continuation_key
 from otel_bridge.mapping.ids import parse_traceparent, span_id_for, trace_id_for_run
 from otel_bridge.mapping.pricing import Pricer
 from otel_bridge.mapping.table import (
@@ -64,10 +76,12 @@ from otel_bridge.mapping.table import (
     OP_AGENT,
     OP_LLM,
     OP_TOOL,
+    ROOT_KEY,
     START_KINDS,
     Finished,
     Run,
     Span,
+    SpanKey,
     ancestors,
     call_span,
     container,
@@ -112,6 +126,11 @@ class SpanMapper:
         self._out: list[SpanRecord] = []
         self._closer = Closer(settings, stats, self._runs, self._collect)
         self._open_spans_bound = 0  # >= the open spans across runs; exact after each recount
+        # (run id, event id) of the producer events seen lately, least recently seen first.
+        self._event_ids: OrderedDict[str, None] = OrderedDict()
+        self._created: Run | None = None  # the run the event being mapped has just opened
+        self._reopened = 0  # forgotten runs seen again (their root keys: run~1, run~2...)
+        self._now = clock()  # the clock, read once per batch
 
     # -- public API ---------------------------------------------------------
     @property
@@ -120,6 +139,8 @@ class SpanMapper:
 
     def process(self, events: Iterable[AgentEvent]) -> list[Placement]:
         """Map a batch of events; emits finished spans to the sink once per batch."""
+        # One reading of the clock per batch: the batch is mapped at once, and its spans share the float.
+        self._now = self._clock()
         placements = [self._process_one(event) for event in events]
         self._flush_out()
         return placements
@@ -129,6 +150,18 @@ class SpanMapper:
         self._closer.sweep(self._clock())
         self._flush_out()
 
+    def shed_oldest(self, n: int) -> int:
+        """Close the ``n`` least recently active open runs now (``evicted``); returns how many were open.
+
+        The memory budget's hard limit (:mod:`otel_bridge.limits`) calls this; the caller counts them.
+        """
+        shed = 0
+        while shed < n and self._runs:
+            self._closer.finish_run(next(iter(self._runs.values())), sc.CLOSE_EVICTED)
+            shed += 1
+        self._flush_out()
+        return shed
+
     def close_all(self, reason: str = sc.CLOSE_SHUTDOWN) -> None:
         """Close every open run now (shutdown, or the end of a replayed file)."""
         self._closer.close_all(reason)
@@ -136,18 +169,22 @@ class SpanMapper:
 
     # -- dispatch ------------------------------------------------------------
     def _process_one(self, event: AgentEvent) -> Placement:
-        run = self._run_for(event)
+        self._created = None
         if event.event_id is not None:
-            # At-least-once producers (reconnects, a log read beside its live
-            # stream) re-send events: one id is mapped once per run.
-            if event.event_id in run.seen_event_ids:
+            # At-least-once producers (reconnects, a log read beside its live stream) re-send
+            # events: one id is mapped once per run, even after the run has finished.
+            seen = self._event_ids
+            ident = f"{event.run_id}\x00{event.event_id}"  # one string: ~50 B less than a tuple
+            if ident in seen:
+                seen.move_to_end(ident)
                 self._stats.drop("duplicate_event")
-                return Placement(run.trace_id, run.root.span_id, run.root.parent_span_id)
-            if len(run.seen_event_ids) < self._s.max_event_ids_per_run:
-                run.seen_event_ids.add(event.event_id)
-            else:  # mapped, but a re-send of it would be mapped again: counted, not silent
-                self._stats.drop("event_id_not_remembered")
-        now = self._clock()
+                return self._placed_before(event)
+            seen[ident] = None
+            if len(seen) > self._s.max_event_ids:  # a re-send of the forgotten id would be mapped again: counted
+                seen.popitem(last=False)
+                self._stats.event_ids_forgotten += 1
+        run = self._run_for(event)
+        now = self._now
         run.root.last_active = now
         self._runs.move_to_end(run.run_id)
         kind = event.kind
@@ -172,14 +209,29 @@ class SpanMapper:
         # An event that names its call (an MCP request's progress or log) is recorded on that call's span.
         return self._add_span_event(run, call_span(run, event.call_id) or innermost(run), event, now)
 
+    def _placed_before(self, event: AgentEvent) -> Placement:
+        """Where a re-sent event's run is: its open root, else the root of the run as it finished."""
+        run = self._runs.get(event.run_id)
+        if run is not None:
+            return Placement(run.trace_id, run.root.span_id, run.root.parent_span_id)
+        finished = self._closer.finished.get(event.run_id)
+        if finished is not None:
+            return Placement(finished.trace_id, finished.root_span_id, None)
+        trace_id = trace_id_for_run(event.run_id, self._s.id_salt)
+        return Placement(trace_id, span_id_for(trace_id, ROOT_KEY), None)
+
     def _run_for(self, event: AgentEvent) -> Run:
         run = self._runs.get(event.run_id)
         if run is not None:
             return run
         finished = self._closer.finished.get(event.run_id)
         run = self._continuation(event, finished) if finished is not None else self._new_run(event)
+        self._created = run
         self._runs[event.run_id] = run
         self._stats.runs_started += 1
+        first_check = self._closer.first_check(run)
+        if first_check is not None:
+            self._closer.schedule(run, first_check)
         if len(self._runs) > self._s.max_open_runs:
             oldest = next(iter(self._runs.values()))
             self._stats.drop("max_open_runs")
@@ -193,24 +245,31 @@ class SpanMapper:
             trace_id, parent_span_id = traced
         else:
             trace_id = trace_id_for_run(event.run_id, self._s.id_salt)
+        key = ROOT_KEY
+        if trace_id in self._closer.forgotten:
+            # This run (or, rarely, one sharing its bit) finished and was forgotten: a root key of its
+            # own, so that nothing it exported before is exported again under the same ids.
+            self._reopened += 1
+            key = f"{ROOT_KEY}~{self._reopened}"
+            self._stats.runs_reopened += 1
         start = event.timestamp_ns
         root = Span(
-            key="run",
+            key=key,
             op=OP_AGENT,
-            span_id=span_id_for(trace_id, "run"),
+            span_id=span_id_for(trace_id, key),
             parent_span_id=parent_span_id,
             start_ns=start,
             last_ns=event.timestamp_ns,
-            last_active=self._clock(),
+            last_active=self._now,
         )
-        root.attributes.update(attrs.run_start_attributes(event))
-        return Run(run_id=event.run_id, trace_id=trace_id, root=root, created_by=event, opened_at=root.last_active)
+        root.attributes = attrs.run_start_attributes(event)
+        return Run(run_id=event.run_id, trace_id=trace_id, root=root, opened_at=root.last_active)
 
     def _continuation(self, event: AgentEvent, finished: Finished) -> Run:
         """A late event for a finished run: a child of its root, in the same trace."""
         n = finished.continuations + 1
-        self._closer.finished[event.run_id] = Finished(finished.trace_id, finished.root_span_id, finished.agent, n)
-        key = f"run+{n}"
+        self._closer.finished[event.run_id] = finished._replace(continuations=n)
+        key = continuation_key(finished, n)
         root = Span(
             key=key,
             op=OP_AGENT,
@@ -218,9 +277,9 @@ class SpanMapper:
             parent_span_id=finished.root_span_id,
             start_ns=event.timestamp_ns,
             last_ns=event.timestamp_ns,
-            last_active=self._clock(),
+            last_active=self._now,
         )
-        root.attributes.update(attrs.continuation_attributes(event, finished.agent))
+        root.attributes = attrs.continuation_attributes(event, finished.agent)
         self._stats.continuations += 1
         return Run(
             run_id=event.run_id,
@@ -233,7 +292,7 @@ class SpanMapper:
     def _on_run_started(self, run: Run, event: AgentEvent) -> Placement:
         root = run.root
         root.start_ns = min(root.start_ns, event.timestamp_ns)
-        if run.created_by is not event:  # a run this event created already has its attributes
+        if run is not self._created:  # a run this event created already has its attributes
             root.attributes.update(attrs.run_start_attributes(event))
         root.touch(event)
         return Placement(run.trace_id, root.span_id, root.parent_span_id)
@@ -251,28 +310,28 @@ class SpanMapper:
             root.status_message = event.error or ""
         run.end_ns = max(event.timestamp_ns, root.last_ns)
         if run.ending_deadline is None:
-            self._closer.end_later(run, self._clock())
+            self._closer.end_later(run, self._now)
         duration = (run.end_ns - root.start_ns) / 1e6
         return Placement(run.trace_id, root.span_id, root.parent_span_id, duration)
 
     # -- spans -----------------------------------------------------------------
     def _on_span_start(self, run: Run, event: AgentEvent, op: str, now: float) -> Placement:
         key = span_key(run, op, event, starting=True)
-        existing = run.open.get(key)
+        existing = run.open.get(key.lookup)
         if existing is not None:
             return self._add_span_event(run, existing, event, now)
         span = self._open_span(run, key, op, event, event.timestamp_ns, now)
         return Placement(run.trace_id, span.span_id, span.parent_span_id)
 
-    def _open_span(self, run: Run, key: str, op: str, event: AgentEvent, start_ns: int, now: float) -> Span:
+    def _open_span(self, run: Run, key: SpanKey, op: str, event: AgentEvent, start_ns: int, now: float) -> Span:
         parent = container(run)
         if op == OP_AGENT and event.parent_call_id is not None:
             # A sub-agent run by a tool call (Locus subagents, AG-UI parentToolCallId) nests under that call.
             parent = run.open.get(f"{OP_TOOL}:{event.parent_call_id}", parent)
         span = Span(
-            key=key,
+            key=key.lookup,
             op=op,
-            span_id=run.child_span_id(key),
+            span_id=run.child_span_id(key.ident),
             parent_span_id=parent.span_id,
             start_ns=start_ns,
             last_ns=event.timestamp_ns,
@@ -282,10 +341,13 @@ class SpanMapper:
             # An inferred start's time is not a request time (no time to first chunk from it).
             inferred=event.inferred,
             parent=parent,
+            counted=key.counted,
         )
         if op == OP_TOOL and event.parent_call_id is not None:
-            span.links.append(SpanLinkRecord(run.trace_id, run.child_span_id(f"{OP_LLM}:{event.parent_call_id}"), {}))
-        run.open[key] = span
+            span.links = [SpanLinkRecord(run.trace_id, run.child_span_id(f"{OP_LLM}:{event.parent_call_id}"), {})]
+        run.open[key.lookup] = span
+        if run.sweep_due is None:  # its timeout needs a check; a run with a check due has one no later
+            self._closer.schedule(run, now + self._s.span_timeout_s)
         if len(run.open) > self._s.max_open_spans_per_run:
             oldest = next(iter(run.open.values()))
             self._stats.drop("max_open_spans_per_run")
@@ -309,14 +371,14 @@ class SpanMapper:
 
     def _on_span_end(self, run: Run, event: AgentEvent, op: str, now: float) -> Placement:
         key = span_key(run, op, event, starting=False)
-        span = run.open.pop(key, None)
+        span = run.open.pop(key.lookup, None)
         if span is None:
             # A completion with no start: the span is rebuilt from its duration.
             start = event.timestamp_ns
             if event.duration_ms is not None:
                 start -= int(event.duration_ms * 1e6)
             span = self._open_span(run, key, op, event, start, now)
-            run.open.pop(key)
+            run.open.pop(key.lookup)
         end = event.timestamp_ns
         if event.duration_ms is not None and not event.timestamp_from_source:
             # Arrival times say nothing about the producer's clock: trust its duration.
@@ -345,11 +407,11 @@ class SpanMapper:
         if event.stream:
             span.streaming = True
         if self._s.capture_content:
-            calls = attrs.requested_tool_calls(span.events)
+            calls = attrs.requested_tool_calls(span.events or ())
             span.attributes.update(attrs.llm_content_pairs(event, self._s.attribute_max_length, calls))
             details = attrs.content_event_attributes(span.attributes) if self._s.content_events else None
             if details is not None:
-                span.events.append(SpanEventRecord(sc.EVENT_INFERENCE_DETAILS, event.timestamp_ns, details))
+                span.add_event(SpanEventRecord(sc.EVENT_INFERENCE_DETAILS, event.timestamp_ns, details))
         span.attributes.update(attrs.inherited_model_attributes(span.attributes, ancestors(run, span)))
         if event.usage is not None:
             run.usage = event.usage.plus(run.usage)
@@ -391,6 +453,8 @@ class SpanMapper:
                 span.stream_paired = True
                 span.streaming = True
                 if event.call_id is not None:
+                    if run.stream_spans is None:
+                        run.stream_spans = {}
                     run.stream_spans[event.call_id] = span.key
                     span.attributes.update(attrs.stream_attributes(event.call_id))
         return self._add_span_event(run, span or innermost(run), event, now)
@@ -398,7 +462,7 @@ class SpanMapper:
     def _add_span_event(self, run: Run, span: Span, event: AgentEvent, now: float) -> Placement:
         span.last_active = now
         span.touch(event)
-        if len(span.events) >= self._s.max_events_per_span:
+        if span.event_count() >= self._s.max_events_per_span:
             span.dropped_events += 1
             self._stats.drop("max_events_per_span")
         else:
@@ -406,7 +470,7 @@ class SpanMapper:
                 event, self._s.capture_content, self._s.attribute_max_length, self._redact_payload
             )
             name = event.original_type if event.kind is EventKind.CUSTOM else str(event.kind)
-            span.events.append(SpanEventRecord(name, event.timestamp_ns, dict(pairs)))
+            span.add_event(SpanEventRecord(name, event.timestamp_ns, dict(pairs)))
         return Placement(run.trace_id, span.span_id, span.parent_span_id)
 
     # -- output ------------------------------------------------------------------

@@ -6,12 +6,22 @@ derived from the event that opens or ends it, and its span id from the key
 (:mod:`.ids`), so an end finds its start and a rebuilt span keeps its id. This
 module holds the records and the lookups over them; :mod:`.lifecycle` decides
 what each event does to them and :mod:`.closing` ends them.
+
+Memory (an open span should cost well under 1 KB, bench/bench_open_spans.py):
+the records use slots, and every container that most spans or runs never need
+(span events, links, the reused-key counts, stream pairings, held chat spans) is
+``None`` until first used. A span is found by its *lookup key* (``chat:<call
+id>``: only one span per producer id is open at once); the key its id was
+derived from differs only for a reused id (``chat:<call id>#1``), and is not
+kept once the id is. A run remembers how often each producer id was used only
+once its span has ended, and at most :data:`MAX_KEY_USES` of them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from otel_bridge import semconv as sc
 from otel_bridge.mapping import attributes as attrs
@@ -62,6 +72,11 @@ FAILURE_KINDS = frozenset(
 )
 # LLM, tool and request spans are leaves: new spans nest under the innermost agent or step.
 CONTAINER_OPS = frozenset({OP_AGENT, OP_STEP})
+ROOT_KEY = "run"
+MAX_KEY_USES = 4096
+"""Ended producer ids a run remembers (to give a reused id a new span id: ``chat:c1#1``). A run that ends
+more distinct calls than this still never reuses a span id: a start whose id it can no longer check
+gets a key made unique by the run's sequence (``chat:c1~57``), only not one a restart would rebuild."""
 
 
 @dataclass(eq=False, slots=True)
@@ -76,8 +91,8 @@ class Span:
     last_ns: int
     last_active: float
     attributes: Attributes = field(default_factory=dict)
-    events: list[SpanEventRecord] = field(default_factory=list)
-    links: list[SpanLinkRecord] = field(default_factory=list)
+    events: list[SpanEventRecord] | None = None  # None until the first one: most spans have none
+    links: list[SpanLinkRecord] | None = None
     dropped_events: int = 0
     status_code: StatusCode = StatusCode.UNSET
     status_message: str = ""
@@ -87,6 +102,7 @@ class Span:
     inferred: bool = False
     stream_paired: bool = False
     parent: Span | None = None  # the open span it nests under: a child's end extends it
+    counted: bool = False  # its key is a producer id whose use the run counts when it ends (see span_key)
 
     def name(self) -> str:
         return attrs.span_name(self.op, self.attributes)
@@ -96,7 +112,17 @@ class Span:
 
     def touch(self, event: AgentEvent) -> None:
         """The span has seen ``event``: it lasts at least until then."""
-        self.last_ns = max(self.last_ns, event.timestamp_ns)
+        if event.timestamp_ns > self.last_ns:
+            self.last_ns = event.timestamp_ns
+
+    def add_event(self, record: SpanEventRecord) -> None:
+        if self.events is None:
+            self.events = [record]
+        else:
+            self.events.append(record)
+
+    def event_count(self) -> int:
+        return 0 if self.events is None else len(self.events)
 
 
 @dataclass(eq=False, slots=True)
@@ -106,36 +132,51 @@ class Run:
     run_id: str
     trace_id: bytes
     root: Span
-    open: dict[str, Span] = field(default_factory=dict)  # insertion order = start order
-    key_uses: dict[str, int] = field(default_factory=dict)
+    open: dict[str, Span] = field(default_factory=dict)  # by lookup key; insertion order = start order
+    key_uses: dict[str, int] | None = None  # ended producer ids -> times used (at most MAX_KEY_USES)
     seq: int = 0
-    stream_spans: dict[str, str] = field(default_factory=dict)  # stream id -> span key
+    stream_spans: dict[str, str] | None = None  # stream id -> span lookup key
     end_ns: int | None = None
     ending_deadline: float | None = None
     usage: TokenUsage | None = None
     cost: float | None = None
-    seen_event_ids: set[str] = field(default_factory=set)
-    created_by: AgentEvent | None = None  # the event that opened the run
     opened_at: float = 0.0  # the mapper's clock when the run opened
     marked: bool = False  # its "in progress" marker span was emitted
+    sweep_due: float | None = None  # when its entry in the timeout heap falls due (None: it has none)
     # Ended chat spans that named no model, with their ends: emitted when the run ends, by when
     # the run may have named one (AG-UI names it only in RUN_FINISHED's usage).
-    held: list[tuple[Span, int]] = field(default_factory=list)
+    held: list[tuple[Span, int]] | None = None
 
     def child_span_id(self, key: str) -> bytes:
         """The id of the child span keyed ``key``. A continuation (a finished run's late events) keys its
         children under its own root, so they never reuse the ids of the finished run's spans."""
-        return span_id_for(self.trace_id, key if self.root.key == "run" else f"{self.root.key}/{key}")
+        return span_id_for(self.trace_id, key if self.root.key == ROOT_KEY else f"{self.root.key}/{key}")
+
+    def count_use(self, span: Span) -> None:
+        """``span`` (keyed by a producer id) has ended: a later start of the same id gets a new span id."""
+        uses = self.key_uses
+        if uses is None:
+            self.key_uses = {span.key: 1}
+        elif span.key in uses:
+            uses[span.key] += 1
+        elif len(uses) < MAX_KEY_USES:
+            uses[span.key] = 1
+
+    def hold(self, span: Span, end_ns: int) -> None:
+        if self.held is None:
+            self.held = [(span, end_ns)]
+        else:
+            self.held.append((span, end_ns))
 
 
-@dataclass(frozen=True)
-class Finished:
+class Finished(NamedTuple):
     """A finished run, remembered so that a late event joins its trace."""
 
     trace_id: bytes
     root_span_id: bytes
     agent: str | None
     continuations: int
+    root_key: str = ROOT_KEY  # its first root's key: a continuation's key is derived from it
 
 
 def ancestors(run: Run, span: Span) -> Iterator[Attributes]:
@@ -147,29 +188,45 @@ def ancestors(run: Run, span: Span) -> Iterator[Attributes]:
     yield run.root.attributes
 
 
-def span_key(run: Run, op: str, event: AgentEvent, *, starting: bool) -> str:
-    """The key of the span ``event`` starts or ends (the same key for both, ``#n`` for a reused id)."""
+class SpanKey(NamedTuple):
+    """Which span an event starts or ends: how to find it, and what its span id is derived from."""
+
+    lookup: str  # finds the open span (``chat:c1``): one span per producer id is open at once
+    ident: str  # its span id is derived from this (``chat:c1#1`` for an id used again)
+    counted: bool  # a use of a producer id: the run counts it when the span ends
+
+
+def span_key(run: Run, op: str, event: AgentEvent, *, starting: bool) -> SpanKey:
+    """The key of the span ``event`` starts or ends.
+
+    A producer id used again after its span ended gets ``#n`` (``chat:c1#1``); one the run can no
+    longer check (past :data:`MAX_KEY_USES`) a key unique within the run (``chat:c1~57``).
+    """
     ident = event.call_id if op != OP_STEP else (event.name or event.call_id)
     if ident is None:
-        if starting:
-            run.seq += 1
-            return f"{op}#{run.seq}"
-        # An end with no id closes the innermost open span of its operation.
-        for span in reversed(run.open.values()):
-            if span.op == op:
-                return span.key
+        if not starting:
+            # An end with no id closes the innermost open span of its operation.
+            for span in reversed(run.open.values()):
+                if span.op == op:
+                    return SpanKey(span.key, span.key, False)
         run.seq += 1
-        return f"{op}#{run.seq}"
+        key = f"{op}#{run.seq}"
+        return SpanKey(key, key, False)
     base = f"{op}:{ident}"
-    uses = run.key_uses.get(base, 0)
-    if starting and base in run.open:
-        # The same id started twice while open: a retry or a re-sent event.
-        # Keep the first span; the duplicate start becomes a span event.
-        return base
+    if base in run.open:
+        # Starting: the same id started twice while open (a retry or a re-sent event): the duplicate
+        # start becomes a span event of the first. Ending: the open span.
+        return SpanKey(base, base, False)
+    uses = run.key_uses.get(base) if run.key_uses is not None else None
+    if uses is None:
+        if run.key_uses is not None and len(run.key_uses) >= MAX_KEY_USES:
+            run.seq += 1
+            return SpanKey(base, f"{base}~{run.seq}", False)
+        return SpanKey(base, base, True)
     if starting:
-        run.key_uses[base] = uses + 1
-        return base if uses == 0 else f"{base}#{uses}"
-    return base if uses <= 1 else f"{base}#{uses - 1}"
+        return SpanKey(base, f"{base}#{uses}", True)
+    # A completion whose span already ended (a re-sent end): the latest span of that id.
+    return SpanKey(base, base if uses <= 1 else f"{base}#{uses - 1}", False)
 
 
 def call_span(run: Run, call_id: str | None) -> Span | None:
@@ -197,7 +254,7 @@ def container(run: Run) -> Span:
 def llm_span_for(run: Run, call_id: str | None, *, fallback: bool = True) -> Span | None:
     """The open LLM span a chunk or stream event belongs to: by stream id, call id, else the latest."""
     if call_id is not None:
-        key = run.stream_spans.get(call_id)
+        key = run.stream_spans.get(call_id) if run.stream_spans is not None else None
         if key is not None:
             return run.open.get(key)
         span = run.open.get(f"{OP_LLM}:{call_id}")

@@ -3,6 +3,12 @@
 It is the default sink when no OTLP endpoint is set (and on beside export
 unless disabled), and what ``GET /v1/traces`` and the viewer read. Summaries
 are kept up to date as spans arrive, so listing does not rescan spans.
+
+Bounds: ``store.max_traces`` traces, ``store.max_spans_per_trace`` spans in
+one, and ``store.max_spans`` spans in all (many traces of many spans would
+otherwise add up to gigabytes): past a bound the oldest traces are evicted
+whole (counted ``store_evicted_trace``); a span that fits no bound is counted
+and not kept.
 """
 
 from __future__ import annotations
@@ -132,9 +138,14 @@ class TraceStore:
         # Traces evicted lately: a run is listed from its first event and its spans come later,
         # so an evicted trace can come back and be evicted again; it is counted once.
         self._evicted: OrderedDict[bytes, None] = OrderedDict()
+        self._span_count = 0  # spans kept, across traces
 
     def __len__(self) -> int:
         return len(self._traces)
+
+    @property
+    def span_count(self) -> int:
+        return self._span_count
 
     def _trace(self, trace_id: bytes, start_ns: int, end_ns: int) -> _Trace:
         trace = self._traces.get(trace_id)
@@ -142,13 +153,25 @@ class TraceStore:
             trace = _Trace(TraceSummary(trace_id.hex(), start_ns=start_ns, end_ns=end_ns))
             self._traces[trace_id] = trace
             if len(self._traces) > self._s.max_traces:
-                evicted, _ = self._traces.popitem(last=False)
-                if evicted not in self._evicted:
-                    self._stats.drop("store_evicted_trace")
-                self._evicted[evicted] = None
-                if len(self._evicted) > max(self._s.max_traces, 1024):
-                    self._evicted.popitem(last=False)
+                self._evict_oldest()
         return trace
+
+    def _evict_oldest(self) -> None:
+        evicted, trace = self._traces.popitem(last=False)
+        self._span_count -= len(trace.spans)
+        if evicted not in self._evicted:
+            self._stats.drop("store_evicted_trace")
+        self._evicted[evicted] = None
+        if len(self._evicted) > max(self._s.max_traces, 1024):
+            self._evicted.popitem(last=False)
+
+    def _room_for_one(self, trace: _Trace) -> bool:
+        """Evict the oldest other traces until one more span fits ``max_spans``; ``False`` if it cannot."""
+        while self._span_count >= self._s.max_spans:
+            if next(iter(self._traces.values())) is trace:  # the oldest is the one it joins: keep it whole
+                return False
+            self._evict_oldest()
+        return True
 
     def observe(self, events: Sequence[AgentEvent], placements: Sequence[Placement]) -> None:
         """Runs appear as they start, not only when their own span ends (a bridge observer).
@@ -180,7 +203,11 @@ class TraceStore:
             if len(trace.spans) >= self._s.max_spans_per_trace:
                 self._stats.drop("store_max_spans_per_trace")
                 continue
+            if not self._room_for_one(trace):
+                self._stats.drop("store_max_spans")
+                continue
             trace.spans.append(span)
+            self._span_count += 1
             self._summarise(trace, span)
             stored += 1
         self._stats.spans_exported[self.name] += stored  # a span cut by the bound is counted once, as dropped

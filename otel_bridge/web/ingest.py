@@ -5,17 +5,37 @@ one of their own, ``?source=`` labels them. Answers 202
 ``{"accepted", "rejected", "events", "dialect", "runs", "errors", "rejected_indexes"}``.
 Errors: 400 body not parseable or empty, 413 body too large, 415 media type,
 422 unknown dialect or every event rejected. Never a 500 for bad input.
-The OpenAPI schema documents the request body's media types and every answer.
+The OpenAPI schema documents the query parameters, the request body's media
+types and every answer.
+
+Small POSTs are the common case (one event per request), and FastAPI's
+routing, dependency injection and pydantic validation of three optional query
+parameters cost more than decoding and mapping the event. So the handler is
+lean: :func:`ingest_responder` reads its query parameters, headers and body
+from the ASGI scope itself, and :class:`IngestDispatch` (installed by
+:func:`mount_ingest` inside the auth and CORS middleware, so both still apply)
+sends ``POST /v1/events`` straight to it, past the router. The route is also an
+ordinary :class:`~fastapi.routing.APIRoute` (:class:`LeanRoute`, the same
+responder behind it) so that it is documented in the OpenAPI schema like every
+other route, its query parameters written here by hand (:data:`OPENAPI_PARAMETERS`),
+and answers any other method as before (405).
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
+from urllib.parse import unquote_plus
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+import msgspec
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.routing import APIRoute
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from otel_bridge.config import IngestSettings
+from otel_bridge.dialects import registry
 from otel_bridge.dialects.framing import ACCEPTED_MEDIA_TYPES
 from otel_bridge.pipeline import EventConsumer
 from otel_bridge.sources.http_ingest import IngestError, forced_dialect
@@ -100,38 +120,147 @@ OPENAPI_REQUEST_BODY: dict[str, Any] = {
 }
 
 
+def _query_parameter(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": {"anyOf": [{"type": "string"}, {"type": "null"}], "title": name.replace("_", " ").title()},
+    }
+
+
+OPENAPI_PARAMETERS: list[dict[str, Any]] = [
+    _query_parameter("dialect", "force this dialect (else it is detected from the first frames)"),
+    _query_parameter("run_id", "the run of the events that name none of their own"),
+    _query_parameter("source", "a label for where the events came from (default http)"),
+]
+"""The route's query parameters, as FastAPI would have described them from typed arguments."""
+_PARAMETERS = frozenset(p["name"] for p in OPENAPI_PARAMETERS)
+
+
+def query_parameters(query_string: bytes) -> dict[str, str]:
+    """The route's query parameters from the raw query string, read as Starlette reads them.
+
+    Latin-1 bytes, ``&``-separated, ``+`` and ``%XX`` decoded as UTF-8 (bad bytes replaced),
+    blank values kept, the last of a repeated name wins; names the route does not take are skipped.
+    """
+    found: dict[str, str] = {}
+    if not query_string:
+        return found
+    for part in query_string.decode("latin-1").split("&"):
+        name, _, value = part.partition("=")
+        if "%" in name or "+" in name:
+            name = unquote_plus(name)
+        if name in _PARAMETERS:
+            found[name] = unquote_plus(value) if "%" in value or "+" in value else value
+    return found
+
+
+_HINT_HEADERS = frozenset(name.encode("latin-1") for name in registry.HEADER_DIALECTS)
+
+
+def _request_headers(scope: Scope) -> tuple[str, str | None, dict[str, str] | None]:
+    """``(Content-Type or "", Content-Length or None, the headers that name a dialect or None)`` in one
+    pass over the raw headers: ASGI names are lower-case, and of a repeated header the first counts,
+    as with Starlette's ``Headers.get``. A client that forwards its producer's response headers (e.g.
+    ``x-vercel-ai-ui-message-stream``) settles detection as a subscription's headers do."""
+    content_type: str | None = None
+    length: str | None = None
+    hints: dict[str, str] | None = None
+    for name, value in scope["headers"]:
+        if name == b"content-type" and content_type is None:
+            content_type = value.decode("latin-1")
+        elif name == b"content-length" and length is None:
+            length = value.decode("latin-1")
+        elif name in _HINT_HEADERS:
+            hints = hints or {}
+            hints.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+    return content_type or "", length, hints
+
+
 class _TooLarge(Exception):
     pass
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
+async def _read_body(receive: Receive, declared: str | None, limit: int) -> bytes:
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _TooLarge
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise ClientDisconnect
+        chunk: bytes = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise _TooLarge
+        if not message.get("more_body", False):
+            if not chunks:
+                return chunk  # the whole body in one message: the common case, no copy
+            chunks.append(chunk)
+            return b"".join(chunks)
         chunks.append(chunk)
-    return b"".join(chunks)
+
+
+Responder = Callable[[Scope, Receive], Awaitable[Response | bytes]]
+"""The route's handler: the accepted answer's JSON (202), or an error :class:`Response`."""
+
+
+def ingest_responder(consumer: EventConsumer, settings: IngestSettings) -> Responder:
+    """``POST /v1/events`` into ``consumer``, bounded by ``settings``, as a function of the ASGI scope."""
+    limit = settings.max_body_bytes
+
+    async def respond(scope: Scope, receive: Receive) -> Response | bytes:
+        query = query_parameters(scope["query_string"])
+        content_type, declared, hints = _request_headers(scope)
+        try:
+            forced = forced_dialect(query.get("dialect"))
+            try:
+                body = await _read_body(receive, declared, limit)
+            except _TooLarge:
+                consumer.reject("body_too_large")
+                return problem(413, "body_too_large", f"request body exceeds {limit} bytes")
+            answer = await ingest_events(
+                consumer,
+                settings,
+                body,
+                content_type,
+                dialect=forced,
+                run_id=query.get("run_id"),
+                source=query.get("source"),
+                headers=hints,
+            )
+        except IngestError as exc:
+            return problem(STATUS[exc.code], exc.code, exc.message, **exc.extra)
+        return msgspec.json.encode(answer)
+
+    return respond
+
+
+def _response(answer: Response | bytes) -> Response:
+    return answer if isinstance(answer, Response) else Response(answer, 202, media_type="application/json")
+
+
+class LeanRoute(APIRoute):
+    """An API route whose endpoint takes the :class:`Request` and returns a :class:`Response` itself.
+
+    Documented like any route (from ``responses`` and ``openapi_extra``), but no dependency is
+    solved, no parameter validated and no return value serialised on the way.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        endpoint: Callable[[Request], Coroutine[Any, Any, Response]] = self.endpoint
+        return endpoint
 
 
 def ingest_router(consumer: EventConsumer, settings: IngestSettings) -> APIRouter:
-    """``POST /v1/events`` into ``consumer``, bounded by ``settings``."""
+    """``POST /v1/events`` into ``consumer``, bounded by ``settings``, as a documented route."""
     router = APIRouter()
+    respond = ingest_responder(consumer, settings)
 
-    @router.post(
-        "/v1/events",
-        status_code=202,
-        response_class=JSONResponse,
-        responses=OPENAPI_RESPONSES,
-        openapi_extra={"requestBody": OPENAPI_REQUEST_BODY},
-    )
-    async def ingest(
-        request: Request, dialect: str | None = None, run_id: str | None = None, source: str | None = None
-    ) -> JSONResponse:
+    async def ingest(request: Request) -> Response:
         """Push agent events (JSON, JSON array, NDJSON or SSE text).
 
         The body is decoded and validated whole before anything is mapped. Each frame that
@@ -139,19 +268,54 @@ def ingest_router(consumer: EventConsumer, settings: IngestSettings) -> APIRoute
         ``ingest.max_errors_reported``; ``rejected_indexes``: all of them); the others are
         mapped, each exactly once. A client resends only the rejected frames, fixed.
         """
-        try:
-            forced = forced_dialect(dialect)
-            try:
-                body = await _read_body(request, settings.max_body_bytes)
-            except _TooLarge:
-                consumer.reject("body_too_large")
-                return problem(413, "body_too_large", f"request body exceeds {settings.max_body_bytes} bytes")
-            content_type = request.headers.get("content-type", "")
-            answer = await ingest_events(
-                consumer, settings, body, content_type, dialect=forced, run_id=run_id, source=source
-            )
-        except IngestError as exc:
-            return problem(STATUS[exc.code], exc.code, exc.message, **exc.extra)
-        return JSONResponse(answer, status_code=202)
+        return _response(await respond(request.scope, request.receive))
 
+    router.add_api_route(
+        "/v1/events",
+        ingest,
+        methods=["POST"],
+        status_code=202,
+        responses=OPENAPI_RESPONSES,
+        openapi_extra={"requestBody": OPENAPI_REQUEST_BODY, "parameters": OPENAPI_PARAMETERS},
+        route_class_override=LeanRoute,
+    )
     return router
+
+
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+class IngestDispatch:
+    """ASGI middleware: ``POST /v1/events`` straight to the responder, everything else on to ``app``."""
+
+    def __init__(self, app: ASGIApp, respond: Responder) -> None:
+        self.app = app
+        self.respond = respond
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or _route_path(scope) != "/v1/events":
+            await self.app(scope, receive, send)
+            return
+        answer = await self.respond(scope, receive)
+        if isinstance(answer, Response):
+            await answer(scope, receive, send)
+            return
+        headers = [*_JSON_HEADERS, (b"content-length", str(len(answer)).encode())]
+        await send({"type": "http.response.start", "status": 202, "headers": headers})
+        await send({"type": "http.response.body", "body": answer})
+
+
+def _route_path(scope: Scope) -> str:
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
+
+
+def mount_ingest(app: FastAPI, consumer: EventConsumer, settings: IngestSettings) -> None:
+    """The documented route, and the dispatch that serves it past the router.
+
+    Call before the auth and CORS middleware are added: middleware added later wraps this one,
+    so the token check and CORS still come first.
+    """
+    app.include_router(ingest_router(consumer, settings))
+    app.add_middleware(IngestDispatch, respond=ingest_responder(consumer, settings))
