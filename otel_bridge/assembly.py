@@ -160,6 +160,7 @@ def assemble(
         ],
         stats=stats,
         names=names,
+        redact_payload=redactor.json_text if redactor.active else None,
     )
 
     def metrics_snapshot() -> Snapshot:

@@ -34,6 +34,8 @@ EVENTS = [
     {"kind": "tool.completed", "run_id": RUN, "call_id": "t1", "tool_name": "deploy", "result": f"ok {AWS_ID}"},
     # its original payload becomes a span event's otel_bridge.event.payload
     {"kind": "progress", "run_id": RUN, "type": "deploy.log", "name": "log", "line": f"export KEY={OPENAI_KEY}"},
+    # a state change's payload is on the feed as `state` (content capture on): redacted like the spans'
+    {"kind": "state.changed", "run_id": RUN, "name": "env", "state": {"deploy_key": OPENAI_KEY}},
     {"kind": "run.finished", "run_id": RUN},
 ]
 SECRETS = (OPENAI_KEY, AWS_ID)

@@ -31,7 +31,7 @@ import itertools
 import logging
 import time
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Protocol
 
 from otel_bridge import semconv as sc
@@ -114,8 +114,10 @@ class Feed:
         stats: Stats | None = None,
         first_seq: int | None = None,
         names: sc.Naming = sc.V1_41,
+        redact_payload: Callable[[str], str] | None = None,
     ) -> None:
         self.settings = settings
+        self._redact_payload = redact_payload  # the mapper's payload redaction: the feed shows no more
         self._names = names  # the conventions' version of the records' keys
         self._content = content
         self._content_limit = content_limit  # the spans' attribute_max_length: the same cuts on both
@@ -155,6 +157,7 @@ class Feed:
                 content=self._content,
                 limit=self._content_limit,
                 names=self._names,
+                redact=self._redact_payload,
             )
             framed = sse.frame(encode(record), event=event.kind.value, event_id=seq, split_lines=False)
             item = FeedItem(record, event.kind, framed)

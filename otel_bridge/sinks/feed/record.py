@@ -84,6 +84,7 @@ def enrich(
     content: bool,
     limit: int | None = None,
     names: sc.Naming = sc.V1_41,
+    redact: Callable[[str], str] | None = None,
 ) -> FeedRecord:
     """One mapped event as the feed shows it.
 
@@ -132,7 +133,7 @@ def enrich(
         text=_cut(event.text, content, limit, cut_text),
         arguments=_cut(event.arguments, content, limit, cut_json_text),
         result=_cut(event.result, content, limit, cut_json_text),
-        state=_state(event, content, limit),
+        state=_state(event, content, limit, redact),
     )
 
 
@@ -167,12 +168,16 @@ def _usage_type(cache_write_key: str) -> type[TokenUsage]:
     )
 
 
-def _state(event: AgentEvent, content: bool, limit: int | None) -> msgspec.Raw | None:
+def _state(
+    event: AgentEvent, content: bool, limit: int | None, redact: Callable[[str], str] | None
+) -> msgspec.Raw | None:
     """The payload of a state change, compact (a producer's pretty-printed JSON has line breaks, and
-    a feed event is one ``data:`` line) and cut like any content."""
+    a feed event is one ``data:`` line), redacted as the spans' payloads are, and cut like any content."""
     if event.kind is not EventKind.STATE_CHANGED or event.payload is None or not content:
         return None
     text = bytes(event.payload).decode(errors="replace")
+    if redact is not None:
+        text = redact(text)
     try:
         compact = _encoder.encode(msgspec.json.decode(text))
     except msgspec.DecodeError:  # not JSON: carried as a JSON string, so the record stays JSON
