@@ -17,7 +17,14 @@ Encoders:
 - ``msgpack hop``: what the worker pipe cost per span before (msgpack encode in the sidecar,
   decode in the worker), for scale.
 
-Usage: python -m bench.bench_encoder [--rounds 9] [--runs 2000]
+With ``--pipeline``: the real ``otel-bridge serve`` (export only: store, metrics and feed off) fed
+bench_pipeline's events over HTTP and exporting to a real rotel collector, once with
+``OTEL_BRIDGE_OTLP_ENCODER=pure`` (msgpack across the pipe, the worker encodes: the path as it was)
+and once with ``native`` (the sidecar encodes, OTLP bytes across the pipe), alternating; the figure
+is CPU seconds of the sidecar's whole process tree (it and its export worker, from /proc) from the
+first POST to the last span exported, per event.
+
+Usage: python bench/bench_encoder.py [--rounds 9] [--runs 2000] [--pipeline]
 """
 
 from __future__ import annotations
@@ -93,7 +100,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--runs", type=int, default=2000, help="bench_pipeline runs to map (4 spans each)")
     parser.add_argument("--repeat", type=int, default=3, help="passes over the spans per round")
+    parser.add_argument("--pipeline", action="store_true", help="the sidecar's process tree, pure vs native")
     args = parser.parse_args()
+    if args.pipeline:
+        pipeline(args.runs, args.rounds)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         corpora = {"workload": workload_spans(args.runs, Path(tmp)), "fixtures": fixture_spans()}
 
@@ -131,6 +142,113 @@ def main() -> None:
                 f"  {name:12s} {med:6.2f} us/span CPU (min {min(values):.2f}, max {max(values):.2f})"
                 f"   {base / med:5.2f}x pure"
             )
+
+
+# --- the whole pipeline: CPU of the sidecar's process tree per event, pure vs native ---------------
+
+
+def _tree_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and every live descendant (the export worker)."""
+    import os
+
+    tick = os.sysconf("SC_CLK_TCK")
+    total, stack = 0.0, [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{p}/task").iterdir():
+                stack += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
+def pipeline_round(encoder: str, bodies: list[bytes], n_spans: int, endpoint: str, tmp: Path) -> float:
+    """CPU seconds of the sidecar's tree from the first POST to the last span exported."""
+    import json
+    import os
+    import signal
+    import subprocess
+
+    import httpx
+    from bench_pipeline import free_port
+
+    port = free_port()
+    config = tmp / "bench.toml"
+    config.write_text(
+        "[mapping]\nrun_end_grace_s = 0.0\nsweep_interval_s = 0.02\n"
+        '[otlp]\nschedule_delay_s = 0.02\nmax_queue_spans = 1000000\nqueue_dir = "memory"\n'
+        "[store]\nenabled = false\n[metrics]\nenabled = false\n[feed]\nenabled = false\n"
+        f"[ingest]\nmax_body_bytes = {max(len(b) for b in bodies) + 1}\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env |= {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_METRICS_EXPORTER": "none"}
+    env[otlp_proto.ENCODER_ENV] = encoder
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "otel_bridge", "serve", "--port", str(port), "--config", str(config)],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(timeout=60) as client:
+            for _ in range(400):
+                try:
+                    if client.get(base + "/v1/health").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.05)
+            time.sleep(0.5)  # the worker's start-up is not part of the load
+            cpu0 = _tree_cpu_s(proc.pid)
+            for body in bodies:
+                client.post(base + "/v1/events", content=body, headers={"Content-Type": "application/x-ndjson"})
+            while True:
+                health = client.get(base + "/v1/health").json()
+                if health["spans_exported"].get("otlp", 0) + sum(health["spans_export_failed"].values()) >= n_spans:
+                    break
+                time.sleep(0.02)
+            cpu = _tree_cpu_s(proc.pid) - cpu0
+            if any(health["spans_export_failed"].values()):
+                raise SystemExit(f"export failures: {json.dumps(health)}")
+            return cpu
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+
+
+def pipeline(runs: int, rounds: int) -> None:
+    import tempfile
+
+    sys.path.insert(0, str(REPO / "bench"))
+    from bench_pipeline import SPANS_PER_RUN, Rotel, make_events
+
+    events = make_events(runs)
+    lines = [msgspec.json.encode(e) for e in events]
+    bodies = [b"\n".join(lines[i : i + 500]) for i in range(0, len(lines), 500)]
+    encoders = ["pure", "native"] if otlp_proto.native_available() else ["pure"]
+    results: dict[str, list[float]] = {e: [] for e in encoders}
+    collector = Rotel()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for i in range(rounds):
+                for encoder in encoders if i % 2 == 0 else encoders[::-1]:
+                    cpu = pipeline_round(
+                        encoder, bodies, runs * SPANS_PER_RUN, f"http://127.0.0.1:{collector.http}", Path(tmp)
+                    )
+                    results[encoder].append(cpu / len(events) * 1e6)
+                    print(f"round {i + 1} {encoder:6s}: {results[encoder][-1]:.1f} us CPU per event (process tree)")
+    finally:
+        collector.stop()
+    print(f"\n{len(events)} events ({runs} runs, {runs * SPANS_PER_RUN} spans), NDJSON batches of 500, {rounds} rounds")
+    for encoder, values in results.items():
+        print(
+            f"  {encoder:6s} {statistics.median(values):6.1f} us CPU/event"
+            f" (min {min(values):.1f}, max {max(values):.1f})"
+        )
 
 
 if __name__ == "__main__":

@@ -95,7 +95,9 @@ _int = st.integers(min_value=-(2**63), max_value=2**64 - 1) | st.sampled_from(
 )
 _float = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from([0.0, -0.0, math.inf, math.nan])
 _scalar = _text | _surrogate | st.booleans() | _int | _float
-_value = st.recursive(_scalar, lambda inner: st.tuples(inner, inner) | st.lists(inner, max_size=3).map(tuple), max_leaves=8)
+_value = st.recursive(
+    _scalar, lambda inner: st.tuples(inner, inner) | st.lists(inner, max_size=3).map(tuple), max_leaves=8
+)
 _attrs = st.dictionaries(_text | _surrogate, _value | st.lists(_scalar, max_size=3), max_size=6)
 _time = st.integers(min_value=-(2**64), max_value=2**66) | st.sampled_from([0, 1, 2**64 - 1, 2**64, -1])
 _id16 = st.binary(min_size=16, max_size=16) | st.sampled_from([b"", bytes(200)])

@@ -306,3 +306,7 @@ class ProtoEncoder:
 
     def encode(self, spans: Sequence[SpanRecord]) -> bytes:
         return encode_request_fields(self._resource, self._scope, self.span_fields(spans), self._schema_url)
+
+    def encode_fields(self, span_fields: bytes) -> bytes:
+        """A request around spans already written as ``ScopeSpans.spans`` fields (:meth:`span_fields`)."""
+        return encode_request_fields(self._resource, self._scope, span_fields, self._schema_url)

@@ -57,6 +57,7 @@ import msgspec
 from otel_bridge.aio import wait_event
 from otel_bridge.config import ConfigError
 from otel_bridge.model import SpanRecord
+from otel_bridge.sinks.export.encoded import Item, unpack
 from otel_bridge.stats import Stats
 
 log = logging.getLogger(__name__)
@@ -180,7 +181,7 @@ class DurableQueue:
             self.offer_encoded(body, 1)
 
     def offer_encoded(self, body: bytes, spans: int) -> None:
-        """Spans already msgpack-encoded as a ``list[SpanRecord]`` (the worker pipe's frames)."""
+        """A worker pipe frame as it came: OTLP bytes (:mod:`.encoded`) or a msgpack ``list[SpanRecord]``."""
         if self._bytes + len(body) > self._max_bytes:
             self._stats.drop("export_queue_full", spans)
             return
@@ -203,17 +204,18 @@ class DurableQueue:
     def wake(self) -> None:
         self._full_batch.set()
 
-    def take(self) -> list[SpanRecord]:
+    def take(self) -> list[Item]:
         """Whole rows from the head, up to one batch (at least one row); marked taken before they are sent."""
         assert self._taken is None, "done() or release() the batch in flight first"
-        spans: list[SpanRecord] = []
+        spans: list[Item] = []
         last = n = size = resent = 0
         rows = self._db.execute("SELECT seq, spans, taken, body FROM batch ORDER BY seq LIMIT ?", (self._batch,))
         for seq, count, taken, body in rows.fetchall():
             if spans and n + count > self._batch:
                 break
             try:
-                decoded = self._decode(body)
+                batch = unpack(body)
+                decoded: Sequence[Item] = [batch] if batch is not None else self._decode(body)
             except msgspec.DecodeError:
                 log.error("an unreadable row in the export queue (%d spans) is dropped", count)
                 self._forget(seq, seq, count, len(body))
