@@ -14,13 +14,14 @@ Encoders:
 - ``pure-lean``: a leaner pure-Python rewrite with the same bytes (``bench/encoder_lean.py``), measured
   and not adopted;
 - ``native``: the same with ``otel_bridge_native`` (skipped with a note when it is not built);
-- ``msgpack hop``: what the worker pipe cost per span before (msgpack encode in the sidecar,
-  decode in the worker), for scale.
+- ``msgpack encode``, ``msgpack hop``: what the worker pipe costs per span without the native
+  encoder (msgpack encode in the sidecar; that and the decode in the worker), for scale.
 
 With ``--pipeline``: the real ``otel-bridge serve`` (export only: store, metrics and feed off) fed
 bench_pipeline's events over HTTP and exporting to a real rotel collector, once with
 ``OTEL_BRIDGE_OTLP_ENCODER=pure`` (msgpack across the pipe, the worker encodes: the path as it was)
-and once with ``native`` (the sidecar encodes, OTLP bytes across the pipe), alternating; the figure
+once with ``native`` (the sidecar encodes, OTLP bytes across the pipe) and once as ``native-hop`` (the
+native encoder in the worker, records still crossing as msgpack: the hop alone), alternating; the figure
 is CPU seconds of the sidecar's whole process tree (it and its export worker, from /proc) from the
 first POST to the last span exported, per event.
 
@@ -124,11 +125,12 @@ def main() -> None:
         print(f"native: not measured ({otlp_proto.native_unavailable_reason()})")
     pack = msgspec.msgpack.Encoder().encode
     unpack = msgspec.msgpack.Decoder(list[SpanRecord]).decode
+    encoders["msgpack encode"] = pack  # the sidecar's half of the hop
     encoders["msgpack hop"] = lambda batch: unpack(pack(batch))
 
     for corpus, spans in corpora.items():
         for name, encode in encoders.items():  # identical output first: a bench of wrong bytes is worthless
-            if name not in ("pure", "msgpack hop"):
+            if not name.startswith(("pure", "msgpack")) or name == "pure-lean":
                 assert encode(spans) == old.encode(spans), f"{name} differs from pure"
         results: dict[str, list[float]] = {name: [] for name in encoders}
         for _ in range(args.rounds):
@@ -139,7 +141,7 @@ def main() -> None:
         for name, values in results.items():
             med = statistics.median(values)
             print(
-                f"  {name:12s} {med:6.2f} us/span CPU (min {min(values):.2f}, max {max(values):.2f})"
+                f"  {name:14s} {med:6.2f} us/span CPU (min {min(values):.2f}, max {max(values):.2f})"
                 f"   {base / med:5.2f}x pure"
             )
 
@@ -147,26 +149,54 @@ def main() -> None:
 # --- the whole pipeline: CPU of the sidecar's process tree per event, pure vs native ---------------
 
 
-def _tree_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of ``pid`` and every live descendant (the export worker)."""
+def _tree_cpu_s(pid: int) -> tuple[float, float]:
+    """User + system CPU seconds of ``pid`` itself, and of every live descendant (the export worker)."""
     import os
 
     tick = os.sysconf("SC_CLK_TCK")
-    total, stack = 0.0, [pid]
+    main, rest, stack = 0.0, 0.0, [pid]
     while stack:
         p = stack.pop()
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
+            cpu = (int(fields[11]) + int(fields[12])) / tick
+            if p == pid:
+                main += cpu
+            else:
+                rest += cpu
             for task in Path(f"/proc/{p}/task").iterdir():
                 stack += [int(c) for c in (task / "children").read_text().split()]
         except (FileNotFoundError, ProcessLookupError):
             continue
-    return total
+    return main, rest
 
 
-def pipeline_round(encoder: str, bodies: list[bytes], n_spans: int, endpoint: str, tmp: Path) -> float:
-    """CPU seconds of the sidecar's tree from the first POST to the last span exported."""
+def _idle_cpu_s(pid: int) -> tuple[float, float]:
+    """The tree's CPU once it has settled: both processes started and idle (under 20 ms in 300 ms)."""
+    before = _tree_cpu_s(pid)
+    for _ in range(60):
+        time.sleep(0.3)
+        now = _tree_cpu_s(pid)
+        if sum(now) - sum(before) < 0.02:
+            return now
+        before = now
+    raise SystemExit("the sidecar did not settle")
+
+
+SERVE = "import sys\nfrom otel_bridge.cli import main\nsys.exit(main())\n"
+# The native encoder in the worker, with records still crossing as msgpack: the hop measured alone.
+NATIVE_HOP = (
+    "from otel_bridge.sinks.export import process\n"
+    "init = process.WorkerPipe.__init__\n"
+    "def records_only(self, *args, **kwargs):\n"
+    "    init(self, *args, **kwargs)\n"
+    "    self._span_fields = None\n"
+    "process.WorkerPipe.__init__ = records_only\n" + SERVE
+)
+
+
+def pipeline_round(encoder: str, bodies: list[bytes], n_spans: int, endpoint: str, tmp: Path) -> tuple[float, float]:
+    """CPU seconds of the sidecar and of its worker from the first POST to the last span exported."""
     import json
     import os
     import signal
@@ -185,9 +215,10 @@ def pipeline_round(encoder: str, bodies: list[bytes], n_spans: int, endpoint: st
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     env |= {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_METRICS_EXPORTER": "none"}
-    env[otlp_proto.ENCODER_ENV] = encoder
+    env[otlp_proto.ENCODER_ENV] = "native" if encoder == "native-hop" else encoder
+    code = NATIVE_HOP if encoder == "native-hop" else SERVE
     proc = subprocess.Popen(
-        [sys.executable, "-m", "otel_bridge", "serve", "--port", str(port), "--config", str(config)],
+        [sys.executable, "-c", code, "serve", "--port", str(port), "--config", str(config)],
         env=env,
         cwd=REPO,
         stdout=subprocess.DEVNULL,
@@ -202,8 +233,7 @@ def pipeline_round(encoder: str, bodies: list[bytes], n_spans: int, endpoint: st
                         break
                 except httpx.HTTPError:
                     time.sleep(0.05)
-            time.sleep(0.5)  # the worker's start-up is not part of the load
-            cpu0 = _tree_cpu_s(proc.pid)
+            cpu0 = _idle_cpu_s(proc.pid)  # the worker's start-up (imports) is not part of the load
             for body in bodies:
                 client.post(base + "/v1/events", content=body, headers={"Content-Type": "application/x-ndjson"})
             while True:
@@ -211,10 +241,10 @@ def pipeline_round(encoder: str, bodies: list[bytes], n_spans: int, endpoint: st
                 if health["spans_exported"].get("otlp", 0) + sum(health["spans_export_failed"].values()) >= n_spans:
                     break
                 time.sleep(0.02)
-            cpu = _tree_cpu_s(proc.pid) - cpu0
+            main, rest = _tree_cpu_s(proc.pid)
             if any(health["spans_export_failed"].values()):
                 raise SystemExit(f"export failures: {json.dumps(health)}")
-            return cpu
+            return main - cpu0[0], rest - cpu0[1]
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
@@ -229,25 +259,32 @@ def pipeline(runs: int, rounds: int) -> None:
     events = make_events(runs)
     lines = [msgspec.json.encode(e) for e in events]
     bodies = [b"\n".join(lines[i : i + 500]) for i in range(0, len(lines), 500)]
-    encoders = ["pure", "native"] if otlp_proto.native_available() else ["pure"]
+    encoders = ["pure", "native-hop", "native"] if otlp_proto.native_available() else ["pure"]
     results: dict[str, list[float]] = {e: [] for e in encoders}
+    sidecar: dict[str, list[float]] = {e: [] for e in encoders}
     collector = Rotel()
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for i in range(rounds):
                 for encoder in encoders if i % 2 == 0 else encoders[::-1]:
-                    cpu = pipeline_round(
+                    main, rest = pipeline_round(
                         encoder, bodies, runs * SPANS_PER_RUN, f"http://127.0.0.1:{collector.http}", Path(tmp)
                     )
-                    results[encoder].append(cpu / len(events) * 1e6)
-                    print(f"round {i + 1} {encoder:6s}: {results[encoder][-1]:.1f} us CPU per event (process tree)")
+                    results[encoder].append((main + rest) / len(events) * 1e6)
+                    sidecar[encoder].append(main / len(events) * 1e6)
+                    print(
+                        f"round {i + 1} {encoder:10s}: {results[encoder][-1]:.1f} us CPU per event (process tree;"
+                        f" the sidecar process {sidecar[encoder][-1]:.1f})"
+                    )
     finally:
         collector.stop()
     print(f"\n{len(events)} events ({runs} runs, {runs * SPANS_PER_RUN} spans), NDJSON batches of 500, {rounds} rounds")
     for encoder, values in results.items():
+        worker = [total - main for total, main in zip(values, sidecar[encoder], strict=True)]
         print(
-            f"  {encoder:6s} {statistics.median(values):6.1f} us CPU/event"
-            f" (min {min(values):.1f}, max {max(values):.1f})"
+            f"  {encoder:10s} {statistics.median(values):6.1f} us CPU/event"
+            f" (min {min(values):.1f}, max {max(values):.1f}); the sidecar process alone"
+            f" {statistics.median(sidecar[encoder]):.1f}, the export worker {statistics.median(worker):.1f}"
         )
 
 

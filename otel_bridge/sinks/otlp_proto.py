@@ -18,6 +18,7 @@ from functools import lru_cache
 from types import ModuleType
 from typing import cast
 
+from otel_bridge.config import ConfigError
 from otel_bridge.model import AttributeValue, SpanEventRecord, SpanLinkRecord, SpanRecord, StatusCode
 from otel_bridge.sinks.otlp_clamp import clamp_span
 
@@ -233,7 +234,7 @@ ENCODER_ENV = "OTEL_BRIDGE_OTLP_ENCODER"
 ENCODER_CHOICES = ("auto", "native", "pure")
 
 
-class EncoderChoiceError(ValueError):
+class EncoderChoiceError(ConfigError):
     """``OTEL_BRIDGE_OTLP_ENCODER`` names no encoder, or ``native`` where the extension is not installed."""
 
 

@@ -50,6 +50,7 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import cast
 
 import msgspec
 
@@ -177,8 +178,7 @@ class WorkerPipe:
         if not self._up.is_set() or proc is None or proc.stdin is None:
             self._stats.drop("export_worker_gone", encoded.span_count(batch))
             return Delivery.SETTLED
-        records = [item for item in batch if type(item) is SpanRecord]  # the parent's queue holds only records
-        payload = self._payload(records)
+        payload = self._payload(cast(list[SpanRecord], batch))  # the parent's queue holds records only (consume)
         if payload is None:
             return Delivery.SETTLED
         try:
