@@ -109,3 +109,30 @@ def test_encoded_spans_cannot_go_out_as_otlp_json() -> None:
     with pytest.raises(ValueError, match="cannot be sent as OTLP/JSON"):
         exporter.encode([encoded.unpack(packed(0))])  # type: ignore[list-item]
     assert exporter.encode([span(0)]).startswith(b"{")
+
+
+def _batch_with_a_bad_record() -> bytes:
+    """msgpack can carry a ``trace_id`` of None; a ``SpanRecord`` cannot hold it (a bug's record)."""
+    return msgspec.msgpack.encode([span(0), msgspec.structs.replace(span(1), trace_id=None), span(2)])
+
+
+def test_the_memory_queue_drops_an_unreadable_record_alone() -> None:
+    stats = Stats()
+    q = BatchQueue(max_spans=10, batch_spans=10, stats=stats)
+    q.offer_encoded(_batch_with_a_bad_record(), 3)
+    assert [s.name for s in q.take()] == ["s0", "s2"]  # type: ignore[union-attr]
+    assert stats.dropped == {"export_encode_error": 1}
+
+
+def test_the_durable_queue_drops_an_unreadable_record_alone(tmp_path: pathlib.Path) -> None:
+    stats = Stats()
+    q = DurableQueue(tmp_path, 2**20, batch_spans=10, stats=stats)
+    q.offer_encoded(_batch_with_a_bad_record(), 3)
+    q.offer_encoded(msgspec.msgpack.encode([msgspec.structs.replace(span(5), trace_id=None)]), 1)  # nothing left
+    q.offer([span(4)])
+    assert [s.name for s in q.take()] == ["s0", "s2", "s4"]  # type: ignore[union-attr]
+    q.done()
+    assert len(q) == 0
+    assert q.take() == []
+    q.close()
+    assert stats.dropped == {"export_encode_error": 2}

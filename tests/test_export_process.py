@@ -114,3 +114,17 @@ async def test_with_the_native_encoder_the_sidecar_sends_otlp_bytes_and_clamps(m
     exporter.consume([span(0), clamped, broken, span(2)])
     await exporter.shutdown()
     assert stats.dropped == {"export_encode_error": 1, "export_retries_exhausted": 3}
+
+
+async def test_with_the_pure_encoder_a_record_the_worker_cannot_read_is_dropped_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """msgpack carries a record no ``SpanRecord`` can hold; the worker drops that span, not its batch."""
+    monkeypatch.setenv(ENCODER_ENV, "pure")
+    stats = Stats()
+    settings = msgspec.structs.replace(_unreachable_settings(), max_batch_spans=10)
+    exporter = ProcessExporter(settings, stats, {}, ("t", "1"), "")
+    await exporter.start()
+    exporter.consume([span(0), msgspec.structs.replace(span(1), trace_id=None), span(2)])
+    await exporter.shutdown()
+    assert stats.dropped == {"export_encode_error": 1, "export_retries_exhausted": 2}

@@ -6,6 +6,15 @@ measured; BENCHMARKS.md has the current pipeline figures).
 Field numbers are those of ``opentelemetry/proto/trace/v1/trace.proto`` and
 ``common/v1/common.proto``; a golden test parses every output back with
 ``opentelemetry-proto`` and a real collector accepts it.
+
+The span encoder here (:func:`encode_span`) is the reference. The optional native
+extension ``otel_bridge_native`` (``native/``, Rust; 6-7x faster, BENCHMARKS.md "OTLP
+encoding") writes the same bytes: it handles only records whose every value has its
+exact type and fits its field, and hands any other span to :func:`encode_span`
+whole, so an edge case is decided in one place; the tests compare the two byte for
+byte. :class:`ProtoEncoder` uses the native one when it is installed, unless
+``OTEL_BRIDGE_OTLP_ENCODER=pure`` (:func:`choose_native`); without a compiler
+nothing changes but the speed.
 """
 
 from __future__ import annotations

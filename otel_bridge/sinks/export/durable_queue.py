@@ -2,7 +2,7 @@
 
 One more link in front of the sender, with the :class:`~.queue.SpanQueue`
 interface. Spans are written to SQLite (stdlib ``sqlite3``, WAL journal) as
-one row per ``offer`` (the spans as msgpack); the drain loop takes rows from
+one row per ``offer`` (msgpack records, or OTLP bytes: :mod:`.encoded`); the drain loop takes rows from
 the head and deletes them only when the batch is settled (``done``). A batch
 the collector did not take (an outage longer than the retry budget) is
 ``release``-d and stays at the head, so export resumes, in order, after an
@@ -14,8 +14,9 @@ Why SQLite and not segment files: one file, atomic commits, crash recovery
 and a bounded WAL come with the standard library. Measured here (BENCHMARKS.md)
 for a 512-span batch written, read back and deleted: about 2 us of CPU a span
 with SQLite against about 0.9 us with one segment file per batch, next to
-7 us a span for OTLP encoding; the worker stores the pipe's msgpack frames as
-they are, so the queue adds no encoding of its own.
+7 us a span for OTLP encoding; the worker stores the pipe's frames as they are
+(OTLP bytes from the native encoder, else msgpack records: :mod:`.encoded`), so
+the queue adds no encoding of its own.
 
 fsync policy: ``synchronous=NORMAL`` in WAL mode. Each offer is one committed
 transaction written to the WAL without an fsync; the WAL is fsynced at each
@@ -58,6 +59,7 @@ from otel_bridge.aio import wait_event
 from otel_bridge.config import ConfigError
 from otel_bridge.model import SpanRecord
 from otel_bridge.sinks.export.encoded import Item, unpack
+from otel_bridge.sinks.export.queue import salvage_records
 from otel_bridge.stats import Stats
 
 log = logging.getLogger(__name__)
@@ -217,10 +219,18 @@ class DurableQueue:
                 batch = unpack(body)
                 decoded: Sequence[Item] = [batch] if batch is not None else self._decode(body)
             except msgspec.DecodeError:
-                log.error("an unreadable row in the export queue (%d spans) is dropped", count)
-                self._forget(seq, seq, count, len(body))
-                self._stats.drop("export_queue_corrupt", count)
-                continue
+                salvaged = salvage_records(body)
+                if salvaged is None:
+                    log.error("an unreadable row in the export queue (%d spans) is dropped", count)
+                    self._forget(seq, seq, count, len(body))
+                    self._stats.drop("export_queue_corrupt", count)
+                    continue
+                decoded, bad = salvaged  # a record no span can hold is dropped alone
+                if bad:
+                    self._stats.drop("export_encode_error", bad)
+                if not decoded:
+                    self._forget(seq, seq, count, len(body))
+                    continue
             if taken and self._resent_upto < seq <= self._maybe_sent_upto:
                 resent += count  # once per row: tried again in this process, it is a retry
             spans.extend(decoded)

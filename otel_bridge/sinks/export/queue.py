@@ -30,6 +30,27 @@ from otel_bridge.stats import Stats
 log = logging.getLogger(__name__)
 
 
+def salvage_records(body: bytes) -> tuple[list[SpanRecord], int] | None:
+    """A msgpack batch that did not decode as a whole, span by span: the records that do, and how many do not.
+
+    ``None`` when it is not a msgpack list at all. A record msgpack could carry but a
+    :class:`SpanRecord` cannot hold (a bug's record) is thus dropped alone, not with its batch.
+    """
+    try:
+        items = msgspec.msgpack.decode(body)
+    except msgspec.DecodeError:
+        return None
+    if not isinstance(items, list):
+        return None
+    good: list[SpanRecord] = []
+    for item in items:
+        try:
+            good.append(msgspec.convert(item, SpanRecord))
+        except msgspec.ValidationError:
+            log.error("a span the export worker cannot read is dropped (export_encode_error)")
+    return good, len(items) - len(good)
+
+
 class SpanQueue(Protocol):
     """What the drain loop needs of a queue. ``offer`` never blocks and never raises."""
 
@@ -98,9 +119,14 @@ class BatchQueue:
         try:
             decoded = self._decode(body)
         except msgspec.DecodeError:
-            log.error("an unreadable batch of %d spans is dropped", spans)
-            self._stats.drop("export_encode_error", spans)
-            return
+            salvaged = salvage_records(body)
+            if salvaged is None:
+                log.error("an unreadable batch of %d spans is dropped", spans)
+                self._stats.drop("export_encode_error", spans)
+                return
+            decoded, bad = salvaged
+            if bad:
+                self._stats.drop("export_encode_error", bad)
         self.offer(decoded)
 
     def offer(self, spans: Sequence[SpanRecord]) -> None:
