@@ -126,7 +126,7 @@ def span_records(draw: st.DrawFn) -> SpanRecord:
 
 
 @native
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(span_records(), min_size=1, max_size=4))
 def test_native_equals_pure_on_generated_records(spans: list[SpanRecord]) -> None:
     pure = ProtoEncoder({}, "s", "1", "", native=False).encode(spans)

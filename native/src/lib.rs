@@ -200,6 +200,9 @@ fn items<'py>(value: &Bound<'py, PyAny>) -> R<Vec<Bound<'py, PyAny>>> {
         return Err(Bail);
     }
     let mut out = Vec::new();
+    if value.len()? == 0 {
+        return Ok(out); // the common case (no events, no links): no iterator object
+    }
     for item in value.try_iter()? {
         out.push(item?);
     }
