@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo serve test lint typecheck fmt bench fuzz clean tools
+.PHONY: demo serve test lint typecheck fmt bench fuzz clean tools native
 
 ## tools: the real components tests start (OpenIntent server, Prometheus...), installed by scripts/install-tools.sh
 tools: $(STAMP)
@@ -16,6 +16,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+## native: the optional native OTLP span encoder (native/, Rust), built into .venv when cargo is present;
+## without it the sidecar uses the pure-Python encoder (the same bytes). `make tools` builds it too.
+native: $(STAMP)
+	bash scripts/build-native.sh
 
 ## demo: the sidecar with its embedded store and a synthetic agent (http://127.0.0.1:8318)
 demo: $(STAMP)
@@ -54,4 +59,4 @@ fuzz: $(STAMP)
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_SMALL_BOUNDS=$(FUZZ_SMALL_BOUNDS) FUZZ_REPORT=1 $(BIN)/pytest -q -s -p no:cacheprovider -o timeout=0 tests/test_fuzz_ingest.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info native/target

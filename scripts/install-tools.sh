@@ -9,6 +9,10 @@ PY=${PYTHON:-python3}
 
 # --- rotel (OTLP collector): installed by the dev extras into .venv ----------
 
+# --- the native OTLP span encoder (native/, optional; tests/test_encoder_native.py) ---------
+# Built into .venv with cargo when cargo is present (its own script, also `make native`).
+bash scripts/build-native.sh
+
 # --- Prometheus (scrapes the real sidecar in tests/test_prometheus*.py) -------
 # Debian's package; only when the binary is missing. The tests start it with
 # their own config on a free port (the package's own service is not used).

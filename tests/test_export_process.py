@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 
 import msgspec
+import pytest
 
 from otel_bridge.config import OtlpSettings
 from otel_bridge.model import SpanKind, SpanRecord, StatusCode
 from otel_bridge.sinks.export_process import ProcessExporter
+from otel_bridge.sinks.otlp_proto import ENCODER_ENV, native_available, native_unavailable_reason
 from otel_bridge.stats import Stats
 from tests.support.ports import free_port
 from tests.support.rotel import Rotel
+
+native = pytest.mark.skipif(not native_available(), reason=f"native encoder not built: {native_unavailable_reason()}")
 
 
 def span(i: int) -> SpanRecord:
@@ -23,7 +27,12 @@ def span(i: int) -> SpanRecord:
     )  # fmt: skip
 
 
-async def test_spans_reach_a_real_collector_through_the_worker(rotel: Rotel) -> None:
+@pytest.mark.parametrize("encoder", ["pure", pytest.param("native", marks=native)])
+async def test_spans_reach_a_real_collector_through_the_worker(
+    rotel: Rotel, encoder: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Either form across the pipe: msgpack records (pure: the worker encodes) or OTLP bytes (native)."""
+    monkeypatch.setenv(ENCODER_ENV, encoder)
     stats = Stats()
     settings = OtlpSettings(endpoint=rotel.http_endpoint + "/v1/traces", schedule_delay_s=0.02)
     exporter = ProcessExporter(settings, stats, {"service.name": "worker-test"}, ("t", "1"), "")
@@ -64,19 +73,58 @@ async def test_shutdown_without_start_counts_what_was_queued() -> None:
     assert stats.dropped == {"export_shutdown": 1}
 
 
-async def test_a_span_that_cannot_cross_the_pipe_is_counted_and_the_pump_goes_on() -> None:
-    """Issue 13, item 1: an unencodable span used to kill the pump, silently ending export."""
-    stats = Stats()
-    settings = OtlpSettings(
+def _unreachable_settings() -> OtlpSettings:
+    return OtlpSettings(
         endpoint=f"http://127.0.0.1:{free_port()}/v1/traces",
         max_batch_spans=1,
         schedule_delay_s=0.02,
         timeout_s=0.5,
         max_retry_s=0.5,
     )
-    exporter = ProcessExporter(settings, stats, {}, ("t", "1"), "")
+
+
+async def test_a_span_that_cannot_cross_the_pipe_is_counted_and_the_pump_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 13, item 1: an unencodable span used to kill the pump, silently ending export.
+
+    With the pure encoder the batch crosses as msgpack, which cannot carry the time: that span is dropped.
+    """
+    monkeypatch.setenv(ENCODER_ENV, "pure")
+    stats = Stats()
+    exporter = ProcessExporter(_unreachable_settings(), stats, {}, ("t", "1"), "")
     await exporter.start()
     bad = msgspec.structs.replace(span(1), start_ns=2**70)  # beyond msgpack's 64-bit integers
     exporter.consume([span(0), bad, span(2)])
+    await exporter.shutdown()
+    assert stats.dropped == {"export_encode_error": 1, "export_retries_exhausted": 2}
+
+
+@native
+async def test_with_the_native_encoder_the_sidecar_sends_otlp_bytes_and_clamps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The native path encodes in the sidecar: the out-of-range time is clamped (as the reference does), not lost;
+    a span not even the clamp can encode is dropped and counted alone."""
+    monkeypatch.setenv(ENCODER_ENV, "native")
+    stats = Stats()
+    exporter = ProcessExporter(_unreachable_settings(), stats, {}, ("t", "1"), "")
+    assert "encoded in the sidecar" in exporter._sender.encoder  # type: ignore[attr-defined]
+    await exporter.start()
+    clamped = msgspec.structs.replace(span(1), start_ns=2**70)
+    broken = msgspec.structs.replace(span(3), trace_id=None)  # a bug's record: no encoder can write it
+    exporter.consume([span(0), clamped, broken, span(2)])
+    await exporter.shutdown()
+    assert stats.dropped == {"export_encode_error": 1, "export_retries_exhausted": 3}
+
+
+async def test_with_the_pure_encoder_a_record_the_worker_cannot_read_is_dropped_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """msgpack carries a record no ``SpanRecord`` can hold; the worker drops that span, not its batch."""
+    monkeypatch.setenv(ENCODER_ENV, "pure")
+    stats = Stats()
+    settings = msgspec.structs.replace(_unreachable_settings(), max_batch_spans=10)
+    exporter = ProcessExporter(settings, stats, {}, ("t", "1"), "")
+    await exporter.start()
+    exporter.consume([span(0), msgspec.structs.replace(span(1), trace_id=None), span(2)])
     await exporter.shutdown()
     assert stats.dropped == {"export_encode_error": 1, "export_retries_exhausted": 2}

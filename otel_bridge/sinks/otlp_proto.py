@@ -6,14 +6,28 @@ measured; BENCHMARKS.md has the current pipeline figures).
 Field numbers are those of ``opentelemetry/proto/trace/v1/trace.proto`` and
 ``common/v1/common.proto``; a golden test parses every output back with
 ``opentelemetry-proto`` and a real collector accepts it.
+
+The span encoder here (:func:`encode_span`) is the reference. The optional native
+extension ``otel_bridge_native`` (``native/``, Rust; 6-7x faster, BENCHMARKS.md "OTLP
+encoding") writes the same bytes: it handles only records whose every value has its
+exact type and fits its field, and hands any other span to :func:`encode_span`
+whole, so an edge case is decided in one place; the tests compare the two byte for
+byte. :class:`ProtoEncoder` uses the native one when it is installed, unless
+``OTEL_BRIDGE_OTLP_ENCODER=pure`` (:func:`choose_native`); without a compiler
+nothing changes but the speed.
 """
 
 from __future__ import annotations
 
+import importlib
+import os
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
+from types import ModuleType
+from typing import cast
 
+from otel_bridge.config import ConfigError
 from otel_bridge.model import AttributeValue, SpanEventRecord, SpanLinkRecord, SpanRecord, StatusCode
 from otel_bridge.sinks.otlp_clamp import clamp_span
 
@@ -151,7 +165,10 @@ def _link(link: SpanLinkRecord) -> bytes:
 
 
 def encode_span(span: SpanRecord) -> bytes:
-    """One ``Span`` message body. Never raises: a value OTLP cannot carry is clamped (:mod:`.otlp_clamp`)."""
+    """One ``Span`` message body: the reference the native encoder must equal byte for byte.
+
+    Never raises: a value OTLP cannot carry is clamped (:mod:`.otlp_clamp`).
+    """
     try:
         return _encode_span(span)
     except (ValueError, TypeError, OverflowError, struct.error, AttributeError):
@@ -188,6 +205,11 @@ def _encode_span(span: SpanRecord) -> bytes:
     return b"".join(parts)
 
 
+def encode_span_fields(spans: Iterable[SpanRecord]) -> bytes:
+    """Every span as a ``ScopeSpans.spans`` field, concatenated (pure Python)."""
+    return b"".join(_ld(_T_2_LEN, encode_span(s)) for s in spans)
+
+
 def encode_resource(attributes: dict[str, AttributeValue]) -> bytes:
     """A ``Resource`` message body."""
     return _attributes(_T_1_LEN, attributes)
@@ -200,7 +222,12 @@ def encode_scope(name: str, version: str) -> bytes:
 
 def encode_request(resource: bytes, scope: bytes, spans: Iterable[bytes], schema_url: str = "") -> bytes:
     """An ``ExportTraceServiceRequest`` from pre-encoded parts (one resource, one scope)."""
-    scope_spans = _ld(_T_1_LEN, scope) + b"".join(_ld(_T_2_LEN, s) for s in spans)
+    return encode_request_fields(resource, scope, b"".join(_ld(_T_2_LEN, s) for s in spans), schema_url)
+
+
+def encode_request_fields(resource: bytes, scope: bytes, span_fields: bytes, schema_url: str = "") -> bytes:
+    """An ``ExportTraceServiceRequest`` around spans already written as ``ScopeSpans.spans`` fields."""
+    scope_spans = _ld(_T_1_LEN, scope) + span_fields
     if schema_url:
         scope_spans += _ld(_T_3_LEN, schema_url.encode())
     resource_spans = _ld(_T_1_LEN, resource) + _ld(_T_2_LEN, scope_spans)
@@ -209,15 +236,87 @@ def encode_request(resource: bytes, scope: bytes, spans: Iterable[bytes], schema
     return _ld(_T_1_LEN, resource_spans)
 
 
+# --- Which span encoder runs -----------------------------------------------------------------------
+
+ENCODER_ENV = "OTEL_BRIDGE_OTLP_ENCODER"
+"""``auto`` (the default: native when installed, else pure), ``native`` (fail without it) or ``pure``."""
+ENCODER_CHOICES = ("auto", "native", "pure")
+
+
+class EncoderChoiceError(ConfigError):
+    """``OTEL_BRIDGE_OTLP_ENCODER`` names no encoder, or ``native`` where the extension is not installed."""
+
+
+def _load_native() -> tuple[ModuleType | None, str]:
+    try:
+        module = importlib.import_module("otel_bridge_native")
+    except ImportError as exc:
+        return None, f"the native extension otel_bridge_native is not installed ({exc})"
+    if getattr(module, "ABI", None) != NATIVE_ABI:
+        return None, f"otel_bridge_native {getattr(module, '__version__', '?')} does not match this otel-bridge"
+    return module, ""
+
+
+NATIVE_ABI = 1
+"""The native module's interface version this code expects (``otel_bridge_native.ABI``)."""
+_NATIVE, _NATIVE_MISSING = _load_native()
+
+
+def native_available() -> bool:
+    return _NATIVE is not None
+
+
+def native_unavailable_reason() -> str:
+    return _NATIVE_MISSING
+
+
+def choose_native(choice: str | None = None) -> bool:
+    """Whether to use the native encoder, from ``choice`` (else the environment); raises :class:`EncoderChoiceError`."""
+    choice = (choice if choice is not None else os.environ.get(ENCODER_ENV, "auto")).strip().lower() or "auto"
+    if choice not in ENCODER_CHOICES:
+        raise EncoderChoiceError(f"{ENCODER_ENV}={choice!r}: expected one of {', '.join(ENCODER_CHOICES)}")
+    if choice == "native" and _NATIVE is None:
+        raise EncoderChoiceError(f"{ENCODER_ENV}=native, but {_NATIVE_MISSING}")
+    return choice != "pure" and _NATIVE is not None
+
+
 class ProtoEncoder:
-    """Encodes batches of spans for one resource and scope, which are encoded once."""
+    """Encodes batches of spans for one resource and scope, which are encoded once.
+
+    ``native``: use the native span encoder (``None``: as :func:`choose_native` decides from the
+    environment). Either way the bytes are the reference's; :attr:`description` says which runs.
+    """
 
     def __init__(
-        self, resource: dict[str, AttributeValue], scope_name: str, scope_version: str, schema_url: str
+        self,
+        resource: dict[str, AttributeValue],
+        scope_name: str,
+        scope_version: str,
+        schema_url: str,
+        *,
+        native: bool | None = None,
     ) -> None:
         self._resource = encode_resource(resource)
         self._scope = encode_scope(scope_name, scope_version)
         self._schema_url = schema_url
+        use_native = choose_native() if native is None else native
+        if use_native and _NATIVE is None:
+            raise EncoderChoiceError(_NATIVE_MISSING)
+        self.native = use_native
+        self.span_fields: Callable[[Sequence[SpanRecord]], bytes] = encode_span_fields
+        if use_native:
+            assert _NATIVE is not None
+            fields = _NATIVE.encode_span_fields
+            self.span_fields = lambda spans: cast(bytes, fields(spans, StatusCode.UNSET, encode_span))
+            self.description = f"native (otel_bridge_native {_NATIVE.__version__})"
+        elif _NATIVE is None:
+            self.description = f"pure Python ({_NATIVE_MISSING})"
+        else:
+            self.description = f"pure Python ({ENCODER_ENV}=pure)"
 
     def encode(self, spans: Sequence[SpanRecord]) -> bytes:
-        return encode_request(self._resource, self._scope, (encode_span(s) for s in spans), self._schema_url)
+        return encode_request_fields(self._resource, self._scope, self.span_fields(spans), self._schema_url)
+
+    def encode_fields(self, span_fields: bytes) -> bytes:
+        """A request around spans already written as ``ScopeSpans.spans`` fields (:meth:`span_fields`)."""
+        return encode_request_fields(self._resource, self._scope, span_fields, self._schema_url)

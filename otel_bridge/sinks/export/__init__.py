@@ -11,6 +11,7 @@ Each module is one link or one leaf, and each knows only the link after it::
 
 ``OtlpExporter`` (exporter.py) and ``ProcessExporter`` (process.py) are the two
 assemblies the sidecar uses; the worker process's entry point (worker.py) runs
-an ``OtlpExporter`` on the far side of a pipe (pipe.py). Encoders stay in
-``sinks/otlp_proto.py`` and ``sinks/otlp_json.py``.
+an ``OtlpExporter`` on the far side of a pipe (pipe.py; batches already encoded
+to OTLP cross it as encoded.py says). Encoders stay in ``sinks/otlp_proto.py``
+(with the optional native extension) and ``sinks/otlp_json.py``.
 """

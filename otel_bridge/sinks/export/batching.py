@@ -35,6 +35,7 @@ from otel_bridge.aio import wait_event
 from otel_bridge.config import OtlpSettings
 from otel_bridge.model import SpanRecord
 from otel_bridge.sinks.export.durable_queue import DirLock
+from otel_bridge.sinks.export.encoded import Item, span_count
 from otel_bridge.sinks.export.queue import BatchQueue, SpanQueue
 from otel_bridge.stats import Stats
 
@@ -66,7 +67,9 @@ class BatchSender(Protocol):
 
     async def start(self) -> None: ...
 
-    async def send_batch(self, batch: list[SpanRecord], budget_s: float) -> Delivery: ...
+    async def send_batch(self, batch: list[Item], budget_s: float) -> Delivery:
+        """``batch``: span records and batches already encoded (:mod:`.encoded`), in order."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -108,7 +111,7 @@ class BatchingExporter:
         self._queue.offer(spans)
 
     def consume_encoded(self, body: bytes, spans: int) -> None:
-        """Spans already msgpack-encoded (the worker pipe's frames): a durable queue stores them as they are."""
+        """A worker pipe frame (OTLP bytes or msgpack records): a durable queue stores it as it is."""
         self._queue.offer_encoded(body, spans)
 
     async def start(self) -> None:
@@ -135,8 +138,8 @@ class BatchingExporter:
         try:
             delivery = await self._sender.send_batch(batch, budget_s)
         except Exception:  # a bug in a link must not end export for good
-            log.exception("OTLP export failed unexpectedly; %d spans dropped", len(batch))
-            self._stats.drop("export_internal_error", len(batch))
+            log.exception("OTLP export failed unexpectedly; %d spans dropped", span_count(batch))
+            self._stats.drop("export_internal_error", span_count(batch))
             self._queue.done()
             return True
         if delivery is not Delivery.UNDELIVERED:
@@ -146,9 +149,10 @@ class BatchingExporter:
             self._queue.release()
             return False
         self._queue.done()
-        self._stats.spans_export_failed[self.name] += len(batch)
-        self._stats.drop("export_retries_exhausted", len(batch))
-        log.warning("OTLP export of %d spans failed (export_retries_exhausted): %s", len(batch), self.last_error)
+        n = span_count(batch)
+        self._stats.spans_export_failed[self.name] += n
+        self._stats.drop("export_retries_exhausted", n)
+        log.warning("OTLP export of %d spans failed (export_retries_exhausted): %s", n, self.last_error)
         return True
 
     async def shutdown(self) -> None:

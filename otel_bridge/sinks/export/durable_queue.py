@@ -2,7 +2,7 @@
 
 One more link in front of the sender, with the :class:`~.queue.SpanQueue`
 interface. Spans are written to SQLite (stdlib ``sqlite3``, WAL journal) as
-one row per ``offer`` (the spans as msgpack); the drain loop takes rows from
+one row per ``offer`` (msgpack records, or OTLP bytes: :mod:`.encoded`); the drain loop takes rows from
 the head and deletes them only when the batch is settled (``done``). A batch
 the collector did not take (an outage longer than the retry budget) is
 ``release``-d and stays at the head, so export resumes, in order, after an
@@ -14,8 +14,9 @@ Why SQLite and not segment files: one file, atomic commits, crash recovery
 and a bounded WAL come with the standard library. Measured here (BENCHMARKS.md)
 for a 512-span batch written, read back and deleted: about 2 us of CPU a span
 with SQLite against about 0.9 us with one segment file per batch, next to
-7 us a span for OTLP encoding; the worker stores the pipe's msgpack frames as
-they are, so the queue adds no encoding of its own.
+7 us a span for OTLP encoding; the worker stores the pipe's frames as they are
+(OTLP bytes from the native encoder, else msgpack records: :mod:`.encoded`), so
+the queue adds no encoding of its own.
 
 fsync policy: ``synchronous=NORMAL`` in WAL mode. Each offer is one committed
 transaction written to the WAL without an fsync; the WAL is fsynced at each
@@ -57,6 +58,8 @@ import msgspec
 from otel_bridge.aio import wait_event
 from otel_bridge.config import ConfigError
 from otel_bridge.model import SpanRecord
+from otel_bridge.sinks.export.encoded import Item, unpack
+from otel_bridge.sinks.export.queue import salvage_records
 from otel_bridge.stats import Stats
 
 log = logging.getLogger(__name__)
@@ -180,7 +183,7 @@ class DurableQueue:
             self.offer_encoded(body, 1)
 
     def offer_encoded(self, body: bytes, spans: int) -> None:
-        """Spans already msgpack-encoded as a ``list[SpanRecord]`` (the worker pipe's frames)."""
+        """A worker pipe frame as it came: OTLP bytes (:mod:`.encoded`) or a msgpack ``list[SpanRecord]``."""
         if self._bytes + len(body) > self._max_bytes:
             self._stats.drop("export_queue_full", spans)
             return
@@ -203,22 +206,31 @@ class DurableQueue:
     def wake(self) -> None:
         self._full_batch.set()
 
-    def take(self) -> list[SpanRecord]:
+    def take(self) -> list[Item]:
         """Whole rows from the head, up to one batch (at least one row); marked taken before they are sent."""
         assert self._taken is None, "done() or release() the batch in flight first"
-        spans: list[SpanRecord] = []
+        spans: list[Item] = []
         last = n = size = resent = 0
         rows = self._db.execute("SELECT seq, spans, taken, body FROM batch ORDER BY seq LIMIT ?", (self._batch,))
         for seq, count, taken, body in rows.fetchall():
             if spans and n + count > self._batch:
                 break
             try:
-                decoded = self._decode(body)
+                batch = unpack(body)
+                decoded: Sequence[Item] = [batch] if batch is not None else self._decode(body)
             except msgspec.DecodeError:
-                log.error("an unreadable row in the export queue (%d spans) is dropped", count)
-                self._forget(seq, seq, count, len(body))
-                self._stats.drop("export_queue_corrupt", count)
-                continue
+                salvaged = salvage_records(body)
+                if salvaged is None:
+                    log.error("an unreadable row in the export queue (%d spans) is dropped", count)
+                    self._forget(seq, seq, count, len(body))
+                    self._stats.drop("export_queue_corrupt", count)
+                    continue
+                decoded, bad = salvaged  # a record no span can hold is dropped alone
+                if bad:
+                    self._stats.drop("export_encode_error", bad)
+                if not decoded:
+                    self._forget(seq, seq, count, len(body))
+                    continue
             if taken and self._resent_upto < seq <= self._maybe_sent_upto:
                 resent += count  # once per row: tried again in this process, it is a retry
             spans.extend(decoded)

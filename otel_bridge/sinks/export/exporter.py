@@ -3,11 +3,15 @@
 Queue and drain loop (:class:`BatchingExporter`; the queue is durable, on disk,
 when ``queue_dir`` names a folder), then encode (OTLP protobuf, or OTLP/JSON for
 ``http/json``), count, retry with the shared backoff for up to ``max_retry_s``
-per batch, and send over the transport the settings name.
+per batch, and send over the transport the settings name. Protobuf comes from the
+native span encoder when it is installed, else the pure one (the same bytes;
+``otlp_proto.ProtoEncoder``); batches that arrived already encoded (the worker's,
+:mod:`.encoded`) are only framed.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,12 +20,15 @@ from otel_bridge.model import AttributeValue, SpanRecord
 from otel_bridge.sinks import otlp_json
 from otel_bridge.sinks.export.batching import BatchingExporter
 from otel_bridge.sinks.export.durable_queue import SIDECAR_LOCK, DirLock, DurableQueue
+from otel_bridge.sinks.export.encoded import EncodedSpans, Item
 from otel_bridge.sinks.export.factory import make_transport
 from otel_bridge.sinks.export.result import Transport
 from otel_bridge.sinks.export.retry import RetrySender
 from otel_bridge.sinks.export.sender import OtlpBatchSender
 from otel_bridge.sinks.otlp_proto import ProtoEncoder
 from otel_bridge.stats import Stats
+
+log = logging.getLogger(__name__)
 
 
 class OtlpExporter(BatchingExporter):
@@ -61,7 +68,22 @@ class OtlpExporter(BatchingExporter):
         sender = OtlpBatchSender(stats, self.encode, connect, self.name)
         super().__init__(settings, stats, sender, queue, lock)
 
-    def encode(self, batch: Sequence[SpanRecord]) -> bytes:
+    @property
+    def encoder(self) -> str:
+        """Which encoder writes the requests (for the startup log)."""
+        return "OTLP/JSON" if self._json else f"OTLP protobuf, {self._proto.description}"
+
+    async def start(self) -> None:
+        log.info("OTLP trace export: %s", self.encoder)
+        await super().start()
+
+    def encode(self, batch: Sequence[Item]) -> bytes:
+        records = [item for item in batch if isinstance(item, SpanRecord)]
         if self._json:
-            return otlp_json.encode_request(batch, self._resource, self._scope[0], self._scope[1], self._schema_url)
-        return self._proto.encode(batch)
+            if len(records) != len(batch):
+                raise ValueError("spans queued as OTLP protobuf cannot be sent as OTLP/JSON (the protocol changed)")
+            return otlp_json.encode_request(records, self._resource, self._scope[0], self._scope[1], self._schema_url)
+        if len(records) == len(batch):
+            return self._proto.encode(records)
+        fields = [item.fields if isinstance(item, EncodedSpans) else self._proto.span_fields([item]) for item in batch]
+        return self._proto.encode_fields(b"".join(fields))

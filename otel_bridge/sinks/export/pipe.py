@@ -1,7 +1,8 @@
 """The wire between the sidecar and its export worker process: length-prefixed msgpack frames.
 
-Parent to child on stdin: one :class:`Init`, then batches of spans
-(``list[SpanRecord]``) until stdin closes. Child to parent on stdout: its
+Parent to child on stdin: one :class:`Init`, then batches of spans until
+stdin closes: OTLP bytes (:mod:`.encoded`) when the sidecar runs the native
+encoder, else msgpack ``list[SpanRecord]`` for the worker to encode. Child to parent on stdout: its
 cumulative counters as :class:`Report`, after every batch it has queued, every
 ``REPORT_S``, and once more, ``final``, when it exits.
 """
@@ -15,6 +16,7 @@ import msgspec
 
 from otel_bridge.config import OtlpSettings
 from otel_bridge.model import AttributeValue
+from otel_bridge.sinks.export import encoded
 
 REPORT_S = 0.2
 _LENGTH = struct.Struct("<I")
@@ -76,3 +78,9 @@ def array_length(payload: bytes) -> int:
     if head == _ARRAY32 and len(payload) >= 5:
         return int(_U32.unpack_from(payload, 1)[0])
     return 0
+
+
+def frame_spans(payload: bytes) -> int:
+    """The spans a batch frame carries, either form, read from its header (0 if it is neither)."""
+    batch = encoded.unpack(payload)
+    return batch.count if batch is not None else array_length(payload)

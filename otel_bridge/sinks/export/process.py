@@ -1,12 +1,20 @@
-"""OTLP export in a worker process, so encoding and sending use the second core.
+"""OTLP export in a worker process, so sending (and, without the native encoder, encoding) uses the second core.
 
-Encoding a span to OTLP protobuf costs about 7 us in Python, serialising it to
-msgpack about 0.85 us (BENCHMARKS.md). :class:`ProcessExporter` is therefore
-the same :class:`BatchingExporter` as the in-process one with a different
-sender: :class:`WorkerPipe` hands each batch to a child process
-(``python -m otel_bridge.sinks.export.worker``) as a length-prefixed msgpack
+:class:`ProcessExporter` is the same :class:`BatchingExporter` as the in-process
+one with a different sender: :class:`WorkerPipe` hands each batch to a child
+process (``python -m otel_bridge.sinks.export.worker``) as a length-prefixed
 frame on its stdin, and the child runs the ordinary :class:`OtlpExporter`
 (durable or in-memory queue, batching, retry, backoff) on its own event loop.
+
+What crosses the pipe depends on the encoder (BENCHMARKS.md, "OTLP encoding").
+With the native encoder the sidecar encodes each batch to OTLP protobuf itself
+(about as cheap as the msgpack it replaces) and sends the bytes
+(:mod:`.encoded`): the worker neither decodes nor encodes, it only frames
+requests. With the pure-Python encoder (about 7 us a span, against about 0.85 us
+for msgpack), and for OTLP/JSON, the batch crosses as msgpack records and the
+worker encodes, so that cost stays off the sidecar's event loop. Either way a
+span that cannot be encoded is dropped and counted alone (``export_encode_error``);
+its neighbours go on.
 The child's counters come back on its stdout (:mod:`~otel_bridge.sinks.export.pipe`)
 and land in the parent's :class:`Stats` as deltas. A plain subprocess, not
 ``multiprocessing``: nothing of the parent's ``__main__`` is re-imported.
@@ -42,6 +50,7 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import cast
 
 import msgspec
 
@@ -49,9 +58,11 @@ from otel_bridge.aio import wait_event
 from otel_bridge.backoff import Backoff
 from otel_bridge.config import OtlpSettings
 from otel_bridge.model import AttributeValue, SpanRecord
+from otel_bridge.sinks import otlp_proto
+from otel_bridge.sinks.export import encoded
 from otel_bridge.sinks.export.batching import BatchingExporter, Delivery
 from otel_bridge.sinks.export.durable_queue import SIDECAR_LOCK, DirLock
-from otel_bridge.sinks.export.pipe import Init, Report, frame, read_frame
+from otel_bridge.sinks.export.pipe import Init, Report, frame, frame_spans, read_frame
 from otel_bridge.stats import Stats
 
 log = logging.getLogger(__name__)
@@ -75,6 +86,15 @@ class WorkerPipe:
         stats.spans_exported[name] += 0
         stats.spans_export_failed[name] += 0
         self._encode = msgspec.msgpack.Encoder().encode
+        # The parent encodes OTLP itself only with the native encoder and a protobuf protocol (see the docstring).
+        proto = otlp_proto.ProtoEncoder({}, "", "", "")
+        self._span_fields = proto.span_fields if proto.native and settings.protocol != "http/json" else None
+        self.encoder = (
+            f"OTLP protobuf, {proto.description}; encoded in the sidecar, the worker only sends"
+            if self._span_fields is not None
+            else f"{'OTLP/JSON' if settings.protocol == 'http/json' else 'OTLP protobuf, ' + proto.description}; "
+            "encoded in the export worker"
+        )
         self._decode_report = msgspec.msgpack.Decoder(Report).decode
         self._seen = Report(0, 0, {}, 0, None)
         self._handed = 0  # spans written to the current worker's stdin
@@ -93,6 +113,7 @@ class WorkerPipe:
         return self._down_reason or self._seen.last_error
 
     async def start(self) -> None:
+        log.info("OTLP trace export: %s", self.encoder)
         await self._spawn()
         self._supervisor = asyncio.create_task(self._supervise(), name="otlp-export-worker")
 
@@ -149,28 +170,49 @@ class WorkerPipe:
         self._handed = 0
         self._seen = Report(0, 0, {}, 0, None)
 
-    async def send_batch(self, batch: list[SpanRecord], budget_s: float) -> Delivery:
+    async def send_batch(self, batch: list[encoded.Item], budget_s: float) -> Delivery:
         """Write the batch to the child (the child has its own retry budget); wait for a restarting one."""
         if not self._up.is_set() and not self._closing:
             await wait_event(self._up, budget_s)
         proc = self._proc
         if not self._up.is_set() or proc is None or proc.stdin is None:
-            self._stats.drop("export_worker_gone", len(batch))
+            self._stats.drop("export_worker_gone", encoded.span_count(batch))
+            return Delivery.SETTLED
+        payload = self._payload(cast(list[SpanRecord], batch))  # the parent's queue holds records only (consume)
+        if payload is None:
             return Delivery.SETTLED
         try:
-            payload = frame(self._encode(batch))
-        except Exception:  # one unencodable span must not stop the pump
-            log.exception("cannot serialise spans for the OTLP export worker; %d spans dropped", len(batch))
-            self._stats.drop("export_encode_error", len(batch))
-            return Delivery.SETTLED
-        try:
-            proc.stdin.write(payload)
-            self._handed += len(batch)
+            proc.stdin.write(frame(payload))
+            self._handed += frame_spans(payload)
             await proc.stdin.drain()
         except (ConnectionError, RuntimeError) as exc:
             # The worker is dying: the supervisor counts what it had not acknowledged (this batch too).
             log.error("cannot hand spans to the OTLP export worker: %s", exc)
         return Delivery.SETTLED
+
+    def _payload(self, batch: list[SpanRecord]) -> bytes | None:
+        """The frame's payload; a span that cannot be encoded is dropped and counted alone (``None``: none left)."""
+        try:
+            return self._serialise(batch)
+        except Exception:  # a bug: one bad span must not stop the pump, nor cost its neighbours
+            log.exception(
+                "cannot encode a batch for the OTLP export worker; encoding its %d spans one by one", len(batch)
+            )
+        good = []
+        for span in batch:
+            try:
+                self._serialise([span])
+            except Exception:
+                self._stats.spans_export_failed[self._name] += 1
+                self._stats.drop("export_encode_error")
+            else:
+                good.append(span)
+        return self._serialise(good) if good else None
+
+    def _serialise(self, batch: list[SpanRecord]) -> bytes:
+        if self._span_fields is not None:
+            return encoded.pack(encoded.EncodedSpans(len(batch), self._span_fields(batch)))
+        return self._encode(batch)
 
     async def _read_reports(self) -> None:
         assert self._proc is not None

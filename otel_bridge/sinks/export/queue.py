@@ -8,7 +8,8 @@ count it lost; a durable queue (:mod:`.durable_queue`) keeps a batch until
 ``done``, so an outage of any length or a restart loses nothing.
 
 Past ``max_spans`` new spans are dropped and counted (``export_queue_full``):
-ingest must never wait on a slow backend.
+ingest must never wait on a slow backend. A batch that arrived already
+encoded (:mod:`.encoded`) is kept or dropped whole.
 """
 
 from __future__ import annotations
@@ -23,9 +24,31 @@ import msgspec
 
 from otel_bridge.aio import wait_event
 from otel_bridge.model import SpanRecord
+from otel_bridge.sinks.export.encoded import EncodedSpans, Item, unpack
 from otel_bridge.stats import Stats
 
 log = logging.getLogger(__name__)
+
+
+def salvage_records(body: bytes) -> tuple[list[SpanRecord], int] | None:
+    """A msgpack batch that did not decode as a whole, span by span: the records that do, and how many do not.
+
+    ``None`` when it is not a msgpack list at all. A record msgpack could carry but a
+    :class:`SpanRecord` cannot hold (a bug's record) is thus dropped alone, not with its batch.
+    """
+    try:
+        items = msgspec.msgpack.decode(body)
+    except msgspec.DecodeError:
+        return None
+    if not isinstance(items, list):
+        return None
+    good: list[SpanRecord] = []
+    for item in items:
+        try:
+            good.append(msgspec.convert(item, SpanRecord))
+        except msgspec.ValidationError:
+            log.error("a span the export worker cannot read is dropped (export_encode_error)")
+    return good, len(items) - len(good)
 
 
 class SpanQueue(Protocol):
@@ -39,15 +62,15 @@ class SpanQueue(Protocol):
     def offer(self, spans: Sequence[SpanRecord]) -> None: ...
 
     def offer_encoded(self, body: bytes, spans: int) -> None:
-        """``spans`` spans already msgpack-encoded as one ``list[SpanRecord]`` (the worker pipe's frames)."""
+        """``spans`` spans as a worker pipe frame: OTLP bytes (:mod:`.encoded`) or a msgpack ``list[SpanRecord]``."""
         ...
 
     async def wait_batch(self, seconds: float) -> None: ...
 
     def wake(self) -> None: ...
 
-    def take(self) -> list[SpanRecord]:
-        """Up to one batch, oldest first; the next ``take`` comes after ``done`` or ``release``."""
+    def take(self) -> list[Item]:
+        """Up to one batch (in spans), oldest first; the next ``take`` comes after ``done`` or ``release``."""
         ...
 
     def done(self) -> None:
@@ -71,7 +94,8 @@ class BatchQueue:
     durable = False
 
     def __init__(self, max_spans: int, batch_spans: int, stats: Stats) -> None:
-        self._spans: deque[SpanRecord] = deque()
+        self._spans: deque[Item] = deque()
+        self._count = 0  # spans (an encoded batch counts its spans)
         self._max = max_spans
         self._batch = batch_spans
         self._stats = stats
@@ -79,39 +103,67 @@ class BatchQueue:
         self._decode = msgspec.msgpack.Decoder(list[SpanRecord]).decode
 
     def __len__(self) -> int:
-        return len(self._spans)
+        return self._count
 
     def offer_encoded(self, body: bytes, spans: int) -> None:
+        batch = unpack(body)
+        if batch is not None:
+            if self._count + batch.count > self._max:
+                self._stats.drop("export_queue_full", batch.count)
+                return
+            self._spans.append(batch)
+            self._count += batch.count
+            if self._count >= self._batch:
+                self._full_batch.set()
+            return
         try:
             decoded = self._decode(body)
         except msgspec.DecodeError:
-            log.error("an unreadable batch of %d spans is dropped", spans)
-            self._stats.drop("export_encode_error", spans)
-            return
+            salvaged = salvage_records(body)
+            if salvaged is None:
+                log.error("an unreadable batch of %d spans is dropped", spans)
+                self._stats.drop("export_encode_error", spans)
+                return
+            decoded, bad = salvaged
+            if bad:
+                self._stats.drop("export_encode_error", bad)
         self.offer(decoded)
 
     def offer(self, spans: Sequence[SpanRecord]) -> None:
-        room = self._max - len(self._spans)
+        room = self._max - self._count
         if room < len(spans):
             self._stats.drop("export_queue_full", len(spans) - max(room, 0))
             spans = spans[: max(room, 0)]
         self._spans.extend(spans)
-        if len(self._spans) >= self._batch:
+        self._count += len(spans)
+        if self._count >= self._batch:
             self._full_batch.set()
 
     async def wait_batch(self, seconds: float) -> None:
         """Until a full batch is queued, ``wake()`` is called, or ``seconds`` pass."""
-        if len(self._spans) < self._batch:
+        if self._count < self._batch:
             self._full_batch.clear()
             await wait_event(self._full_batch, seconds)
 
     def wake(self) -> None:
         self._full_batch.set()
 
-    def take(self) -> list[SpanRecord]:
-        """Up to one batch, oldest first."""
-        n = min(len(self._spans), self._batch)
-        return [self._spans.popleft() for _ in range(n)]
+    def take(self) -> list[Item]:
+        """Up to one batch, oldest first (an encoded batch whole, alone if it is larger)."""
+        out: list[Item] = []
+        n = 0
+        spans = self._spans
+        while spans:
+            head = spans[0]
+            size = head.count if type(head) is EncodedSpans else 1
+            if out and n + size > self._batch:
+                break
+            out.append(spans.popleft())
+            n += size
+            if n >= self._batch:
+                break
+        self._count -= n
+        return out
 
     def done(self) -> None:
         return None
@@ -120,8 +172,9 @@ class BatchQueue:
         return None  # already forgotten: the caller counts the batch as lost
 
     def clear(self) -> int:
-        n = len(self._spans)
+        n = self._count
         self._spans.clear()
+        self._count = 0
         return n
 
     def close(self) -> None:

@@ -15,8 +15,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
-from otel_bridge.model import SpanRecord
 from otel_bridge.sinks.export.batching import Delivery
+from otel_bridge.sinks.export.encoded import Item, span_count
 from otel_bridge.sinks.export.result import Outcome
 from otel_bridge.sinks.export.retry import RetrySender
 from otel_bridge.stats import Stats
@@ -32,7 +32,7 @@ class OtlpBatchSender:
     def __init__(
         self,
         stats: Stats,
-        encode: Callable[[Sequence[SpanRecord]], bytes],
+        encode: Callable[[Sequence[Item]], bytes],
         connect: Callable[[], RetrySender],
         name: str,
     ) -> None:
@@ -53,19 +53,20 @@ class OtlpBatchSender:
         if self._retry is None:
             self._retry = self._connect()
 
-    async def send_batch(self, batch: list[SpanRecord], budget_s: float) -> Delivery:
+    async def send_batch(self, batch: list[Item], budget_s: float) -> Delivery:
         assert self._retry is not None, "start() first"
         try:
             body = self._encode(batch)
         except Exception:  # a bug here must not kill the exporter task, nor cost the neighbours
-            log.exception("OTLP encoding of a batch failed; encoding its %d spans one by one", len(batch))
+            log.exception("OTLP encoding of a batch failed; encoding its %d spans one by one", span_count(batch))
             batch = self._encodable(batch)
             if not batch:
                 return Delivery.SETTLED
             body = self._encode(batch)
         result = await self._retry.send(body, budget_s)
+        n = span_count(batch)
         if result.outcome is Outcome.SUCCESS:
-            self._stats.spans_exported[self._name] += len(batch) - result.rejected
+            self._stats.spans_exported[self._name] += n - result.rejected
             if result.rejected:
                 self._stats.spans_export_failed[self._name] += result.rejected
                 self._stats.drop("export_rejected_by_receiver", result.rejected)
@@ -73,22 +74,23 @@ class OtlpBatchSender:
             return Delivery.SETTLED
         if result.outcome is Outcome.RETRYABLE:
             return Delivery.UNDELIVERED
-        self._stats.spans_export_failed[self._name] += len(batch)
-        self._stats.drop("export_permanent_error", len(batch))
-        log.warning("OTLP export of %d spans failed (export_permanent_error): %s", len(batch), result.detail)
+        self._stats.spans_export_failed[self._name] += n
+        self._stats.drop("export_permanent_error", n)
+        log.warning("OTLP export of %d spans failed (export_permanent_error): %s", n, result.detail)
         return Delivery.SETTLED
 
-    def _encodable(self, batch: list[SpanRecord]) -> list[SpanRecord]:
-        """The spans that encode alone; each one that does not is dropped and counted (``export_encode_error``)."""
-        good: list[SpanRecord] = []
-        for span in batch:
+    def _encodable(self, batch: list[Item]) -> list[Item]:
+        """The items that encode alone; each one that does not is dropped and counted (``export_encode_error``)."""
+        good: list[Item] = []
+        for item in batch:
             try:
-                self._encode([span])
+                self._encode([item])
             except Exception:
-                self._stats.spans_export_failed[self._name] += 1
-                self._stats.drop("export_encode_error")
+                n = span_count([item])
+                self._stats.spans_export_failed[self._name] += n
+                self._stats.drop("export_encode_error", n)
             else:
-                good.append(span)
+                good.append(item)
         return good
 
     async def close(self) -> None:

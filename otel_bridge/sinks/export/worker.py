@@ -28,7 +28,7 @@ import msgspec
 
 from otel_bridge.sinks.export.durable_queue import WORKER_LOCK, DirLock
 from otel_bridge.sinks.export.exporter import OtlpExporter
-from otel_bridge.sinks.export.pipe import REPORT_S, Init, Report, array_length, frame, read_frame
+from otel_bridge.sinks.export.pipe import REPORT_S, Init, Report, frame, frame_spans, read_frame
 from otel_bridge.stats import Stats
 
 
@@ -74,8 +74,8 @@ async def main() -> None:
 
     reporting = asyncio.create_task(reporter())
     while (data := await read_frame(reader)) is not None:
-        count = array_length(data)
-        exporter.consume_encoded(data, count)  # a durable queue stores the frame as it came
+        count = frame_spans(data)
+        exporter.consume_encoded(data, count)  # a durable queue stores the frame as it came (either form)
         accepted += count
         report()  # the parent learns at once what is safe here (on disk, with a durable queue)
     reporting.cancel()
