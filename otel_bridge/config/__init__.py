@@ -19,11 +19,13 @@ import msgspec
 from otel_bridge.config.env import env_overrides
 from otel_bridge.config.settings import (
     DEFAULT_PORT,
+    MEMORY_FEED,
     MEMORY_QUEUE,
     AuthSettings,
     Compression,
     ConfigError,
     CorsSettings,
+    FeedRedisSettings,
     FeedSettings,
     IngestSettings,
     LagPolicy,
@@ -40,15 +42,18 @@ from otel_bridge.config.settings import (
     SourceKind,
     SourceSettings,
     StoreSettings,
+    redact_url,
 )
 
 __all__ = [
     "DEFAULT_PORT",
+    "MEMORY_FEED",
     "MEMORY_QUEUE",
     "AuthSettings",
     "Compression",
     "ConfigError",
     "CorsSettings",
+    "FeedRedisSettings",
     "FeedSettings",
     "IngestSettings",
     "LagPolicy",
@@ -69,6 +74,7 @@ __all__ = [
     "env_overrides",
     "load_settings",
     "read_config_file",
+    "redact_url",
 ]
 
 

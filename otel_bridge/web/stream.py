@@ -57,14 +57,11 @@ class FeedResponse(EventSourceResponse):
             self._subscriber.close()
 
 
-def _event_id(header: str | None, query: str | None) -> int | None:
+def _event_id(feed: Feed, header: str | None, query: str | None) -> int | None:
     raw = header if header not in (None, "") else query
     if raw is None or raw == "":
         return None
-    try:
-        return int(raw.strip())
-    except ValueError:
-        raise ValueError(f"Last-Event-ID must be an event id from this feed (an integer), got {raw!r}") from None
+    return feed.parse_id(raw)  # an integer, or a Redis stream id on a shared feed
 
 
 def stream_router(feed: Feed) -> APIRouter:
@@ -87,7 +84,7 @@ def stream_router(feed: Feed) -> APIRouter:
             return problem(400, "unknown_format", f"format {fmt!r} is not one of: {', '.join(formats)}")
         try:
             flt = FeedFilter.parse(run_id=run_id, agent=agent, kind=kind, dialect=dialect, source=source)
-            resume_from = _event_id(last_event_id_header, last_event_id)
+            resume_from = _event_id(feed, last_event_id_header, last_event_id)
         except FilterError as exc:
             return problem(400, "invalid_filter", str(exc))
         except ValueError as exc:

@@ -218,7 +218,7 @@ class AguiFormat:
         needs_start = bool(item.notes and item.notes.get(_NEEDS_START))
         events = events_for(item.record, item.kind, needs_start)
         parts = [sse.frame(_encoder.encode(event), split_lines=False) for event in events[:-1]]
-        parts.append(sse.frame(_encoder.encode(events[-1]), event_id=item.seq, split_lines=False))
+        parts.append(sse.frame(_encoder.encode(events[-1]), event_id=item.wire_id, split_lines=False))
         return b"".join(parts)
 
     def notice(self, event: str, body: Mapping[str, object]) -> bytes:
