@@ -361,8 +361,7 @@ class Feed:
         await self.backend.start()
 
     async def shutdown(self) -> None:
-        """End the streams, then stop the backend. Safe if never started."""
-        self.close()
+        """Stop the backend (a shared stream's writer appends what it still holds). Safe if never started."""
         await self.backend.shutdown()
 
     def snapshot(self) -> dict[str, object]:
