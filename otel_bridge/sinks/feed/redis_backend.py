@@ -32,8 +32,10 @@ names its process and that process's sequence number, and the reader skips an
 entry it has already seen from that process, so a retry never shows twice live.
 
 A resume (:meth:`RedisBackend.read_from`) reads ``XRANGE`` pages; an id older than
-the oldest trimmed entry (``XINFO STREAM``'s ``max-deleted-entry-id``) gets the
-``missed`` notice (reason ``evicted``). Id ``0`` means "the newest
+the stream's first entry (trimmed away), or than ``XINFO STREAM``'s
+``max-deleted-entry-id`` (an ``XDEL``), gets the ``missed`` notice (reason
+``evicted``; the count is unknown: Redis does not say how many of the removed came
+after that id). Id ``0`` means "the newest
 ``feed.ring_size`` events kept" (the viewer follows a running trace that way).
 """
 
@@ -105,6 +107,7 @@ class RedisBackend:
         self._client: Any = None  # redis.asyncio.Redis; its command methods are typed for both clients at once
         self._reader_client: Any = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
         self._publish: Publish | None = None
         self._make_item: MakeItem | None = None
         self._gap: GapNotice | None = None
@@ -169,17 +172,13 @@ class RedisBackend:
         """Stop reading, give the writer one ``timeout_s`` to append what is buffered, then close."""
         tasks, self._tasks = self._tasks, []
         if tasks:
-            reader = tasks[1]
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
-            writer = tasks[0]
+            writer, reader = tasks
+            await _stop(reader, self.settings.timeout_s)
             if self._buffer and self.up:
                 self._drained.clear()
                 await wait_event(self._drained, self.settings.timeout_s)
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
+            self._stopping = True
+            await _stop(writer, self.settings.timeout_s)
             if self._buffer:
                 self._not_appended(len(self._buffer))
                 self._buffer.clear()
@@ -227,6 +226,7 @@ class RedisBackend:
                 raise
             except Exception as exc:  # redis.RedisError and OSError: the batch goes back to the front
                 buffer.extendleft(reversed(batch))
+                _raise_if_cancelled(self._stopping)
                 overflow = len(buffer) - s.buffer_size
                 for _ in range(max(0, overflow)):
                     buffer.popleft()
@@ -270,6 +270,7 @@ class RedisBackend:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # redis.RedisError and OSError
+                _raise_if_cancelled(self._stopping)
                 self._went_away("read", exc)
                 await asyncio.sleep(backoff.next_delay())
                 continue
@@ -341,7 +342,9 @@ class RedisBackend:
             # Valid, but this process has not read that far yet: skip live events up to it.
             return Backlog(skip_through=after if after > until else None)
         gap = None
-        if after < pack_id(info.get("max-deleted-entry-id", b"0-0")):
+        # Trimming removes from the head (and does not move max-deleted-entry-id); XDEL may remove any entry.
+        trimmed = first is not None and after < pack_id(first[0])
+        if trimmed or after < pack_id(info.get("max-deleted-entry-id", b"0-0")):
             gap = Gap("evicted", None, oldest)
         entries = await client.xrange(s.stream, min="(" + unpack_id(after), max=top, count=limit)
         return self._backlog(entries, gap, until, more=len(entries) == limit)
@@ -399,3 +402,17 @@ class RedisBackend:
             "bad_entries": self.bad_entries,
             "last_error": self.last_error,
         }
+
+
+def _raise_if_cancelled(stopping: bool) -> None:
+    """A cancellation the client turned into a connection error (it disconnects on cancel) is still one."""
+    task = asyncio.current_task()
+    if stopping or (task is not None and task.cancelling()):
+        raise asyncio.CancelledError
+
+
+async def _stop(task: asyncio.Task[None], seconds: float) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+        async with asyncio.timeout(seconds):
+            await task
