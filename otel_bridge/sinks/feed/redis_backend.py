@@ -101,7 +101,7 @@ class RedisBackend:
         self._recent = recent
         self.origin = uuid.uuid4().hex[:16].encode()
         self._origin_seq = 0
-        self._buffer: deque[tuple[bytes, bool]] = deque()  # (data, served here already)
+        self._buffer: deque[tuple[bytes, bool, int]] = deque()  # (data, served here already, our sequence number)
         self._wake = asyncio.Event()
         self._drained = asyncio.Event()  # set by the writer whenever the buffer is empty (shutdown waits on it)
         self._client: Any = None  # redis.asyncio.Redis; its command methods are typed for both clients at once
@@ -132,7 +132,8 @@ class RedisBackend:
         served = not self.up
         buffer = self._buffer
         for _, data in entries:
-            buffer.append((data, served))
+            self._origin_seq += 1
+            buffer.append((data, served, self._origin_seq))
         overflow = len(buffer) - self.settings.buffer_size
         if overflow > 0:
             for _ in range(overflow):
@@ -238,13 +239,12 @@ class RedisBackend:
             backoff.reset()
             self.appended += len(batch)
 
-    async def _send(self, batch: list[tuple[bytes, bool]]) -> None:
+    async def _send(self, batch: list[tuple[bytes, bool, int]]) -> None:
         s = self.settings
         pipe = self._client.pipeline(transaction=False)
         maxlen = s.max_len or None
-        for data, served in batch:
-            self._origin_seq += 1
-            fields: dict[bytes, bytes] = {_DATA: data, _ORIGIN: self.origin + b":%d" % self._origin_seq}
+        for data, served, n in batch:
+            fields: dict[bytes, bytes] = {_DATA: data, _ORIGIN: self.origin + b":%d" % n}
             if served:
                 fields[_SERVED] = self.origin
             pipe.xadd(s.stream, fields, maxlen=maxlen, approximate=True)
