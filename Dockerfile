@@ -5,7 +5,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY otel_bridge ./otel_bridge
-RUN pip install . && rm -rf /src
+RUN pip install ".[redis]" && rm -rf /src
 
 # An unprivileged user: the sidecar needs no file system and no privileged port.
 RUN useradd --system --uid 10001 --no-create-home otel-bridge

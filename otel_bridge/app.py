@@ -2,7 +2,9 @@
 
 The pipeline comes from :func:`otel_bridge.assembly.assemble`; this module
 adds what only a server has: the sources, the routes, the auth middleware and
-the lifespan that starts and stops them in order.
+the lifespan that starts and stops them in order. :func:`create_feed_app` is the
+feed-only process of a fleet (``otel-bridge feed``): the shared live feed, the
+viewer's live views and health; no ingest, no export.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from otel_bridge import __version__
-from otel_bridge.assembly import SCOPE, Pipeline, assemble
+from otel_bridge.assembly import SCOPE, Pipeline, assemble, build_feed
 from otel_bridge.config import Settings
+from otel_bridge.sinks.feed import Feed
 from otel_bridge.sources.manager import SourceManager
 from otel_bridge.sources.mcp_proxy import McpProxy
+from otel_bridge.stats import Stats
 from otel_bridge.web import auth
 from otel_bridge.web.ingest import mount_ingest
 from otel_bridge.web.mcp import mount_mcp
@@ -104,6 +108,7 @@ def create_app(
         reasons: list[str] = []
         if pipeline.exporter is not None and pipeline.exporter.last_error is not None:
             reasons.append(f"OTLP export failing: {pipeline.exporter.last_error}")
+        reasons.extend(_feed_reasons(feed))
         if reasons:
             body["status"] = "degraded"
             body["reasons"] = reasons
@@ -111,6 +116,46 @@ def create_app(
         if pipeline.exporter is not None:
             body["export_queue_depth"] = pipeline.exporter.queue_depth
             body["export_last_error"] = pipeline.exporter.last_error
+        body["feed"] = feed.snapshot()
+        return JSONResponse(body)
+
+    return app
+
+
+def _feed_reasons(feed: Feed) -> list[str]:
+    """A shared feed whose Redis is away: the sidecar serves only its own events (health says ``degraded``)."""
+    backend = feed.backend.snapshot()
+    if backend.get("connected") is False:
+        return [f"live feed: Redis unavailable ({backend.get('last_error') or 'not connected yet'})"]
+    return []
+
+
+def create_feed_app(settings: Settings) -> FastAPI:
+    """A feed-only process: ``GET /v1/stream`` from the fleet's shared stream, the viewer, ``/v1/health``."""
+    stats = Stats()
+    feed = build_feed(settings, stats)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await feed.start()
+        try:
+            yield
+        finally:
+            await feed.shutdown()
+
+    app = FastAPI(title="otel-bridge feed", version=__version__, lifespan=lifespan)
+    app.state.feed = feed
+    app.include_router(stream_router(feed))
+    app.include_router(viewer_router(settings.feed.trace_url_template))
+    auth.install(app, settings)
+
+    @app.get("/v1/health")
+    async def health() -> JSONResponse:
+        """Liveness and the feed's counters; ``degraded`` (still 200) while Redis is away."""
+        reasons = _feed_reasons(feed)
+        body: dict[str, object] = {"status": "degraded" if reasons else "ok", "version": __version__, "role": "feed"}
+        if reasons:
+            body["reasons"] = reasons
         body["feed"] = feed.snapshot()
         return JSONResponse(body)
 

@@ -2,7 +2,7 @@
 
 :func:`assemble` is the one place that decides which parts exist (the store,
 the OTLP exporter in this process or in a worker, the GenAI metrics and their
-OTLP push, the live feed) and how they are connected: every span sink behind
+OTLP push, the live feed and where it is kept) and how they are connected: every span sink behind
 one guarded :class:`~otel_bridge.pipeline.FanoutSink`, the mapper in front of
 it, the observers and background components handed to the :class:`Bridge`.
 ``create_app`` and ``replay`` both build through it; the parts themselves
@@ -20,7 +20,7 @@ from typing import Final
 from otel_bridge import __version__
 from otel_bridge import semconv as sc
 from otel_bridge.bridge import Bridge
-from otel_bridge.config import Settings
+from otel_bridge.config import MEMORY_FEED, ConfigError, Settings
 from otel_bridge.mapping.lifecycle import SpanMapper
 from otel_bridge.mapping.openinference import OpenInferenceSink
 from otel_bridge.mapping.pricing import Pricer, pricer_from_settings
@@ -32,6 +32,7 @@ from otel_bridge.sinks.export_process import ProcessExporter
 from otel_bridge.sinks.feed import Feed
 from otel_bridge.sinks.feed.agui import AguiFormat
 from otel_bridge.sinks.feed.ai_sdk import AiSdkFormat
+from otel_bridge.sinks.feed.backend import FeedBackend
 from otel_bridge.sinks.metrics import GenAiMetrics, Snapshot, health_families
 from otel_bridge.sinks.otlp import OtlpExporter
 from otel_bridge.sinks.otlp_metrics import OtlpMetricsExporter
@@ -88,6 +89,42 @@ def _exporter(settings: Settings, stats: Stats, resource: dict[str, AttributeVal
         return None
     exporter_class = ProcessExporter if settings.otlp.worker_process else OtlpExporter
     return exporter_class(settings.otlp, stats, resource, SCOPE, sc.SCHEMA_URL)
+
+
+def feed_backend(settings: Settings, stats: Stats) -> FeedBackend | None:
+    """A Redis stream when ``feed.backend`` is a Redis URL; ``None``: the feed's own in-process ring."""
+    if settings.feed.backend == MEMORY_FEED:
+        return None
+    try:
+        import redis  # noqa: F401 - the optional extra
+    except ImportError:
+        raise ConfigError(
+            "feed.backend is a Redis URL, but the redis package is not installed: pip install 'otel-bridge[redis]'"
+        ) from None
+    from otel_bridge.sinks.feed.redis_backend import RedisBackend
+
+    return RedisBackend(settings.feed.backend, settings.feed.redis, stats, recent=settings.feed.ring_size)
+
+
+def build_feed(settings: Settings, stats: Stats, redact_payload: Callable[[str], str] | None = None) -> Feed:
+    """The live feed (and its backend) the settings describe; ``serve`` and the feed-only process both build it.
+
+    ``redact_payload`` is the mapper's payload redaction (the feed shows no more than the spans).
+    """
+    content = settings.mapping.capture_content
+    return Feed(
+        settings.feed,
+        content=content,
+        content_limit=settings.mapping.attribute_max_length,
+        formats=[
+            AguiFormat(content=content, max_pending=settings.feed.ring_size),
+            AiSdkFormat(content=content, max_pending=settings.feed.ring_size),
+        ],
+        stats=stats,
+        backend=feed_backend(settings, stats),
+        names=naming(settings.mapping.latest_semconv),
+        redact_payload=redact_payload,
+    )
 
 
 def _named(sinks: Sequence[SpanSink], taken: set[str]) -> dict[str, SpanSink]:
@@ -150,18 +187,7 @@ def assemble(
         pricer=pricer,
         redact_payload=redactor.json_text if redactor.active else None,
     )
-    feed = Feed(
-        settings.feed,
-        content=settings.mapping.capture_content,
-        content_limit=settings.mapping.attribute_max_length,
-        formats=[
-            AguiFormat(content=settings.mapping.capture_content, max_pending=settings.feed.ring_size),
-            AiSdkFormat(content=settings.mapping.capture_content, max_pending=settings.feed.ring_size),
-        ],
-        stats=stats,
-        names=names,
-        redact_payload=redactor.json_text if redactor.active else None,
-    )
+    feed = build_feed(settings, stats, redact_payload=redactor.json_text if redactor.active else None)
 
     def metrics_snapshot() -> Snapshot:
         health = health_families(
@@ -185,8 +211,11 @@ def assemble(
         observers.append(store.observe)  # runs are listed while they run
     if settings.feed.enabled:
         observers.append(feed.observe)
-    # In this order: the metrics push at shutdown comes after the exporter has taken the last spans.
+    # In this order: the metrics push at shutdown comes after the exporter has taken the last spans, and
+    # the feed's backend (a shared stream's writer) after the runs closed at shutdown were published.
     components: list[Lifecycle] = [c for c in (exporter, metrics_exporter) if c is not None]
+    if settings.feed.enabled:
+        components.append(feed)
     bridge = Bridge(
         mapper,
         stats,

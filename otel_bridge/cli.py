@@ -27,6 +27,8 @@ EPILOG = """examples:
   otel-bridge serve --subscribe http://oi:8000/api/v1/subscribe/intents/ID --header 'X-API-Key: dev-user-key'
   otel-bridge serve --subscribe http://graph:2024/runs/stream --body-file run.json
   otel-bridge serve --mcp-upstream http://127.0.0.1:8000/mcp --mcp-record mcp.ndjson   # MCP clients use :8318/mcp
+  OTEL_BRIDGE_FEED_URL=redis://redis:6379 otel-bridge serve   # one live feed for a fleet of sidecars
+  otel-bridge feed --redis redis://redis:6379 --port 8320      # a feed-only process for the UI tier
   otel-bridge replay capture.sse --out trace.json     # offline: capture -> OTLP/JSON
   otel-bridge replay a.sse b.ndjson --dialect openintent --export
   curl -X POST localhost:8318/v1/events -H 'Content-Type: application/json' \\
@@ -64,6 +66,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serve_args(demo)
     demo.add_argument("--pace", type=float, default=1.0, help="time scale of the demo agent (0.5 = twice as fast)")
 
+    feed = sub.add_parser(
+        "feed", help="serve a fleet's shared live feed (Redis Streams): /v1/stream, the viewer, /v1/health"
+    )
+    feed.add_argument(
+        "--redis", metavar="URL", help="the stream's Redis (redis:// or rediss://; or OTEL_BRIDGE_FEED_URL)"
+    )
+    feed.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    feed.add_argument("--port", type=int, help="port to listen on (default 8318)")
+    feed.add_argument("--config", help="settings file, TOML or YAML (its [feed] and [auth] apply)")
+    feed.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
     replay = sub.add_parser("replay", help="turn captured streams into traces, offline")
     replay.add_argument("files", nargs="+", metavar="FILE", help="SSE text, JSON or NDJSON captures")
     replay.add_argument("--dialect", help="force a dialect instead of detecting it")
@@ -93,8 +106,11 @@ def _settings(args: argparse.Namespace) -> Settings:
     mcp = {k: v for k in ("upstream", "path", "record") if (v := getattr(args, f"mcp_{k}", None)) is not None}
     if mcp:
         overrides["mcp"] = mcp
+    if getattr(args, "redis", None):
+        overrides["feed"] = {"backend": args.redis}
     settings = load_settings(args.config, overrides=overrides)
-    settings.sources.extend(subscriptions(args))  # --subscribe adds to the config file's sources
+    if args.command != "feed":
+        settings.sources.extend(subscriptions(args))  # --subscribe adds to the config file's sources
     return settings
 
 
@@ -116,7 +132,6 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def _serve(settings: Settings, log_level: str, demo_pace: float | None = None) -> int:
-    import uvicorn
 
     from otel_bridge.app import create_app
 
@@ -128,14 +143,42 @@ def _serve(settings: Settings, log_level: str, demo_pace: float | None = None) -
         agent = DemoAgent(f"http://{host}:{settings.server.port}", pace=demo_pace, token=settings.auth.token)
         companions.append(agent.run_forever)
     app = create_app(settings, companions=companions)
-    _tune_gc()
-
     where = f"http://{settings.server.host}:{settings.server.port}"
     export = settings.otlp.endpoint or "off (embedded store only)"
-    print(
+    return _run(
+        app,
+        settings,
+        log_level,
         f"otel-bridge {__version__}: ingest {where}/v1/events, traces {where}/v1/traces, OTLP export: {export}",
-        file=sys.stderr,
     )
+
+
+def _feed(settings: Settings, log_level: str) -> int:
+    from otel_bridge.app import create_feed_app
+    from otel_bridge.config import MEMORY_FEED, redact_url
+
+    if settings.feed.backend == MEMORY_FEED:
+        print(
+            "otel-bridge feed: needs the fleet's Redis: --redis redis://host:6379 (or OTEL_BRIDGE_FEED_URL)",
+            file=sys.stderr,
+        )
+        return 2
+    app = create_feed_app(settings)
+    where = f"http://{settings.server.host}:{settings.server.port}"
+    return _run(
+        app,
+        settings,
+        log_level,
+        f"otel-bridge {__version__}: feed {where}/v1/stream from {redact_url(settings.feed.backend)}"
+        f" stream {settings.feed.redis.stream}",
+    )
+
+
+def _run(app: Any, settings: Settings, log_level: str, banner: str) -> int:
+    import uvicorn
+
+    _tune_gc()
+    print(banner, file=sys.stderr)
     from otel_bridge.web.auth import RedactQueryCredentials
 
     logging.getLogger("uvicorn.access").addFilter(RedactQueryCredentials())  # tokens never reach the log
@@ -249,6 +292,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(_settings(args), args.log_level)
         if args.command == "demo":
             return _serve(_settings(args), args.log_level, demo_pace=args.pace)
+        if args.command == "feed":
+            return _feed(_settings(args), args.log_level)
         if args.command == "replay":
             return _replay(args)
         if args.command == "tail":

@@ -27,6 +27,19 @@ if ! command -v prometheus >/dev/null 2>&1; then
 fi
 
 
+# --- redis-server (tests/test_feed_redis.py, tests/test_fleet.py: the live feed on Redis Streams) ---
+# Debian's package; only when the binary is missing. The tests start their own instances on free
+# loopback ports (the package's own service is not used); without it those tests are skipped.
+if ! command -v redis-server >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null) \
+      && echo "install-tools: installed redis-server $(redis-server --version | sed -n 's/.* v=\([0-9.]*\).*/\1/p')" \
+      || echo "install-tools: could not install redis-server; the Redis feed tests will be skipped" >&2
+  else
+    echo "install-tools: redis-server is missing and apt-get needs root; the Redis feed tests will be skipped" >&2
+  fi
+fi
+
 # --- OpenIntent server + SDK (tests/test_openintent_sources.py) ---------------
 # Its own virtualenv: openintent[server] pins fastapi/sqlalchemy/pydantic versions
 # that are not ours. The SDK's OpenAI adapter needs the openai package.

@@ -137,6 +137,33 @@ def test_published_ports_are_documented_in_the_readme() -> None:
             assert f":{host}" in readme or f"localhost:{host}" in readme, f"{name}: port {host} not in README"
 
 
+def test_the_fleet_profile_runs_the_configuration_the_fleet_tests_run() -> None:
+    from otel_bridge.config import load_settings
+    from tests.support.fleet import FLEET_CONFIG
+
+    fleet = {name for name, svc in SERVICES.items() if "fleet" in svc.get("profiles", [])}
+    assert fleet == {"redis", "sidecar-1", "sidecar-2", "feed"}
+    redis = SERVICES["redis"]
+    assert "--appendonly" in redis["command"]  # resume ids survive a Redis restart
+    assert redis["command"][redis["command"].index("--appendonly") + 1] == "yes"
+    mount = f"./{FLEET_CONFIG.relative_to(REPO)}"
+    for name in ("sidecar-1", "sidecar-2", "feed"):
+        svc = SERVICES[name]
+        (target,) = [t for source, t in mounts(svc) if source == mount]
+        assert svc["command"][svc["command"].index("--config") + 1] == target, name
+    for name in ("sidecar-1", "sidecar-2"):
+        assert SERVICES[name]["command"][0] == "serve"
+        host, port = host_port(SERVICES[name]["environment"]["OTEL_BRIDGE_FEED_URL"])
+        assert (host, port) == ("redis", 6379), name
+    feed = SERVICES["feed"]["command"]
+    assert feed[0] == "feed"
+    assert host_port(feed[feed.index("--redis") + 1]) == ("redis", 6379)
+    # The file the tests run loads as it is, and names the stream the tests read.
+    settings = load_settings(FLEET_CONFIG, environ={"OTEL_BRIDGE_FEED_URL": "redis://redis:6379/0"})
+    assert settings.feed.redis.stream == "otel-bridge:feed"
+    assert 'STREAM = "otel-bridge:feed"' in (REPO / "tests/test_fleet.py").read_text()
+
+
 # --- endpoints agree across files ------------------------------------------------------------------------
 
 

@@ -84,7 +84,7 @@ def test_record_is_the_event_plus_where_it_landed() -> None:
         text="secret",
     )
     f.observe([llm], [Placement(TRACE, CHILD, ROOT, duration_ms=250.5, cost_usd=0.00123)])
-    item = f._ring[0]
+    item = f.backend.ring[0]
     data = json.loads(item.frame.split(b"data: ", 1)[1])
     assert data == {
         "seq": FIRST,
@@ -113,7 +113,7 @@ def test_record_is_the_event_plus_where_it_landed() -> None:
 def test_a_root_span_says_parent_null_and_captured_content_follows_the_mapping() -> None:
     f = Feed(FeedSettings(), content=True, first_seq=FIRST)
     f.observe([event(EventKind.MESSAGE, text="hello")], [Placement(TRACE, ROOT, None)])
-    data = json.loads(f._ring[0].frame.split(b"data: ", 1)[1])
+    data = json.loads(f.backend.ring[0].frame.split(b"data: ", 1)[1])
     assert data["parent_span_id"] is None
     assert data["text"] == "hello"
     assert "trace_url" not in data
@@ -128,7 +128,7 @@ def test_the_run_agent_is_remembered_for_events_that_do_not_name_it() -> None:
             event(EventKind.LLM_COMPLETED, run="r2"),
         )
     )
-    assert [item.agent for item in f._ring] == ["planner", "planner", None]
+    assert [item.agent for item in f.backend.ring] == ["planner", "planner", None]
 
 
 # --- filters ----------------------------------------------------------------------
@@ -172,7 +172,7 @@ def test_a_filter_matches_every_parameter_and_any_value() -> None:
             event(EventKind.LLM_COMPLETED, "c", agent="x", source="upstream"),
         )
     )
-    items = list(f._ring)
+    items = list(f.backend.ring)
 
     def selected(flt: FeedFilter) -> list[int]:
         return [i.seq - FIRST for i in items if flt.matches(i)]
@@ -339,12 +339,12 @@ async def test_another_format_is_framed_once_for_all_its_subscribers() -> None:
 def test_the_ring_is_bounded_by_count_and_bytes() -> None:
     f = feed(ring_size=50)
     publish(f, 120)
-    assert [f._ring[0].seq, len(f._ring)] == [FIRST + 70, 50]
-    one = len(f._ring[0].frame)
+    assert [f.backend.ring[0].seq, len(f.backend.ring)] == [FIRST + 70, 50]
+    one = len(f.backend.ring[0].frame)
     g = feed(ring_max_bytes=one * 10 + 5)
     publish(g, 30)
-    assert len(g._ring) == 10
-    assert g.snapshot()["ring_bytes"] == sum(len(i.frame) for i in g._ring)
+    assert len(g.backend.ring) == 10
+    assert g.snapshot()["ring_bytes"] == sum(len(i.frame) for i in g.backend.ring)
 
 
 def test_subscribers_past_the_bound_are_refused() -> None:

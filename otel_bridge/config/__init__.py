@@ -19,11 +19,13 @@ import msgspec
 from otel_bridge.config.env import env_overrides
 from otel_bridge.config.settings import (
     DEFAULT_PORT,
+    MEMORY_FEED,
     MEMORY_QUEUE,
     AuthSettings,
     Compression,
     ConfigError,
     CorsSettings,
+    FeedRedisSettings,
     FeedSettings,
     IngestSettings,
     LagPolicy,
@@ -41,15 +43,18 @@ from otel_bridge.config.settings import (
     SourceKind,
     SourceSettings,
     StoreSettings,
+    redact_url,
 )
 
 __all__ = [
     "DEFAULT_PORT",
+    "MEMORY_FEED",
     "MEMORY_QUEUE",
     "AuthSettings",
     "Compression",
     "ConfigError",
     "CorsSettings",
+    "FeedRedisSettings",
     "FeedSettings",
     "IngestSettings",
     "LagPolicy",
@@ -71,6 +76,7 @@ __all__ = [
     "env_overrides",
     "load_settings",
     "read_config_file",
+    "redact_url",
 ]
 
 

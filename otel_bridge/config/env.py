@@ -208,6 +208,7 @@ BRIDGE_VARS: Final = (
     EnvVar(("OTEL_BRIDGE_REDACT_DENY_KEYS",), ("redaction", "deny_keys"), _list),
     EnvVar(("OTEL_BRIDGE_TOKEN",), ("auth", "token"), _text),
     EnvVar(("OTEL_BRIDGE_CORS_ORIGINS",), ("cors", "allow_origins"), _list),
+    EnvVar(("OTEL_BRIDGE_FEED_URL",), ("feed", "backend"), _text),
 )
 """Everything that is not one signal's exporter."""
 

@@ -104,14 +104,11 @@ async def _until_run_end(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
             await aclose()
 
 
-def _event_id(header: str | None, query: str | None) -> int | None:
+def _event_id(feed: Feed, header: str | None, query: str | None) -> int | None:
     raw = header if header not in (None, "") else query
     if raw is None or raw == "":
         return None
-    try:
-        return int(raw.strip())
-    except ValueError:
-        raise ValueError(f"Last-Event-ID must be an event id from this feed (an integer), got {raw!r}") from None
+    return feed.parse_id(raw)  # an integer, or a Redis stream id on a shared feed
 
 
 class RunAgentInput(msgspec.Struct):
@@ -182,7 +179,7 @@ def stream_router(feed: Feed) -> APIRouter:
             flt = FeedFilter.parse(
                 run_id=run_id, thread_id=thread_id, agent=agent, kind=kind, dialect=dialect, source=source
             )
-            resume_from = _event_id(last_event_id_header, last_event_id)
+            resume_from = _event_id(feed, last_event_id_header, last_event_id)
         except FilterError as exc:
             return problem(400, "invalid_filter", str(exc))
         except ValueError as exc:
@@ -212,7 +209,7 @@ def stream_router(feed: Feed) -> APIRouter:
             return problem(400, "unknown_format", f"POST takes an AG-UI RunAgentInput (format={AG_UI}), not {fmt!r}")
         try:
             body = msgspec.json.decode(await request.body(), type=RunAgentInput)
-            resume_from = _event_id(last_event_id_header, None)
+            resume_from = _event_id(feed, last_event_id_header, None)
         except msgspec.ValidationError as exc:
             return problem(422, "invalid_run_agent_input", f"not an AG-UI RunAgentInput: {exc}")
         except msgspec.DecodeError as exc:

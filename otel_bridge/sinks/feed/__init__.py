@@ -5,7 +5,10 @@
 events a subscriber wants. The UI forms, feed formats (:class:`FeedFormat`) built on the
 public names below, show one run per stream: ``runs`` keeps the runs as a UI
 sees them (starts, ends, late events), ``agui`` is the AG-UI form and
-``ai_sdk`` the AI SDK's UI message stream. The HTTP side (``GET``/``POST
+``ai_sdk`` the AI SDK's UI message stream. ``backend`` is where the events
+are kept and ordered: ``memory`` (a ring in this process) or ``redis_backend``
+(one Redis stream shared by a fleet; imports the optional ``redis`` package,
+so it is imported only when configured). The HTTP side (``GET``/``POST
 /v1/stream``) lives in :mod:`otel_bridge.web.stream`.
 """
 

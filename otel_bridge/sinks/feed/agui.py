@@ -394,7 +394,7 @@ class AguiFormat(LazyRunFormat[AguiRun]):
             if event.get("value") is _RECORD:
                 event = {**event, "value": msgspec.Raw(_encoder.encode(record))}
             encoded = _encoder.encode({**event, "timestamp": timestamp_ms, "metadata": meta})
-            parts.append(sse.frame(encoded, event_id=item.seq if n == last else None, split_lines=False))
+            parts.append(sse.frame(encoded, event_id=item.wire_id if n == last else None, split_lines=False))
         if notes is not None and notes.get(_END):
             parts.append(END_OF_RUN)
         return b"".join(parts)

@@ -349,7 +349,9 @@ class AiSdkFormat(LazyRunFormat[AiSdkRun]):
         for n, chunk in enumerate(chunks):
             if chunk.get("data") is _OTEL:
                 chunk = {**chunk, "data": otel_data(item.record, thread_id, ui_run_id)}
-            parts.append(sse.frame(_encoder.encode(chunk), event_id=item.seq if n == last else None, split_lines=False))
+            parts.append(
+                sse.frame(_encoder.encode(chunk), event_id=item.wire_id if n == last else None, split_lines=False)
+            )
         if notes is not None and notes.get(_END):
             parts.append(DONE)
             parts.append(END_OF_RUN)

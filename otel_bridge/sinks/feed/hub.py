@@ -1,33 +1,40 @@
-"""The feed hub: publish once, fan out to bounded subscriber queues, resume from a bounded ring.
+"""The feed hub: encode once, keep in a backend, frame once, fan out to bounded subscriber queues.
 
 Concurrency (one event loop thread, no locks): :meth:`Feed.observe` runs inside
-``bridge.submit`` on the ingest path and never awaits: it encodes and frames each
-event once, appends it to the ring and offers the batch to every subscriber,
-which only appends references to its bounded queue and wakes its writer. Each
-subscriber's writer is the task serving its ``GET /v1/stream`` response: it
-drains everything that accumulated since its last write into one chunk, so a
-busy feed costs one write per subscriber per wake-up, not one per event.
+``bridge.submit`` on the ingest path and never awaits: it enriches and encodes
+each event once and appends it to the :mod:`backend <.backend>`. The backend
+gives each event its id and hands it back framed, in order, to the hub's
+``_publish``: at once for the in-process ring (:mod:`.memory`), from its one read
+loop for a Redis stream shared by a fleet (:mod:`.redis_backend`). ``_publish``
+offers the batch to every subscriber, which only appends references to its
+bounded queue and wakes its writer. Each subscriber's writer is the task serving
+its ``GET /v1/stream`` response: it first reads what a resume asked for from the
+backend, then drains everything that accumulated since its last write into one
+chunk, so a busy feed costs one write per subscriber per wake-up, not one per event.
 
 Bounds, and what happens at each:
 
-* ``ring_size`` / ``ring_max_bytes``: the oldest events leave the ring. A resume
-  from an id that has left gets a ``missed`` notice with the count first.
+* The backend's bounds (the ring's ``ring_size`` / ``ring_max_bytes``, the
+  stream's trimming): a resume from an id that has left gets a ``missed`` notice first.
 * ``queue_size`` per subscriber: past it the subscriber stops receiving and is
   *lagging*; once its writer has drained the queue it gets a ``lagged`` notice
-  with the count it lost, then (``lag_policy="resync"``) the lost events still in
-  the ring, or (``"disconnect"``) the end of its stream, to resume by Last-Event-ID.
+  with the count it lost, then (``lag_policy="resync"``) the lost events the
+  backend still keeps (at most ``ring_size``), or (``"disconnect"``) the end of
+  its stream, to resume by Last-Event-ID.
 * ``max_subscribers``: one more is refused (:class:`FeedFull`).
 * A frozen socket: the response's send timeout cuts it (see ``web/stream.py``).
+* A backend that goes away (Redis down): every subscriber gets a ``missed``
+  notice where the gap starts (the backend calls :meth:`Feed._gap`).
 
-Event ids are integers that grow by one per event. A hub starts numbering at the
-wall-clock microsecond, so every id from an earlier process is below its first
-one and a resume across a restart is recognised instead of being misread.
+A resume and a resync read ``(after, until]`` where ``until`` is the newest id
+published when the subscriber registered (or the resync began); everything
+published later reaches its queue, so nothing is lost or repeated across the
+read's await.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import time
 from collections import OrderedDict, deque
@@ -38,7 +45,9 @@ from otel_bridge import semconv as sc
 from otel_bridge.config import FeedSettings
 from otel_bridge.model import AgentEvent, EventKind, Placement
 from otel_bridge.sinks.feed import sse
+from otel_bridge.sinks.feed.backend import Backlog, Entry, FeedBackend, Gap, WireId
 from otel_bridge.sinks.feed.filters import ItemFilter
+from otel_bridge.sinks.feed.memory import MemoryBackend
 from otel_bridge.sinks.feed.record import FeedRecord, encode, enrich
 from otel_bridge.stats import Stats
 
@@ -57,12 +66,32 @@ class FeedFull(Exception):
 
 
 class FeedItem:
-    """One published event: its filter keys, its canonical SSE frame, and other formats' frames on demand."""
+    """One published event: its filter keys, its canonical SSE frame, and other formats' frames on demand.
 
-    __slots__ = ("_alt", "agent", "dialect", "frame", "kind", "notes", "record", "run_id", "seq", "source", "thread_id")
+    ``seq`` is its place in the backend's order; ``wire_id`` is how its ``id:`` line writes that
+    (``None``: no ``id:`` line, an event served while the shared backend was away).
+    """
 
-    def __init__(self, record: FeedRecord, kind: EventKind, frame: bytes) -> None:
-        self.seq = record.seq
+    __slots__ = (
+        "_alt",
+        "agent",
+        "dialect",
+        "frame",
+        "kind",
+        "notes",
+        "record",
+        "run_id",
+        "seq",
+        "source",
+        "thread_id",
+        "wire_id",
+    )
+
+    def __init__(
+        self, record: FeedRecord, kind: EventKind, frame: bytes, seq: int | None = None, wire_id: WireId | None = -1
+    ) -> None:
+        self.seq = record.seq if seq is None else seq
+        self.wire_id: WireId | None = self.seq if wire_id == -1 else wire_id
         self.kind = kind
         self.run_id = record.run_id
         self.thread_id = record.conversation_id or record.run_id  # the hub sets the run's remembered one
@@ -84,6 +113,27 @@ class FeedItem:
         if framed is None:
             framed = self._alt[fmt.name] = fmt.frame(self)
         return framed
+
+
+class _Notice(FeedItem):
+    """A feed notice queued in line with the events (a gap), framed for each format on demand."""
+
+    def __init__(self, seq: int, body: dict[str, object]) -> None:  # no FeedItem.__init__: there is no record
+        self.seq = seq
+        self.wire_id = None
+        self.notes = None
+        self._alt = None
+        self.frame = sse.frame(encode(body), event=sc.FEED_EVENT_MISSED, split_lines=False)
+        self._body = body
+
+    def frame_for(self, fmt: FeedFormat | None) -> bytes:
+        return self.frame if fmt is None else fmt.notice(sc.FEED_EVENT_MISSED, self._body)
+
+
+def frame_item(record: FeedRecord, data: bytes, seq: int, wire_id: WireId | None) -> FeedItem:
+    """Frame one event once (the canonical form every subscriber shares); what backends build items with."""
+    kind = EventKind(record.kind)
+    return FeedItem(record, kind, sse.frame(data, event=kind.value, event_id=wire_id, split_lines=False), seq, wire_id)
 
 
 class FeedFormat(Protocol):
@@ -113,20 +163,29 @@ class Feed:
         formats: Sequence[FeedFormat] = (),
         stats: Stats | None = None,
         first_seq: int | None = None,
+        backend: FeedBackend | None = None,
         names: sc.Naming = sc.V1_41,
         redact_payload: Callable[[str], str] | None = None,
     ) -> None:
+        """``backend``: where events are kept and ordered (default: the in-process ring, ids from ``first_seq``);
+        ``names``: the conventions' version of the records' keys; ``redact_payload``: the mapper's payload
+        redaction (the feed shows no more than the spans)."""
         self.settings = settings
-        self._redact_payload = redact_payload  # the mapper's payload redaction: the feed shows no more
-        self._names = names  # the conventions' version of the records' keys
+        self._names = names
+        self._redact_payload = redact_payload
         self._content = content
         self._content_limit = content_limit  # the spans' attribute_max_length: the same cuts on both
         self._formats = {f.name: f for f in formats}
         self._stats = stats
         self.first_seq = first_seq if first_seq is not None else time.time_ns() // 1000
         self._next_seq = self.first_seq
-        self._ring: deque[FeedItem] = deque()
-        self._ring_bytes = 0
+        self.backend: FeedBackend = backend or MemoryBackend(settings, self.first_seq)
+        self.backend.bind(self._publish, frame_item, self._gap)
+        # A shared backend's reads build new items; the formats' notes are on the ones published here,
+        # so a resume uses those where this process published them (the in-process ring holds them).
+        self._recent: OrderedDict[int, FeedItem] | None = None if backend is None else OrderedDict()
+        # The last item published (a lag resync reads after it).
+        self._prev_seq: int | None = self.first_seq - 1 if backend is None else self.backend.newest_id
         self._subscribers: dict[Subscriber, None] = {}
         self._run_agents: OrderedDict[str, str] = OrderedDict()
         self._run_threads: OrderedDict[str, str] = OrderedDict()
@@ -141,10 +200,9 @@ class Feed:
     # --- publishing (the ingest path: never awaits) --------------------------
 
     def observe(self, events: Sequence[AgentEvent], placements: Sequence[Placement]) -> None:
-        """Publish a mapped batch: enrich, encode and frame each event once, then offer to every subscriber."""
+        """Publish a mapped batch: enrich and encode each event once, then append it to the backend."""
         settings = self.settings
-        formats = tuple(self._formats.values())
-        items: list[FeedItem] = []
+        entries: list[Entry] = []
         for event, placement in zip(events, placements, strict=True):
             seq = self._next_seq
             self._next_seq += 1
@@ -159,18 +217,55 @@ class Feed:
                 names=self._names,
                 redact=self._redact_payload,
             )
-            framed = sse.frame(encode(record), event=event.kind.value, event_id=seq, split_lines=False)
-            item = FeedItem(record, event.kind, framed)
-            item.thread_id = self._thread_of(event)
-            for fmt in formats:
+            entries.append((record, encode(record)))
+        if entries:
+            self.backend.append(entries)
+
+    def _publish(self, items: list[FeedItem]) -> None:
+        """The backend's events, framed and in order: to every format's state, then every subscriber."""
+        for item in items:
+            item.thread_id = self._thread_of(item.record)
+        recent = self._recent
+        if recent is not None:
+            for item in items:
+                recent[item.seq] = item
+            while len(recent) > self.settings.ring_size:
+                recent.popitem(last=False)
+        for fmt in self._formats.values():
+            for item in items:
                 fmt.observe(item)
-            items.append(item)
-        if not items:
-            return
         self.published += len(items)
-        self._keep(items)
+        prev = self._prev_seq
         for subscriber in self._subscribers:
-            subscriber.offer(items)
+            subscriber.offer(items, prev)
+        self._prev_seq = items[-1].seq
+
+    def _gap(self, reason: str) -> None:
+        """The backend went away: every subscriber is told, in line with its events, that some may be missing."""
+        prev = self._prev_seq
+        body: dict[str, object] = {
+            "missed": None,
+            "reason": reason,
+            "last_event_id": None if prev is None else self.backend.wire_id(prev),
+            "oldest_available": None,
+        }
+        notice = _Notice(prev if prev is not None else 0, body)
+        for subscriber in self._subscribers:
+            subscriber.queue.append(notice)  # past the queue's bound: one per outage
+            subscriber._wake()
+
+    def _thread_of(self, record: FeedRecord) -> str:
+        """The run's conversation, remembered for its events that do not name it (else the run itself)."""
+        threads = self._run_threads
+        run_id, conversation = record.run_id, record.conversation_id
+        if conversation is not None:
+            if threads.get(run_id) != conversation:
+                threads[run_id] = conversation
+                threads.move_to_end(run_id)
+                if len(threads) > _MAX_RUN_AGENTS:
+                    threads.popitem(last=False)
+            return conversation
+        return threads.get(run_id, run_id)
 
     def _agent_of(self, event: AgentEvent) -> str | None:
         runs = self._run_agents
@@ -182,27 +277,6 @@ class Feed:
                     runs.popitem(last=False)
             return event.agent
         return runs.get(event.run_id)
-
-    def _thread_of(self, event: AgentEvent) -> str:
-        """The run's conversation, remembered for its events that do not name it (else the run itself)."""
-        threads = self._run_threads
-        if event.conversation_id is not None:
-            if threads.get(event.run_id) != event.conversation_id:
-                threads[event.run_id] = event.conversation_id
-                threads.move_to_end(event.run_id)
-                if len(threads) > _MAX_RUN_AGENTS:
-                    threads.popitem(last=False)
-            return event.conversation_id
-        return threads.get(event.run_id, event.run_id)
-
-    def _keep(self, items: list[FeedItem]) -> None:
-        ring = self._ring
-        ring.extend(items)
-        self._ring_bytes += sum(len(item.frame) for item in items)
-        limit_n = self.settings.ring_size
-        limit_bytes = self.settings.ring_max_bytes
-        while len(ring) > limit_n or (self._ring_bytes > limit_bytes and len(ring) > 1):
-            self._ring_bytes -= len(ring.popleft().frame)
 
     # --- subscribing ----------------------------------------------------------
 
@@ -216,26 +290,34 @@ class Feed:
 
     @property
     def oldest_seq(self) -> int:
-        """The id of the oldest event still in the ring (``newest_seq + 1`` when it is empty)."""
-        return self._ring[0].seq if self._ring else self._next_seq
+        """The id of the oldest event still kept, where the backend can tell cheaply (the in-process ring);
+        else 0: a resume from before what is kept then gets the backend's ``missed`` notice."""
+        ring = getattr(self.backend, "ring", None)
+        if ring is None:
+            return 0
+        return int(ring[0].seq) if ring else self._next_seq
 
     @property
     def subscribers(self) -> int:
         return len(self._subscribers)
 
     @property
-    def newest_seq(self) -> int:
-        """The id of the last published event (``first_seq - 1`` before any)."""
-        return self._next_seq - 1
+    def newest_seq(self) -> int | None:
+        """The id of the last published event (``None`` before any)."""
+        return self.backend.newest_id
+
+    def parse_id(self, text: str) -> int:
+        """A ``Last-Event-ID`` as this feed's backend writes ids; ``ValueError`` saying why not."""
+        return self.backend.parse_id(text)
 
     def subscribe(
         self, flt: ItemFilter | None = None, fmt: str | None = None, last_event_id: int | None = None
     ) -> Subscriber:
-        """A new subscriber; with ``last_event_id``, it first gets what it missed from the ring.
+        """A new subscriber; with ``last_event_id``, it first gets what it missed from the backend.
 
         Raises :class:`FeedFull` past ``max_subscribers`` and ``KeyError`` for an unknown format.
-        The replay is computed and the subscriber registered with no await in between, so
-        nothing published meanwhile is lost or repeated.
+        The subscriber is registered now and its writer reads the backend up to the newest id
+        published now, so what is published meanwhile reaches its queue once.
         """
         if self._closed or len(self._subscribers) >= self.settings.max_subscribers:
             self.refused += 1
@@ -243,65 +325,62 @@ class Feed:
         format_ = self._formats[fmt] if fmt is not None else None
         flt = None if flt is None or flt.is_everything else flt
         initial = [sse.retry(self.settings.retry_ms)]
-        if last_event_id is not None:
-            initial.extend(self._resume(last_event_id, flt, format_))
         subscriber = Subscriber(self, flt, format_, initial)
+        if last_event_id is not None:
+            subscriber.resume = (last_event_id, self.backend.newest_id)
         self._subscribers[subscriber] = None
         return subscriber
 
-    def _resume(self, last_id: int, flt: ItemFilter | None, fmt: FeedFormat | None) -> list[bytes]:
-        ring = self._ring
-        oldest = ring[0].seq if ring else self._next_seq
-        newest = self.newest_seq
-        if last_id >= newest:
-            if last_id == newest:
-                return []
-            # From the future: another server, or a clock that went back. Say so and go live.
-            return [self._notice(fmt, sc.FEED_EVENT_MISSED, last_id, None, "unknown_id", oldest)]
+    async def _replay(
+        self, subscriber: Subscriber, after: int, until: int | None, first: bool
+    ) -> tuple[list[bytes], int | None]:
+        """One page of a resume: the ``missed`` notice (first page), the frames; and where the next page starts."""
+        backlog = await self._read(after, until)
+        flt, fmt = subscriber.filter, subscriber.format
         frames: list[bytes] = []
-        start = 0
-        if last_id < self.first_seq - 1:
-            frames.append(self._notice(fmt, sc.FEED_EVENT_MISSED, last_id, None, "restarted", oldest))
-        elif last_id + 1 < oldest:
-            frames.append(self._notice(fmt, sc.FEED_EVENT_MISSED, last_id, oldest - last_id - 1, "evicted", oldest))
-        else:
-            start = last_id + 1 - oldest
-        frames.extend(
-            item.frame_for(fmt) for item in itertools.islice(ring, start, None) if flt is None or flt.matches(item)
-        )
-        return frames
+        if first and backlog.gap is not None:
+            gap = backlog.gap
+            body: dict[str, object] = {
+                "missed": gap.missed,
+                "reason": gap.reason,
+                "last_event_id": self.backend.wire_id(after),
+                "oldest_available": gap.oldest,
+            }
+            frames.append(
+                fmt.notice(sc.FEED_EVENT_MISSED, body)
+                if fmt is not None
+                else sse.frame(encode(body), event=sc.FEED_EVENT_MISSED, split_lines=False)
+            )
+        if backlog.skip_through is not None:
+            subscriber.skip_through = backlog.skip_through
+        frames.extend(item.frame_for(fmt) for item in backlog.items if flt is None or flt.matches(item))
+        return frames, backlog.items[-1].seq if backlog.more and backlog.items else None
 
-    def _notice(
-        self, fmt: FeedFormat | None, event: str, last_id: int, missed: int | None, reason: str, oldest: int
-    ) -> bytes:
-        body: dict[str, object] = {
-            "missed": missed,
-            "reason": reason,
-            "last_event_id": last_id,
-            "oldest_available": oldest,
-        }
-        if fmt is not None:
-            return fmt.notice(event, body)
-        return sse.frame(encode(body), event=event, split_lines=False)
+    async def _read(self, after: int, until: int | None) -> Backlog:
+        try:
+            backlog = await self.backend.read_from(after, until, self.settings.ring_size)
+        except Exception as exc:  # the backend is away: the subscriber is told and goes live
+            log.warning("feed: reading the backend failed: %s", exc)
+            return Backlog(gap=_unavailable())
+        recent = self._recent
+        if recent is not None and backlog.items:
+            backlog.items = [recent.get(item.seq, item) for item in backlog.items]
+        return backlog
 
-    def _recover(self, subscriber: Subscriber) -> tuple[list[bytes], bool]:
+    async def _recover(self, subscriber: Subscriber) -> tuple[list[bytes], bool]:
         """A lagging subscriber whose queue is drained: the ``lagged`` notice, then resync or end."""
-        lag_from = subscriber.lag_from
+        lag_after = subscriber.lag_after
         dropped = subscriber.dropped
         subscriber.lag_from = None
+        subscriber.lag_after = None
         subscriber.dropped = 0
-        assert lag_from is not None
         policy = self.settings.lag_policy
         recovered: list[bytes] = []
-        if policy == "resync":
-            ring = self._ring
-            oldest = ring[0].seq if ring else self._next_seq
+        if policy == "resync" and lag_after is not None:
+            # Up to what is published now; what is published during the read reaches the queue.
+            backlog = await self._read(lag_after, self.backend.newest_id)
             flt, fmt = subscriber.filter, subscriber.format
-            recovered = [
-                item.frame_for(fmt)
-                for item in itertools.islice(ring, max(0, lag_from - oldest), None)
-                if flt is None or flt.matches(item)
-            ]
+            recovered = [item.frame_for(fmt) for item in backlog.items if flt is None or flt.matches(item)]
         lost = max(0, dropped - len(recovered))
         self.lag_events += 1
         self.lost += lost
@@ -311,7 +390,7 @@ class Feed:
             "lost": lost,
             "recovered": len(recovered),
             "policy": policy,
-            "last_event_id": lag_from - 1,
+            "last_event_id": None if lag_after is None else self.backend.wire_id(lag_after),
         }
         fmt = subscriber.format
         notice = (
@@ -330,16 +409,24 @@ class Feed:
         for subscriber in list(self._subscribers):
             subscriber.close()
 
+    async def start(self) -> None:
+        """Start the backend (its connection and read loop, for a shared one)."""
+        await self.backend.start()
+
+    async def shutdown(self) -> None:
+        """Stop the backend (a shared stream's writer appends what it still holds). Safe if never started."""
+        await self.backend.shutdown()
+
     def snapshot(self) -> dict[str, object]:
         """Counters for ``/v1/health``."""
+        newest = self.newest_seq
         return {
             "subscribers": len(self._subscribers),
             "queued_max": max((len(s.queue) for s in self._subscribers), default=0),
             "published": self.published,
             "delivered": self.delivered,
-            "ring_events": len(self._ring),
-            "ring_bytes": self._ring_bytes,
-            "newest_id": self.newest_seq,
+            **self.backend.snapshot(),
+            "newest_id": None if newest is None else self.backend.wire_id(newest),
             "lagged": self.lag_events,
             "lost": self.lost,
             "send_timeouts": self.send_timeouts,
@@ -349,10 +436,28 @@ class Feed:
         }
 
 
+def _unavailable() -> Gap:
+    return Gap("unavailable", None, None)
+
+
 class Subscriber:
     """One ``GET /v1/stream`` connection: a filter, a format, a bounded queue and its writer."""
 
-    __slots__ = ("_feed", "_initial", "_waiter", "closed", "dropped", "filter", "format", "lag_from", "queue", "size")
+    __slots__ = (
+        "_feed",
+        "_initial",
+        "_waiter",
+        "closed",
+        "dropped",
+        "filter",
+        "format",
+        "lag_after",
+        "lag_from",
+        "queue",
+        "resume",
+        "size",
+        "skip_through",
+    )
 
     def __init__(self, feed: Feed, flt: ItemFilter | None, fmt: FeedFormat | None, initial: list[bytes]) -> None:
         self._feed = feed
@@ -361,13 +466,28 @@ class Subscriber:
         self.size = feed.settings.queue_size
         self.queue: deque[FeedItem] = deque()
         self.lag_from: int | None = None  # first event this subscriber did not get
+        self.lag_after: int | None = None  # the event published just before it (a resync reads after it)
         self.dropped = 0  # events that matched while lagging
+        self.resume: tuple[int, int | None] | None = None  # (after, until): what the writer reads first
+        self.skip_through: int | None = None  # live events up to this id were asked past (a resume ahead of us)
         self.closed = False
         self._initial = initial
         self._waiter: asyncio.Future[None] | None = None
 
-    def offer(self, items: list[FeedItem]) -> None:
-        """Queue what matches, up to the bound; past it, count and mark lagging. Never blocks."""
+    def offer(self, items: list[FeedItem], prev_seq: int | None = None) -> None:
+        """Queue what matches, up to the bound; past it, count and mark lagging. Never blocks.
+
+        ``prev_seq`` is the id of the item published just before ``items``.
+        """
+        skip = self.skip_through
+        if skip is not None:
+            if items[-1].seq <= skip:
+                return
+            self.skip_through = None
+            skipped = sum(1 for item in items if item.seq <= skip)
+            if skipped:
+                prev_seq = items[skipped - 1].seq
+                items = items[skipped:]
         flt = self.filter
         if self.lag_from is not None:
             self.dropped += len(items) if flt is None else sum(1 for item in items if flt.matches(item))
@@ -377,7 +497,7 @@ class Subscriber:
         if flt is None and len(items) <= room:
             queue.extend(items)
         else:
-            for item in items:
+            for i, item in enumerate(items):
                 if flt is not None and not flt.matches(item):
                     continue
                 if room > 0:
@@ -386,6 +506,7 @@ class Subscriber:
                 else:
                     if self.lag_from is None:
                         self.lag_from = item.seq
+                        self.lag_after = items[i - 1].seq if i > 0 else prev_seq
                     self.dropped += 1
         if self.queue or self.lag_from is not None:
             self._wake()
@@ -409,6 +530,17 @@ class Subscriber:
         pending: deque[bytes] = deque(self._initial)
         self._initial = []
         try:
+            if self.resume is not None:
+                after: int | None
+                after, until = self.resume
+                self.resume = None
+                first = True
+                while after is not None:
+                    frames, after = await feed._replay(self, after, until, first)
+                    first = False
+                    pending.extend(frames)
+                    while after is not None and pending:  # a long resume: one page at a time
+                        yield _take(pending, _MAX_CHUNK)
             end = False
             while True:
                 if pending:
@@ -434,7 +566,7 @@ class Subscriber:
                 feed.delivered += len(queue)
                 queue.clear()
                 if self.lag_from is not None:
-                    more, end = feed._recover(self)
+                    more, end = await feed._recover(self)
                     pending.extend(more)
         finally:
             self.closed = True

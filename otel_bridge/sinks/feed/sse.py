@@ -17,7 +17,9 @@ import re
 _LINE_BREAK = re.compile(rb"\r\n|\r|\n")
 
 
-def frame(data: bytes, *, event: str | None = None, event_id: int | None = None, split_lines: bool = True) -> bytes:
+def frame(
+    data: bytes, *, event: str | None = None, event_id: int | str | None = None, split_lines: bool = True
+) -> bytes:
     """One SSE event: ``id:``, ``event:``, ``data:`` lines and the blank line that ends it.
 
     ``split_lines=False`` is for data known to hold no line break (compact JSON,
@@ -28,9 +30,11 @@ def frame(data: bytes, *, event: str | None = None, event_id: int | None = None,
     lines = b"data: " + data + b"\n\n"
     if event is not None:
         lines = event_line(event) + lines
-    if event_id is not None:
+    if event_id is None:
+        return lines
+    if isinstance(event_id, int):
         return b"id: %d\n" % event_id + lines
-    return lines
+    return b"id: " + event_id.encode() + b"\n" + lines  # a Redis stream id: digits and one '-'
 
 
 @functools.lru_cache(maxsize=256)
