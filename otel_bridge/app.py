@@ -43,7 +43,9 @@ def create_app(
     """
     pipeline = pipeline or assemble(settings)
     bridge = pipeline.bridge
-    sources = SourceManager(bridge, settings.sources)  # validates every source now: a bad one fails startup
+    sources = SourceManager(
+        bridge, settings.sources, guard=pipeline.guard
+    )  # validates every source now: a bad one fails startup
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -68,7 +70,7 @@ def create_app(
     app.state.pipeline = pipeline
     app.state.bridge = bridge
     app.state.sources = sources
-    app.include_router(ingest_router(bridge, settings.ingest))
+    app.include_router(ingest_router(bridge, settings.ingest, pipeline.guard))
     app.include_router(traces_router(pipeline.store, pipeline.resource, SCOPE))
     app.include_router(sources_router(sources))
     if settings.metrics.enabled:
@@ -84,7 +86,8 @@ def create_app(
 
     @app.get("/v1/health")
     async def health() -> JSONResponse:
-        """Liveness plus the bridge's own counters; ``degraded`` (still 200) while OTLP export fails.
+        """Liveness plus the bridge's own counters; ``degraded`` (still 200) while OTLP export fails
+        or the memory budget refuses work.
 
         The status code stays 200 when degraded: the sidecar is alive and keeps
         taking events (with a durable queue nothing is lost while the collector
@@ -95,6 +98,8 @@ def create_app(
         reasons: list[str] = []
         if pipeline.exporter is not None and pipeline.exporter.last_error is not None:
             reasons.append(f"OTLP export failing: {pipeline.exporter.last_error}")
+        if pipeline.guard is not None and pipeline.guard.reason is not None:
+            reasons.append(pipeline.guard.reason)
         if reasons:
             body["status"] = "degraded"
             body["reasons"] = reasons
@@ -103,6 +108,8 @@ def create_app(
             body["export_queue_depth"] = pipeline.exporter.queue_depth
             body["export_last_error"] = pipeline.exporter.last_error
         body["feed"] = feed.snapshot()
+        if pipeline.guard is not None:
+            body["memory"] = pipeline.guard.snapshot()
         return JSONResponse(body)
 
     return app

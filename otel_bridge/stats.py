@@ -31,6 +31,9 @@ class Stats:
         # Feed events a lagging subscriber never got: deliveries to one client, not spans or events lost
         # by the bridge, so not in `dropped`.
         self.feed_events_lost = 0
+        # Requests (by "http") and source reads (by "source") held back by the memory budget: refused, not
+        # lost (the client retries, the source resumes), so not in `events_rejected`.
+        self.memory_refusals: Counter[str] = Counter()
 
     def reject(self, reason: str, count: int = 1) -> None:
         self.events_rejected[reason] += count
@@ -55,4 +58,5 @@ class Stats:
             "incomplete_spans": dict(self.incomplete),
             "redacted": dict(self.redacted),
             "feed_events_lost": self.feed_events_lost,
+            "memory_refusals": dict(self.memory_refusals),
         }

@@ -128,6 +128,18 @@ class SpanMapper:
         self._closer.sweep(self._clock())
         self._flush_out()
 
+    def shed_oldest(self, n: int) -> int:
+        """Close the ``n`` least recently active open runs now (``evicted``); returns how many were open.
+
+        The memory budget's hard limit (:mod:`otel_bridge.limits`) calls this; the caller counts them.
+        """
+        shed = 0
+        while shed < n and self._runs:
+            self._closer.finish_run(next(iter(self._runs.values())), sc.CLOSE_EVICTED)
+            shed += 1
+        self._flush_out()
+        return shed
+
     def close_all(self, reason: str = sc.CLOSE_SHUTDOWN) -> None:
         """Close every open run now (shutdown, or the end of a replayed file)."""
         self._closer.close_all(reason)

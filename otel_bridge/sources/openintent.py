@@ -61,6 +61,8 @@ from otel_bridge.backoff import Backoff
 from otel_bridge.config import SourceSettings
 from otel_bridge.dialects import openintent as openintent_dialect
 from otel_bridge.dialects.framing import Frame
+from otel_bridge.dialects.stream import TOO_DEEP
+from otel_bridge.limits import MemoryGuard
 from otel_bridge.model import AgentEvent
 from otel_bridge.pipeline import EventConsumer
 from otel_bridge.sources.openintent_intent import (
@@ -70,9 +72,11 @@ from otel_bridge.sources.openintent_intent import (
     latest_error,
 )
 from otel_bridge.sources.upstream import (
+    Gate,
     SSEStream,
     StreamStatus,
     UpstreamError,
+    gate_for,
     iso_time,
     new_client,
     redact_url,
@@ -135,6 +139,15 @@ _decode_assignment = msgspec.json.Decoder(_Assignment).decode
 _decode_members = msgspec.json.Decoder(list[_Member]).decode
 
 
+def _members(body: bytes) -> list[_Member]:
+    try:
+        return _decode_members(body)
+    except RecursionError:  # the decoder's depth limit: a clear error like every other parser's
+        raise msgspec.DecodeError(
+            "JSON nested too deeply (the limit is about 1,000 levels of arrays and objects)"
+        ) from None
+
+
 @dataclass
 class _Watch:
     """An agent or portfolio stream and what it found."""
@@ -177,9 +190,11 @@ class OpenIntentSource:
         *,
         clock_ns: Callable[[], int] = time.time_ns,
         rng: random.Random | None = None,
+        guard: MemoryGuard | None = None,
     ) -> None:
         self.name = source_name(settings)
         self.settings = settings
+        self.gate: Gate | None = gate_for(guard)  # awaited before each read: the memory budget
         self.targets = targets_for(settings)
         self.clock_ns = clock_ns
         self._consumer = consumer
@@ -246,6 +261,9 @@ class OpenIntentSource:
                 except (msgspec.DecodeError, msgspec.ValidationError):
                     self.reject("openintent_bad_assignment")
                     continue
+                except RecursionError:  # the decoder's depth limit: the same reason as every other parser
+                    self.reject(TOO_DEEP)
+                    continue
                 if assignment.intent_id:
                     watch.found.add(assignment.intent_id)
                     self.follow(assignment.intent_id)
@@ -258,6 +276,7 @@ class OpenIntentSource:
             backoff=self.backoff(),
             on_frames=on_frames,
             status=StreamStatus(redact_url(self.targets.base_url + path)),
+            gate=self.gate,
         )
         self._watches.append(watch)
         self._tasks.create_task(watch.stream.run_forever(), name=f"openintent-agent:{agent_id}")
@@ -277,6 +296,7 @@ class OpenIntentSource:
             on_frames=lambda _frames: wake.set(),  # membership frames carry no intent id: re-read the members
             on_connect=wake.set,
             status=StreamStatus(redact_url(self.targets.base_url + path)),
+            gate=self.gate,
         )
 
         async def discover_forever() -> None:
@@ -285,7 +305,7 @@ class OpenIntentSource:
                 await wait_event(wake, self.settings.reconcile_interval_s)
                 wake.clear()
                 try:
-                    members = _decode_members(await get_json(self.client, members_path))
+                    members = _members(await get_json(self.client, members_path))
                     backoff.reset()
                 except (httpx.HTTPError, UpstreamError, msgspec.DecodeError, msgspec.ValidationError) as exc:
                     watch.last_error = f"members: {exc}"

@@ -4,7 +4,8 @@
 one of their own, ``?source=`` labels them. Answers 202
 ``{"accepted", "rejected", "events", "dialect", "runs", "errors", "rejected_indexes"}``.
 Errors: 400 body not parseable or empty, 413 body too large, 415 media type,
-422 unknown dialect or every event rejected. Never a 500 for bad input.
+422 unknown dialect or every event rejected, 503 with ``Retry-After`` over the
+memory budget's soft limit (:mod:`otel_bridge.limits`). Never a 500 for bad input.
 The OpenAPI schema documents the request body's media types and every answer.
 """
 
@@ -17,6 +18,7 @@ from fastapi.responses import JSONResponse
 
 from otel_bridge.config import IngestSettings
 from otel_bridge.dialects.framing import ACCEPTED_MEDIA_TYPES
+from otel_bridge.limits import REFUSED_BY, MemoryGuard
 from otel_bridge.pipeline import EventConsumer
 from otel_bridge.sources.http_ingest import IngestError, forced_dialect
 from otel_bridge.sources.http_ingest import ingest as ingest_events
@@ -86,6 +88,7 @@ OPENAPI_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: _problem("body_too_large: over ingest.max_body_bytes"),
     415: _problem("unsupported_media_type"),
     422: _problem("unknown_dialect, or no_valid_events (every event rejected; errors lists why)"),
+    503: _problem("memory_limit: over the memory budget's soft limit; retry after Retry-After seconds"),
 }
 """Every answer of the route, as documented in the OpenAPI schema."""
 
@@ -118,8 +121,8 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def ingest_router(consumer: EventConsumer, settings: IngestSettings) -> APIRouter:
-    """``POST /v1/events`` into ``consumer``, bounded by ``settings``."""
+def ingest_router(consumer: EventConsumer, settings: IngestSettings, guard: MemoryGuard | None = None) -> APIRouter:
+    """``POST /v1/events`` into ``consumer``, bounded by ``settings`` and the memory budget ``guard``."""
     router = APIRouter()
 
     @router.post(
@@ -139,6 +142,10 @@ def ingest_router(consumer: EventConsumer, settings: IngestSettings) -> APIRoute
         ``ingest.max_errors_reported``; ``rejected_indexes``: all of them); the others are
         mapped, each exactly once. A client resends only the rejected frames, fixed.
         """
+        if guard is not None and not guard.admit("http"):  # refused before the body is read
+            refused = problem(503, REFUSED_BY, guard.reason or "over the memory budget")
+            refused.headers["Retry-After"] = str(guard.retry_after_s)
+            return refused
         try:
             forced = forced_dialect(dialect)
             try:
