@@ -171,7 +171,7 @@ def _flip(rng: random.Random, data: bytes, _: list[Capture]) -> bytes:
     if not data:
         return data
     buf = bytearray(data)
-    for _ in range(rng.randrange(1, 5)):
+    for _flips in range(rng.randrange(1, 5)):
         buf[rng.randrange(len(buf))] ^= 1 << rng.randrange(8)
     return bytes(buf)
 
