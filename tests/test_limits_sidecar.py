@@ -4,8 +4,9 @@ No fake memory here: the process's own resident memory is what the guard reads.
 The budget is set a fixed distance above what an idle sidecar of the same
 configuration uses (measured by starting one first), then runs that keep
 a thousand tool spans open each (with 4 KB of arguments apiece) are pushed in
-until ingest refuses. Idle runs time out after ten seconds (and past the hard limit the oldest are shed), their
-memory is released, and ingest takes events again.
+until ingest refuses. The guard's forced reclaim hands back what the requests
+left behind (and the idle runs time out after ten seconds, or past the hard limit
+the oldest are shed), memory falls under the soft limit and ingest takes events again.
 """
 
 from __future__ import annotations
@@ -121,7 +122,7 @@ def test_a_sidecar_pushed_past_its_budget_answers_503_then_recovers(tmp_path: pa
             assert isinstance(reasons, list)
             assert any("over the soft limit" in r or "over the hard limit" in r for r in reasons), reasons
 
-            # Idle runs time out (or are shed past the hard limit), their spans are freed, ingest resumes.
+            # Reclaimed request buffers, idle runs timed out (or shed past the hard limit): ingest resumes.
             probe = b'{"kind":"run.started","run_id":"probe","timestamp":"2026-11-30T12:00:00Z"}'
             _wait(lambda: _post(client, probe).status_code == 202, 60, "ingest to take events again")
             health = _health(client)
