@@ -43,9 +43,8 @@ def create_app(
     """
     pipeline = pipeline or assemble(settings)
     bridge = pipeline.bridge
-    sources = SourceManager(
-        bridge, settings.sources, guard=pipeline.guard
-    )  # validates every source now: a bad one fails startup
+    # Every source is validated now: a bad one fails startup. They pause reading while the memory budget refuses.
+    sources = SourceManager(bridge, settings.sources, guard=pipeline.guard)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

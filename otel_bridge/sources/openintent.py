@@ -25,6 +25,12 @@ complete and every entry has an id. So:
   after a newer one is still found; when the log is quiet, its length is
   compared with the number of entries sent, and a mismatch reads it all again.
 
+Bad entries: one nested deeper than the JSON decoder's limit is rejected as
+``too_deep`` (counted once, shown as the intent's last error) and the rest of
+its page is still read; an entry without an id is rejected as
+``openintent_entry_without_id``. With a memory budget, every stream and every
+log read waits while the budget refuses work (:mod:`otel_bridge.limits`).
+
 Agents: ``/api/v1/subscribe/agents/{id}`` carries ``agent_assigned`` frames
 with the intent id; each assigned intent is followed. The server has no
 endpoint that lists an agent's assignments, so an assignment made while that
