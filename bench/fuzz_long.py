@@ -22,8 +22,9 @@ so any request can be replayed alone: ``--seed s --only i --show``.
 Every ``--report-every`` requests it prints requests so far, the rate, 5xx,
 dead background tasks, ``dialect_error`` answers (a dialect that raised: caught
 and counted, but a bug), errors logged, and the RSS; health and ``/v1/traces``
-are asked each 1,000 requests. The summary at the end gives RSS after warm-up
-and at the end. Exit status 1 if any 5xx, dead task or failed health check.
+are asked each 1,000 requests. The summary at the end (also after Ctrl-C or
+SIGTERM) gives RSS after warm-up and at the end. Exit status 1 if any 5xx, dead
+task or failed health check.
 
 Usage: python bench/fuzz_long.py [--requests 1000000] [--seed 1] [--report-every 20000]
        [--small-bounds] [--save DIR]
@@ -37,6 +38,7 @@ import logging
 import os
 import random
 import re
+import signal
 import sys
 import time
 from collections import Counter
@@ -413,7 +415,12 @@ async def run(args: argparse.Namespace) -> Tally:
         print(f"corpus: {len(corpus)} captures; background tasks: {sorted(t.get_name() for t in background)}")
         start_wall, start_cpu = time.perf_counter(), time.process_time()
         indexes = [args.only] if args.only is not None else range(args.start, args.start + args.requests)
+        stop = asyncio.Event()  # Ctrl-C or SIGTERM: finish this request, then the summary
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(signum, stop.set)
         for n, index in enumerate(indexes, 1):
+            if stop.is_set():
+                break
             request = draw(corpus, args.seed, index)
             query = urlencode(request.params)
             status, answer = await call(app, lifespan.state, "POST", "/v1/events", query, request.body, request.media)
