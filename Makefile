@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo serve test lint typecheck fmt bench fuzz clean tools native
+.PHONY: demo serve test lint typecheck fmt bench fuzz fuzz-hypothesis clean tools native
 
 ## tools: the real components tests start (OpenIntent server, Prometheus...), installed by scripts/install-tools.sh
 tools: $(STAMP)
@@ -51,11 +51,19 @@ fmt: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_pipeline.py
 
-## fuzz: the ingest fuzzer's long run (FUZZ_EXAMPLES requests, default 20000): prints requests, 5xx and RSS
+## fuzz: the long ingest fuzz run (bench/fuzz_long.py): FUZZ_REQUESTS mutated requests (default 1,000,000)
+## straight into the ASGI app; prints the rate, 5xx, dead tasks and RSS; exit 1 on any 5xx or dead task.
+## Replay one request: .venv/bin/python bench/fuzz_long.py --seed S --only I --show
+FUZZ_REQUESTS ?= 1000000
+FUZZ_SEED ?= 1
+fuzz: $(STAMP)
+	$(BIN)/python bench/fuzz_long.py --requests $(FUZZ_REQUESTS) --seed $(FUZZ_SEED)
+
+## fuzz-hypothesis: the CI property-based fuzzer with a bigger budget (FUZZ_EXAMPLES, default 20000); it shrinks what it finds
 ## (FUZZ_SMALL_BOUNDS=1: bounds of 100 runs/traces/feed events, so RSS past them shows unbounded growth)
 FUZZ_EXAMPLES ?= 20000
 FUZZ_SMALL_BOUNDS ?= 0
-fuzz: $(STAMP)
+fuzz-hypothesis: $(STAMP)
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_SMALL_BOUNDS=$(FUZZ_SMALL_BOUNDS) FUZZ_REPORT=1 $(BIN)/pytest -q -s -p no:cacheprovider -o timeout=0 tests/test_fuzz_ingest.py
 
 clean:

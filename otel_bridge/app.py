@@ -49,7 +49,8 @@ def create_app(
     """
     pipeline = pipeline or assemble(settings)
     bridge = pipeline.bridge
-    sources = SourceManager(bridge, settings.sources)  # validates every source now: a bad one fails startup
+    # Every source is validated now: a bad one fails startup. They pause reading while the memory budget refuses.
+    sources = SourceManager(bridge, settings.sources, guard=pipeline.guard)
     mcp_proxy = McpProxy(bridge, settings.mcp) if settings.mcp.upstream is not None else None
 
     @asynccontextmanager
@@ -79,7 +80,7 @@ def create_app(
     app.state.pipeline = pipeline
     app.state.bridge = bridge
     app.state.sources = sources
-    mount_ingest(app, bridge, settings.ingest)  # the route, and its dispatch past the router
+    mount_ingest(app, bridge, settings.ingest, pipeline.guard)  # the route, and its dispatch past the router
     app.include_router(traces_router(pipeline.store, pipeline.resource, SCOPE))
     app.include_router(sources_router(sources))
     if settings.metrics.enabled:
@@ -97,7 +98,8 @@ def create_app(
 
     @app.get("/v1/health")
     async def health() -> JSONResponse:
-        """Liveness plus the bridge's own counters; ``degraded`` (still 200) while OTLP export fails.
+        """Liveness plus the bridge's own counters; ``degraded`` (still 200) while OTLP export fails
+        or the memory budget refuses work.
 
         The status code stays 200 when degraded: the sidecar is alive and keeps
         taking events (with a durable queue nothing is lost while the collector
@@ -109,6 +111,8 @@ def create_app(
         if pipeline.exporter is not None and pipeline.exporter.last_error is not None:
             reasons.append(f"OTLP export failing: {pipeline.exporter.last_error}")
         reasons.extend(_feed_reasons(feed))
+        if pipeline.guard is not None and pipeline.guard.reason is not None:
+            reasons.append(pipeline.guard.reason)
         if reasons:
             body["status"] = "degraded"
             body["reasons"] = reasons
@@ -117,6 +121,8 @@ def create_app(
             body["export_queue_depth"] = pipeline.exporter.queue_depth
             body["export_last_error"] = pipeline.exporter.last_error
         body["feed"] = feed.snapshot()
+        if pipeline.guard is not None:
+            body["memory"] = pipeline.guard.snapshot()
         return JSONResponse(body)
 
     return app

@@ -2,7 +2,7 @@
 
 :func:`assemble` is the one place that decides which parts exist (the store,
 the OTLP exporter in this process or in a worker, the GenAI metrics and their
-OTLP push, the live feed and where it is kept) and how they are connected: every span sink behind
+OTLP push, the live feed and where it is kept, the memory budget) and how they are connected: every span sink behind
 one guarded :class:`~otel_bridge.pipeline.FanoutSink`, the mapper in front of
 it, the observers and background components handed to the :class:`Bridge`.
 ``create_app`` and ``replay`` both build through it; the parts themselves
@@ -21,6 +21,7 @@ from otel_bridge import __version__
 from otel_bridge import semconv as sc
 from otel_bridge.bridge import Bridge
 from otel_bridge.config import MEMORY_FEED, ConfigError, Settings
+from otel_bridge.limits import MemoryGuard, process_rss_mb
 from otel_bridge.mapping.lifecycle import SpanMapper
 from otel_bridge.mapping.openinference import OpenInferenceSink
 from otel_bridge.mapping.pricing import Pricer, pricer_from_settings
@@ -82,6 +83,8 @@ class Pipeline:
     bridge: Bridge
     metrics_snapshot: Callable[[], Snapshot]
     """The GenAI metrics and the health figures now (``GET /metrics`` and the OTLP push read this)."""
+    guard: MemoryGuard | None = None
+    """The memory budget (``limits.max_memory_mb``), ``None`` when there is none."""
 
 
 def _exporter(settings: Settings, stats: Stats, resource: dict[str, AttributeValue]) -> SpanExporter | None:
@@ -146,12 +149,14 @@ def assemble(
     clock: Callable[[], float] = time.monotonic,
     extra_sinks: Sequence[SpanSink] = (),
     pricer: Pricer | _Default | None = FROM_SETTINGS,
+    read_rss_mb: Callable[[], float] = process_rss_mb,
 ) -> Pipeline:
     """Build the whole pipeline from ``settings``; nothing starts until ``bridge.start()``.
 
     ``extra_sinks`` get every finished span after the configured sinks (tests,
     ``replay --out``). Raises :class:`~otel_bridge.config.ConfigError` for a
-    setting that cannot work (a bad price table).
+    setting that cannot work (a bad price table). ``read_rss_mb`` is what the memory
+    budget reads (tests give a fake memory).
     """
     stats = Stats()
     resource = resource_for(settings)
@@ -211,9 +216,21 @@ def assemble(
         observers.append(store.observe)  # runs are listed while they run
     if settings.feed.enabled:
         observers.append(feed.observe)
-    # In this order: the metrics push at shutdown comes after the exporter has taken the last spans, and
-    # the feed's backend (a shared stream's writer) after the runs closed at shutdown were published.
-    components: list[Lifecycle] = [c for c in (exporter, metrics_exporter) if c is not None]
+    guard = (
+        MemoryGuard(
+            settings.limits,
+            stats,
+            shed=mapper.shed_oldest,
+            open_runs=lambda: mapper.open_runs,
+            read_rss_mb=read_rss_mb,
+        )
+        if settings.limits.max_memory_mb > 0
+        else None
+    )
+    # In this order: the guard samples from the start; the metrics push at shutdown comes after the
+    # exporter has taken the last spans, and the feed's backend (a shared stream's writer) after the
+    # runs closed at shutdown were published.
+    components: list[Lifecycle] = [c for c in (guard, exporter, metrics_exporter) if c is not None]
     if settings.feed.enabled:
         components.append(feed)
     bridge = Bridge(
@@ -236,4 +253,5 @@ def assemble(
         mapper=mapper,
         bridge=bridge,
         metrics_snapshot=metrics_snapshot,
+        guard=guard,
     )

@@ -276,9 +276,11 @@ METRIC_RUNS_FINISHED: Final = "otel_bridge.runs.finished"
 METRIC_RUNS_OPEN: Final = "otel_bridge.runs.open"
 METRIC_RUNS_CONTINUED: Final = "otel_bridge.runs.continued"
 METRIC_FEED_SUBSCRIBERS: Final = "otel_bridge.feed.subscribers"
+METRIC_MEMORY_REFUSALS: Final = "otel_bridge.memory.refusals"
 # Attributes of the health metrics (short on purpose: they become Prometheus labels).
 METRIC_ATTR_REASON: Final = "reason"
 METRIC_ATTR_SINK: Final = "sink"
+METRIC_ATTR_WHERE: Final = "where"
 
 TOKEN_BUCKETS: Final = (
     1,

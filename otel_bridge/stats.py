@@ -35,6 +35,9 @@ class Stats:
         self.event_ids_forgotten = 0  # producer event ids forgotten by the dedupe table (a re-send maps again)
         self.finished_runs_forgotten = 0  # finished runs forgotten (a late event reopens them under a new key)
         self.runs_reopened = 0  # runs seen again after they were forgotten
+        # Requests (by "http") and source reads (by "source") held back by the memory budget: refused, not
+        # lost (the client retries, the source resumes), so not in `events_rejected`.
+        self.memory_refusals: Counter[str] = Counter()
 
     def reject(self, reason: str, count: int = 1) -> None:
         self.events_rejected[reason] += count
@@ -62,4 +65,5 @@ class Stats:
             "event_ids_forgotten": self.event_ids_forgotten,
             "finished_runs_forgotten": self.finished_runs_forgotten,
             "runs_reopened": self.runs_reopened,
+            "memory_refusals": dict(self.memory_refusals),
         }

@@ -16,6 +16,7 @@ from otel_bridge.config import ConfigError, env, load_settings
 BAD_VALUE: dict[env.Convert, str] = {
     env._ms: "soon",
     env._count: "many",
+    env._megabytes: "lots",
     env._pairs: "novalue",
     env._resource: "novalue",
     env._protocol: "carrier-pigeon",

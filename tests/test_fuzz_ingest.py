@@ -7,8 +7,10 @@ with arbitrary JSON and bytes, framed as JSON, NDJSON or SSE, sent with any medi
 type and any ``?dialect=``. Whatever comes in, the app must answer below 500,
 still answer health, and keep every background task alive.
 
-CI runs a fixed budget (``FUZZ_EXAMPLES``, default 300). ``make fuzz`` runs a long
-one and prints requests, 5xx and RSS before and after (``FUZZ_REPORT=1``).
+CI runs a fixed budget (``FUZZ_EXAMPLES``, default 300); ``make fuzz-hypothesis`` runs
+a bigger one and prints requests, 5xx and RSS before and after (``FUZZ_REPORT=1``).
+The million-request run is ``make fuzz`` (``bench/fuzz_long.py``): a mutation fuzzer
+straight into the ASGI app, many times faster per request than this one.
 """
 
 from __future__ import annotations

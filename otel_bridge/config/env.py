@@ -71,6 +71,16 @@ def _count(name: str, value: str) -> object:
     return count
 
 
+def _megabytes(name: str, value: str) -> object:
+    try:
+        mb = float(value)
+    except ValueError:
+        mb = -1.0
+    if not mb >= 0:
+        raise ConfigError(f"{name} must be MiB (a number >= 0; 0: no budget), got {value!r}")
+    return mb
+
+
 def _one_of(name: str, value: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ConfigError(f"{name}={value}: supported values are {', '.join(choices)}")
@@ -207,6 +217,7 @@ BRIDGE_VARS: Final = (
     EnvVar(("OTEL_BRIDGE_REDACT_PII",), ("redaction", "pii"), _bool),
     EnvVar(("OTEL_BRIDGE_REDACT_DENY_KEYS",), ("redaction", "deny_keys"), _list),
     EnvVar(("OTEL_BRIDGE_TOKEN",), ("auth", "token"), _text),
+    EnvVar(("OTEL_BRIDGE_MAX_MEMORY_MB",), ("limits", "max_memory_mb"), _megabytes),
     EnvVar(("OTEL_BRIDGE_CORS_ORIGINS",), ("cors", "allow_origins"), _list),
     EnvVar(("OTEL_BRIDGE_FEED_URL",), ("feed", "backend"), _text),
 )

@@ -181,6 +181,39 @@ class IngestSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         _positive("max_body_bytes", self.max_body_bytes)
 
 
+class LimitsSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """One memory budget for the whole process, enforced like the collector's ``memory_limiter``.
+
+    The process's resident memory is sampled every ``check_interval_s``. Above
+    the soft limit (``memory_soft_pct`` of ``max_memory_mb``) new work is
+    refused: ingest answers 503 with ``Retry-After`` and subscribed sources
+    pause reading. Above ``max_memory_mb`` (the hard limit) the least recently
+    active open runs are also closed early (``evicted``, counted as
+    ``dropped.memory_limit``). Below the soft limit everything resumes. The
+    open spans across runs have their own cap, ``mapping.max_open_spans``.
+    """
+
+    max_memory_mb: float = 0.0
+    """The hard limit on the process's resident memory, in MiB; 0 (the default) turns the budget off
+    (env ``OTEL_BRIDGE_MAX_MEMORY_MB``)."""
+    memory_soft_pct: float = 80.0
+    """The soft limit as a percentage of ``max_memory_mb``: the collector's default spike allowance of
+    20 %, the most memory is expected to grow between two checks."""
+    check_interval_s: float = 1.0
+    """How often the resident memory is read (the collector's recommended ``check_interval``)."""
+
+    def __post_init__(self) -> None:
+        if self.max_memory_mb < 0:
+            raise ValueError(f"max_memory_mb must be >= 0 (0: no budget), got {self.max_memory_mb}")
+        if not 0 < self.memory_soft_pct <= 100:
+            raise ValueError(f"memory_soft_pct must be > 0 and <= 100, got {self.memory_soft_pct}")
+        _positive("check_interval_s", self.check_interval_s)
+
+    @property
+    def soft_limit_mb(self) -> float:
+        return self.max_memory_mb * self.memory_soft_pct / 100.0
+
+
 LagPolicy = Literal["resync", "disconnect"]
 MEMORY_FEED = "memory"
 """``feed.backend`` for the feed kept in this process only (the default)."""
@@ -504,6 +537,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     otlp: OtlpSettings = msgspec.field(default_factory=OtlpSettings)
     store: StoreSettings = msgspec.field(default_factory=StoreSettings)
     ingest: IngestSettings = msgspec.field(default_factory=IngestSettings)
+    limits: LimitsSettings = msgspec.field(default_factory=LimitsSettings)
     metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
     pricing: PricingSettings = msgspec.field(default_factory=PricingSettings)
     feed: FeedSettings = msgspec.field(default_factory=FeedSettings)

@@ -363,6 +363,13 @@ def health_families(stats: Stats, *, open_runs: int, export_queue_depth: int, su
             "{event}",
             stats.feed_events_lost,
         ),
+        _by(
+            sc.METRIC_MEMORY_REFUSALS,
+            "Requests and source reads refused over the memory budget's soft limit, by where",
+            "{refusal}",
+            sc.METRIC_ATTR_WHERE,
+            dict(stats.memory_refusals),
+        ),
         _counter(sc.METRIC_RUNS_STARTED, "Runs opened", "{run}", stats.runs_started),
         _counter(sc.METRIC_RUNS_FINISHED, "Runs closed", "{run}", stats.runs_finished),
         _counter(sc.METRIC_RUNS_CONTINUED, "Late events that reopened a finished run", "{run}", stats.continuations),

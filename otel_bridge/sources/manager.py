@@ -22,6 +22,7 @@ import msgspec
 from otel_bridge.config import ConfigError, SourceSettings
 from otel_bridge.dialects import openintent as openintent_dialect
 from otel_bridge.dialects import registry
+from otel_bridge.limits import MemoryGuard
 from otel_bridge.pipeline import EventConsumer
 from otel_bridge.sources.openintent import OpenIntentSource, is_openintent_url, targets_for
 from otel_bridge.sources.upstream import UpstreamSource, redact_url, source_name
@@ -56,8 +57,12 @@ def build_source(
     *,
     clock_ns: Callable[[], int] = time.time_ns,
     rng: random.Random | None = None,
+    guard: MemoryGuard | None = None,
 ) -> Source:
-    """One source from its settings; a setting that cannot work raises :class:`ConfigError` now."""
+    """One source from its settings; a setting that cannot work raises :class:`ConfigError` now.
+
+    With a memory budget (``guard``) the source pauses reading while the budget refuses work.
+    """
     where = f"source {redact_url(settings.url)}"
     if kind_of(settings) == "openintent":
         if settings.dialect not in (None, openintent_dialect.NAME):
@@ -67,7 +72,7 @@ def build_source(
                 f"{where}: an openintent source needs intents, agents or portfolios "
                 "(or a /api/v1/subscribe/{intents|agents|portfolios}/ID url)"
             )
-        return OpenIntentSource(consumer, settings, clock_ns=clock_ns, rng=rng)
+        return OpenIntentSource(consumer, settings, clock_ns=clock_ns, rng=rng, guard=guard)
     if settings.intents or settings.agents or settings.portfolios:
         raise ConfigError(f"{where}: intents, agents and portfolios apply to kind = 'openintent' only")
     dialect = None
@@ -77,7 +82,7 @@ def build_source(
         except registry.UnknownDialectError as exc:
             raise ConfigError(f"{where}: {exc}") from None
     body = request_body(settings, where)
-    return UpstreamSource(consumer, settings, dialect, body=body, clock_ns=clock_ns, rng=rng)
+    return UpstreamSource(consumer, settings, dialect, body=body, clock_ns=clock_ns, rng=rng, guard=guard)
 
 
 def request_body(settings: SourceSettings, where: str) -> Any:
@@ -108,12 +113,15 @@ class SourceManager:
         *,
         clock_ns: Callable[[], int] = time.time_ns,
         rng: random.Random | None = None,
+        guard: MemoryGuard | None = None,
     ) -> None:
         names = [source_name(s) for s in settings]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ConfigError(f"two sources have the same name: {', '.join(duplicates)} (set name = ... on each)")
-        self.sources: list[Source] = [build_source(consumer, s, clock_ns=clock_ns, rng=rng) for s in settings]
+        self.sources: list[Source] = [
+            build_source(consumer, s, clock_ns=clock_ns, rng=rng, guard=guard) for s in settings
+        ]
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:

@@ -25,6 +25,12 @@ complete and every entry has an id. So:
   after a newer one is still found; when the log is quiet, its length is
   compared with the number of entries sent, and a mismatch reads it all again.
 
+Bad entries: one nested deeper than the JSON decoder's limit is rejected as
+``too_deep`` (counted once, shown as the intent's last error) and the rest of
+its page is still read; an entry without an id is rejected as
+``openintent_entry_without_id``. With a memory budget, every stream and every
+log read waits while the budget refuses work (:mod:`otel_bridge.limits`).
+
 Agents: ``/api/v1/subscribe/agents/{id}`` carries ``agent_assigned`` frames
 with the intent id; each assigned intent is followed. The server has no
 endpoint that lists an agent's assignments, so an assignment made while that
@@ -61,6 +67,8 @@ from otel_bridge.backoff import Backoff
 from otel_bridge.config import SourceSettings
 from otel_bridge.dialects import openintent as openintent_dialect
 from otel_bridge.dialects.framing import Frame
+from otel_bridge.dialects.stream import TOO_DEEP
+from otel_bridge.limits import MemoryGuard
 from otel_bridge.model import AgentEvent
 from otel_bridge.pipeline import EventConsumer
 from otel_bridge.sources.openintent_intent import (
@@ -70,9 +78,11 @@ from otel_bridge.sources.openintent_intent import (
     latest_error,
 )
 from otel_bridge.sources.upstream import (
+    Gate,
     SSEStream,
     StreamStatus,
     UpstreamError,
+    gate_for,
     iso_time,
     new_client,
     redact_url,
@@ -135,6 +145,15 @@ _decode_assignment = msgspec.json.Decoder(_Assignment).decode
 _decode_members = msgspec.json.Decoder(list[_Member]).decode
 
 
+def _members(body: bytes) -> list[_Member]:
+    try:
+        return _decode_members(body)
+    except RecursionError:  # the decoder's depth limit: a clear error like every other parser's
+        raise msgspec.DecodeError(
+            "JSON nested too deeply (the limit is about 1,000 levels of arrays and objects)"
+        ) from None
+
+
 @dataclass
 class _Watch:
     """An agent or portfolio stream and what it found."""
@@ -177,9 +196,11 @@ class OpenIntentSource:
         *,
         clock_ns: Callable[[], int] = time.time_ns,
         rng: random.Random | None = None,
+        guard: MemoryGuard | None = None,
     ) -> None:
         self.name = source_name(settings)
         self.settings = settings
+        self.gate: Gate | None = gate_for(guard)  # awaited before each read: the memory budget
         self.targets = targets_for(settings)
         self.clock_ns = clock_ns
         self._consumer = consumer
@@ -246,6 +267,9 @@ class OpenIntentSource:
                 except (msgspec.DecodeError, msgspec.ValidationError):
                     self.reject("openintent_bad_assignment")
                     continue
+                except RecursionError:  # the decoder's depth limit: the same reason as every other parser
+                    self.reject(TOO_DEEP)
+                    continue
                 if assignment.intent_id:
                     watch.found.add(assignment.intent_id)
                     self.follow(assignment.intent_id)
@@ -258,6 +282,7 @@ class OpenIntentSource:
             backoff=self.backoff(),
             on_frames=on_frames,
             status=StreamStatus(redact_url(self.targets.base_url + path)),
+            gate=self.gate,
         )
         self._watches.append(watch)
         self._tasks.create_task(watch.stream.run_forever(), name=f"openintent-agent:{agent_id}")
@@ -277,6 +302,7 @@ class OpenIntentSource:
             on_frames=lambda _frames: wake.set(),  # membership frames carry no intent id: re-read the members
             on_connect=wake.set,
             status=StreamStatus(redact_url(self.targets.base_url + path)),
+            gate=self.gate,
         )
 
         async def discover_forever() -> None:
@@ -285,7 +311,7 @@ class OpenIntentSource:
                 await wait_event(wake, self.settings.reconcile_interval_s)
                 wake.clear()
                 try:
-                    members = _decode_members(await get_json(self.client, members_path))
+                    members = _members(await get_json(self.client, members_path))
                     backoff.reset()
                 except (httpx.HTTPError, UpstreamError, msgspec.DecodeError, msgspec.ValidationError) as exc:
                     watch.last_error = f"members: {exc}"

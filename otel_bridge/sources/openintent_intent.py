@@ -8,7 +8,9 @@ pages and when the whole log is read again) is described in
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,7 +24,7 @@ from otel_bridge.aio import wait_event
 from otel_bridge.dialects import openintent as openintent_dialect
 from otel_bridge.dialects.base import StreamContext, parse_timestamp
 from otel_bridge.dialects.framing import Frame
-from otel_bridge.dialects.stream import StreamDecoder
+from otel_bridge.dialects.stream import TOO_DEEP, StreamDecoder
 from otel_bridge.sources.upstream import SSEStream, StreamStatus, UpstreamError, iso_time, redact_url
 
 if TYPE_CHECKING:
@@ -56,8 +58,66 @@ class _LogEntry(msgspec.Struct):
     event_type: str | None = None
 
 
-_decode_page = msgspec.json.Decoder(list[msgspec.Raw]).decode
+_decode_raw_page = msgspec.json.Decoder(list[msgspec.Raw]).decode
 _decode_entry = msgspec.json.Decoder(_LogEntry).decode
+
+TOO_DEEP_MESSAGE = "event log entry: JSON nested too deeply (the limit is about 1,000 levels of arrays and objects)"
+MAX_TOO_DEEP_REMEMBERED = 10_000
+"""Too-deep entries remembered (by digest) per intent so each is counted once, not at every read; past it
+the memory starts afresh (an entry may then be counted again, never lost silently)."""
+_ARRAY_TOKENS = re.compile(rb'[][{}",\\]')
+
+
+def split_array(body: bytes) -> list[bytes]:
+    """The elements of a JSON array, in one pass with no recursion however deep they are nested.
+
+    The decoder recurses, so one entry nested past its limit would make a whole
+    page unreadable; this finds each element's bytes so the others still decode.
+    Raises :class:`msgspec.DecodeError` for a body that is not a JSON array.
+    """
+    elements: list[bytes] = []
+    depth = 0
+    in_string = False
+    escaped_at = -1
+    start = -1
+    for match in _ARRAY_TOKENS.finditer(body):
+        at, token = match.start(), match.group()
+        if in_string:
+            if at == escaped_at:
+                continue
+            if token == b"\\":
+                escaped_at = at + 1
+            elif token == b'"':
+                in_string = False
+            continue
+        if token == b'"':
+            in_string = True
+        elif token in b"[{":
+            if depth == 0:
+                if token != b"[" or body[:at].strip():
+                    break
+                start = at + 1
+            depth += 1
+        elif token in b"]}":
+            depth -= 1
+            if depth == 0:
+                if body[start:at].strip():
+                    elements.append(body[start:at].strip())
+                if body[at + 1 :].strip():
+                    break
+                return elements
+        elif token == b"," and depth == 1:
+            elements.append(body[start:at].strip())
+            start = at + 1
+    raise msgspec.DecodeError("an event log page must be a JSON array")
+
+
+def decode_page(body: bytes) -> list[bytes]:
+    """A page of the event log: each entry's bytes (undecoded), even when an entry is nested too deeply."""
+    try:
+        return [bytes(raw) for raw in _decode_raw_page(body)]
+    except RecursionError:
+        return split_array(body)
 
 
 @dataclass
@@ -97,6 +157,7 @@ class IntentFollower:
         self._seen: dict[str, int] = {}  # event id -> created_at (ns)
         self._floor_ns = -1  # entries at or before this time count as seen (forgotten ids)
         self._newest_ns: int | None = None
+        self._too_deep_seen: set[bytes] = set()  # digests of entries rejected as nested too deeply
         self._total_sent = 0  # distinct entries ever sent, forgotten ids included: the log's length if none is missing
         self._last_length_check = time.monotonic()
         self.counters = _IntentCounters()
@@ -111,6 +172,7 @@ class IntentFollower:
             on_frames=self._on_frames,
             on_connect=self._on_connect,
             status=self.status,
+            gate=self._source.gate,
         )
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(stream.run_forever(), name=f"openintent-sse:{self.intent_id}")
@@ -125,7 +187,7 @@ class IntentFollower:
         for frame in frames:
             try:
                 entry = _decode_entry(frame.data)
-            except (msgspec.DecodeError, msgspec.ValidationError):
+            except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
                 entry = _LogEntry()  # only a hint: the log entry is what gets decoded (and rejected, if bad)
             if entry.id is not None and entry.event_type is not None:
                 self.counters.sse_events += 1
@@ -168,7 +230,7 @@ class IntentFollower:
         now = time.monotonic()
         if found == 0 and horizon is not None and now - self._last_length_check >= self._interval:
             self._last_length_check = now
-            beyond = _decode_page(
+            beyond = decode_page(
                 await get_json(self._source.client, self._path, {"limit": 1, "offset": self._total_sent})
             )
             if beyond:
@@ -180,12 +242,14 @@ class IntentFollower:
 
     async def _read(self, horizon: int | None) -> int:
         """Page from the newest entry back to ``horizon`` (``None``: the whole log); send what is new."""
-        new: list[tuple[int, int, _LogEntry, msgspec.Raw]] = []
+        new: list[tuple[int, int, _LogEntry, bytes]] = []
         picked: set[str] = set()
         offset = 0
         position = 0
         while True:
-            page = _decode_page(
+            if self._source.gate is not None:
+                await self._source.gate()  # the memory budget: no new page while it refuses work
+            page = decode_page(
                 await get_json(self._source.client, self._path, {"limit": self._page_size, "offset": offset})
             )
             oldest: int | None = None
@@ -195,6 +259,9 @@ class IntentFollower:
                     entry = _decode_entry(raw)
                 except (msgspec.DecodeError, msgspec.ValidationError):
                     entry = _LogEntry()
+                except RecursionError:
+                    self._too_deep(raw, position - 1)
+                    continue
                 ts = parse_timestamp(entry.created_at)
                 if ts is not None:
                     oldest = ts if oldest is None else min(oldest, ts)
@@ -215,7 +282,7 @@ class IntentFollower:
         if not new:
             return 0
         new.sort(key=lambda item: (item[0], item[1]))
-        frames = [Frame(entry.event_type, bytes(raw), entry.id) for _, _, entry, raw in new]
+        frames = [Frame(entry.event_type, raw, entry.id) for _, _, entry, raw in new]
         events = self._decoder.feed(frames)
         self._decoder.rejections.clear()  # counted as they happened (on_reject); the log is long-lived
         for ts, _, entry, _ in new:
@@ -230,6 +297,19 @@ class IntentFollower:
             self.counters.log_events += len(new)
             self.counters.last_event_at = time.time()
         return len(new)
+
+    def _too_deep(self, raw: bytes, position: int) -> None:
+        """An entry nested too deeply to decode: rejected and counted once (it has no readable id)."""
+        digest = hashlib.blake2b(raw, digest_size=16).digest()
+        if digest in self._too_deep_seen:
+            return
+        if len(self._too_deep_seen) >= MAX_TOO_DEEP_REMEMBERED:
+            self._too_deep_seen.clear()
+        self._too_deep_seen.add(digest)
+        self._total_sent += 1  # it is in the log: the length check must not read the whole log for it
+        self._source.reject(TOO_DEEP)
+        self.counters.last_error = f"{TOO_DEEP_MESSAGE} (position {position} from the newest)"
+        self.counters.last_error_at = time.time()
 
     def _forget_old_ids(self) -> None:
         if len(self._seen) <= MAX_SEEN_IDS:

@@ -42,6 +42,7 @@ from otel_bridge.dialects._a2a_wire import AgentCard
 from otel_bridge.dialects.base import Dialect, StreamContext
 from otel_bridge.dialects.framing import Frame, SSEParser
 from otel_bridge.dialects.stream import StreamDecoder
+from otel_bridge.limits import MemoryGuard
 from otel_bridge.model import AgentEvent
 from otel_bridge.pipeline import EventConsumer
 from otel_bridge.sources.agent_card import read_agent_card
@@ -52,6 +53,16 @@ log = logging.getLogger(__name__)
 FrameHandler = Callable[[Sequence[Frame]], None]
 ConnectHandler = Callable[[], Awaitable[None] | None]
 HeadersHandler = Callable[[Mapping[str, str]], None]
+Gate = Callable[[], Awaitable[None]]
+"""Awaited before each read: returns at once, or when the memory budget admits work again."""
+
+
+def gate_for(guard: MemoryGuard | None) -> Gate | None:
+    """The memory budget's wait for a source (refusals counted under ``source``); ``None`` without a budget."""
+    if guard is None:
+        return None
+    return lambda: guard.wait_admitted("source")
+
 
 _SECRET_QUERY_WORDS = ("key", "token", "secret", "password", "passwd", "auth", "sig", "credential")
 _ERROR_BODY_CHARS = 200
@@ -141,7 +152,8 @@ class SSEStream:
     ``on_frames`` gets every batch of complete frames as they arrive;
     ``on_headers`` gets each successful connection's response headers first (a header may
     name the stream's dialect); ``on_connect`` runs after each successful connect (the first included),
-    before any frame of that connection. A frame cut off by a dropped
+    before any frame of that connection. ``gate`` (the memory budget) is awaited before each
+    chunk is taken, so a refusing budget pauses reading. A frame cut off by a dropped
     connection is discarded (as the SSE spec says); its id is not remembered,
     so ``Last-Event-ID`` asks for it again.
     """
@@ -159,8 +171,10 @@ class SSEStream:
         status: StreamStatus | None = None,
         last_event_id: str | None = None,
         plan: ResumePlan | None = None,
+        gate: Gate | None = None,
     ) -> None:
         self._client = client
+        self._gate = gate
         self._plan = plan or GetPlan(url)
         self._headers = dict(headers)
         self._backoff = backoff
@@ -243,6 +257,8 @@ class SSEStream:
             parser = SSEParser()
             text = codecs.getincrementaldecoder("utf-8")(errors="replace")
             async for chunk in response.aiter_bytes():
+                if self._gate is not None:
+                    await self._gate()  # held here, the next read waits too: the upstream is back-pressured
                 frames = parser.feed(text.decode(chunk))
                 if parser.retry_ms is not None:
                     self._retry_ms = parser.retry_ms
@@ -294,11 +310,13 @@ class UpstreamSource:
         body: Any = None,
         clock_ns: Callable[[], int] = time.time_ns,
         rng: random.Random | None = None,
+        guard: MemoryGuard | None = None,
     ) -> None:
         self.name = source_name(settings)
         self._consumer = consumer
         self._settings = settings
         self._forced = dialect
+        self._gate = gate_for(guard)
         self._clock_ns = clock_ns
         # One decoder for the life of the source: reconnects continue the same
         # run (dialects without run ids group under stream_key) and dialect state.
@@ -348,6 +366,7 @@ class UpstreamSource:
                 status=self.status,
                 last_event_id=self.status.last_event_id,  # a restarted source resumes where it was
                 plan=self._plan,
+                gate=self._gate,
             )
             settler = asyncio.create_task(self._settle_when_quiet(), name=f"sniff-timeout:{self.name}")
             try:

@@ -4,7 +4,8 @@
 one of their own, ``?source=`` labels them. Answers 202
 ``{"accepted", "rejected", "events", "dialect", "runs", "errors", "rejected_indexes"}``.
 Errors: 400 body not parseable or empty, 413 body too large, 415 media type,
-422 unknown dialect or every event rejected. Never a 500 for bad input.
+422 unknown dialect or every event rejected, 503 with ``Retry-After`` over the
+memory budget's soft limit (:mod:`otel_bridge.limits`). Never a 500 for bad input.
 The OpenAPI schema documents the query parameters, the request body's media
 types and every answer.
 
@@ -37,6 +38,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from otel_bridge.config import IngestSettings
 from otel_bridge.dialects import registry
 from otel_bridge.dialects.framing import ACCEPTED_MEDIA_TYPES
+from otel_bridge.limits import REFUSED_BY, MemoryGuard
 from otel_bridge.pipeline import EventConsumer
 from otel_bridge.sources.http_ingest import IngestError, forced_dialect
 from otel_bridge.sources.http_ingest import ingest as ingest_events
@@ -106,6 +108,7 @@ OPENAPI_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: _problem("body_too_large: over ingest.max_body_bytes"),
     415: _problem("unsupported_media_type"),
     422: _problem("unknown_dialect, or no_valid_events (every event rejected; errors lists why)"),
+    503: _problem("memory_limit: over the memory budget's soft limit; retry after Retry-After seconds"),
 }
 """Every answer of the route, as documented in the OpenAPI schema."""
 
@@ -208,11 +211,16 @@ Responder = Callable[[Scope, Receive], Awaitable[Response | bytes]]
 """The route's handler: the accepted answer's JSON (202), or an error :class:`Response`."""
 
 
-def ingest_responder(consumer: EventConsumer, settings: IngestSettings) -> Responder:
-    """``POST /v1/events`` into ``consumer``, bounded by ``settings``, as a function of the ASGI scope."""
+def ingest_responder(consumer: EventConsumer, settings: IngestSettings, guard: MemoryGuard | None = None) -> Responder:
+    """``POST /v1/events`` into ``consumer``, bounded by ``settings`` and the memory budget ``guard``,
+    as a function of the ASGI scope."""
     limit = settings.max_body_bytes
 
     async def respond(scope: Scope, receive: Receive) -> Response | bytes:
+        if guard is not None and not guard.admit("http"):  # refused before the body is read
+            refused = problem(503, REFUSED_BY, guard.reason or "over the memory budget")
+            refused.headers["Retry-After"] = str(guard.retry_after_s)
+            return refused
         query = query_parameters(scope["query_string"])
         content_type, declared, hints = _request_headers(scope)
         try:
@@ -255,10 +263,10 @@ class LeanRoute(APIRoute):
         return endpoint
 
 
-def ingest_router(consumer: EventConsumer, settings: IngestSettings) -> APIRouter:
-    """``POST /v1/events`` into ``consumer``, bounded by ``settings``, as a documented route."""
+def ingest_router(consumer: EventConsumer, settings: IngestSettings, guard: MemoryGuard | None = None) -> APIRouter:
+    """``POST /v1/events`` into ``consumer``, bounded by ``settings`` and the memory budget ``guard``."""
     router = APIRouter()
-    respond = ingest_responder(consumer, settings)
+    respond = ingest_responder(consumer, settings, guard)
 
     async def ingest(request: Request) -> Response:
         """Push agent events (JSON, JSON array, NDJSON or SSE text).
@@ -311,11 +319,13 @@ def _route_path(scope: Scope) -> str:
     return path[len(root) :] if root and path.startswith(root) else path
 
 
-def mount_ingest(app: FastAPI, consumer: EventConsumer, settings: IngestSettings) -> None:
+def mount_ingest(
+    app: FastAPI, consumer: EventConsumer, settings: IngestSettings, guard: MemoryGuard | None = None
+) -> None:
     """The documented route, and the dispatch that serves it past the router.
 
     Call before the auth and CORS middleware are added: middleware added later wraps this one,
     so the token check and CORS still come first.
     """
-    app.include_router(ingest_router(consumer, settings))
-    app.add_middleware(IngestDispatch, respond=ingest_responder(consumer, settings))
+    app.include_router(ingest_router(consumer, settings, guard))
+    app.add_middleware(IngestDispatch, respond=ingest_responder(consumer, settings, guard))
