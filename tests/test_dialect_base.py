@@ -71,3 +71,29 @@ def test_the_producer_clock_shifts_unstamped_events_by_the_last_known_offset() -
     now[0] = t0 + 1_000
     assert clock.at(None) == (t0 + 5_000, False)
     assert clock.now_ns() == t0 + 5_000
+
+
+def test_a_value_out_of_range_met_at_end_of_stream_is_rejected_for_what_it_is() -> None:
+    from otel_bridge.dialects.base import ValueRangeError
+    from otel_bridge.dialects.stream import StreamDecoder
+
+    class Closing:
+        def feed(self, frame: Frame, obj: object) -> list[AgentEvent]:
+            return []
+
+        def close(self) -> list[AgentEvent]:
+            raise ValueRangeError("timestamp_out_of_range", "the held end's time is out of range")
+
+    class Dialect:
+        name = "closing"
+
+        def sniff(self, frame: Frame, obj: object) -> bool:
+            return True
+
+        def decoder(self, ctx: StreamContext) -> Closing:
+            return Closing()
+
+    decoder = StreamDecoder(StreamContext(source="t", stream_key="k"), Dialect())  # type: ignore[arg-type]
+    decoder.feed([Frame(None, b"{}")])
+    assert decoder.close() == []
+    assert [r.reason for r in decoder.rejections] == ["timestamp_out_of_range"]  # not a dialect_error

@@ -60,7 +60,7 @@ TYPES = [
     "response.incomplete",
 ]
 # Right keys, wrong shapes: every value a field might be read from is of the wrong type somewhere here.
-WEIRD_VALUES: list[Any] = [None, 1, "x", [], [1, "a", None], {}, {"a": [1]}, True, 1.5]
+WEIRD_VALUES: list[Any] = [None, 1, "x", [], [1, "a", None], {}, {"a": [1]}, {"type": ["x"], "kind": {}}, True, 1.5]
 TYPE_KEYS = ("type", "event_type", "kind")
 
 

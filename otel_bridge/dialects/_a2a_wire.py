@@ -90,7 +90,8 @@ def streaming_method(body: object) -> str | None:
 
 def resubscribe_body(request: dict[str, Any], task_id: str) -> dict[str, Any]:
     """The request that streams ``task_id`` again, on the wire of the original ``request`` (same JSON-RPC id)."""
-    v03 = request.get("method") in _V03_METHODS
+    method = request.get("method")
+    v03 = isinstance(method, str) and method in _V03_METHODS
     return {
         "jsonrpc": "2.0",
         "id": request.get("id", 1),

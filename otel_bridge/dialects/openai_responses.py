@@ -164,7 +164,7 @@ class OpenAIResponsesDecoder:
         )
 
     def _item_done(self, ts: int, item: object) -> list[AgentEvent]:
-        if not isinstance(item, dict) or item.get("type") not in _FUNCTION_ITEMS:
+        if not isinstance(item, dict) or opt_str(item, "type") not in _FUNCTION_ITEMS:
             return []
         self._function_calls += 1
         arguments = item.get("arguments", item.get("input"))

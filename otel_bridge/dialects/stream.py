@@ -133,6 +133,8 @@ class StreamDecoder:
         if self._decoder is not None:
             try:
                 out.extend(self._decoder.close())
+            except DecodeError as exc:  # what the held events carry is bad input (a time out of range...)
+                self._reject(self._index, exc.reason, str(exc))
             except Exception as exc:  # a dialect bug must not lose the stream
                 log.exception("dialect %s failed at end of stream", self.dialect)
                 self._reject(self._index, "dialect_error", f"{type(exc).__name__}: {exc}")
