@@ -137,6 +137,29 @@ class SpanMapper:
     def open_runs(self) -> int:
         return len(self._runs)
 
+    def report_closes(self) -> None:
+        """From now on keep, for :meth:`take_closed`, a terminal event for each run closed without its producer's end.
+
+        Off until asked, so that a mapper nobody takes them from keeps none.
+        """
+        self._closer.report_closes = True
+
+    @property
+    def has_closed(self) -> bool:
+        """Whether runs closed without their producer's end wait to be taken (one test on the hot path)."""
+        return bool(self._closer.closed)
+
+    def take_closed(self) -> list[tuple[AgentEvent, Placement]]:
+        """The terminal events of the runs closed without their producer's end since the last call
+        (timeout, eviction, ``shed_oldest``, :meth:`close_all`), in close order, each on its run's root span
+        (:func:`.closing.close_notice`)."""
+        closed = self._closer.closed
+        if not closed:
+            return []
+        out = list(closed)
+        closed.clear()
+        return out
+
     def process(self, events: Iterable[AgentEvent]) -> list[Placement]:
         """Map a batch of events; emits finished spans to the sink once per batch."""
         # One reading of the clock per batch: the batch is mapped at once, and its spans share the float.
