@@ -5,7 +5,9 @@ attributes from :mod:`.attributes`), closes what a producer left open as
 incomplete (status ERROR, ``error.type=incomplete``, the reason), keeps the
 ended runs waiting out their grace period, and remembers finished runs so that
 a late event joins their trace. The bounds it applies are listed, with their
-reasons, in :mod:`.lifecycle`.
+reasons, in :mod:`.lifecycle`. A run it closes without its producer's end is
+also kept as a terminal event for the observers (:func:`close_notice`; the
+mapper's ``take_closed``), so a UI following the run sees it end.
 
 Timeouts cost nothing while nothing is due: ended runs wait in a FIFO (one grace
 period for all), idle runs are found from the oldest end of the LRU run table,
