@@ -69,6 +69,7 @@ class Bridge:
         self._components = tuple(components)
         self._sweeper: asyncio.Task[None] | None = None
         mapper.report_closes()
+        self._closed = mapper.closed_runs  # tested after each batch: nothing else on the hot path
 
     def add_observer(self, observer: EventObserver) -> None:
         """One more observer, called after those given at assembly."""
@@ -82,7 +83,7 @@ class Bridge:
         self.stats.events_received += len(ordered)
         placements = self.mapper.process(ordered)
         self._tell(ordered, placements)
-        if self.mapper.has_closed:  # runs a bound evicted while mapping
+        if self._closed:  # runs a bound evicted while mapping
             self._tell_closed()
         return list(zip(ordered, placements, strict=True))
 

@@ -157,7 +157,7 @@ def test_a_mapper_no_bridge_reads_keeps_no_closes(clock: FakeClock) -> None:
     mapper.process([ev(EventKind.RUN_STARTED, 0)])
     clock.now = 5.0
     mapper.sweep()
-    assert (mapper.has_closed, mapper.take_closed()) == (False, [])
+    assert (mapper.closed_runs, mapper.take_closed()) == ([], [])
 
 
 def test_the_store_lists_a_closed_run_whose_own_span_it_could_not_keep_as_ended(clock: FakeClock) -> None:

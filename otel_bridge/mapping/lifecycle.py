@@ -125,6 +125,9 @@ class SpanMapper:
         self._runs: OrderedDict[str, Run] = OrderedDict()  # LRU: least recently active first
         self._out: list[SpanRecord] = []
         self._closer = Closer(settings, stats, self._runs, self._collect)
+        # Runs closed without their producer's end, waiting for take_closed: a caller may test this list's
+        # truth after each call (no call, no copy: the hot path pays one test).
+        self.closed_runs: list[tuple[AgentEvent, Placement]] = self._closer.closed
         self._open_spans_bound = 0  # >= the open spans across runs; exact after each recount
         # (run id, event id) of the producer events seen lately, least recently seen first.
         self._event_ids: OrderedDict[str, None] = OrderedDict()
@@ -143,11 +146,6 @@ class SpanMapper:
         Off until asked, so that a mapper nobody takes them from keeps none.
         """
         self._closer.report_closes = True
-
-    @property
-    def has_closed(self) -> bool:
-        """Whether runs closed without their producer's end wait to be taken (one test on the hot path)."""
-        return bool(self._closer.closed)
 
     def take_closed(self) -> list[tuple[AgentEvent, Placement]]:
         """The terminal events of the runs closed without their producer's end since the last call
