@@ -3,7 +3,11 @@
 It runs what :func:`otel_bridge.assembly.assemble` built from the settings and
 builds nothing itself: it maps each batch (in time order when the events carry
 their own times), tells the observers, sweeps timeouts, and starts and stops
-the background components in a stated order. All methods run on the event
+the background components in a stated order. A run the mapper closes itself
+(idle timeout, eviction, shed, shutdown, end of input) is told to the observers
+as one synthetic terminal event on its root span
+(:func:`otel_bridge.mapping.closing.close_notice`), so that the store lists it
+as ended and a UI response following it ends. All methods run on the event
 loop thread; the only background task it owns is the timeout sweeper.
 """
 
@@ -64,6 +68,8 @@ class Bridge:
         self._observers: list[EventObserver] = list(observers)
         self._components = tuple(components)
         self._sweeper: asyncio.Task[None] | None = None
+        mapper.report_closes()
+        self._closed = mapper.closed_runs  # tested after each batch: nothing else on the hot path
 
     def add_observer(self, observer: EventObserver) -> None:
         """One more observer, called after those given at assembly."""
@@ -76,12 +82,24 @@ class Bridge:
         ordered = in_time_order(events if self._prepare is None else self._prepare(events))
         self.stats.events_received += len(ordered)
         placements = self.mapper.process(ordered)
+        self._tell(ordered, placements)
+        if self._closed:  # runs a bound evicted while mapping
+            self._tell_closed()
+        return list(zip(ordered, placements, strict=True))
+
+    def _tell(self, events: Sequence[AgentEvent], placements: Sequence[Placement]) -> None:
         for observer in self._observers:
             try:
-                observer(ordered, placements)
+                observer(events, placements)
             except Exception:  # an observer must never break ingest
                 log.exception("event observer failed")
-        return list(zip(ordered, placements, strict=True))
+
+    def _tell_closed(self) -> None:
+        """The observers get a terminal event for each run the mapper closed without its producer's end."""
+        closed = self.mapper.take_closed()
+        if closed:
+            events, placements = zip(*closed, strict=True)
+            self._tell(events, placements)
 
     def reject(self, reason: str, n: int = 1) -> None:
         """Count ``n`` inputs rejected for ``reason``."""
@@ -90,6 +108,18 @@ class Bridge:
     def close_all(self, reason: str) -> None:
         """Close every open run now; its spans go to the sinks before this returns."""
         self.mapper.close_all(reason)
+        self._tell_closed()
+
+    def sweep(self) -> None:
+        """Close what timed out now (the sweeper does this every ``sweep_interval_s``)."""
+        self.mapper.sweep()
+        self._tell_closed()
+
+    def shed_oldest(self, n: int) -> int:
+        """Close the ``n`` least recently active open runs now (the observers are told); returns how many."""
+        shed = self.mapper.shed_oldest(n)
+        self._tell_closed()
+        return shed
 
     async def start(self) -> None:
         for component in self._components:
@@ -100,7 +130,7 @@ class Bridge:
         while True:
             await asyncio.sleep(self._sweep_interval_s)
             try:
-                self.mapper.sweep()
+                self.sweep()
             except Exception:
                 log.exception("timeout sweep failed")
 
@@ -112,5 +142,6 @@ class Bridge:
                 await self._sweeper
             self._sweeper = None
         self.mapper.close_all(sc.CLOSE_SHUTDOWN)
+        self._tell_closed()  # before the feed stops: a UI following a run still open gets its end
         for component in self._components:
             await component.shutdown()

@@ -46,7 +46,12 @@ class SpanSink(Protocol):
 
 
 EventObserver = Callable[[Sequence[AgentEvent], Sequence[Placement]], None]
-"""Called after each mapped batch with the events and where each landed (the store, the live feed)."""
+"""Called after each mapped batch with the events and where each landed (the store, the live feed).
+
+Also called with the terminal event of each run the bridge closed itself (timeout, eviction, shutdown,
+end of input): a synthesised ``run.finished`` / ``run.failed`` on the run's root span
+(:func:`otel_bridge.mapping.closing.close_notice`), so every run an observer saw start also ends for it.
+"""
 
 
 class Lifecycle(Protocol):

@@ -239,6 +239,19 @@ CLOSE_EVICTED: Final = "evicted"
 CLOSE_END_OF_INPUT: Final = "end_of_input"
 CLOSE_PARENT_ENDED: Final = "parent_ended"  # its agent or step span ended first
 
+# A run the bridge closed itself (no end from its producer) is told to the observers as a synthetic
+# run.finished / run.failed whose original type names why (mapping.closing.close_notice).
+RUN_CLOSED_TYPES: Final = {
+    CLOSE_IDLE: "otel_bridge.run_timeout",
+    CLOSE_END_OF_INPUT: "otel_bridge.run_end_of_input",
+    CLOSE_EVICTED: "otel_bridge.run_evicted",
+    CLOSE_SHUTDOWN: "otel_bridge.run_shutdown",
+}
+RUN_CLOSED_OTHER: Final = "otel_bridge.run_closed"  # any other close reason
+BRIDGE_NAMESPACE: Final = "otel_bridge"  # its dialect and source when its run named none
+RUN_CLOSED_ALL: Final = frozenset({*RUN_CLOSED_TYPES.values(), RUN_CLOSED_OTHER})
+RUN_CLOSED_FAILURES: Final = frozenset({CLOSE_EVICTED, CLOSE_SHUTDOWN})  # closes told as run.failed
+
 # --- the live feed's own SSE event names (beside the canonical kinds) --------
 FEED_EVENT_MISSED: Final = "missed"  # a resume id older than the ring, or from before a restart
 FEED_EVENT_LAGGED: Final = "lagged"  # this subscriber fell behind and lost events

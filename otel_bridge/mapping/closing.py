@@ -5,7 +5,9 @@ attributes from :mod:`.attributes`), closes what a producer left open as
 incomplete (status ERROR, ``error.type=incomplete``, the reason), keeps the
 ended runs waiting out their grace period, and remembers finished runs so that
 a late event joins their trace. The bounds it applies are listed, with their
-reasons, in :mod:`.lifecycle`.
+reasons, in :mod:`.lifecycle`. A run it closes without its producer's end is
+also kept as a terminal event for the observers (:func:`close_notice`; the
+mapper's ``take_closed``), so a UI following the run sees it end.
 
 Timeouts cost nothing while nothing is due: ended runs wait in a FIFO (one grace
 period for all), idle runs are found from the oldest end of the LRU run table,
@@ -27,7 +29,7 @@ from otel_bridge.config import MappingSettings
 from otel_bridge.mapping import attributes as attrs
 from otel_bridge.mapping.ids import span_id_for
 from otel_bridge.mapping.table import OP_LLM, ROOT_KEY, Finished, Run, Span, ancestors
-from otel_bridge.model import SpanKind, SpanRecord, StatusCode
+from otel_bridge.model import AgentEvent, EventKind, Placement, SpanKind, SpanRecord, StatusCode
 from otel_bridge.stats import Stats
 
 
@@ -54,6 +56,10 @@ class Closer:
         # (every new run evicting an open one) cannot push out a run still sending.
         self.max_finished = max(settings.max_finished_runs, settings.max_open_runs)
         self.forgotten = ForgottenRuns(4 * (self.max_finished + settings.max_open_runs))
+        # Runs closed here without an end from their producer, as the terminal event the observers get
+        # (:func:`close_notice`); kept only when someone takes them (``report_closes``), else none.
+        self.closed: list[tuple[AgentEvent, Placement]] = []
+        self.report_closes = False
 
     def schedule(self, run: Run, when: float) -> None:
         """Check ``run``'s span timeouts and marker at ``when`` (or earlier, if it already has an earlier check)."""
@@ -253,10 +259,13 @@ class Closer:
             span.attributes.update(attrs.inherited_model_attributes(span.attributes, ancestors(run, span)))
             self._record(run, span, span_end)
         run.held = None
-        self.emit(run, root, max(end, root.start_ns))
+        end = self.emit(run, root, max(end, root.start_ns))
         self._stats.runs_finished += 1
         agent = root.attributes.get(sc.GEN_AI_AGENT_NAME)
         previous = self.finished.pop(run.run_id, None)
+        # One terminal event per run: a continuation (late events of a run already closed) is not told again.
+        if self.report_closes and reason != sc.CLOSE_RUN_ENDED and previous is None:
+            self.closed.append(close_notice(run, reason, end))
         self.finished[run.run_id] = Finished(
             run.trace_id,
             previous.root_span_id if previous is not None else root.span_id,
@@ -268,6 +277,44 @@ class Closer:
             _, forgotten = self.finished.popitem(last=False)
             self.forgotten.add(forgotten.trace_id)
             self._stats.finished_runs_forgotten += 1
+
+
+def close_notice(run: Run, reason: str, end_ns: int) -> tuple[AgentEvent, Placement]:
+    """The terminal event a run closed by the bridge (``reason``) is told to the observers as, and its placement.
+
+    A producer that never ends its runs (MCP-like captures, event logs, a stream that just stops) would
+    otherwise leave a filtered UI response open for ever. The event is synthesised (``inferred``, with
+    no producer time): ``run.finished`` for a run that went quiet (``idle_timeout``) or whose input ran
+    out (``end_of_input``), as the mapper leaves its root span's status unset; ``run.failed`` for a run
+    the bridge stopped following while it may still be running (``evicted`` by a bound or by
+    ``shed_oldest``; ``shutdown``), or whose root span is an error. ``original_type`` names the reason
+    (:data:`~otel_bridge.semconv.RUN_CLOSED_TYPES`), ``status`` is the close reason. It sits on the run's
+    root span, with the run's summed token usage.
+    """
+    root = run.root
+    attributes = root.attributes
+    failed = reason in sc.RUN_CLOSED_FAILURES or root.status_code is StatusCode.ERROR
+    dialect = attributes.get(sc.BRIDGE_DIALECT)
+    source = attributes.get(sc.BRIDGE_SOURCE)
+    agent = attributes.get(sc.GEN_AI_AGENT_NAME)
+    conversation = attributes.get(sc.GEN_AI_CONVERSATION_ID)
+    event = AgentEvent(
+        kind=EventKind.RUN_FAILED if failed else EventKind.RUN_FINISHED,
+        run_id=run.run_id,
+        timestamp_ns=end_ns,
+        dialect=dialect if isinstance(dialect, str) else sc.BRIDGE_NAMESPACE,
+        original_type=sc.RUN_CLOSED_TYPES.get(reason, sc.RUN_CLOSED_OTHER),
+        timestamp_from_source=False,
+        inferred=True,
+        source=source if isinstance(source, str) else sc.BRIDGE_NAMESPACE,
+        agent=agent if isinstance(agent, str) else None,
+        conversation_id=conversation if isinstance(conversation, str) else None,
+        status=reason,
+        usage=run.usage,
+        error=(root.status_message or f"run closed by otel-bridge: {reason}") if failed else None,
+        error_type=reason if failed else None,
+    )
+    return event, Placement(run.trace_id, root.span_id, root.parent_span_id, (end_ns - root.start_ns) / 1e6)
 
 
 class ForgottenRuns:

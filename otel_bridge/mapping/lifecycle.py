@@ -125,6 +125,9 @@ class SpanMapper:
         self._runs: OrderedDict[str, Run] = OrderedDict()  # LRU: least recently active first
         self._out: list[SpanRecord] = []
         self._closer = Closer(settings, stats, self._runs, self._collect)
+        # Runs closed without their producer's end, waiting for take_closed: a caller may test this list's
+        # truth after each call (no call, no copy: the hot path pays one test).
+        self.closed_runs: list[tuple[AgentEvent, Placement]] = self._closer.closed
         self._open_spans_bound = 0  # >= the open spans across runs; exact after each recount
         # (run id, event id) of the producer events seen lately, least recently seen first.
         self._event_ids: OrderedDict[str, None] = OrderedDict()
@@ -136,6 +139,24 @@ class SpanMapper:
     @property
     def open_runs(self) -> int:
         return len(self._runs)
+
+    def report_closes(self) -> None:
+        """From now on keep, for :meth:`take_closed`, a terminal event for each run closed without its producer's end.
+
+        Off until asked, so that a mapper nobody takes them from keeps none.
+        """
+        self._closer.report_closes = True
+
+    def take_closed(self) -> list[tuple[AgentEvent, Placement]]:
+        """The terminal events of the runs closed without their producer's end since the last call
+        (timeout, eviction, ``shed_oldest``, :meth:`close_all`), in close order, each on its run's root span
+        (:func:`.closing.close_notice`)."""
+        closed = self._closer.closed
+        if not closed:
+            return []
+        out = list(closed)
+        closed.clear()
+        return out
 
     def process(self, events: Iterable[AgentEvent]) -> list[Placement]:
         """Map a batch of events; emits finished spans to the sink once per batch."""

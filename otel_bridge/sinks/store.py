@@ -20,7 +20,7 @@ from enum import StrEnum
 
 from otel_bridge import semconv as sc
 from otel_bridge.config import StoreSettings
-from otel_bridge.model import AgentEvent, Placement, SpanRecord, StatusCode
+from otel_bridge.model import AgentEvent, EventKind, Placement, SpanRecord, StatusCode
 from otel_bridge.stats import Stats
 
 
@@ -178,7 +178,8 @@ class TraceStore:
 
         A run's ``invoke_agent`` span is exported when the run ends; until then the
         list shows the run with ``status="running"``, its run id, agent and the
-        time its events cover.
+        time its events cover. A run the bridge closed itself whose own span was not
+        kept is settled by the terminal event the bridge tells for it.
         """
         for event, placement in zip(events, placements, strict=True):
             trace = self._trace(placement.trace_id, event.timestamp_ns, event.timestamp_ns)
@@ -195,6 +196,9 @@ class TraceStore:
                 s.models.add(event.model)
             s.start_ns = min(s.start_ns, event.timestamp_ns)
             s.end_ns = max(s.end_ns, event.timestamp_ns)
+            if event.inferred and event.original_type in sc.RUN_CLOSED_ALL:
+                # The bridge closed the run but its own span was not kept (a bound): it is no longer running.
+                s.status = TraceStatus.ERROR.value if event.kind is EventKind.RUN_FAILED else TraceStatus.OK.value
 
     def consume(self, spans: Sequence[SpanRecord]) -> None:
         stored = 0

@@ -16,7 +16,9 @@ sidecars, and the captures of one sidecar are posted at once (several runs in
 flight). What each run should show comes from the dialect's own decoding of the
 capture (:func:`expected_runs`): its texts, tool calls with arguments, results and
 errors. A run the capture never ends stays open; its clients are stopped once
-everything is posted, and are checked on what they had.
+everything is posted, and are checked on what they had, unless the sidecar is given a
+short idle timeout (``read_batch(..., idle_timeout_s=)``): then the bridge closes the
+run and every client must see it end.
 """
 
 from __future__ import annotations
@@ -300,15 +302,16 @@ def _url(server: LiveServer, fmt: str, run_id: str, resumed: bool) -> str:
     return f"{server.url}/v1/stream?{query}"
 
 
-def read_batch(group: list[Capture], *, content: bool = True) -> list[Outcome]:
-    """One sidecar: the clients subscribed before the posts (live), then after them (resumed)."""
-    settings = msgspec.convert(
-        {
-            "mapping": {"capture_content": content, "attribute_max_length": 1_000_000},
-            "feed": {"max_subscribers": 1000},
-        },
-        Settings,
-    )
+def read_batch(group: list[Capture], *, content: bool = True, idle_timeout_s: float | None = None) -> list[Outcome]:
+    """One sidecar: the clients subscribed before the posts (live), then after them (resumed).
+
+    With ``idle_timeout_s`` the sidecar closes a run that long after its last event (swept every
+    0.1 s), and no client is stopped: a run its capture never ends must end for them too.
+    """
+    mapping: dict[str, object] = {"capture_content": content, "attribute_max_length": 1_000_000}
+    if idle_timeout_s is not None:
+        mapping |= {"run_idle_timeout_s": idle_timeout_s, "sweep_interval_s": 0.1}
+    settings = msgspec.convert({"mapping": mapping, "feed": {"max_subscribers": 1000}}, Settings)
     server = LiveServer(settings)
     outcomes: list[Outcome] = []
     try:
@@ -320,7 +323,7 @@ def read_batch(group: list[Capture], *, content: bool = True) -> list[Outcome]:
                 for r, run in enumerate(capture.runs.values()):
                     prefix = f"{phase}-{c}-{r}"
                     resumed = phase == "resumed"
-                    is_open = not run.ended
+                    is_open = not run.ended and idle_timeout_s is None
                     run_jobs = [
                         Job(f"{prefix}-get", "agui-get", _url(server, "ag-ui", run.run_id, resumed), run, open=is_open),
                         Job(f"{prefix}-sdk", "ai-sdk", _url(server, "ai-sdk", run.run_id, resumed), run, open=is_open),

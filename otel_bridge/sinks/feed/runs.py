@@ -24,7 +24,9 @@ Following a run (``?run_id=``, or an AG-UI ``RunAgentInput`` naming it) means it
 latest generation; following a thread (``?thread_id=``) means the thread's run in
 progress, or else the next one to start. A response that follows one ends after
 that generation's end: each form's frame for an end carries :data:`END_OF_RUN`, an
-SSE comment (ignored by clients) the route looks for.
+SSE comment (ignored by clients) the route looks for. A run its producer never ends
+still ends here: the bridge tells the feed a synthesised ``run.finished`` /
+``run.failed`` when it closes the run itself (idle timeout, eviction, shutdown).
 """
 
 from __future__ import annotations
