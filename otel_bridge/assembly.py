@@ -220,7 +220,7 @@ def assemble(
         MemoryGuard(
             settings.limits,
             stats,
-            shed=mapper.shed_oldest,
+            shed=lambda n: bridge.shed_oldest(n),  # through the bridge, so the observers are told
             open_runs=lambda: mapper.open_runs,
             read_rss_mb=read_rss_mb,
         )

@@ -321,3 +321,18 @@ async def test_a_subscribed_source_pauses_reading_while_refused() -> None:
         await manager.shutdown()
         upstream.server.stop()
     assert pipeline.stats.events_received > 0
+
+
+def test_runs_shed_over_the_hard_limit_are_told_to_the_observers() -> None:
+    memory = FakeMemory(10.0)
+    settings = Settings(limits=LimitsSettings(max_memory_mb=100, check_interval_s=3600))
+    pipeline = assemble(settings, pricer=None, read_rss_mb=memory.read)
+    assert pipeline.guard is not None
+    seen: list[tuple[str, str]] = []
+    pipeline.bridge.add_observer(lambda events, _: seen.extend((e.kind.value, e.original_type) for e in events))
+    pipeline.bridge.submit([ev(EventKind.RUN_STARTED, 0, run="held", agent="a")])
+    memory.mb = 200.0  # over the hard limit: the oldest open run is closed early
+    pipeline.guard.check()
+    assert pipeline.mapper.open_runs == 0
+    # The feed and the store hear of it (a UI following the run sees it end), as of any run the bridge closes.
+    assert seen[-1] == (EventKind.RUN_FAILED.value, sc.RUN_CLOSED_TYPES[sc.CLOSE_EVICTED])
