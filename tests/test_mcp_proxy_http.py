@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import msgspec
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -22,7 +23,7 @@ from starlette.routing import Route
 
 from otel_bridge.config import McpSettings
 from otel_bridge.model import AgentEvent, EventKind, Placement
-from otel_bridge.sources.mcp_proxy import TRACE_QUEUE_FULL, UPSTREAM_UNREACHABLE, McpProxy
+from otel_bridge.sources.mcp_proxy import ENDED, REQUEST, TRACE_QUEUE_FULL, UPSTREAM_UNREACHABLE, Exchange, McpProxy
 from otel_bridge.web.mcp import METHODS
 from tests.support.ports import free_port
 from tests.support.producers import serve
@@ -176,9 +177,10 @@ async def test_a_full_trace_queue_drops_from_tracing_only_and_shutdown_still_dra
     recorder = Recorder()
     proxy = McpProxy(recorder, McpSettings(upstream="http://127.0.0.1:9/mcp", trace_queue=1))
     await proxy.start()
-    record = {"exchange": 1, "direction": "request", "http_method": "POST", "http_session": None}
-    proxy.enqueue({**record, "body": post(1, "tools/list")})
-    proxy.enqueue({**record, "body": post(2, "tools/list")})  # before the tracing task ran: no room
+    first, second = Exchange(1, "POST", "/mcp", []), Exchange(2, "POST", "/mcp", [])
+    proxy.enqueue(first, REQUEST, msgspec.json.encode(post(1, "tools/list")))
+    proxy.enqueue(second, REQUEST, msgspec.json.encode(post(2, "tools/call")))  # before the tracing task ran: no room
+    proxy.enqueue(second, ENDED, None)  # the rest of a dropped exchange is not queued, nor counted again
     await proxy.shutdown()  # waits for room for its end marker rather than failing
     assert recorder.rejected == {TRACE_QUEUE_FULL: 1}
     assert [e.name for e in recorder.events if e.kind is EventKind.REQUEST_STARTED] == ["tools/list"]
