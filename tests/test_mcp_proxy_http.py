@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import msgspec
+from fastapi import FastAPI
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -24,7 +25,7 @@ from starlette.routing import Route
 from otel_bridge.config import McpSettings
 from otel_bridge.model import AgentEvent, EventKind, Placement
 from otel_bridge.sources.mcp_proxy import ENDED, REQUEST, TRACE_QUEUE_FULL, UPSTREAM_UNREACHABLE, Exchange, McpProxy
-from otel_bridge.web.mcp import METHODS
+from otel_bridge.web.mcp import METHODS, mount_mcp
 from tests.support.ports import free_port
 from tests.support.producers import serve
 
@@ -184,3 +185,24 @@ async def test_a_full_trace_queue_drops_from_tracing_only_and_shutdown_still_dra
     await proxy.shutdown()  # waits for room for its end marker rather than failing
     assert recorder.rejected == {TRACE_QUEUE_FULL: 1}
     assert [e.name for e in recorder.events if e.kind is EventKind.REQUEST_STARTED] == ["tools/list"]
+
+
+async def test_the_mounted_proxy_serves_its_methods_on_its_path_only() -> None:
+    recorder = Recorder()
+    proxy = McpProxy(recorder, McpSettings(upstream=f"http://127.0.0.1:{free_port()}/mcp", connect_timeout_s=2.0))
+    app = FastAPI()
+    mount_mcp(app, proxy, "/mcp")
+    await proxy.start()
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://sidecar") as client:
+            proxied = await client.post("/mcp", json=post(1, "tools/list"))
+            other = await client.put("/mcp", content=b"{}")
+            under = await client.post("/mcp/more", json=post(2, "tools/list"))
+    finally:
+        await proxy.shutdown()
+    assert proxied.status_code == 502  # the proxy answered: its upstream is not there
+    assert proxied.text.startswith("MCP upstream unreachable")
+    assert other.status_code == 405  # the router's answer for a method Streamable HTTP does not use
+    assert under.status_code == 404  # the path only, nothing under it
+    assert recorder.rejected == {UPSTREAM_UNREACHABLE: 1}

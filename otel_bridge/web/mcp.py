@@ -2,8 +2,8 @@
 
 A proxied call should cost no more than the hop itself, so the proxy is served
 past FastAPI's router and its exception middleware: :class:`McpDispatch`, a
-middleware added before the token check and CORS (which still wrap it, so a
-protected sidecar still asks for its token), hands ``GET``/``POST``/``DELETE`` on
+middleware added before the token check and CORS (which still wrap it; the
+token does not guard this path, whose ``Authorization`` is the MCP server's), hands ``GET``/``POST``/``DELETE`` on
 the path straight to the proxy. A plain Starlette route stays registered for
 the rest (another method gets the router's 405) and stays out of the OpenAPI
 document (its bodies are the MCP server's, not the sidecar's).
