@@ -3,23 +3,26 @@
 MCP is request/response: only a party in the path sees both sides, so this
 source is one. :class:`McpProxy` is an ASGI app (mounted at ``mcp.path`` by
 :mod:`otel_bridge.web.mcp`) that forwards each request to ``mcp.upstream``
-with httpx and streams the answer back as it comes: SSE chunk by chunk, JSON
+(over :class:`~otel_bridge.sources.mcp_upstream.Upstream`'s kept-alive
+connections) and streams the answer back as it comes: SSE chunk by chunk, JSON
 as is, status and headers unchanged (hop-by-hop headers aside). It knows
 nothing of the protocol's eras: the 2025-11-25 handshake (``Mcp-Session-Id``,
 the standalone GET stream, ``DELETE``) and the stateless 2026-07-28 era pass
 through alike.
 
-Tracing never blocks or breaks the traffic. Each request and response becomes
-an exchange-log record (the form :mod:`otel_bridge.dialects.mcp` reads: one
-record per request, and per SSE event of a streamed response), stamped with the
-time the proxy saw it and put on a bounded queue without waiting. One task
-(:meth:`McpProxy._trace_forever`) drains the queue: it appends each record to
-the ``mcp.record`` file, decodes it with the ``mcp`` dialect and submits the
-events to the :class:`~otel_bridge.pipeline.EventConsumer`. A full queue, a
-body over ``mcp.max_traced_body_bytes`` or a record that fails to trace is
-counted (``consumer.reject``), never raised into the request. Because live
-tracing decodes the very records the log holds, ``otel-bridge replay
---dialect mcp`` of the log rebuilds the same spans.
+Tracing never blocks, breaks or slows the traffic. The request path only
+puts the pieces of an exchange (the request body, the answer's status and
+headers, each chunk, the end) on a bounded queue without waiting, stamped with
+the time the proxy saw them. One task (:meth:`McpProxy._trace_forever`) drains
+the queue: it builds the exchange-log records from the pieces (the form
+:mod:`otel_bridge.dialects.mcp` reads: one record per request, and per SSE
+event of a streamed response), appends them to the ``mcp.record`` file, decodes
+them with the ``mcp`` dialect and submits the events to the
+:class:`~otel_bridge.pipeline.EventConsumer`. A full queue drops the rest of
+that exchange from tracing; it, a body over ``mcp.max_traced_body_bytes`` or a
+record that fails to trace is counted (``consumer.reject``), never raised into
+the request. Because live tracing decodes the very records the log holds,
+``otel-bridge replay --dialect mcp`` of the log rebuilds the same spans.
 
 The records hold only the headers MCP defines (no ``Authorization``, no
 cookies). The upstream is asked for an identity encoding so that the proxy can
@@ -44,7 +47,6 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import msgspec
 from starlette.types import Message, Receive, Scope, Send
 
@@ -54,6 +56,7 @@ from otel_bridge.dialects.base import StreamContext
 from otel_bridge.dialects.framing import Frame, SSEParser
 from otel_bridge.dialects.stream import StreamDecoder
 from otel_bridge.pipeline import EventConsumer
+from otel_bridge.sources.mcp_upstream import Upstream, UpstreamResponse, UpstreamUnreachable
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +91,8 @@ _RECORDED_REQUEST = (
 )
 _RECORDED_RESPONSE = ("cache-control", "content-type", "mcp-session-id")
 _EVENT_STREAM = "text/event-stream"
+_EVENT_STREAM_BYTES = _EVENT_STREAM.encode()
+_IDENTITY = (b"accept-encoding", b"identity")  # so that the proxy can read what it traces
 TRACE_QUEUE_FULL = "mcp_trace_queue_full"
 TRACE_BODY_TOO_LARGE = "mcp_body_too_large_to_trace"
 TRACE_FAILED = "mcp_trace_failed"
@@ -271,19 +276,14 @@ class McpProxy:
             mcp_dialect.DIALECT,
             on_reject=consumer.reject,
         )
-        self._client: httpx.AsyncClient | None = None
+        self._client: Upstream | None = None
         self._task: asyncio.Task[None] | None = None
         # Opened now, so that a path that cannot be written fails startup; closed at shutdown.
         self._record = open(settings.record, "ab") if settings.record is not None else None  # noqa: SIM115
 
     # -- lifecycle ------------------------------------------------------------------
     async def start(self) -> None:
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(None, connect=self.settings.connect_timeout_s),
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=100),
-            trust_env=False,
-            follow_redirects=False,
-        )
+        self._client = Upstream(self._upstream, self.settings.connect_timeout_s)
         self._task = asyncio.create_task(self._trace_forever(), name="mcp-proxy-trace")
 
     async def shutdown(self) -> None:
@@ -363,27 +363,24 @@ class McpProxy:
         headers: list[tuple[bytes, bytes]] = scope["headers"]
         exchange = Exchange(next(self._exchanges), scope["method"], scope["path"], headers)
         self.enqueue(exchange, REQUEST, body)
-        query = scope.get("query_string", b"")
-        url = self._upstream + ("?" + query.decode("latin-1") if query else "")
-        request = client.build_request(
-            scope["method"],
-            url,
-            headers=[(k, v) for k, v in headers if k.lower() not in _HOP_BY_HOP],
-            content=body or None,
-        )
         try:
-            upstream = await client.send(request, stream=True)
-        except httpx.HTTPError as exc:
+            upstream = await client.request(
+                scope["method"].encode("ascii"),
+                scope.get("query_string", b""),
+                [*((k, v) for k, v in headers if k.lower() not in _HOP_BY_HOP), _IDENTITY],
+                body,
+            )
+        except UpstreamUnreachable as exc:
             self.consumer.reject(UPSTREAM_UNREACHABLE)
             self.enqueue(exchange, STARTED, (502, [(b"content-type", b"text/plain")]))
             self.enqueue(exchange, ENDED, None)
-            await _plain(send, 502, f"MCP upstream unreachable: {type(exc).__name__}".encode())
+            await _plain(send, 502, f"MCP upstream unreachable: {exc}".encode())
             return
         try:
-            raw_headers = [(k, v) for k, v in upstream.headers.raw if k.lower() not in _HOP_BY_HOP_RESPONSE]
-            self.enqueue(exchange, STARTED, (upstream.status_code, raw_headers))
-            await send({"type": "http.response.start", "status": upstream.status_code, "headers": raw_headers})
-            if upstream.headers.get("content-type", "").startswith(_EVENT_STREAM):
+            raw_headers = [(k, v) for k, v in upstream.headers if k.lower() not in _HOP_BY_HOP_RESPONSE]
+            self.enqueue(exchange, STARTED, (upstream.status, raw_headers))
+            await send({"type": "http.response.start", "status": upstream.status, "headers": raw_headers})
+            if _streamed(raw_headers):
                 await _until_disconnect(self._pump(upstream, exchange, send), receive)
             else:
                 await self._pump(upstream, exchange, send)
@@ -391,12 +388,16 @@ class McpProxy:
             await upstream.aclose()
             self.enqueue(exchange, ENDED, None)
 
-    async def _pump(self, upstream: httpx.Response, exchange: Exchange, send: Send) -> None:
+    async def _pump(self, upstream: UpstreamResponse, exchange: Exchange, send: Send) -> None:
         """Each chunk to the client as it comes, then onto the tracing queue."""
-        async for chunk in upstream.aiter_raw():
+        async for chunk in upstream.body():
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
             self.enqueue(exchange, CHUNK, chunk)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _streamed(headers: list[tuple[bytes, bytes]]) -> bool:
+    return any(k.lower() == b"content-type" and v.startswith(_EVENT_STREAM_BYTES) for k, v in headers)
 
 
 async def _read_body(receive: Receive) -> bytes:
