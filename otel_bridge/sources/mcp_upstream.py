@@ -121,9 +121,7 @@ class Upstream:
                 # no byte of an answer: the server had closed this idle connection; send on a new one
         try:
             async with asyncio.timeout(self._connect_timeout_s):
-                reader, writer = await asyncio.open_connection(
-                    self._host, self._port, ssl=self._ssl, limit=_READ, happy_eyeballs_delay=0.25
-                )
+                reader, writer = await asyncio.open_connection(self._host, self._port, ssl=self._ssl, limit=_READ)
         except (OSError, TimeoutError) as exc:
             raise UpstreamUnreachable(type(exc).__name__) from exc
         connection = _Connection(reader, writer)
