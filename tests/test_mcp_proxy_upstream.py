@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
+import uvloop
 
 from otel_bridge.sources.mcp_upstream import Upstream, UpstreamUnreachable
 from tests.support.ports import free_port
@@ -111,3 +112,17 @@ async def test_nothing_listening_is_unreachable() -> None:
 def test_only_http_urls() -> None:
     with pytest.raises(ValueError, match="not an http"):
         Upstream("ftp://example.invalid/mcp", connect_timeout_s=1.0)
+
+
+def test_it_connects_on_uvloop_as_serve_runs_it() -> None:
+    """``otel-bridge serve`` runs on uvloop, whose ``create_connection`` takes fewer options than asyncio's."""
+
+    async def main() -> tuple[int, bytes]:
+        async with scripted(OK, close_after=False) as (url, _):
+            upstream = Upstream(url, connect_timeout_s=2.0)
+            try:
+                return await read_all(upstream)
+            finally:
+                await upstream.aclose()
+
+    assert uvloop.run(main()) == (200, b"{}")
