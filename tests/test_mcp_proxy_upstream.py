@@ -109,6 +109,14 @@ async def test_nothing_listening_is_unreachable() -> None:
         await upstream.request(b"POST", b"", [], b"{}")
 
 
+async def test_the_callers_query_joins_the_upstreams_own() -> None:
+    async with scripted(OK, close_after=False) as (url, heads):
+        upstream = Upstream(url + "?tenant=7", connect_timeout_s=2.0)
+        await read_all(upstream)
+        await upstream.aclose()
+    assert heads[1].startswith(b"POST /mcp?tenant=7&a=1 HTTP/1.1\r\n")
+
+
 def test_only_http_urls() -> None:
     with pytest.raises(ValueError, match="not an http"):
         Upstream("ftp://example.invalid/mcp", connect_timeout_s=1.0)

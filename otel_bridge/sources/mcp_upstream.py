@@ -86,7 +86,7 @@ class _Connection:
 
 
 class Upstream:
-    """Requests to the one origin of ``url``; a request's target is ``url``'s path plus the caller's query."""
+    """Requests to the one origin of ``url``; a request's target is ``url``'s path and query plus the caller's."""
 
     def __init__(self, url: str, connect_timeout_s: float, max_idle: int = 100) -> None:
         parts = urlsplit(url)
@@ -96,14 +96,15 @@ class Upstream:
         self._port = parts.port or (443 if parts.scheme == "https" else 80)
         self._ssl = ssl.create_default_context() if parts.scheme == "https" else None
         self._host_header = parts.netloc.rpartition("@")[2].encode("ascii")
-        self._path = (parts.path or "/").encode("ascii")
+        self._path = ((parts.path or "/") + ("?" + parts.query if parts.query else "")).encode("ascii")
+        self._join = b"&" if parts.query else b"?"
         self._connect_timeout_s = connect_timeout_s
         self._max_idle = max_idle
         self._idle: list[_Connection] = []
 
     async def request(self, method: bytes, query: bytes, headers: _Headers, body: bytes) -> UpstreamResponse:
         """Send one request (``headers`` already without hop-by-hop ones) and wait for the answer's head."""
-        target = self._path + b"?" + query if query else self._path
+        target = self._path + self._join + query if query else self._path
         head = [(b"host", self._host_header), *headers]
         if body or method in (b"POST", b"PUT", b"PATCH"):
             head.append((b"content-length", b"%d" % len(body)))
