@@ -29,7 +29,7 @@ _Headers = list[tuple[bytes, bytes]]
 
 
 class UpstreamUnreachable(Exception):
-    """No answer could be had: connection refused or timed out, or the upstream broke HTTP before answering."""
+    """No answer could be had: connection refused or timed out, HTTP broken before an answer (either side)."""
 
 
 class UpstreamResponse:
@@ -115,7 +115,7 @@ class Upstream:
                 continue
             try:
                 return await self._exchange(connection, method, target, head, body)
-            except (ConnectionError, h11.RemoteProtocolError) as exc:
+            except (ConnectionError, h11.ProtocolError) as exc:
                 connection.close()
                 if connection.received:
                     raise UpstreamUnreachable(type(exc).__name__) from exc
@@ -128,7 +128,7 @@ class Upstream:
         connection = _Connection(reader, writer)
         try:
             return await self._exchange(connection, method, target, head, body)
-        except (ConnectionError, h11.RemoteProtocolError) as exc:
+        except (ConnectionError, h11.ProtocolError) as exc:
             connection.close()
             raise UpstreamUnreachable(type(exc).__name__) from exc
 
