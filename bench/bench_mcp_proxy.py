@@ -12,7 +12,7 @@ latency (proxy minus direct), and the sidecar's CPU (its process tree, from /pro
 proxied call, measured around the proxied blocks only. Every proxied call is traced
 (``spans_finished`` from /v1/health is checked against the number of calls).
 
-Usage: python bench/bench_mcp_proxy.py [--rounds 10] [--calls 100] [--eras legacy,auto]
+Usage: python bench/bench_mcp_proxy.py [--rounds 10] [--calls 100] [--eras legacy,auto] [--profile FILE]
 (the same file, run by the SDK's python with ``--client``, is the timing client).
 """
 
@@ -123,6 +123,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--calls", type=int, default=100)
     parser.add_argument("--eras", default="legacy,auto")
+    parser.add_argument("--profile", metavar="FILE", help="run the sidecar under cProfile, its stats to FILE")
     parser.add_argument("--client", nargs=5, metavar=("DIRECT", "PROXIED", "MODE", "ROUNDS", "CALLS"))
     parser.add_argument("--sidecar-pid", type=int, default=0)
     parser.add_argument("--server-pid", type=int, default=0)
@@ -139,7 +140,8 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     env["OTEL_METRICS_EXPORTER"] = "none"
     sidecar = subprocess.Popen(
-        [sys.executable, "-m", "otel_bridge", "serve", "--port", str(sidecar_port), "--mcp-upstream", upstream,
+        [sys.executable, *(["-m", "cProfile", "-o", args.profile] if args.profile else []),
+         "-m", "otel_bridge", "serve", "--port", str(sidecar_port), "--mcp-upstream", upstream,
          "--log-level", "warning"],
         env=env, cwd=REPO,
     )  # fmt: skip
@@ -151,8 +153,10 @@ def main() -> None:
             done = subprocess.run(
                 [str(MCP_PYTHON), __file__, "--client", upstream, f"http://127.0.0.1:{sidecar_port}/mcp", era,
                  str(args.rounds), str(args.calls), "--sidecar-pid", str(sidecar.pid), "--server-pid", str(server.pid)],
-                capture_output=True, check=True, timeout=3600,
+                capture_output=True, timeout=3600,
             )  # fmt: skip
+            if done.returncode != 0:
+                raise SystemExit(f"the timing client failed:\n{done.stderr.decode()[-3000:]}")
             out = json.loads(done.stdout)
             lat, cpu, server_cpu = out["latency"], out["sidecar_cpu"], out["server_cpu"]
             d50, d99 = pct(lat["direct"], 0.5) * 1e3, pct(lat["direct"], 0.99) * 1e3

@@ -15,6 +15,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import msgspec
+from fastapi import FastAPI
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -22,8 +24,8 @@ from starlette.routing import Route
 
 from otel_bridge.config import McpSettings
 from otel_bridge.model import AgentEvent, EventKind, Placement
-from otel_bridge.sources.mcp_proxy import TRACE_QUEUE_FULL, UPSTREAM_UNREACHABLE, McpProxy
-from otel_bridge.web.mcp import METHODS
+from otel_bridge.sources.mcp_proxy import ENDED, REQUEST, TRACE_QUEUE_FULL, UPSTREAM_UNREACHABLE, Exchange, McpProxy
+from otel_bridge.web.mcp import METHODS, mount_mcp
 from tests.support.ports import free_port
 from tests.support.producers import serve
 
@@ -176,9 +178,31 @@ async def test_a_full_trace_queue_drops_from_tracing_only_and_shutdown_still_dra
     recorder = Recorder()
     proxy = McpProxy(recorder, McpSettings(upstream="http://127.0.0.1:9/mcp", trace_queue=1))
     await proxy.start()
-    record = {"exchange": 1, "direction": "request", "http_method": "POST", "http_session": None}
-    proxy.enqueue({**record, "body": post(1, "tools/list")})
-    proxy.enqueue({**record, "body": post(2, "tools/list")})  # before the tracing task ran: no room
+    first, second = Exchange(1, "POST", "/mcp", []), Exchange(2, "POST", "/mcp", [])
+    proxy.enqueue(first, REQUEST, msgspec.json.encode(post(1, "tools/list")))
+    proxy.enqueue(second, REQUEST, msgspec.json.encode(post(2, "tools/call")))  # before the tracing task ran: no room
+    proxy.enqueue(second, ENDED, None)  # the rest of a dropped exchange is not queued, nor counted again
     await proxy.shutdown()  # waits for room for its end marker rather than failing
     assert recorder.rejected == {TRACE_QUEUE_FULL: 1}
     assert [e.name for e in recorder.events if e.kind is EventKind.REQUEST_STARTED] == ["tools/list"]
+
+
+async def test_the_mounted_proxy_serves_its_methods_on_its_path_only() -> None:
+    recorder = Recorder()
+    proxy = McpProxy(recorder, McpSettings(upstream=f"http://127.0.0.1:{free_port()}/mcp", connect_timeout_s=2.0))
+    app = FastAPI()
+    mount_mcp(app, proxy, "/mcp")
+    await proxy.start()
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://sidecar") as client:
+            proxied = await client.post("/mcp", json=post(1, "tools/list"))
+            other = await client.put("/mcp", content=b"{}")
+            under = await client.post("/mcp/more", json=post(2, "tools/list"))
+    finally:
+        await proxy.shutdown()
+    assert proxied.status_code == 502  # the proxy answered: its upstream is not there
+    assert proxied.text.startswith("MCP upstream unreachable")
+    assert other.status_code == 405  # the router's answer for a method Streamable HTTP does not use
+    assert under.status_code == 404  # the path only, nothing under it
+    assert recorder.rejected == {UPSTREAM_UNREACHABLE: 1}

@@ -3,23 +3,26 @@
 MCP is request/response: only a party in the path sees both sides, so this
 source is one. :class:`McpProxy` is an ASGI app (mounted at ``mcp.path`` by
 :mod:`otel_bridge.web.mcp`) that forwards each request to ``mcp.upstream``
-with httpx and streams the answer back as it comes: SSE chunk by chunk, JSON
+(over :class:`~otel_bridge.sources.mcp_upstream.Upstream`'s kept-alive
+connections) and streams the answer back as it comes: SSE chunk by chunk, JSON
 as is, status and headers unchanged (hop-by-hop headers aside). It knows
 nothing of the protocol's eras: the 2025-11-25 handshake (``Mcp-Session-Id``,
 the standalone GET stream, ``DELETE``) and the stateless 2026-07-28 era pass
 through alike.
 
-Tracing never blocks or breaks the traffic. Each request and response becomes
-an exchange-log record (the form :mod:`otel_bridge.dialects.mcp` reads: one
-record per request, and per SSE event of a streamed response), stamped with the
-time the proxy saw it and put on a bounded queue without waiting. One task
-(:meth:`McpProxy._trace_forever`) drains the queue: it appends each record to
-the ``mcp.record`` file, decodes it with the ``mcp`` dialect and submits the
-events to the :class:`~otel_bridge.pipeline.EventConsumer`. A full queue, a
-body over ``mcp.max_traced_body_bytes`` or a record that fails to trace is
-counted (``consumer.reject``), never raised into the request. Because live
-tracing decodes the very records the log holds, ``otel-bridge replay
---dialect mcp`` of the log rebuilds the same spans.
+Tracing never blocks, breaks or slows the traffic. The request path only
+puts the pieces of an exchange (the request body, the answer's status and
+headers, each chunk, the end) on a bounded queue without waiting, stamped with
+the time the proxy saw them. One task (:meth:`McpProxy._trace_forever`) drains
+the queue: it builds the exchange-log records from the pieces (the form
+:mod:`otel_bridge.dialects.mcp` reads: one record per request, and per SSE
+event of a streamed response), appends them to the ``mcp.record`` file, decodes
+them with the ``mcp`` dialect and submits the events to the
+:class:`~otel_bridge.pipeline.EventConsumer`. A full queue drops the rest of
+that exchange from tracing; it, a body over ``mcp.max_traced_body_bytes`` or a
+record that fails to trace is counted (``consumer.reject``), never raised into
+the request. Because live tracing decodes the very records the log holds,
+``otel-bridge replay --dialect mcp`` of the log rebuilds the same spans.
 
 The records hold only the headers MCP defines (no ``Authorization``, no
 cookies). The upstream is asked for an identity encoding so that the proxy can
@@ -44,7 +47,6 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import msgspec
 from starlette.types import Message, Receive, Scope, Send
 
@@ -54,6 +56,7 @@ from otel_bridge.dialects.base import StreamContext
 from otel_bridge.dialects.framing import Frame, SSEParser
 from otel_bridge.dialects.stream import StreamDecoder
 from otel_bridge.pipeline import EventConsumer
+from otel_bridge.sources.mcp_upstream import Upstream, UpstreamResponse, UpstreamUnreachable
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +91,8 @@ _RECORDED_REQUEST = (
 )
 _RECORDED_RESPONSE = ("cache-control", "content-type", "mcp-session-id")
 _EVENT_STREAM = "text/event-stream"
+_EVENT_STREAM_BYTES = _EVENT_STREAM.encode()
+_IDENTITY = (b"accept-encoding", b"identity")  # so that the proxy can read what it traces
 TRACE_QUEUE_FULL = "mcp_trace_queue_full"
 TRACE_BODY_TOO_LARGE = "mcp_body_too_large_to_trace"
 TRACE_FAILED = "mcp_trace_failed"
@@ -96,9 +101,9 @@ _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
 
 
-def _now() -> str:
-    """The record's time: ISO 8601 UTC with microseconds (the dialect reads it as the event time)."""
-    return datetime.fromtimestamp(time.time(), UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+def _iso(stamp: float) -> str:
+    """A record's time: ISO 8601 UTC with microseconds (the dialect reads it as the event time)."""
+    return datetime.fromtimestamp(stamp, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _selected(headers: Iterable[tuple[bytes, bytes]], names: tuple[str, ...]) -> dict[str, str]:
@@ -122,84 +127,131 @@ def _sse_text(frame: Frame) -> str:
     return "\r\n".join(lines) + "\r\n\r\n"
 
 
-class _Exchange:
-    """The records of one request/response pair, built as the bytes pass."""
+# What the request path queues for an exchange (the tracing task turns them into records).
+REQUEST, STARTED, CHUNK, ENDED = range(4)
+_Piece = tuple["Exchange", int, float, Any]
 
-    def __init__(self, proxy: McpProxy, number: int, scope: Scope, headers: list[tuple[bytes, bytes]]) -> None:
-        self._proxy = proxy
+
+class Exchange:
+    """One request/response pair.
+
+    The request path only creates it and queues its pieces (the request body, the
+    response's status and headers, each chunk, the end) with the time it saw them;
+    everything else here is the tracing task's, which builds the records from them.
+    """
+
+    __slots__ = (
+        "content_type",
+        "dropped",
+        "events",
+        "json",
+        "method",
+        "number",
+        "path",
+        "request_headers",
+        "response_headers",
+        "session",
+        "sse",
+        "status",
+        "too_large",
+        "utf8",
+    )
+
+    def __init__(self, number: int, method: str, path: str, request_headers: list[tuple[bytes, bytes]]) -> None:
         self.number = number
-        self.method: str = scope["method"]
-        self.path: str = scope["path"]
-        self.session = dict(headers).get(b"mcp-session-id", b"").decode("latin-1") or None
-        self._request_headers = headers
-        self._status = 0
-        self._response_headers: dict[str, str] = {}
-        self._content_type = ""
-        self._sse: SSEParser | None = None
-        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._json = bytearray()
-        self._too_large = False
-        self._events = 0
+        self.method = method
+        self.path = path
+        self.request_headers = request_headers
+        self.dropped = False  # a piece found the queue full: the rest of the exchange is not traced
+        self.session: str | None = None
+        self.status = 0
+        self.response_headers: dict[str, str] = {}
+        self.content_type = ""
+        self.sse: SSEParser | None = None
+        self.utf8: codecs.IncrementalDecoder | None = None
+        self.json = bytearray()
+        self.too_large = False
+        self.events = 0
 
-    def _base(self, direction: str) -> dict[str, Any]:
+
+class _Records:
+    """The tracing task's side: an exchange's pieces, in queue order, to exchange-log records."""
+
+    def __init__(self, consumer: EventConsumer, max_body: int) -> None:
+        self._consumer = consumer
+        self._max_body = max_body
+        self._seq = itertools.count(1)
+
+    def of(self, piece: _Piece, out: list[bytes]) -> None:
+        exchange, kind, stamp, data = piece
+        if kind == CHUNK:
+            self._chunk(exchange, stamp, data, out)
+        elif kind == REQUEST:
+            headers = _selected(exchange.request_headers, _RECORDED_REQUEST)
+            exchange.session = headers.get("mcp-session-id") or None
+            record = self._base(exchange, "request")
+            record["headers"] = headers
+            record["body"] = self._parsed(data) if data else None
+            record["time"] = _iso(stamp)
+            out.append(_encode(record))
+        elif kind == STARTED:
+            status, raw = data
+            exchange.status = status
+            exchange.response_headers = _selected(raw, _RECORDED_RESPONSE)
+            exchange.session = exchange.response_headers.get("mcp-session-id") or exchange.session
+            content_type = exchange.response_headers.get("content-type", "").split(";", 1)[0].strip().lower()
+            exchange.content_type = content_type
+            if content_type == _EVENT_STREAM:
+                exchange.sse = SSEParser()
+                exchange.utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        else:
+            self._ended(exchange, stamp, out)
+
+    def _chunk(self, exchange: Exchange, stamp: float, data: bytes, out: list[bytes]) -> None:
+        if exchange.sse is not None and exchange.utf8 is not None:
+            for frame in exchange.sse.feed(exchange.utf8.decode(data)):
+                self._emit(exchange, _sse_text(frame), stamp, out)
+        elif not exchange.too_large:
+            exchange.json += data
+            if len(exchange.json) > self._max_body:
+                exchange.too_large = True
+                exchange.json = bytearray()
+                self._consumer.reject(TRACE_BODY_TOO_LARGE)
+
+    def _ended(self, exchange: Exchange, stamp: float, out: list[bytes]) -> None:
+        if exchange.sse is not None and exchange.utf8 is not None:
+            for frame in exchange.sse.feed(exchange.utf8.decode(b"", final=True)) + exchange.sse.close():
+                self._emit(exchange, _sse_text(frame), stamp, out)
+            if exchange.events == 0:
+                self._emit(exchange, None, stamp, out)
+            return
+        body = bytes(exchange.json)
+        parsed = self._parsed(body) if body and exchange.content_type.endswith("json") else None
+        self._emit(exchange, parsed, stamp, out)
+
+    def _base(self, exchange: Exchange, direction: str) -> dict[str, Any]:
         return {
-            "seq": next(self._proxy.seq),
-            "exchange": self.number,
+            "seq": next(self._seq),
+            "exchange": exchange.number,
             "direction": direction,
-            "http_session": self.session,
-            "http_method": self.method,
-            "path": self.path,
+            "http_session": exchange.session,
+            "http_method": exchange.method,
+            "path": exchange.path,
         }
 
-    def request(self, body: bytes) -> None:
-        record = self._base("request")
-        record["headers"] = _selected(self._request_headers, _RECORDED_REQUEST)
-        record["body"] = self._parsed(body) if body else None
-        record["time"] = _now()
-        self._proxy.enqueue(record)
-
-    def response_started(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
-        self._status = status
-        self._response_headers = _selected(headers, _RECORDED_RESPONSE)
-        self.session = self._response_headers.get("mcp-session-id") or self.session
-        self._content_type = self._response_headers.get("content-type", "").split(";", 1)[0].strip().lower()
-        if self._content_type == _EVENT_STREAM:
-            self._sse = SSEParser()
-
-    def chunk(self, data: bytes) -> None:
-        if self._sse is not None:
-            for frame in self._sse.feed(self._utf8.decode(data)):
-                self._emit(_sse_text(frame))
-        elif not self._too_large:
-            self._json += data
-            if len(self._json) > self._proxy.settings.max_traced_body_bytes:
-                self._too_large = True
-                self._json = bytearray()
-                self._proxy.consumer.reject(TRACE_BODY_TOO_LARGE)
-
-    def response_ended(self) -> None:
-        if self._sse is not None:
-            for frame in self._sse.feed(self._utf8.decode(b"", final=True)) + self._sse.close():
-                self._emit(_sse_text(frame))
-            if self._events == 0:
-                self._emit(None)
-            return
-        body = bytes(self._json)
-        self._emit(self._parsed(body) if body and self._content_type.endswith("json") else None)
-
-    def _emit(self, body: object) -> None:
-        self._events += 1
-        record = self._base("response")
-        record["status"] = self._status
-        record["headers"] = self._response_headers
-        record["content_type"] = self._content_type or None
+    def _emit(self, exchange: Exchange, body: object, stamp: float, out: list[bytes]) -> None:
+        exchange.events += 1
+        record = self._base(exchange, "response")
+        record["status"] = exchange.status
+        record["headers"] = exchange.response_headers
+        record["content_type"] = exchange.content_type or None
         record["body"] = body
-        record["time"] = _now()
-        self._proxy.enqueue(record)
+        record["time"] = _iso(stamp)
+        out.append(_encode(record))
 
     def _parsed(self, body: bytes) -> object:
-        if len(body) > self._proxy.settings.max_traced_body_bytes:
-            self._proxy.consumer.reject(TRACE_BODY_TOO_LARGE)
+        if len(body) > self._max_body:
+            self._consumer.reject(TRACE_BODY_TOO_LARGE)
             return None
         try:
             return _decode(body)
@@ -216,32 +268,27 @@ class McpProxy:
         self.consumer = consumer
         self.settings = settings
         self._upstream = settings.upstream
-        self.seq = itertools.count(1)
         self._exchanges = itertools.count(1)
-        self._queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=settings.trace_queue)
+        self._queue: asyncio.Queue[_Piece | None] = asyncio.Queue(maxsize=settings.trace_queue)
+        self._records = _Records(consumer, settings.max_traced_body_bytes)
         self._decoder = StreamDecoder(
             StreamContext(source=SOURCE, stream_key=f"{SOURCE}-{time.time_ns()}"),
             mcp_dialect.DIALECT,
             on_reject=consumer.reject,
         )
-        self._client: httpx.AsyncClient | None = None
+        self._client: Upstream | None = None
         self._task: asyncio.Task[None] | None = None
         # Opened now, so that a path that cannot be written fails startup; closed at shutdown.
         self._record = open(settings.record, "ab") if settings.record is not None else None  # noqa: SIM115
 
     # -- lifecycle ------------------------------------------------------------------
     async def start(self) -> None:
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(None, connect=self.settings.connect_timeout_s),
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=100),
-            trust_env=False,
-            follow_redirects=False,
-        )
+        self._client = Upstream(self._upstream, self.settings.connect_timeout_s)
         self._task = asyncio.create_task(self._trace_forever(), name="mcp-proxy-trace")
 
     async def shutdown(self) -> None:
         if self._task is not None:
-            await self._queue.put(b"")  # the end marker (waits for room): what is queued before it is traced first
+            await self._queue.put(None)  # the end marker (waits for room): what is queued before it is traced first
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
@@ -253,39 +300,56 @@ class McpProxy:
             self._record = None
 
     # -- tracing --------------------------------------------------------------------
-    def enqueue(self, record: dict[str, Any]) -> None:
-        """Hand a record to the tracing task without waiting: a full queue drops it from tracing (counted)."""
+    def enqueue(self, exchange: Exchange, kind: int, data: Any) -> None:
+        """Queue a piece of ``exchange`` for the tracing task without waiting.
+
+        A full queue drops the exchange from tracing from that piece on (counted
+        once): a record built from part of a stream would be wrong, not just late.
+        """
+        if exchange.dropped:
+            return
         try:
-            self._queue.put_nowait(_encode(record))
+            self._queue.put_nowait((exchange, kind, time.time(), data))
         except asyncio.QueueFull:
+            exchange.dropped = True
             self.consumer.reject(TRACE_QUEUE_FULL)
 
     async def _trace_forever(self) -> None:
         while True:
-            data = await self._queue.get()
-            batch = [data]
+            piece = await self._queue.get()
+            batch = [piece]
             while not self._queue.empty() and len(batch) < 500:
                 batch.append(self._queue.get_nowait())
-            ended = b"" in batch
-            self._trace([d for d in batch if d])
+            ended = None in batch
+            self._trace([p for p in batch if p is not None])
             if ended:
                 return
 
-    def _trace(self, batch: list[bytes]) -> None:
+    def _trace(self, batch: list[_Piece]) -> None:
+        records: list[bytes] = []
+        try:
+            for piece in batch:
+                self._records.of(piece, records)
+        except Exception:
+            log.exception("building MCP exchange records failed; the traffic is not affected")
+            self.consumer.reject(TRACE_FAILED, len(batch))
+            return
+        if not records:
+            return
         try:
             if self._record is not None:
-                self._record.write(b"".join(d + b"\n" for d in batch))
+                self._record.write(b"".join(d + b"\n" for d in records))
                 self._record.flush()
         except OSError:
             log.exception("cannot write the MCP exchange log %s", self.settings.record)
         try:
-            events = self._decoder.feed(Frame(None, d) for d in batch)
+            events = self._decoder.feed(Frame(None, d) for d in records)
             self._decoder.rejections.clear()  # counted by on_reject already; a long-lived stream keeps no list
             if events:
                 self.consumer.submit(events)
         except Exception:
             log.exception("tracing MCP exchanges failed; the traffic is not affected")
-            self.consumer.reject(TRACE_FAILED, len(batch))
+            self.consumer.reject(TRACE_FAILED, len(records))
 
     # -- proxying -------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -296,44 +360,44 @@ class McpProxy:
             await _plain(send, 503, b"the MCP proxy is not running")
             return
         body = await _read_body(receive)
-        headers: list[tuple[bytes, bytes]] = list(scope["headers"])
-        exchange = _Exchange(self, next(self._exchanges), scope, headers)
-        exchange.request(body)
-        query = scope.get("query_string", b"")
-        url = self._upstream + ("?" + query.decode("latin-1") if query else "")
-        request = client.build_request(
-            scope["method"],
-            url,
-            headers=[(k, v) for k, v in headers if k.lower() not in _HOP_BY_HOP],
-            content=body or None,
-        )
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        exchange = Exchange(next(self._exchanges), scope["method"], scope["path"], headers)
+        self.enqueue(exchange, REQUEST, body)
         try:
-            upstream = await client.send(request, stream=True)
-        except httpx.HTTPError as exc:
+            upstream = await client.request(
+                scope["method"].encode("ascii"),
+                scope.get("query_string", b""),
+                [*((k, v) for k, v in headers if k.lower() not in _HOP_BY_HOP), _IDENTITY],
+                body,
+            )
+        except UpstreamUnreachable as exc:
             self.consumer.reject(UPSTREAM_UNREACHABLE)
-            exchange.response_started(502, [(b"content-type", b"text/plain")])
-            exchange.response_ended()
-            await _plain(send, 502, f"MCP upstream unreachable: {type(exc).__name__}".encode())
+            self.enqueue(exchange, STARTED, (502, [(b"content-type", b"text/plain")]))
+            self.enqueue(exchange, ENDED, None)
+            await _plain(send, 502, f"MCP upstream unreachable: {exc}".encode())
             return
         try:
-            raw_headers = [(k, v) for k, v in upstream.headers.raw if k.lower() not in _HOP_BY_HOP_RESPONSE]
-            exchange.response_started(upstream.status_code, raw_headers)
-            await send({"type": "http.response.start", "status": upstream.status_code, "headers": raw_headers})
-            if upstream.headers.get("content-type", "").startswith(_EVENT_STREAM):
+            raw_headers = [(k, v) for k, v in upstream.headers if k.lower() not in _HOP_BY_HOP_RESPONSE]
+            self.enqueue(exchange, STARTED, (upstream.status, raw_headers))
+            await send({"type": "http.response.start", "status": upstream.status, "headers": raw_headers})
+            if _streamed(raw_headers):
                 await _until_disconnect(self._pump(upstream, exchange, send), receive)
             else:
                 await self._pump(upstream, exchange, send)
         finally:
             await upstream.aclose()
-            exchange.response_ended()
+            self.enqueue(exchange, ENDED, None)
 
-    @staticmethod
-    async def _pump(upstream: httpx.Response, exchange: _Exchange, send: Send) -> None:
-        """Each chunk to the client as it comes, then to the exchange's records."""
-        async for chunk in upstream.aiter_raw():
+    async def _pump(self, upstream: UpstreamResponse, exchange: Exchange, send: Send) -> None:
+        """Each chunk to the client as it comes, then onto the tracing queue."""
+        async for chunk in upstream.body():
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            exchange.chunk(chunk)
+            self.enqueue(exchange, CHUNK, chunk)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _streamed(headers: list[tuple[bytes, bytes]]) -> bool:
+    return any(k.lower() == b"content-type" and v.startswith(_EVENT_STREAM_BYTES) for k, v in headers)
 
 
 async def _read_body(receive: Receive) -> bytes:
