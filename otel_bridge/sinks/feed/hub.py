@@ -61,6 +61,14 @@ _MAX_CHUNK = 64 * 1024
 """Largest write to one subscriber (a single frame may exceed it)."""
 
 
+HEARTBEAT = sse.comment("heartbeat")
+"""What an idle stream writes every ``heartbeat_s``."""
+
+_WAKE_TICK = 0.001
+"""Subscribers whose queue got events are woken together, at most this long after the first publish:
+a burst of small publishes (one event per POST) costs one wake-up and one write per subscriber."""
+
+
 class FeedFull(Exception):
     """``max_subscribers`` are connected already."""
 
@@ -190,6 +198,8 @@ class Feed:
         self._run_agents: OrderedDict[str, str] = OrderedDict()
         self._run_threads: OrderedDict[str, str] = OrderedDict()
         self._closed = False
+        self._to_wake: dict[Subscriber, None] = {}
+        self._wake_timer: asyncio.TimerHandle | None = None
         self.published = 0
         self.delivered = 0
         self.lag_events = 0
@@ -239,6 +249,23 @@ class Feed:
         for subscriber in self._subscribers:
             subscriber.offer(items, prev)
         self._prev_seq = items[-1].seq
+
+    def _wake_soon(self, subscriber: Subscriber) -> None:
+        """Wake ``subscriber``'s writer on the next tick, together with every other subscriber that got events."""
+        self._to_wake[subscriber] = None
+        if self._wake_timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # published outside a loop (a test): nobody can be waiting
+                self._wake_all()
+                return
+            self._wake_timer = loop.call_later(_WAKE_TICK, self._wake_all)
+
+    def _wake_all(self) -> None:
+        self._wake_timer = None
+        to_wake, self._to_wake = self._to_wake, {}
+        for subscriber in to_wake:
+            subscriber._wake()
 
     def _gap(self, reason: str) -> None:
         """The backend went away: every subscriber is told, in line with its events, that some may be missing."""
@@ -444,6 +471,7 @@ class Subscriber:
     """One ``GET /v1/stream`` connection: a filter, a format, a bounded queue and its writer."""
 
     __slots__ = (
+        "_beat",
         "_feed",
         "_initial",
         "_waiter",
@@ -473,6 +501,7 @@ class Subscriber:
         self.closed = False
         self._initial = initial
         self._waiter: asyncio.Future[None] | None = None
+        self._beat = False  # a heartbeat comment is due (the response's idle timer asked)
 
     def offer(self, items: list[FeedItem], prev_seq: int | None = None) -> None:
         """Queue what matches, up to the bound; past it, count and mark lagging. Never blocks.
@@ -509,7 +538,12 @@ class Subscriber:
                         self.lag_after = items[i - 1].seq if i > 0 else prev_seq
                     self.dropped += 1
         if self.queue or self.lag_from is not None:
-            self._wake()
+            self._feed._wake_soon(self)
+
+    def heartbeat(self) -> None:
+        """Write a ``: heartbeat`` comment next, in line with the frames (the response calls this when idle)."""
+        self._beat = True
+        self._wake()
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -548,6 +582,10 @@ class Subscriber:
                     continue
                 if end:
                     return
+                if self._beat:
+                    self._beat = False
+                    yield HEARTBEAT
+                    continue
                 queue = self.queue
                 if not queue and self.lag_from is None:
                     if self.closed:
