@@ -20,6 +20,10 @@ off the write path:
   never followed by anything.
 * **Client disconnect**: one listener task awaits ``http.disconnect`` and ends
   the stream (``on_disconnect``).
+* **Server shutdown**: open streams end at once when the server is told to
+  exit (sse-starlette's uvicorn exit hook, watched by one task per event loop,
+  not per connection), so a shutdown does not wait out its graceful timeout.
+* ``HEAD``: the headers and an empty body, no stream.
 
 The iterator's chunks end on frame boundaries (the hub's writer takes whole
 frames), and a chunk is one ``send``: the server writes it to its transport at
@@ -31,8 +35,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
 
+from sse_starlette import EventSourceResponse
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
@@ -82,8 +88,16 @@ class SseResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         loop = asyncio.get_running_loop()
+        if scope.get("method") == "HEAD":
+            await send({"type": "http.response.start", "status": self.status_code, "headers": self._raw_headers})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            with contextlib.suppress(Exception):
+                await self._chunks.aclose()  # type: ignore[attr-defined]
+            return
         self._task = asyncio.current_task()
         listener = loop.create_task(self._listen(receive))
+        open_here = _open_responses(loop)
+        open_here.add(self)
         self._last_write = loop.time()
         self._schedule(loop)
         try:
@@ -98,6 +112,7 @@ class SseResponse(Response):
         except OSError:  # the client went away mid-write
             pass
         finally:
+            open_here.discard(self)
             if self._timer is not None:
                 self._timer.cancel()
             listener.cancel()
@@ -148,3 +163,22 @@ class SseResponse(Response):
             self._last_write = now  # one heartbeat per idle interval
             self._on_idle()
         self._schedule(loop)
+
+
+_OPEN: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, set[SseResponse]] = weakref.WeakKeyDictionary()
+
+
+def _open_responses(loop: asyncio.AbstractEventLoop) -> set[SseResponse]:
+    """The responses streaming on ``loop``; the first one starts the loop's shutdown watcher."""
+    responses = _OPEN.get(loop)
+    if responses is None:
+        responses = _OPEN[loop] = set()
+        loop.create_task(_end_on_exit(responses), name="sse-shutdown-watcher")
+    return responses
+
+
+async def _end_on_exit(responses: set[SseResponse]) -> None:
+    """When the server is told to exit, end every open stream (after what is already queued)."""
+    await EventSourceResponse._listen_for_exit_signal()  # uvicorn's exit, as sse-starlette hooks it
+    for response in list(responses):
+        response._on_disconnect()
