@@ -77,27 +77,38 @@ class FeedItem:
     """One published event: its filter keys, its canonical SSE frame, and other formats' frames on demand.
 
     ``seq`` is its place in the backend's order; ``wire_id`` is how its ``id:`` line writes that
-    (``None``: no ``id:`` line, an event served while the shared backend was away).
+    (``None``: no ``id:`` line, an event served while the shared backend was away). The canonical
+    frame is made from the encoded record on first use (a subscriber, a resume), so a feed nobody
+    reads does not frame its events; ``size`` is that frame's length, known without making it.
     """
 
     __slots__ = (
         "_alt",
+        "_data",
+        "_frame",
         "agent",
         "dialect",
-        "frame",
         "kind",
         "notes",
         "record",
         "run_id",
         "seq",
+        "size",
         "source",
         "thread_id",
         "wire_id",
     )
 
     def __init__(
-        self, record: FeedRecord, kind: EventKind, frame: bytes, seq: int | None = None, wire_id: WireId | None = -1
+        self,
+        record: FeedRecord,
+        kind: EventKind,
+        frame: bytes | None,
+        seq: int | None = None,
+        wire_id: WireId | None = -1,
+        data: bytes | None = None,
     ) -> None:
+        """``frame``: the canonical frame, or ``None`` to make it from ``data`` (the encoded record) when first used."""
         self.seq = record.seq if seq is None else seq
         self.wire_id: WireId | None = self.seq if wire_id == -1 else wire_id
         self.kind = kind
@@ -107,9 +118,26 @@ class FeedItem:
         self.dialect = record.dialect
         self.source = record.source
         self.record = record
-        self.frame = frame
+        self._frame = frame
+        self._data = data
+        if frame is not None:
+            self.size = len(frame)
+        elif data is not None:
+            self.size = sse.frame_size(len(data), event=kind.value, event_id=self.wire_id)
+        else:
+            raise ValueError("a feed item needs its frame or its encoded record")
         self.notes: dict[str, object] | None = None  # per-format state noted at publish time
         self._alt: dict[str, bytes] | None = None
+
+    @property
+    def frame(self) -> bytes:
+        """The canonical SSE frame, made once and then shared by every subscriber."""
+        frame = self._frame
+        if frame is None:
+            assert self._data is not None
+            frame = self._frame = sse.frame(self._data, event=self.kind.value, event_id=self.wire_id, split_lines=False)
+            self._data = None
+        return frame
 
     def frame_for(self, fmt: FeedFormat | None) -> bytes:
         """The frame in ``fmt`` (``None``: canonical), made once and then shared by every subscriber."""
@@ -131,7 +159,9 @@ class _Notice(FeedItem):
         self.wire_id = None
         self.notes = None
         self._alt = None
-        self.frame = sse.frame(encode(body), event=sc.FEED_EVENT_MISSED, split_lines=False)
+        self._data = None
+        self._frame = sse.frame(encode(body), event=sc.FEED_EVENT_MISSED, split_lines=False)
+        self.size = len(self._frame)
         self._body = body
 
     def frame_for(self, fmt: FeedFormat | None) -> bytes:
@@ -139,9 +169,8 @@ class _Notice(FeedItem):
 
 
 def frame_item(record: FeedRecord, data: bytes, seq: int, wire_id: WireId | None) -> FeedItem:
-    """Frame one event once (the canonical form every subscriber shares); what backends build items with."""
-    kind = EventKind(record.kind)
-    return FeedItem(record, kind, sse.frame(data, event=kind.value, event_id=wire_id, split_lines=False), seq, wire_id)
+    """An event as every subscriber shares it (its canonical frame made on first use); backends build items so."""
+    return FeedItem(record, EventKind(record.kind), None, seq, wire_id, data)
 
 
 class FeedFormat(Protocol):
