@@ -13,7 +13,12 @@ per delivered event; the driver reads the server's CPU time from /proc.
 Prints, per row: delivered events per server CPU-second, p50/p99 latency, and
 the feed/naive ratio. The machine is shared and noisy: read the ratios.
 
-Usage: python bench/bench_fanout.py [--seconds 3] [--only feed|naive]
+``--per-post 1`` publishes one event per POST instead of 10 ms batches;
+``--rows 100x1000,1000x1000`` picks the (subscribers x events/s) rows; ``--rounds N``
+repeats each row, alternating which of the two goes first, and prints medians
+(min-max).
+
+Usage: python bench/bench_fanout.py [--seconds 3] [--rows ...] [--per-post N] [--rounds N]
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import json
 import os
 import pathlib
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -101,7 +107,9 @@ def serve(port: int) -> None:
 # --- the client process ----------------------------------------------------------------
 
 
-async def client(port: int, path: str, subscribers: int, rate: int, seconds: float) -> dict[str, Any]:
+async def client(
+    port: int, path: str, subscribers: int, rate: int, seconds: float, per_post: int = 0
+) -> dict[str, Any]:
     import httpx
 
     total = int(rate * seconds)
@@ -141,7 +149,7 @@ async def client(port: int, path: str, subscribers: int, rate: int, seconds: flo
     await asyncio.sleep(0.2)
     print("READY", flush=True)
     sys.stdin.readline()  # the driver has read the server's CPU time
-    per_tick = max(1, rate // 100)
+    per_tick = per_post or max(1, rate // 100)
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
         start = time.monotonic()
         sent = 0
@@ -173,7 +181,7 @@ async def client(port: int, path: str, subscribers: int, rate: int, seconds: flo
 # --- the driver --------------------------------------------------------------------------
 
 
-def run_row(mode: str, subscribers: int, rate: int, seconds: float) -> dict[str, Any]:
+def run_row(mode: str, subscribers: int, rate: int, seconds: float, per_post: int = 0) -> dict[str, Any]:
     import httpx
 
     port = free_port()
@@ -191,6 +199,7 @@ def run_row(mode: str, subscribers: int, rate: int, seconds: float) -> dict[str,
                 time.sleep(0.05)
         path = "/v1/stream" if mode == "feed" else "/naive"
         args = [sys.executable, __file__, "--client", str(port), path, str(subscribers), str(rate), str(seconds)]
+        args.append(str(per_post))
         cli = subprocess.Popen(args, env=env, cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert cli.stdout is not None
         assert cli.stdin is not None
@@ -217,7 +226,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=3.0, help="publishing time per row")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--client", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--client", nargs=6, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--rows", help="subscribers x events/s, comma-separated (default: 1x1000,10x1000,100x1000,1000x100)"
+    )
+    parser.add_argument("--per-post", type=int, default=0, help="events per POST (default: 10 ms batches)")
+    parser.add_argument("--only", choices=("feed", "naive"), help="run one of the two (no ratio)")
+    parser.add_argument("--rounds", type=int, default=1, help="rounds per row, alternating which mode goes first")
     args = parser.parse_args()
     if args.serve:
         serve(args.serve)
@@ -227,24 +242,58 @@ def main() -> None:
 
         _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        port, path, subs, rate, seconds = args.client
-        out = asyncio.run(client(int(port), path, int(subs), int(rate), float(seconds)))
+        port, path, subs, rate, seconds, per_post = args.client
+        out = asyncio.run(client(int(port), path, int(subs), int(rate), float(seconds), int(per_post)))
         print(json.dumps(out), flush=True)
         return
+    rows = ROWS
+    if args.rows:
+        rows = [(int(a), int(b)) for a, b in (row.split("x") for row in args.rows.split(","))]
     print(
         f"{'subs':>5} {'ev/s':>5} | {'feed deliv/CPU-s':>16} {'p50':>7} {'p99':>7} | "
         f"{'naive deliv/CPU-s':>17} {'p50':>7} {'p99':>7} | ratio  (delivered/expected)"
     )
-    for subscribers, rate in ROWS:
-        feed = run_row("feed", subscribers, rate, args.seconds)
-        naive = run_row("naive", subscribers, rate, args.seconds)
-        ratio = feed["per_cpu_s"] / naive["per_cpu_s"] if naive["per_cpu_s"] else float("nan")
-        print(
-            f"{subscribers:>5} {rate:>5} | {feed['per_cpu_s']:>16.0f} {_ms(feed['p50_ms'])} {_ms(feed['p99_ms'])} | "
-            f"{naive['per_cpu_s']:>17.0f} {_ms(naive['p50_ms'])} {_ms(naive['p99_ms'])} | {ratio:>4.2f}x "
-            f"({feed['delivered']}/{feed['expected']}, {naive['delivered']}/{naive['expected']})",
-            flush=True,
-        )
+    for subscribers, rate in rows:
+        feeds: list[dict[str, Any]] = []
+        naives: list[dict[str, Any]] = []
+        ratios: list[float] = []
+        for r in range(args.rounds):
+            order = ("feed", "naive") if r % 2 == 0 else ("naive", "feed")
+            none = {"per_cpu_s": 0.0, "p50_ms": None, "p99_ms": None, "delivered": 0, "expected": 0}
+            got = {
+                mode: run_row(mode, subscribers, rate, args.seconds, args.per_post)
+                if args.only in (None, mode)
+                else none
+                for mode in order
+            }
+            feed, naive = got["feed"], got["naive"]
+            feeds.append(feed)
+            naives.append(naive)
+            ratio = feed["per_cpu_s"] / naive["per_cpu_s"] if naive["per_cpu_s"] else float("nan")
+            ratios.append(ratio)
+            print(
+                f"{subscribers:>5} {rate:>5} | "
+                f"{feed['per_cpu_s']:>16.0f} {_ms(feed['p50_ms'])} {_ms(feed['p99_ms'])} | "
+                f"{naive['per_cpu_s']:>17.0f} {_ms(naive['p50_ms'])} {_ms(naive['p99_ms'])} | {ratio:>4.2f}x "
+                f"({feed['delivered']}/{feed['expected']}, {naive['delivered']}/{naive['expected']})",
+                flush=True,
+            )
+        if args.rounds > 1:
+            print(
+                f"  median: feed {_spread([f['per_cpu_s'] for f in feeds], '.0f')} deliv/CPU-s, "
+                f"p50 {_spread([f['p50_ms'] for f in feeds], '.1f')} ms, "
+                f"p99 {_spread([f['p99_ms'] for f in feeds], '.1f')} ms; "
+                f"naive {_spread([n['per_cpu_s'] for n in naives], '.0f')}, "
+                f"p99 {_spread([n['p99_ms'] for n in naives], '.1f')} ms; ratio {_spread(ratios, '.2f')}x",
+                flush=True,
+            )
+
+
+def _spread(values: list[Any], fmt: str) -> str:
+    known = sorted(v for v in values if v is not None)
+    if not known:
+        return "n/a"
+    return f"{statistics.median(known):{fmt}} ({known[0]:{fmt}}-{known[-1]:{fmt}})"
 
 
 if __name__ == "__main__":

@@ -347,6 +347,21 @@ def test_the_ring_is_bounded_by_count_and_bytes() -> None:
     assert g.snapshot()["ring_bytes"] == sum(len(i.frame) for i in g.backend.ring)
 
 
+async def test_an_event_is_framed_on_first_use_and_only_once() -> None:
+    f = feed()
+    publish(f, 3)  # nobody subscribes: the ring keeps the encoded records, not frames
+    assert [item._frame for item in f.backend.ring] == [None, None, None]
+    sizes = [item.size for item in f.backend.ring]
+    stream = f.subscribe(last_event_id=FIRST - 1).chunks()
+    assert ids(parse(await anext(stream)))[:3] == [FIRST, FIRST + 1, FIRST + 2]
+    frames = [item._frame for item in f.backend.ring]
+    assert [len(frame or b"") for frame in frames] == sizes
+    assert all(item._data is None for item in f.backend.ring)  # the record's bytes are not kept twice
+    again = f.subscribe(last_event_id=FIRST - 1).chunks()
+    await anext(again)
+    assert all(a is item._frame for a, item in zip(frames, f.backend.ring, strict=True))
+
+
 def test_subscribers_past_the_bound_are_refused() -> None:
     f = feed(max_subscribers=2)
     f.subscribe()

@@ -6,6 +6,7 @@ import pytest
 from sse_starlette import ServerSentEvent
 
 from otel_bridge.sinks.feed import sse
+from otel_bridge.sinks.feed.hub import HEARTBEAT
 
 
 def test_data_only() -> None:
@@ -61,8 +62,16 @@ def test_comment() -> None:
 
 
 def test_comment_is_the_heartbeat_the_stream_response_sends() -> None:
-    # web/stream.py has sse-starlette send its pings; they must be the same bytes as ours.
-    assert sse.comment("heartbeat") == ServerSentEvent(comment="heartbeat", sep="\n").encode()
+    # The feed's heartbeat is the bytes sse-starlette's pings were (the wire did not change with the response).
+    assert HEARTBEAT == sse.comment("heartbeat") == ServerSentEvent(comment="heartbeat", sep="\n").encode()
+
+
+@pytest.mark.parametrize("event", [None, "llm.completed", "missed"])
+@pytest.mark.parametrize("event_id", [None, 0, 7, 1_764_000_000_000_123, "1764000000000-12"])
+@pytest.mark.parametrize("data", [b"", b"{}", b'{"name":"x"}' * 50])
+def test_frame_size_is_the_length_of_the_frame(data: bytes, event: str | None, event_id: int | str | None) -> None:
+    framed = sse.frame(data, event=event, event_id=event_id, split_lines=False)
+    assert sse.frame_size(len(data), event=event, event_id=event_id) == len(framed)
 
 
 def test_retry() -> None:

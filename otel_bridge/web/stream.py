@@ -1,4 +1,4 @@
-"""``GET /v1/stream``: the live feed over Server-Sent Events (sse-starlette); ``POST`` for AG-UI clients.
+"""``GET /v1/stream``: the live feed over Server-Sent Events (:mod:`.sse_response`); ``POST`` for AG-UI clients.
 
 Query parameters (each may be repeated or comma-separated; any value matches):
 ``run_id``, ``thread_id`` (the conversation; a run without one is its own thread),
@@ -38,14 +38,13 @@ from typing import Annotated
 import msgspec
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response
-from sse_starlette import EventSourceResponse, ServerSentEvent
-from sse_starlette.sse import SendTimeoutError
 from starlette.types import Receive, Scope, Send
 
 from otel_bridge.sinks.feed import Feed, FeedFilter, FeedFull, FilterError, Subscriber
 from otel_bridge.sinks.feed.filters import ItemFilter
 from otel_bridge.sinks.feed.runs import END_OF_RUN, FollowThread, UiFormat
 from otel_bridge.web.problem import problem
+from otel_bridge.web.sse_response import SseResponse
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +53,8 @@ AG_UI = "ag-ui"
 _END_OF_RUN = b"\n" + END_OF_RUN  # the comment follows a frame's blank line; no data line holds a line break
 
 
-class FeedResponse(EventSourceResponse):
-    """An SSE response bound to one subscriber: a send timeout ends it quietly and counted."""
+class FeedResponse(SseResponse):
+    """An SSE response bound to one subscriber: heartbeats in line, a send timeout ends it quietly and counted."""
 
     def __init__(
         self,
@@ -69,11 +68,11 @@ class FeedResponse(EventSourceResponse):
         chunks = subscriber.chunks()
         super().__init__(
             _until_run_end(chunks) if until_run_end else chunks,
-            headers={"Cache-Control": "no-cache", **(headers or {})},
-            ping=settings.heartbeat_s,
-            sep="\n",
-            ping_message_factory=lambda: ServerSentEvent(comment="heartbeat", sep="\n"),
-            send_timeout=settings.send_timeout_s,
+            heartbeat_s=settings.heartbeat_s,
+            send_timeout_s=settings.send_timeout_s,
+            on_idle=subscriber.heartbeat,
+            on_disconnect=subscriber.close,
+            headers=headers,
         )
         self._feed = feed
         self._subscriber = subscriber
@@ -81,12 +80,12 @@ class FeedResponse(EventSourceResponse):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
-        except SendTimeoutError:
+        finally:
+            self._subscriber.close()
+        if self.timed_out:
             # The client stopped reading; the server closes the socket when we return.
             self._feed.send_timeouts += 1
             log.warning("feed: a subscriber stopped reading for %ss; disconnected", self._feed.settings.send_timeout_s)
-        finally:
-            self._subscriber.close()
 
 
 async def _until_run_end(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

@@ -90,7 +90,11 @@ def post(url: str, events: Iterable[dict[str, Any]], token: str | None = None, *
 def sse(
     url: str, *, headers: dict[str, str] | None = None, timeout: float = 10.0
 ) -> Iterator[Iterator[ServerSentEvent]]:
-    """A real SSE connection (httpx-sse); yields its event iterator, retry-only blocks skipped."""
+    """A real SSE connection (httpx-sse); yields its event iterator, data-less blocks skipped.
+
+    The spec dispatches no event for a block without data (a ``retry:`` hint, the blank line after a
+    heartbeat comment); httpx-sse yields one once an id has been seen, with empty data.
+    """
     with (
         httpx.Client(timeout=httpx.Timeout(timeout, connect=5.0)) as client,
         connect_sse(client, "GET", url, headers=headers or {}) as source,
@@ -99,7 +103,7 @@ def sse(
 
         def events() -> Iterator[ServerSentEvent]:
             for event in source.iter_sse():
-                if event.retry is not None and not event.data:
+                if not event.data:
                     continue
                 yield event
 

@@ -61,6 +61,14 @@ _MAX_CHUNK = 64 * 1024
 """Largest write to one subscriber (a single frame may exceed it)."""
 
 
+HEARTBEAT = sse.comment("heartbeat")
+"""What an idle stream writes every ``heartbeat_s``."""
+
+_WAKE_TICK = 0.001
+"""Subscribers whose queue got events are woken together, at most this long after the first publish:
+a burst of small publishes (one event per POST) costs one wake-up and one write per subscriber."""
+
+
 class FeedFull(Exception):
     """``max_subscribers`` are connected already."""
 
@@ -69,27 +77,38 @@ class FeedItem:
     """One published event: its filter keys, its canonical SSE frame, and other formats' frames on demand.
 
     ``seq`` is its place in the backend's order; ``wire_id`` is how its ``id:`` line writes that
-    (``None``: no ``id:`` line, an event served while the shared backend was away).
+    (``None``: no ``id:`` line, an event served while the shared backend was away). The canonical
+    frame is made from the encoded record on first use (a subscriber, a resume), so a feed nobody
+    reads does not frame its events; ``size`` is that frame's length, known without making it.
     """
 
     __slots__ = (
         "_alt",
+        "_data",
+        "_frame",
         "agent",
         "dialect",
-        "frame",
         "kind",
         "notes",
         "record",
         "run_id",
         "seq",
+        "size",
         "source",
         "thread_id",
         "wire_id",
     )
 
     def __init__(
-        self, record: FeedRecord, kind: EventKind, frame: bytes, seq: int | None = None, wire_id: WireId | None = -1
+        self,
+        record: FeedRecord,
+        kind: EventKind,
+        frame: bytes | None,
+        seq: int | None = None,
+        wire_id: WireId | None = -1,
+        data: bytes | None = None,
     ) -> None:
+        """``frame``: the canonical frame, or ``None`` to make it from ``data`` (the encoded record) when first used."""
         self.seq = record.seq if seq is None else seq
         self.wire_id: WireId | None = self.seq if wire_id == -1 else wire_id
         self.kind = kind
@@ -99,9 +118,26 @@ class FeedItem:
         self.dialect = record.dialect
         self.source = record.source
         self.record = record
-        self.frame = frame
+        self._frame = frame
+        self._data = data
+        if frame is not None:
+            self.size = len(frame)
+        elif data is not None:
+            self.size = sse.frame_size(len(data), event=kind.value, event_id=self.wire_id)
+        else:
+            raise ValueError("a feed item needs its frame or its encoded record")
         self.notes: dict[str, object] | None = None  # per-format state noted at publish time
         self._alt: dict[str, bytes] | None = None
+
+    @property
+    def frame(self) -> bytes:
+        """The canonical SSE frame, made once and then shared by every subscriber."""
+        frame = self._frame
+        if frame is None:
+            assert self._data is not None
+            frame = self._frame = sse.frame(self._data, event=self.kind.value, event_id=self.wire_id, split_lines=False)
+            self._data = None
+        return frame
 
     def frame_for(self, fmt: FeedFormat | None) -> bytes:
         """The frame in ``fmt`` (``None``: canonical), made once and then shared by every subscriber."""
@@ -123,7 +159,9 @@ class _Notice(FeedItem):
         self.wire_id = None
         self.notes = None
         self._alt = None
-        self.frame = sse.frame(encode(body), event=sc.FEED_EVENT_MISSED, split_lines=False)
+        self._data = None
+        self._frame = sse.frame(encode(body), event=sc.FEED_EVENT_MISSED, split_lines=False)
+        self.size = len(self._frame)
         self._body = body
 
     def frame_for(self, fmt: FeedFormat | None) -> bytes:
@@ -131,9 +169,8 @@ class _Notice(FeedItem):
 
 
 def frame_item(record: FeedRecord, data: bytes, seq: int, wire_id: WireId | None) -> FeedItem:
-    """Frame one event once (the canonical form every subscriber shares); what backends build items with."""
-    kind = EventKind(record.kind)
-    return FeedItem(record, kind, sse.frame(data, event=kind.value, event_id=wire_id, split_lines=False), seq, wire_id)
+    """An event as every subscriber shares it (its canonical frame made on first use); backends build items so."""
+    return FeedItem(record, EventKind(record.kind), None, seq, wire_id, data)
 
 
 class FeedFormat(Protocol):
@@ -190,6 +227,8 @@ class Feed:
         self._run_agents: OrderedDict[str, str] = OrderedDict()
         self._run_threads: OrderedDict[str, str] = OrderedDict()
         self._closed = False
+        self._to_wake: dict[Subscriber, None] = {}
+        self._wake_timer: asyncio.TimerHandle | None = None
         self.published = 0
         self.delivered = 0
         self.lag_events = 0
@@ -239,6 +278,23 @@ class Feed:
         for subscriber in self._subscribers:
             subscriber.offer(items, prev)
         self._prev_seq = items[-1].seq
+
+    def _wake_soon(self, subscriber: Subscriber) -> None:
+        """Wake ``subscriber``'s writer on the next tick, together with every other subscriber that got events."""
+        self._to_wake[subscriber] = None
+        if self._wake_timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # published outside a loop (a test): nobody can be waiting
+                self._wake_all()
+                return
+            self._wake_timer = loop.call_later(_WAKE_TICK, self._wake_all)
+
+    def _wake_all(self) -> None:
+        self._wake_timer = None
+        to_wake, self._to_wake = self._to_wake, {}
+        for subscriber in to_wake:
+            subscriber._wake()
 
     def _gap(self, reason: str) -> None:
         """The backend went away: every subscriber is told, in line with its events, that some may be missing."""
@@ -444,6 +500,7 @@ class Subscriber:
     """One ``GET /v1/stream`` connection: a filter, a format, a bounded queue and its writer."""
 
     __slots__ = (
+        "_beat",
         "_feed",
         "_initial",
         "_waiter",
@@ -473,6 +530,7 @@ class Subscriber:
         self.closed = False
         self._initial = initial
         self._waiter: asyncio.Future[None] | None = None
+        self._beat = False  # a heartbeat comment is due (the response's idle timer asked)
 
     def offer(self, items: list[FeedItem], prev_seq: int | None = None) -> None:
         """Queue what matches, up to the bound; past it, count and mark lagging. Never blocks.
@@ -509,7 +567,12 @@ class Subscriber:
                         self.lag_after = items[i - 1].seq if i > 0 else prev_seq
                     self.dropped += 1
         if self.queue or self.lag_from is not None:
-            self._wake()
+            self._feed._wake_soon(self)
+
+    def heartbeat(self) -> None:
+        """Write a ``: heartbeat`` comment next, in line with the frames (the response calls this when idle)."""
+        self._beat = True
+        self._wake()
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -548,6 +611,10 @@ class Subscriber:
                     continue
                 if end:
                     return
+                if self._beat:
+                    self._beat = False
+                    yield HEARTBEAT
+                    continue
                 queue = self.queue
                 if not queue and self.lag_from is None:
                     if self.closed:

@@ -52,11 +52,11 @@ class MemoryBackend:
     def _keep(self, items: list[FeedItem]) -> None:
         ring = self.ring
         ring.extend(items)
-        self.ring_bytes += sum(len(item.frame) for item in items)
+        self.ring_bytes += sum(item.size for item in items)
         limit_n = self._settings.ring_size
         limit_bytes = self._settings.ring_max_bytes
         while len(ring) > limit_n or (self.ring_bytes > limit_bytes and len(ring) > 1):
-            self.ring_bytes -= len(ring.popleft().frame)
+            self.ring_bytes -= ring.popleft().size
 
     async def read_from(self, after: int, until: int | None, limit: int) -> Backlog:
         # Never suspends: a caller that awaits it sees the ring as it is now.

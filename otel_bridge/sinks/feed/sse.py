@@ -37,6 +37,18 @@ def frame(
     return b"id: " + event_id.encode() + b"\n" + lines  # a Redis stream id: digits and one '-'
 
 
+def frame_size(data_len: int, *, event: str | None = None, event_id: int | str | None = None) -> int:
+    """The length of :func:`frame`'s output for single-line data of ``data_len`` bytes, without making it."""
+    size = data_len + 8  # "data: " and the two line ends
+    if event is not None:
+        size += len(event_line(event))
+    if isinstance(event_id, int):
+        size += len(b"%d" % event_id) + 5  # "id: " and its line end
+    elif event_id is not None:
+        size += len(event_id.encode()) + 5
+    return size
+
+
 @functools.lru_cache(maxsize=256)
 def event_line(event: str) -> bytes:
     """The ``event:`` line of a frame; a name with a line break would end the field early.
