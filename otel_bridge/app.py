@@ -119,6 +119,7 @@ def create_app(
         body.update(pipeline.stats.snapshot())
         if pipeline.exporter is not None:
             body["export_queue_depth"] = pipeline.exporter.queue_depth
+            body["export_encoder"] = pipeline.exporter.encoder
             body["export_last_error"] = pipeline.exporter.last_error
         body["feed"] = feed.snapshot()
         if pipeline.guard is not None:

@@ -75,6 +75,11 @@ class SpanExporter(SpanSink, Lifecycle, Protocol):
         """Why the last send failed; ``None`` once one succeeds again."""
         ...
 
+    @property
+    def encoder(self) -> str:
+        """Which encoder writes the requests, and where (native or pure; the sidecar or its worker)."""
+        ...
+
 
 class ListSink:
     """In-memory sink for tests and for ``replay``: keeps every span it is given."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from otel_bridge import semconv as sc
 from otel_bridge.assembly import assemble, resource_for
 from otel_bridge.config import (
@@ -112,3 +114,17 @@ def test_the_resource_names_the_service_and_the_configured_attributes_win() -> N
     assert resource[sc.SERVICE_NAME] == "sidecar"
     assert resource["team"] == "agents"
     assert assemble(settings).resource == resource
+
+
+@pytest.mark.parametrize("worker", [True, False])
+def test_health_says_which_encoder_writes_the_requests(worker: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    from starlette.testclient import TestClient
+
+    from otel_bridge.app import create_app
+
+    monkeypatch.setenv("OTEL_BRIDGE_OTLP_ENCODER", "pure")  # the one encoder every machine has
+    settings = Settings(otlp=OtlpSettings(endpoint=ENDPOINT, worker_process=worker))
+    with TestClient(create_app(settings)) as client:
+        encoder = client.get("/v1/health").json()["export_encoder"]
+    assert encoder.startswith("OTLP protobuf, pure Python (OTEL_BRIDGE_OTLP_ENCODER=pure)"), encoder
+    assert ("export worker" in encoder) is worker

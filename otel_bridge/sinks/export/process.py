@@ -283,3 +283,9 @@ class ProcessExporter(BatchingExporter):
         stats.spans_resent[self.name] += 0
         pipe = WorkerPipe(settings, stats, Init(settings, resource, scope, schema_url), self.name)
         super().__init__(settings, stats, pipe, lock=lock)
+        self._pipe = pipe
+
+    @property
+    def encoder(self) -> str:
+        """Which encoder writes the requests, and where (``/v1/health``, the startup log)."""
+        return self._pipe.encoder
