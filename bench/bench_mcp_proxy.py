@@ -30,30 +30,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 MCP_PYTHON = REPO / ".tools" / "mcp-2.3.0" / "bin" / "python"
 PRODUCER = REPO / "tests" / "support" / "mcp_producer.py"
-TICKS = os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, str(REPO))  # the timing client runs this file under the MCP SDK's python
 
-
-def tree_cpu_s(root: int) -> float:
-    """User + system CPU seconds of ``root`` and every live descendant (from /proc)."""
-    parents: dict[int, int] = {}
-    times: dict[int, float] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(entry)] = int(fields[1])
-        times[int(entry)] = (int(fields[11]) + int(fields[12])) / TICKS
-    total, stack = 0.0, [root]
-    while stack:
-        pid = stack.pop()
-        total += times.get(pid, 0.0)
-        stack.extend(child for child, parent in parents.items() if parent == pid)
-    return total
-
+from bench.proctree import tree_cpu_seconds  # noqa: E402  (standard library only: any python imports it)
 
 # -- the timing client (run by the SDK's python) ------------------------------------------------
 
@@ -79,13 +58,13 @@ def client_main(
             for r in range(rounds):
                 order = [("direct", d), ("proxy", p)]
                 for name, c in order if r % 2 == 0 else order[::-1]:
-                    cpu0, server0 = tree_cpu_s(sidecar_pid), tree_cpu_s(server_pid)
+                    cpu0, server0 = tree_cpu_seconds(sidecar_pid), tree_cpu_seconds(server_pid)
                     for _ in range(calls):
                         t0 = time.perf_counter()
                         await c.call_tool("reorder_quote", args)
                         latency[name].append(time.perf_counter() - t0)
-                    sidecar_cpu[name] += tree_cpu_s(sidecar_pid) - cpu0
-                    server_cpu[name] += tree_cpu_s(server_pid) - server0
+                    sidecar_cpu[name] += tree_cpu_seconds(sidecar_pid) - cpu0
+                    server_cpu[name] += tree_cpu_seconds(server_pid) - server0
             return {"latency": latency, "sidecar_cpu": sidecar_cpu, "server_cpu": server_cpu}
 
     print(json.dumps(asyncio.run(run())))
