@@ -6,7 +6,7 @@ import pytest
 from sse_starlette import ServerSentEvent
 
 from otel_bridge.sinks.feed import sse
-from otel_bridge.sinks.feed.hub import HEARTBEAT
+from otel_bridge.sinks.feed.subscriber import HEARTBEAT
 
 
 def test_data_only() -> None:

@@ -13,7 +13,9 @@ so it is imported only when configured). The HTTP side (``GET``/``POST
 """
 
 from otel_bridge.sinks.feed.filters import FeedFilter, FilterError
-from otel_bridge.sinks.feed.hub import Feed, FeedFormat, FeedFull, FeedItem, Subscriber
+from otel_bridge.sinks.feed.hub import Feed, FeedFull
+from otel_bridge.sinks.feed.item import FeedFormat, FeedItem
 from otel_bridge.sinks.feed.record import FeedRecord
+from otel_bridge.sinks.feed.subscriber import Subscriber
 
 __all__ = ["Feed", "FeedFilter", "FeedFormat", "FeedFull", "FeedItem", "FeedRecord", "FilterError", "Subscriber"]

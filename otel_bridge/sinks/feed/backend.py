@@ -2,7 +2,7 @@
 
 The hub (:mod:`.hub`) enriches and encodes each event once and hands it to a
 :class:`FeedBackend`; the backend gives every event its place in the order (its
-id) and hands framed :class:`~.hub.FeedItem` objects back to the hub's
+id) and hands framed :class:`~.item.FeedItem` objects back to the hub's
 ``publish``, which fans them out to the subscribers. A resume (``Last-Event-ID``)
 and a lagging subscriber's resync read from the backend with :meth:`read_from`.
 
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from otel_bridge.sinks.feed.hub import FeedItem
+    from otel_bridge.sinks.feed.item import FeedItem
     from otel_bridge.sinks.feed.record import FeedRecord
 
 WireId = int | str

@@ -37,18 +37,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from typing import Protocol
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 
 from otel_bridge import semconv as sc
 from otel_bridge.config import FeedSettings
-from otel_bridge.model import AgentEvent, EventKind, Placement
+from otel_bridge.model import AgentEvent, Placement
 from otel_bridge.sinks.feed import sse
-from otel_bridge.sinks.feed.backend import Backlog, Entry, FeedBackend, Gap, WireId
+from otel_bridge.sinks.feed.backend import Backlog, Entry, FeedBackend, Gap
 from otel_bridge.sinks.feed.filters import ItemFilter
+from otel_bridge.sinks.feed.item import FeedFormat, FeedItem, NoticeItem, frame_item
 from otel_bridge.sinks.feed.memory import MemoryBackend
 from otel_bridge.sinks.feed.record import FeedRecord, encode, enrich
+from otel_bridge.sinks.feed.subscriber import Subscriber
 from otel_bridge.stats import Stats
 
 log = logging.getLogger(__name__)
@@ -57,13 +58,6 @@ _MAX_RUN_AGENTS = 10_000
 """Runs whose agent (and conversation) is remembered, for the agent and thread filters on events
 that do not name it; LRU."""
 
-_MAX_CHUNK = 64 * 1024
-"""Largest write to one subscriber (a single frame may exceed it)."""
-
-
-HEARTBEAT = sse.comment("heartbeat")
-"""What an idle stream writes every ``heartbeat_s``."""
-
 _WAKE_TICK = 0.001
 """Subscribers whose queue got events are woken together, at most this long after the first publish:
 a burst of small publishes (one event per POST) costs one wake-up and one write per subscriber."""
@@ -71,121 +65,6 @@ a burst of small publishes (one event per POST) costs one wake-up and one write 
 
 class FeedFull(Exception):
     """``max_subscribers`` are connected already."""
-
-
-class FeedItem:
-    """One published event: its filter keys, its canonical SSE frame, and other formats' frames on demand.
-
-    ``seq`` is its place in the backend's order; ``wire_id`` is how its ``id:`` line writes that
-    (``None``: no ``id:`` line, an event served while the shared backend was away). The canonical
-    frame is made from the encoded record on first use (a subscriber, a resume), so a feed nobody
-    reads does not frame its events; ``size`` is that frame's length, known without making it.
-    """
-
-    __slots__ = (
-        "_alt",
-        "_data",
-        "_frame",
-        "agent",
-        "dialect",
-        "kind",
-        "notes",
-        "record",
-        "run_id",
-        "seq",
-        "size",
-        "source",
-        "thread_id",
-        "wire_id",
-    )
-
-    def __init__(
-        self,
-        record: FeedRecord,
-        kind: EventKind,
-        frame: bytes | None,
-        seq: int | None = None,
-        wire_id: WireId | None = -1,
-        data: bytes | None = None,
-    ) -> None:
-        """``frame``: the canonical frame, or ``None`` to make it from ``data`` (the encoded record) when first used."""
-        self.seq = record.seq if seq is None else seq
-        self.wire_id: WireId | None = self.seq if wire_id == -1 else wire_id
-        self.kind = kind
-        self.run_id = record.run_id
-        self.thread_id = record.conversation_id or record.run_id  # the hub sets the run's remembered one
-        self.agent = record.agent
-        self.dialect = record.dialect
-        self.source = record.source
-        self.record = record
-        self._frame = frame
-        self._data = data
-        if frame is not None:
-            self.size = len(frame)
-        elif data is not None:
-            self.size = sse.frame_size(len(data), event=kind.value, event_id=self.wire_id)
-        else:
-            raise ValueError("a feed item needs its frame or its encoded record")
-        self.notes: dict[str, object] | None = None  # per-format state noted at publish time
-        self._alt: dict[str, bytes] | None = None
-
-    @property
-    def frame(self) -> bytes:
-        """The canonical SSE frame, made once and then shared by every subscriber."""
-        frame = self._frame
-        if frame is None:
-            assert self._data is not None
-            frame = self._frame = sse.frame(self._data, event=self.kind.value, event_id=self.wire_id, split_lines=False)
-            self._data = None
-        return frame
-
-    def frame_for(self, fmt: FeedFormat | None) -> bytes:
-        """The frame in ``fmt`` (``None``: canonical), made once and then shared by every subscriber."""
-        if fmt is None:
-            return self.frame
-        if self._alt is None:
-            self._alt = {}
-        framed = self._alt.get(fmt.name)
-        if framed is None:
-            framed = self._alt[fmt.name] = fmt.frame(self)
-        return framed
-
-
-class _Notice(FeedItem):
-    """A feed notice queued in line with the events (a gap), framed for each format on demand."""
-
-    def __init__(self, seq: int, body: dict[str, object]) -> None:  # no FeedItem.__init__: there is no record
-        self.seq = seq
-        self.wire_id = None
-        self.notes = None
-        self._alt = None
-        self._data = None
-        self._frame = sse.frame(encode(body), event=sc.FEED_EVENT_MISSED, split_lines=False)
-        self.size = len(self._frame)
-        self._body = body
-
-    def frame_for(self, fmt: FeedFormat | None) -> bytes:
-        return self.frame if fmt is None else fmt.notice(sc.FEED_EVENT_MISSED, self._body)
-
-
-def frame_item(record: FeedRecord, data: bytes, seq: int, wire_id: WireId | None) -> FeedItem:
-    """An event as every subscriber shares it (its canonical frame made on first use); backends build items so."""
-    return FeedItem(record, EventKind(record.kind), None, seq, wire_id, data)
-
-
-class FeedFormat(Protocol):
-    """Another wire form of the feed (AG-UI: :mod:`.agui`), plugged in when the feed is built."""
-
-    name: str
-
-    def observe(self, item: FeedItem) -> None:
-        """Called for every event in publish order; may note state on ``item.notes``. Must be cheap."""
-
-    def frame(self, item: FeedItem) -> bytes:
-        """The SSE frame(s) for one event; called at most once per event."""
-
-    def notice(self, event: str, body: Mapping[str, object]) -> bytes:
-        """A feed notice (``missed``, ``lagged``) in this format."""
 
 
 class Feed:
@@ -305,7 +184,7 @@ class Feed:
             "last_event_id": None if prev is None else self.backend.wire_id(prev),
             "oldest_available": None,
         }
-        notice = _Notice(prev if prev is not None else 0, body)
+        notice = NoticeItem(prev if prev is not None else 0, body)
         for subscriber in self._subscribers:
             subscriber.queue.append(notice)  # past the queue's bound: one per outage
             subscriber._wake()
@@ -494,157 +373,3 @@ class Feed:
 
 def _unavailable() -> Gap:
     return Gap("unavailable", None, None)
-
-
-class Subscriber:
-    """One ``GET /v1/stream`` connection: a filter, a format, a bounded queue and its writer."""
-
-    __slots__ = (
-        "_beat",
-        "_feed",
-        "_initial",
-        "_waiter",
-        "closed",
-        "dropped",
-        "filter",
-        "format",
-        "lag_after",
-        "lag_from",
-        "queue",
-        "resume",
-        "size",
-        "skip_through",
-    )
-
-    def __init__(self, feed: Feed, flt: ItemFilter | None, fmt: FeedFormat | None, initial: list[bytes]) -> None:
-        self._feed = feed
-        self.filter = flt
-        self.format = fmt
-        self.size = feed.settings.queue_size
-        self.queue: deque[FeedItem] = deque()
-        self.lag_from: int | None = None  # first event this subscriber did not get
-        self.lag_after: int | None = None  # the event published just before it (a resync reads after it)
-        self.dropped = 0  # events that matched while lagging
-        self.resume: tuple[int, int | None] | None = None  # (after, until): what the writer reads first
-        self.skip_through: int | None = None  # live events up to this id were asked past (a resume ahead of us)
-        self.closed = False
-        self._initial = initial
-        self._waiter: asyncio.Future[None] | None = None
-        self._beat = False  # a heartbeat comment is due (the response's idle timer asked)
-
-    def offer(self, items: list[FeedItem], prev_seq: int | None = None) -> None:
-        """Queue what matches, up to the bound; past it, count and mark lagging. Never blocks.
-
-        ``prev_seq`` is the id of the item published just before ``items``.
-        """
-        skip = self.skip_through
-        if skip is not None:
-            if items[-1].seq <= skip:
-                return
-            self.skip_through = None
-            skipped = sum(1 for item in items if item.seq <= skip)
-            if skipped:
-                prev_seq = items[skipped - 1].seq
-                items = items[skipped:]
-        flt = self.filter
-        if self.lag_from is not None:
-            self.dropped += len(items) if flt is None else sum(1 for item in items if flt.matches(item))
-            return
-        queue = self.queue
-        room = self.size - len(queue)
-        if flt is None and len(items) <= room:
-            queue.extend(items)
-        else:
-            for i, item in enumerate(items):
-                if flt is not None and not flt.matches(item):
-                    continue
-                if room > 0:
-                    queue.append(item)
-                    room -= 1
-                else:
-                    if self.lag_from is None:
-                        self.lag_from = item.seq
-                        self.lag_after = items[i - 1].seq if i > 0 else prev_seq
-                    self.dropped += 1
-        if self.queue or self.lag_from is not None:
-            self._feed._wake_soon(self)
-
-    def heartbeat(self) -> None:
-        """Write a ``: heartbeat`` comment next, in line with the frames (the response calls this when idle)."""
-        self._beat = True
-        self._wake()
-
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def close(self) -> None:
-        """End this subscriber's stream after what is already queued."""
-        self.closed = True
-        self._feed._unsubscribe(self)
-        self._wake()
-
-    async def chunks(self) -> AsyncIterator[bytes]:
-        """The bytes to write, as they become available: what accumulated, in chunks of at most
-        ``_MAX_CHUNK`` bytes, so one write never waits long on a slow reader (the send timeout
-        measures a single write)."""
-        feed = self._feed
-        pending: deque[bytes] = deque(self._initial)
-        self._initial = []
-        try:
-            if self.resume is not None:
-                after: int | None
-                after, until = self.resume
-                self.resume = None
-                first = True
-                while after is not None:
-                    frames, after = await feed._replay(self, after, until, first)
-                    first = False
-                    pending.extend(frames)
-                    while after is not None and pending:  # a long resume: one page at a time
-                        yield _take(pending, _MAX_CHUNK)
-            end = False
-            while True:
-                if pending:
-                    yield _take(pending, _MAX_CHUNK)
-                    continue
-                if end:
-                    return
-                if self._beat:
-                    self._beat = False
-                    yield HEARTBEAT
-                    continue
-                queue = self.queue
-                if not queue and self.lag_from is None:
-                    if self.closed:
-                        return
-                    self._waiter = asyncio.get_running_loop().create_future()
-                    try:
-                        await self._waiter
-                    finally:
-                        self._waiter = None
-                    continue
-                fmt = self.format
-                if fmt is None:
-                    pending.extend(item.frame for item in queue)
-                else:
-                    pending.extend(item.frame_for(fmt) for item in queue)
-                feed.delivered += len(queue)
-                queue.clear()
-                if self.lag_from is not None:
-                    more, end = await feed._recover(self)
-                    pending.extend(more)
-        finally:
-            self.closed = True
-            feed._unsubscribe(self)
-
-
-def _take(parts: deque[bytes], limit: int) -> bytes:
-    """Pop whole frames from the left, up to ``limit`` bytes (at least one)."""
-    out = [parts.popleft()]
-    size = len(out[0])
-    while parts and size + len(parts[0]) <= limit:
-        size += len(parts[0])
-        out.append(parts.popleft())
-    return b"".join(out)

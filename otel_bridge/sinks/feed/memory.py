@@ -19,7 +19,7 @@ from otel_bridge.config import FeedSettings
 from otel_bridge.sinks.feed.backend import Backlog, Entry, Gap, GapNotice, MakeItem, Publish, WireId
 
 if TYPE_CHECKING:
-    from otel_bridge.sinks.feed.hub import FeedItem
+    from otel_bridge.sinks.feed.item import FeedItem
 
 
 class MemoryBackend:

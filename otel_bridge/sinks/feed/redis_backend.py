@@ -60,7 +60,7 @@ from otel_bridge.sinks.feed.record import FeedRecord
 from otel_bridge.stats import Stats
 
 if TYPE_CHECKING:
-    from otel_bridge.sinks.feed.hub import FeedItem
+    from otel_bridge.sinks.feed.item import FeedItem
 
 log = logging.getLogger(__name__)
 

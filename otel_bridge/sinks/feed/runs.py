@@ -37,7 +37,7 @@ from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 from otel_bridge.model import EventKind
 from otel_bridge.sinks.feed.filters import Filterable
-from otel_bridge.sinks.feed.hub import FeedItem
+from otel_bridge.sinks.feed.item import FeedItem
 
 MAX_RUNS = 10_000
 """Runs remembered at once (their open messages, tool calls and steps); the least recently active go first."""
