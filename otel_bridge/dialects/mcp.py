@@ -39,13 +39,22 @@ Mapping (the GenAI conventions' MCP page):
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Any, Unpack
 
 import msgspec
 
 from otel_bridge import semconv as sc
-from otel_bridge.dialects._shapes import obj, objects, text
+from otel_bridge.dialects._mcp_wire import (
+    Pending,
+    Session,
+    error_text,
+    header,
+    progress_status,
+    tool_result,
+    trace_id_of,
+    valid_id,
+)
+from otel_bridge.dialects._shapes import obj, text
 from otel_bridge.dialects.base import (
     DecodeError,
     EventFields,
@@ -79,54 +88,6 @@ _json_decode = msgspec.json.Decoder().decode
 _json_encode = msgspec.json.Encoder().encode
 
 
-@dataclass
-class _Pending:
-    run_id: str
-    call_id: str
-    method: str
-    tool: str | None
-    exchange: str
-    attributes: tuple[tuple[str, str | int | bool], ...]
-    own_run: bool  # a stateless request with no trace context: its run ends with it
-    trace: str = ""  # the caller's trace id, if the request named one
-    client: str | None = None  # the client's name, if it said
-    token: str | None = None  # its progress token, if it asked for progress
-
-
-@dataclass
-class _Session:
-    client: str | None = None
-    version: str | None = None
-    # The runs of this session, by caller trace id ("" without one), in order. The run an ``initialize``
-    # opened (before the session had an id) is the session's own.
-    runs: dict[str, str] | None = None
-
-
-def _valid_id(value: object) -> str | None:
-    """A JSON-RPC id as a string (ids are strings or integers; anything else is no id)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (str, int)):
-        return str(value)
-    return None
-
-
-def _trace_id(traceparent: str | None) -> str | None:
-    if traceparent is None:
-        return None
-    parts = traceparent.split("-")
-    return parts[1] if len(parts) == 4 and len(parts[1]) == 32 else None
-
-
-def _header(headers: object, name: str) -> str | None:
-    if not isinstance(headers, dict):
-        return None
-    for key, value in headers.items():
-        if isinstance(key, str) and key.lower() == name and isinstance(value, str) and value:
-            return value
-    return None
-
-
 class McpDialect:
     name = NAME
 
@@ -147,11 +108,11 @@ class McpDecoder:
 
     def __init__(self, ctx: StreamContext) -> None:
         self._ctx = ctx
-        self._pending: OrderedDict[tuple[str, str], _Pending] = OrderedDict()  # (scope, id)
+        self._pending: OrderedDict[tuple[str, str], Pending] = OrderedDict()  # (scope, id)
         self._progress: dict[tuple[str, str], tuple[str, str]] = {}  # (scope, token) -> pending key
         self._by_exchange: dict[str, dict[tuple[str, str], None]] = {}  # exchange -> its pending keys, in order
         self._calls: set[tuple[str, str]] = set()  # (run id, call id) in flight
-        self._sessions: OrderedDict[str, _Session] = OrderedDict()
+        self._sessions: OrderedDict[str, Session] = OrderedDict()
         self._started: OrderedDict[str, None] = OrderedDict()  # runs given their start
 
     def close(self) -> list[AgentEvent]:
@@ -163,17 +124,17 @@ class McpDecoder:
         direction = text(record, "direction")
         if direction not in _DIRECTIONS:
             raise DecodeError("MCP exchange record: direction must be 'request' or 'response'")
-        exchange = _valid_id(record.get("exchange"))
+        exchange = valid_id(record.get("exchange"))
         if exchange is None:
             raise DecodeError("MCP exchange record: exchange must be a number or a string")
         stamp = parse_timestamp(record.get("time"))
         ts = (stamp, True) if stamp is not None else (self._ctx.arrival_ns(), False)
-        session = text(record, "http_session") or _header(record.get("headers"), "mcp-session-id")
+        session = text(record, "http_session") or header(record.get("headers"), "mcp-session-id")
         http_method = text(record, "http_method") or ""
         messages = self._messages(record)
         out: list[AgentEvent] = []
         if direction == "request":
-            version = _header(record.get("headers"), "mcp-protocol-version")
+            version = header(record.get("headers"), "mcp-protocol-version")
             for message, data in messages:
                 out.extend(self._client_message(message, data, session, exchange, version, ts))
             return out
@@ -224,7 +185,7 @@ class McpDecoder:
         ts: tuple[int, bool],
     ) -> list[AgentEvent]:
         method = text(message, "method")
-        rid = _valid_id(message.get("id"))
+        rid = valid_id(message.get("id"))
         params = obj(message, "params")
         frame = Frame(None, data)
         scope = session or f"x{exchange}"
@@ -248,17 +209,17 @@ class McpDecoder:
         traceparent = text(meta, "traceparent")
         if rid is None:
             return self._client_notification(method, params, scope, frame, ts)
-        own_run = session is None and _trace_id(traceparent) is None and method != _INITIALIZE
+        own_run = session is None and trace_id_of(traceparent) is None and method != _INITIALIZE
         run_id = self._run_id(session, exchange, traceparent, ts)
-        out = self._start_run(run_id, session, _trace_id(traceparent) or "", client, traceparent, ts)
+        out = self._start_run(run_id, session, trace_id_of(traceparent) or "", client, traceparent, ts)
         key = (scope, rid)
         call_id = rid if (run_id, rid) not in self._calls else f"{rid}#{exchange}"  # one id in flight twice
         attributes = self._attributes(method, rid, session, version, params, message)
         tool = text(params, "name") if method == sc.MCP_TOOL_METHOD else None
-        token = _valid_id(meta.get("progressToken"))
+        token = valid_id(meta.get("progressToken"))
         self._remember(
             key,
-            _Pending(
+            Pending(
                 run_id,
                 call_id,
                 method,
@@ -266,7 +227,7 @@ class McpDecoder:
                 exchange,
                 attributes,
                 own_run,
-                _trace_id(traceparent) or "",
+                trace_id_of(traceparent) or "",
                 client,
                 token,
             ),
@@ -304,7 +265,7 @@ class McpDecoder:
         self, method: str, params: dict[str, Any], scope: str, frame: Frame, ts: tuple[int, bool]
     ) -> list[AgentEvent]:
         if method == _CANCELLED:
-            rid = _valid_id(params.get("requestId"))
+            rid = valid_id(params.get("requestId"))
             pending = self._drop((scope, rid)) if rid is not None else None
             if pending is not None:
                 reason = opt_str(params, "reason") or "cancelled by the client"
@@ -325,7 +286,7 @@ class McpDecoder:
         ts: tuple[int, bool],
     ) -> list[AgentEvent]:
         method = text(message, "method")
-        rid = _valid_id(message.get("id"))
+        rid = valid_id(message.get("id"))
         frame = Frame(None, data)
         if method is None:
             if rid is not None:
@@ -350,7 +311,7 @@ class McpDecoder:
             state = self._sessions.get(session) if session is not None else None
             version = state.version if state is not None else None
             attributes = self._attributes(method, rid, session, version, params, message)
-            self._remember(key, _Pending(run_id, f"srv:{rid}", method, None, exchange, attributes, False))
+            self._remember(key, Pending(run_id, f"srv:{rid}", method, None, exchange, attributes, False))
             return [
                 self._event(
                     run_id,
@@ -378,7 +339,7 @@ class McpDecoder:
                     ts,
                     frame,
                     call_id=target.call_id,
-                    status=_progress_status(params),
+                    status=progress_status(params),
                     text=opt_str(params, "message"),
                 )
             ]
@@ -394,11 +355,11 @@ class McpDecoder:
             )
         ]
 
-    def _notified(self, method: str, params: dict[str, Any], scope: str, exchange: str) -> _Pending | None:
+    def _notified(self, method: str, params: dict[str, Any], scope: str, exchange: str) -> Pending | None:
         """The request a server notification is about: by progress token, else the one its exchange
         (the response stream it came on) is the answer of."""
         if method == _PROGRESS:
-            token = _valid_id(params.get("progressToken"))
+            token = valid_id(params.get("progressToken"))
             key = self._progress.get((scope, token)) if token is not None else None
             if key is not None and key in self._pending:
                 return self._pending[key]
@@ -427,15 +388,15 @@ class McpDecoder:
             if pending.method == _INITIALIZE and session is not None:
                 self._negotiated(pending, result, session)
             if pending.tool is not None and result.get("isError") is True:
-                out = [self._end(pending, ts, frame, error=_error_text(result), error_type=sc.ERROR_TOOL)]
+                out = [self._end(pending, ts, frame, error=error_text(result), error_type=sc.ERROR_TOOL)]
             else:
-                out = [self._end(pending, ts, frame, result=json_text(_tool_result(result)))]
+                out = [self._end(pending, ts, frame, result=json_text(tool_result(result)))]
         if pending.own_run:
             out.append(self._event(pending.run_id, EventKind.RUN_FINISHED, "response", ts, None, inferred=True))
             self._started.pop(pending.run_id, None)
         return out
 
-    def _negotiated(self, pending: _Pending, result: dict[str, Any], session: str) -> None:
+    def _negotiated(self, pending: Pending, result: dict[str, Any], session: str) -> None:
         """A session begins: it keeps the run its initialize opened, and the version the server chose."""
         state = self._session(session)
         state.version = text(result, "protocolVersion") or state.version
@@ -446,7 +407,7 @@ class McpDecoder:
 
     def _end(
         self,
-        pending: _Pending,
+        pending: Pending,
         ts: tuple[int, bool],
         frame: Frame | None,
         *,
@@ -520,7 +481,7 @@ class McpDecoder:
 
     # -- runs and state ---------------------------------------------------------------
     def _run_id(self, session: str | None, exchange: str, traceparent: str | None, ts: tuple[int, bool]) -> str:
-        trace = _trace_id(traceparent)
+        trace = trace_id_of(traceparent)
         if session is not None:
             state = self._sessions.get(session)
             known = state.runs.get(trace or "") if state is not None and state.runs else None
@@ -576,15 +537,15 @@ class McpDecoder:
             return self._pending[key].run_id
         return None
 
-    def _session(self, session: str) -> _Session:
+    def _session(self, session: str) -> Session:
         state = self._sessions.get(session)
         if state is None:
-            state = self._sessions[session] = _Session()
+            state = self._sessions[session] = Session()
             if len(self._sessions) > MAX_SESSIONS:
                 self._sessions.popitem(last=False)
         return state
 
-    def _remember(self, key: tuple[str, str], pending: _Pending) -> None:
+    def _remember(self, key: tuple[str, str], pending: Pending) -> None:
         self._drop(key)  # the same id again before its answer: the first is given up
         self._pending[key] = pending
         self._calls.add((pending.run_id, pending.call_id))
@@ -594,7 +555,7 @@ class McpDecoder:
         if len(self._pending) > MAX_PENDING:
             self._drop(next(iter(self._pending)))
 
-    def _drop(self, key: tuple[str, str]) -> _Pending | None:
+    def _drop(self, key: tuple[str, str]) -> Pending | None:
         """Forget a request (answered, failed, cancelled or evicted): every index of it goes with it."""
         pending = self._pending.pop(key, None)
         if pending is None:
@@ -644,33 +605,6 @@ class McpDecoder:
         **fields: Unpack[EventFields],
     ) -> AgentEvent:
         return make_event(self._ctx, NAME, run_id, kind, original_type, ts[0], frame, ts[1], **fields)
-
-
-def _progress_status(params: dict[str, Any]) -> str | None:
-    progress = params.get("progress")
-    if isinstance(progress, bool) or not isinstance(progress, (int, float)):
-        return None
-    total = params.get("total")
-    shown = f"{progress:g}"
-    if isinstance(total, (int, float)) and not isinstance(total, bool):
-        return f"{shown}/{total:g}"
-    return shown
-
-
-def _error_text(result: dict[str, Any]) -> str:
-    for part in objects(result, "content"):
-        value = text(part, "text")
-        if value is not None:
-            return value
-    return "isError"
-
-
-def _tool_result(result: dict[str, Any]) -> object:
-    """What a tool returned: its structured content when it has one, else its content parts."""
-    structured = result.get("structuredContent")
-    if structured is not None:
-        return structured
-    return result.get("content")
 
 
 DIALECT = McpDialect()
