@@ -16,19 +16,16 @@ from typing import Any
 
 import msgspec
 
+from otel_bridge.config.base import ConfigError
 from otel_bridge.config.env import env_overrides
+from otel_bridge.config.feed import MEMORY_FEED, FeedRedisSettings, FeedSettings, LagPolicy, redact_url
 from otel_bridge.config.settings import (
     DEFAULT_PORT,
-    MEMORY_FEED,
     MEMORY_QUEUE,
     AuthSettings,
     Compression,
-    ConfigError,
     CorsSettings,
-    FeedRedisSettings,
-    FeedSettings,
     IngestSettings,
-    LagPolicy,
     LimitsSettings,
     MappingSettings,
     McpSettings,
@@ -44,7 +41,6 @@ from otel_bridge.config.settings import (
     SourceKind,
     SourceSettings,
     StoreSettings,
-    redact_url,
 )
 
 __all__ = [

@@ -17,7 +17,8 @@ from typing import Any, Final, get_args
 from urllib.parse import unquote
 
 from otel_bridge import semconv as sc
-from otel_bridge.config.settings import Compression, ConfigError, OtlpProtocol
+from otel_bridge.config.base import ConfigError
+from otel_bridge.config.settings import Compression, OtlpProtocol
 
 log = logging.getLogger(__name__)
 

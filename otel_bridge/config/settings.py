@@ -13,16 +13,10 @@ from typing import Any, Literal
 
 import msgspec
 
+from otel_bridge.config.base import positive
+from otel_bridge.config.feed import FeedSettings
+
 DEFAULT_PORT = 8318
-
-
-class ConfigError(ValueError):
-    """A setting is missing, unknown or out of range. The message says which."""
-
-
-def _positive(name: str, value: float) -> None:
-    if value <= 0:
-        raise ValueError(f"{name} must be > 0, got {value}")
 
 
 class MappingSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -77,14 +71,14 @@ class MappingSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             "max_finished_runs",
             "max_event_ids",
         ):
-            _positive(name, getattr(self, name))
+            positive(name, getattr(self, name))
         for name in ("run_idle_timeout_s", "span_timeout_s", "sweep_interval_s", "attribute_max_length"):
-            _positive(name, getattr(self, name))
+            positive(name, getattr(self, name))
         if self.run_end_grace_s < 0:
             raise ValueError("run_end_grace_s must be >= 0")
         if self.run_marker_after_s < 0:
             raise ValueError("run_marker_after_s must be >= 0 (0 turns the marker off)")
-        _positive("max_open_spans", self.max_open_spans)
+        positive("max_open_spans", self.max_open_spans)
         if self.max_open_spans < self.max_open_spans_per_run:
             raise ValueError("max_open_spans must be >= max_open_spans_per_run")
         if self.attribute_max_length < 128:
@@ -113,7 +107,7 @@ class OtlpEndpoint(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """CA bundle for TLS endpoints."""
 
     def __post_init__(self) -> None:
-        _positive("timeout_s", self.timeout_s)
+        positive("timeout_s", self.timeout_s)
 
 
 class OtlpSettings(OtlpEndpoint, kw_only=True, forbid_unknown_fields=True):
@@ -141,7 +135,7 @@ class OtlpSettings(OtlpEndpoint, kw_only=True, forbid_unknown_fields=True):
     def __post_init__(self) -> None:
         super().__post_init__()
         for name in ("max_batch_spans", "schedule_delay_s", "max_queue_spans", "max_retry_s", "queue_max_mb"):
-            _positive(name, getattr(self, name))
+            positive(name, getattr(self, name))
         if self.queue_dir is not None and not self.queue_dir.strip():
             raise ValueError("queue_dir must be a folder or 'memory', not empty")
 
@@ -164,9 +158,9 @@ class StoreSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     are evicted whole."""
 
     def __post_init__(self) -> None:
-        _positive("max_traces", self.max_traces)
-        _positive("max_spans_per_trace", self.max_spans_per_trace)
-        _positive("max_spans", self.max_spans)
+        positive("max_traces", self.max_traces)
+        positive("max_spans_per_trace", self.max_spans_per_trace)
+        positive("max_spans", self.max_spans)
 
 
 class IngestSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -178,7 +172,7 @@ class IngestSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """How many per-event errors a response lists (all are counted)."""
 
     def __post_init__(self) -> None:
-        _positive("max_body_bytes", self.max_body_bytes)
+        positive("max_body_bytes", self.max_body_bytes)
 
 
 class LimitsSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -207,125 +201,11 @@ class LimitsSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ValueError(f"max_memory_mb must be >= 0 (0: no budget), got {self.max_memory_mb}")
         if not 0 < self.memory_soft_pct <= 100:
             raise ValueError(f"memory_soft_pct must be > 0 and <= 100, got {self.memory_soft_pct}")
-        _positive("check_interval_s", self.check_interval_s)
+        positive("check_interval_s", self.check_interval_s)
 
     @property
     def soft_limit_mb(self) -> float:
         return self.max_memory_mb * self.memory_soft_pct / 100.0
-
-
-LagPolicy = Literal["resync", "disconnect"]
-MEMORY_FEED = "memory"
-"""``feed.backend`` for the feed kept in this process only (the default)."""
-REDIS_SCHEMES = ("redis", "rediss")
-
-
-class FeedRedisSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """The shared feed on Redis Streams (``feed.backend`` a Redis URL): the stream, its trimming, the batching."""
-
-    stream: str = "otel-bridge:feed"
-    """The stream's key; every sidecar and feed process of one fleet names the same one."""
-    max_len: int = 1_000_000
-    """Entries kept (``XADD ... MAXLEN ~``: approximate, Redis trims whole nodes); 0: no count bound."""
-    max_age_s: float = 86_400.0
-    """Entries older than this are trimmed (``XTRIM MINID ~``, once per batch); 0: no age bound."""
-    batch_size: int = 100
-    """Events sent in one pipelined round trip of ``XADD`` commands."""
-    buffer_size: int = 10_000
-    """Events waiting locally to be appended (while Redis is slow or away); past it the oldest are
-    dropped and counted (``dropped.feed_not_appended``)."""
-    read_count: int = 500
-    """Entries one ``XREAD`` returns at most."""
-    block_ms: int = 5_000
-    """How long one ``XREAD BLOCK`` waits for new entries before it asks again."""
-    timeout_s: float = 5.0
-    """Connect and command timeout (a blocking read waits ``block_ms`` plus this)."""
-    backoff_initial_s: float = 0.1
-    """First wait before reconnecting; doubles per failed attempt (with jitter) up to ``backoff_max_s``."""
-    backoff_max_s: float = 5.0
-
-    def __post_init__(self) -> None:
-        if not self.stream.strip():
-            raise ValueError("feed.redis.stream must name a stream key, not be empty")
-        if self.max_len < 0 or self.max_age_s < 0:
-            raise ValueError("feed.redis.max_len and max_age_s must be >= 0 (0: no bound)")
-        for name in ("batch_size", "buffer_size", "read_count", "block_ms", "timeout_s", "backoff_initial_s"):
-            _positive(f"feed.redis.{name}", getattr(self, name))
-        if self.backoff_max_s < self.backoff_initial_s:
-            raise ValueError("feed.redis.backoff_max_s must be >= backoff_initial_s")
-
-
-def check_feed_backend(value: str) -> None:
-    """``memory``, or a ``redis://`` / ``rediss://`` URL with a host; raises ``ValueError`` saying which."""
-    if value == MEMORY_FEED:
-        return
-    scheme, sep, rest = value.partition("://")
-    if not sep or scheme.lower() not in REDIS_SCHEMES:
-        raise ValueError(
-            f"feed.backend must be 'memory' or a Redis URL (redis://[user:password@]host:port/db, rediss:// for TLS),"
-            f" got {redact_url(value)!r}"
-        )
-    host = rest.split("/", 1)[0].rpartition("@")[2]
-    if not host or host.startswith(":"):
-        raise ValueError(f"feed.backend {redact_url(value)!r} names no host")
-
-
-def redact_url(url: str) -> str:
-    """``url`` with the password (if any) replaced, for messages and logs."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    authority, slash, path = rest.partition("/")
-    userinfo, at, host = authority.rpartition("@")
-    if not at:
-        return url
-    user = userinfo.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}{slash}{path}" if ":" in userinfo else f"{scheme}://***@{host}{slash}{path}"
-
-
-class FeedSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """The live feed ``GET /v1/stream``: every bound on its memory, and how it treats slow clients."""
-
-    enabled: bool = True
-    ring_size: int = 10_000
-    """Recent events kept for ``Last-Event-ID`` resume and lag resync; older ones are reported as missed."""
-    ring_max_bytes: int = 64 * 1024 * 1024
-    """The ring's framed bytes; past it the oldest events leave early (large captured content)."""
-    queue_size: int = 1_000
-    """Events waiting for one subscriber; past it that subscriber lags (see lag_policy)."""
-    max_subscribers: int = 1_000
-    """Open feed connections; one more gets 503."""
-    lag_policy: LagPolicy = "resync"
-    """A lagging subscriber gets a ``lagged`` event, then either the events it lost that are still in
-    the ring (``resync``) or the end of its stream (``disconnect``, the client resumes with Last-Event-ID)."""
-    heartbeat_s: float = 15.0
-    """Interval of the ``: heartbeat`` comments that keep idle connections and proxies alive."""
-    retry_ms: int = 2_000
-    """The ``retry:`` hint: how long an EventSource waits before it reconnects."""
-    send_timeout_s: float = 10.0
-    """A write that has not gone out after this long cuts the connection (a frozen client)."""
-    trace_url_template: str | None = None
-    """Link put on every event, e.g. ``http://localhost:16686/trace/{trace_id}`` ({trace_id}, {span_id})."""
-    backend: str = MEMORY_FEED
-    """Where the feed is kept: ``memory`` (this process: the ring) or a Redis URL (env ``OTEL_BRIDGE_FEED_URL``;
-    ``redis://[user:password@]host:port/db``, ``rediss://`` for TLS), shared by a fleet of sidecars: every
-    sidecar appends to one stream and serves the whole stream, resumable on any of them."""
-    redis: FeedRedisSettings = msgspec.field(default_factory=FeedRedisSettings)
-    """The stream and its bounds, when ``backend`` is a Redis URL."""
-
-    def __post_init__(self) -> None:
-        check_feed_backend(self.backend)
-        for name in ("ring_size", "ring_max_bytes", "queue_size", "max_subscribers"):
-            _positive(name, getattr(self, name))
-        for name in ("heartbeat_s", "retry_ms", "send_timeout_s"):
-            _positive(name, getattr(self, name))
-        if self.trace_url_template is not None:
-            try:
-                self.trace_url_template.format(trace_id="0" * 32, span_id="0" * 16)
-            except (KeyError, IndexError, ValueError) as exc:
-                raise ValueError(
-                    f"trace_url_template may only use {{trace_id}} and {{span_id}}: {self.trace_url_template!r}"
-                ) from exc
 
 
 class AuthSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -399,9 +279,9 @@ class SourceSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         if scheme not in ("http", "https"):
             raise ValueError(f"source url must be http:// or https://, got {self.url!r}")
         for name in ("backoff_initial_s", "backoff_max_s", "reconcile_interval_s"):
-            _positive(name, getattr(self, name))
+            positive(name, getattr(self, name))
         if self.read_timeout_s is not None:
-            _positive("read_timeout_s", self.read_timeout_s)
+            positive("read_timeout_s", self.read_timeout_s)
         if self.backoff_max_s < self.backoff_initial_s:
             raise ValueError("backoff_max_s must be >= backoff_initial_s")
         if not 1 <= self.page_size <= 1000:
@@ -450,7 +330,7 @@ class MetricsSettings(OtlpEndpoint, kw_only=True, forbid_unknown_fields=True):
     def __post_init__(self) -> None:
         super().__post_init__()
         for name in ("export_interval_s", "max_series_per_metric"):
-            _positive(name, getattr(self, name))
+            positive(name, getattr(self, name))
 
 
 class SemconvSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -524,7 +404,7 @@ class McpSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
                 f"mcp.path must be a path of its own such as /mcp (not / or under /v1/), got {self.path!r}"
             )
         for name in ("connect_timeout_s", "max_traced_body_bytes", "trace_queue"):
-            _positive(name, getattr(self, name))
+            positive(name, getattr(self, name))
 
 
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
