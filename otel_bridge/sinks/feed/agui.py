@@ -52,7 +52,7 @@ import msgspec
 from otel_bridge import semconv as sc
 from otel_bridge.model import EventKind
 from otel_bridge.sinks.feed import FeedItem, FeedRecord, sse
-from otel_bridge.sinks.feed.runs import END_OF_RUN, MAX_PENDING, MAX_RUNS, LazyRunFormat, Noted, RunState
+from otel_bridge.sinks.feed.runs import END_OF_RUN, MAX_PENDING, MAX_RUNS, LazyRunFormat, RunState
 
 NAME = "ag-ui"
 CONTENT_NOT_CAPTURED = sc.FEED_CUSTOM_PREFIX + "content_not_captured"
@@ -62,8 +62,6 @@ CONTENT_NOT_CAPTURED_MESSAGE = (
     "messages, tool arguments and results are not shown"
 )
 
-_NOTES = "ag-ui"
-_END = "ag-ui.end"
 _STATE_TYPES = frozenset({"STATE_SNAPSHOT", "STATE_DELTA"})
 _STEP_OPENERS = frozenset({EventKind.STEP_STARTED, EventKind.AGENT_STARTED})
 _STEP_CLOSERS = frozenset({EventKind.STEP_FINISHED, EventKind.AGENT_FINISHED, EventKind.AGENT_FAILED})
@@ -358,33 +356,16 @@ class AguiFormat(LazyRunFormat[AguiRun]):
         super().__init__(AguiRun, max_runs, max_pending)
         self._translator = AguiTranslator(content)
 
-    def _process(self, item: FeedItem) -> None:
-        run, new = self._book.place(item)
-        if run is None:
-            return
-        record, kind = item.record, item.kind
-        translator = self._translator
-        events = translator.started(record, kind, run) if new else []
-        events.extend(translator.events(record, kind, run))
-        ended = kind is EventKind.RUN_FINISHED or kind is EventKind.RUN_FAILED
-        if ended:
-            run.ended = True
-        if not events:
-            return
-        notes = item.notes if item.notes is not None else {}
-        # The run's names as they are now; the metadata and CUSTOM values are built when framed.
-        notes[_NOTES] = Noted(events, run.thread_id, run.ui_run_id)
-        if ended:
-            notes[_END] = True
-        item.notes = notes
+    def _translate(self, record: FeedRecord, kind: EventKind, run: AguiRun, new: bool) -> list[Event]:
+        events = self._translator.started(record, kind, run) if new else []
+        events.extend(self._translator.events(record, kind, run))
+        return events
 
     def frame(self, item: FeedItem) -> bytes:
-        self._catch_up(item.seq)
-        notes = item.notes
-        noted = notes.get(_NOTES) if notes is not None else None
-        if not isinstance(noted, Noted):
+        found = self._noted(item)
+        if found is None:
             return b""
-        noted_events, thread_id, ui_run_id = noted
+        (noted_events, thread_id, ui_run_id), ends = found
         record = item.record
         meta = metadata(record, thread_id, ui_run_id)
         timestamp_ms = record.timestamp_ns // 1_000_000
@@ -395,7 +376,7 @@ class AguiFormat(LazyRunFormat[AguiRun]):
                 event = {**event, "value": msgspec.Raw(_encoder.encode(record))}
             encoded = _encoder.encode({**event, "timestamp": timestamp_ms, "metadata": meta})
             parts.append(sse.frame(encoded, event_id=item.wire_id if n == last else None, split_lines=False))
-        if notes is not None and notes.get(_END):
+        if ends:
             parts.append(END_OF_RUN)
         return b"".join(parts)
 

@@ -38,15 +38,13 @@ from otel_bridge import semconv as sc
 from otel_bridge.model import EventKind, TokenUsage
 from otel_bridge.sinks.feed import FeedItem, FeedRecord, sse
 from otel_bridge.sinks.feed.agui import CONTENT_NOT_CAPTURED, CONTENT_NOT_CAPTURED_MESSAGE
-from otel_bridge.sinks.feed.runs import END_OF_RUN, MAX_PENDING, MAX_RUNS, LazyRunFormat, Noted, RunState
+from otel_bridge.sinks.feed.runs import END_OF_RUN, MAX_PENDING, MAX_RUNS, LazyRunFormat, RunState
 
 NAME = "ai-sdk"
 HEADERS = {"x-vercel-ai-ui-message-stream": "v1", "x-accel-buffering": "no"}
 DONE = sse.frame(b"[DONE]", split_lines=False)
 DATA_OTEL = "data-otel"
 
-_NOTES = "ai-sdk"
-_END = "ai-sdk.end"
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder()
 
@@ -319,31 +317,16 @@ class AiSdkFormat(LazyRunFormat[AiSdkRun]):
         super().__init__(AiSdkRun, max_runs, max_pending)
         self._translator = AiSdkTranslator(content)
 
-    def _process(self, item: FeedItem) -> None:
-        run, new = self._book.place(item)
-        if run is None:
-            return
-        record, kind = item.record, item.kind
+    def _translate(self, record: FeedRecord, kind: EventKind, run: AiSdkRun, new: bool) -> list[Chunk]:
         chunks = self._translator.started(record, run) if new else []
         chunks.extend(self._translator.chunks(record, kind, run))
-        ended = kind is EventKind.RUN_FINISHED or kind is EventKind.RUN_FAILED
-        if ended:
-            run.ended = True
-        if not chunks:
-            return
-        notes = item.notes if item.notes is not None else {}
-        notes[_NOTES] = Noted(chunks, run.thread_id, run.ui_run_id)
-        if ended:
-            notes[_END] = True
-        item.notes = notes
+        return chunks
 
     def frame(self, item: FeedItem) -> bytes:
-        self._catch_up(item.seq)
-        notes = item.notes
-        noted = notes.get(_NOTES) if notes is not None else None
-        if not isinstance(noted, Noted):
+        found = self._noted(item)
+        if found is None:
             return b""
-        chunks, thread_id, ui_run_id = noted
+        (chunks, thread_id, ui_run_id), ends = found
         parts = []
         last = len(chunks) - 1
         for n, chunk in enumerate(chunks):
@@ -352,7 +335,7 @@ class AiSdkFormat(LazyRunFormat[AiSdkRun]):
             parts.append(
                 sse.frame(_encoder.encode(chunk), event_id=item.wire_id if n == last else None, split_lines=False)
             )
-        if notes is not None and notes.get(_END):
+        if ends:
             parts.append(DONE)
             parts.append(END_OF_RUN)
         return b"".join(parts)

@@ -38,6 +38,7 @@ from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 from otel_bridge.model import EventKind
 from otel_bridge.sinks.feed.filters import Filterable
 from otel_bridge.sinks.feed.item import FeedItem
+from otel_bridge.sinks.feed.record import FeedRecord
 
 MAX_RUNS = 10_000
 """Runs remembered at once (their open messages, tool calls and steps); the least recently active go first."""
@@ -147,12 +148,18 @@ class FollowThread:
         return item.run_id == self._run_id
 
 
+_END = ".end"
+"""Suffix of the note key (the format's name) that marks the event ending its run."""
+
+
 class LazyRunFormat(Generic[S]):
     """The run book of a UI form, kept in publish order but only when asked (see the module docstring).
 
     A subclass translates one published event in :meth:`_process` (notes on the item);
     its ``frame`` first calls :meth:`_catch_up` up to the event it frames.
     """
+
+    name: str
 
     def __init__(self, factory: Callable[[str, int, str, int], S], max_runs: int, max_pending: int) -> None:
         self._book: RunBook[S] = RunBook(factory, max_runs)
@@ -175,7 +182,36 @@ class LazyRunFormat(Generic[S]):
             self._process(pending.popleft())
 
     def _process(self, item: FeedItem) -> None:
+        """Place the event in its run's generation, translate it, and note the result on the item."""
+        run, new = self._book.place(item)
+        if run is None:
+            return
+        kind = item.kind
+        events = self._translate(item.record, kind, run, new)
+        ended = kind is EventKind.RUN_FINISHED or kind is EventKind.RUN_FAILED
+        if ended:
+            run.ended = True
+        if not events:
+            return
+        notes = item.notes if item.notes is not None else {}
+        # The run's names as they are now; what can wait (metadata, ids of the record) is built when framed.
+        notes[self.name] = Noted(events, run.thread_id, run.ui_run_id)
+        if ended:
+            notes[self.name + _END] = True
+        item.notes = notes
+
+    def _translate(self, record: FeedRecord, kind: EventKind, run: S, new: bool) -> list[dict[str, Any]]:
+        """This form's events for one published event (``new``: the first of its run's generation)."""
         raise NotImplementedError
+
+    def _noted(self, item: FeedItem) -> tuple[Noted, bool] | None:
+        """What was noted on ``item`` once the queue is translated up to it, and whether it ends its run."""
+        self._catch_up(item.seq)
+        notes = item.notes
+        noted = notes.get(self.name) if notes is not None else None
+        if not isinstance(noted, Noted):
+            return None
+        return noted, bool(notes and notes.get(self.name + _END))
 
     @property
     def late_dropped(self) -> int:
