@@ -12,10 +12,10 @@ from otel_bridge.app import create_app
 from otel_bridge.assembly import assemble
 from otel_bridge.backoff import Backoff
 from otel_bridge.cli import _settings, build_parser, main
-from otel_bridge.config import AuthSettings, ConfigError, Settings, SourceSettings, load_settings
+from otel_bridge.config import AuthSettings, ConfigError, Settings, SourceSettings, load_settings, redact_url
 from otel_bridge.sources.manager import SourceManager
 from otel_bridge.sources.openintent import OpenIntentSource, Targets, targets_for
-from otel_bridge.sources.upstream import UpstreamSource, redact_url
+from otel_bridge.sources.upstream import UpstreamSource
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
 

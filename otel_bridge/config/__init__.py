@@ -16,9 +16,9 @@ from typing import Any
 
 import msgspec
 
-from otel_bridge.config.base import ConfigError
+from otel_bridge.config.base import ConfigError, redact_url
 from otel_bridge.config.env import env_overrides
-from otel_bridge.config.feed import MEMORY_FEED, FeedRedisSettings, FeedSettings, LagPolicy, redact_url
+from otel_bridge.config.feed import MEMORY_FEED, FeedRedisSettings, FeedSettings, LagPolicy
 from otel_bridge.config.settings import (
     DEFAULT_PORT,
     MEMORY_QUEUE,

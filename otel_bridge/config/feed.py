@@ -7,7 +7,7 @@ from typing import Literal
 
 import msgspec
 
-from otel_bridge.config.base import positive
+from otel_bridge.config.base import positive, redact_url
 
 LagPolicy = Literal["resync", "disconnect"]
 MEMORY_FEED = "memory"
@@ -63,19 +63,6 @@ def check_feed_backend(value: str) -> None:
     host = rest.split("/", 1)[0].rpartition("@")[2]
     if not host or host.startswith(":"):
         raise ValueError(f"feed.backend {redact_url(value)!r} names no host")
-
-
-def redact_url(url: str) -> str:
-    """``url`` with the password (if any) replaced, for messages and logs."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    authority, slash, path = rest.partition("/")
-    userinfo, at, host = authority.rpartition("@")
-    if not at:
-        return url
-    user = userinfo.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}{slash}{path}" if ":" in userinfo else f"{scheme}://***@{host}{slash}{path}"
 
 
 class FeedSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

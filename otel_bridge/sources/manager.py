@@ -19,13 +19,13 @@ from typing import Any, Protocol
 
 import msgspec
 
-from otel_bridge.config import ConfigError, SourceSettings
+from otel_bridge.config import ConfigError, SourceSettings, redact_url
 from otel_bridge.dialects import openintent as openintent_dialect
 from otel_bridge.dialects import registry
 from otel_bridge.limits import MemoryGuard
 from otel_bridge.pipeline import EventConsumer
 from otel_bridge.sources.openintent import OpenIntentSource, is_openintent_url, targets_for
-from otel_bridge.sources.upstream import UpstreamSource, redact_url, source_name
+from otel_bridge.sources.upstream import UpstreamSource, source_name
 
 log = logging.getLogger(__name__)
 

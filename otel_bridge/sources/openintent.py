@@ -64,7 +64,7 @@ import msgspec
 
 from otel_bridge.aio import wait_event
 from otel_bridge.backoff import Backoff
-from otel_bridge.config import SourceSettings
+from otel_bridge.config import SourceSettings, redact_url
 from otel_bridge.dialects import openintent as openintent_dialect
 from otel_bridge.dialects.framing import Frame
 from otel_bridge.dialects.stream import TOO_DEEP
@@ -85,7 +85,6 @@ from otel_bridge.sources.upstream import (
     gate_for,
     iso_time,
     new_client,
-    redact_url,
     source_name,
 )
 

@@ -21,11 +21,12 @@ import httpx
 import msgspec
 
 from otel_bridge.aio import wait_event
+from otel_bridge.config import redact_url
 from otel_bridge.dialects import openintent as openintent_dialect
 from otel_bridge.dialects.base import StreamContext, parse_timestamp
 from otel_bridge.dialects.framing import Frame
 from otel_bridge.dialects.stream import TOO_DEEP, StreamDecoder
-from otel_bridge.sources.upstream import SSEStream, StreamStatus, UpstreamError, iso_time, redact_url
+from otel_bridge.sources.upstream import SSEStream, StreamStatus, UpstreamError, iso_time
 
 if TYPE_CHECKING:
     from otel_bridge.sources.openintent import OpenIntentSource

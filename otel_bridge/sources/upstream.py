@@ -32,12 +32,12 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import httpx
 
 from otel_bridge.backoff import Backoff
-from otel_bridge.config import SourceSettings
+from otel_bridge.config import SourceSettings, redact_url
 from otel_bridge.dialects._a2a_wire import AgentCard
 from otel_bridge.dialects.base import Dialect, StreamContext
 from otel_bridge.dialects.framing import Frame, SSEParser
@@ -64,30 +64,11 @@ def gate_for(guard: MemoryGuard | None) -> Gate | None:
     return lambda: guard.wait_admitted("source")
 
 
-_SECRET_QUERY_WORDS = ("key", "token", "secret", "password", "passwd", "auth", "sig", "credential")
 _ERROR_BODY_CHARS = 200
 _SNIFF_QUIET_S = 1.0  # a stream quiet this long while its dialect is still being sniffed is decided now
 # A 4xx other than these will not fix itself by retrying soon (bad key, wrong path):
 # retry at the slowest pace instead of hammering the upstream.
 _RETRYABLE_4XX = frozenset({408, 425, 429})
-
-
-def redact_url(url: str) -> str:
-    """The URL with its password and secret-looking query values replaced by ``***``."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, host = netloc.rpartition("@")
-        user = userinfo.split(":", 1)[0]
-        netloc = f"{user}:***@{host}" if ":" in userinfo else f"***@{host}"
-    query = parts.query
-    if query:
-        pairs = [
-            (k, "***" if any(w in k.lower() for w in _SECRET_QUERY_WORDS) else v)
-            for k, v in parse_qsl(query, keep_blank_values=True)
-        ]
-        query = urlencode(pairs, safe="*")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def iso_time(unix_s: float | None) -> str | None:
