@@ -27,6 +27,7 @@ from otel_bridge.sources.mcp_proxy import McpProxy
 from otel_bridge.stats import Stats
 from otel_bridge.web import auth
 from otel_bridge.web.ingest import mount_ingest
+from otel_bridge.web.lanes import SidecarApp
 from otel_bridge.web.mcp import mount_mcp
 from otel_bridge.web.metrics import metrics_router
 from otel_bridge.web.sources import sources_router
@@ -39,7 +40,7 @@ def create_app(
     settings: Settings,
     pipeline: Pipeline | None = None,
     companions: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
-) -> FastAPI:
+) -> SidecarApp:
     """The sidecar's ASGI app. The bridge starts and stops with the app's lifespan.
 
     ``pipeline`` is what :func:`~otel_bridge.assembly.assemble` built from
@@ -76,11 +77,11 @@ def create_app(
             finally:
                 await bridge.shutdown()
 
-    app = FastAPI(title="otel-bridge", version=__version__, lifespan=lifespan)
+    app = SidecarApp(title="otel-bridge", version=__version__, lifespan=lifespan)
     app.state.pipeline = pipeline
     app.state.bridge = bridge
     app.state.sources = sources
-    mount_ingest(app, bridge, settings.ingest, pipeline.guard)  # the route, and its dispatch past the router
+    mount_ingest(app, bridge, settings.ingest, pipeline.guard)  # the documented route, and its lane
     app.include_router(traces_router(pipeline.store, pipeline.resource, SCOPE))
     app.include_router(sources_router(sources))
     if settings.metrics.enabled:

@@ -6,7 +6,11 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
+from starlette.testclient import TestClient
 
+from otel_bridge.app import create_app
+from otel_bridge.config import Settings
+from otel_bridge.config.settings import CorsSettings, McpSettings
 from tests.support.live import post, sse, take
 from tests.support.server import BridgeProcess
 
@@ -98,3 +102,46 @@ def test_no_token_configured_leaves_the_api_open(bridge_server: Callable[..., Br
     r = httpx.get(server.url + "/v1/traces", headers={"Origin": "http://ui.example"})
     assert r.status_code == 200
     assert "access-control-allow-origin" not in r.headers
+
+
+def test_the_ingest_lane_keeps_the_token_check_and_cors(server: BridgeProcess) -> None:
+    """``POST /v1/events`` is served ahead of FastAPI's middleware (web/lanes.py), still behind both."""
+    origin, JSON = {"Origin": "http://ui.example"}, {"Content-Type": "application/json"}
+    body = b'{"kind":"progress","run_id":"lane"}'
+    denied = httpx.post(server.url + "/v1/events", headers=origin, content=body)
+    assert (denied.status_code, denied.json(), denied.headers["access-control-allow-origin"]) == (
+        401,
+        MISSING,
+        "http://ui.example",
+    )
+    taken = httpx.post(
+        server.url + "/v1/events", headers={**origin, **JSON, "Authorization": f"Bearer {TOKEN}"}, content=body
+    )
+    assert (taken.status_code, taken.headers["access-control-allow-origin"]) == (202, "http://ui.example")
+    preflight = httpx.options(
+        server.url + "/v1/events",
+        headers={**origin, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"},
+    )
+    assert (preflight.status_code, preflight.headers["access-control-allow-origin"]) == (200, "http://ui.example")
+
+
+@pytest.mark.parametrize("mcp", [True, False])
+def test_cors_lets_a_browser_mcp_client_end_its_session_only_with_the_proxy_on(mcp: bool) -> None:
+    settings = Settings(
+        cors=CorsSettings(allow_origins=["http://ui.example"]),
+        mcp=McpSettings(upstream="http://127.0.0.1:9/mcp" if mcp else None),
+    )
+    preflight = TestClient(create_app(settings)).options(  # no lifespan: nothing is started
+        "/mcp",
+        headers={
+            "Origin": "http://ui.example",
+            "Access-Control-Request-Method": "DELETE",
+            "Access-Control-Request-Headers": "mcp-session-id,mcp-protocol-version",
+        },
+    )
+    if mcp:
+        assert preflight.status_code == 200
+        assert "DELETE" in preflight.headers["access-control-allow-methods"]
+        assert "Mcp-Session-Id" in preflight.headers["access-control-allow-headers"]
+    else:
+        assert preflight.status_code == 400  # DELETE and the MCP headers are not allowed without the proxy

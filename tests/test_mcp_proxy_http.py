@@ -16,7 +16,6 @@ from typing import Any
 
 import httpx
 import msgspec
-from fastapi import FastAPI
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -25,6 +24,7 @@ from starlette.routing import Route
 from otel_bridge.config import McpSettings
 from otel_bridge.model import AgentEvent, EventKind, Placement
 from otel_bridge.sources.mcp_proxy import ENDED, REQUEST, TRACE_QUEUE_FULL, UPSTREAM_UNREACHABLE, Exchange, McpProxy
+from otel_bridge.web.lanes import SidecarApp
 from otel_bridge.web.mcp import METHODS, mount_mcp
 from tests.support.ports import free_port
 from tests.support.producers import serve
@@ -190,7 +190,7 @@ async def test_a_full_trace_queue_drops_from_tracing_only_and_shutdown_still_dra
 async def test_the_mounted_proxy_serves_its_methods_on_its_path_only() -> None:
     recorder = Recorder()
     proxy = McpProxy(recorder, McpSettings(upstream=f"http://127.0.0.1:{free_port()}/mcp", connect_timeout_s=2.0))
-    app = FastAPI()
+    app = SidecarApp()
     mount_mcp(app, proxy, "/mcp")
     await proxy.start()
     try:

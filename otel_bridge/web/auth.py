@@ -1,14 +1,17 @@
 """The optional bearer token (ingest, feed, trace API, metrics), the CORS allow-list, and keeping tokens out of logs.
 
-Both are ASGI middleware installed by :func:`install` in ``create_app``, so no
-handler knows about them. The token is compared in constant time. Browsers'
+Both are ASGI middleware installed by :func:`install` in ``create_app``, around
+the app and around its lanes alike (:mod:`otel_bridge.web.lanes`), so no handler
+knows about them. The token is compared in constant time. Browsers'
 ``EventSource`` cannot set headers, so the feed (and only the feed) also takes
 the token as ``?access_token=``; :class:`RedactQueryCredentials` (installed on
 the access log by ``serve``) writes that value, and any ``token`` query value, as
 ``REDACTED``. ``/metrics`` needs the token too unless ``metrics.public`` is set
 (it lists agent, tool, model and provider names). CORS is outermost: a
 preflight never needs the token, and a 401 still carries the CORS headers a
-browser needs to read it.
+browser needs to read it. With the MCP proxy on, CORS also allows ``DELETE`` and
+the MCP headers, and exposes ``Mcp-Session-Id``, so a browser MCP client can hold
+and end its session through the sidecar.
 """
 
 from __future__ import annotations
@@ -20,10 +23,12 @@ import re
 from urllib.parse import parse_qsl
 
 from fastapi import FastAPI
+from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from otel_bridge.config import Settings
+from otel_bridge.web.lanes import SidecarApp
 
 PROTECTED_PREFIXES = ("/v1/events", "/v1/stream", "/v1/traces", "/v1/sources", "/metrics")
 """What the token guards; ``/v1/health`` and the viewer page itself stay open (``/metrics`` too if public)."""
@@ -116,15 +121,40 @@ class BearerAuth:
         await send({"type": "http.response.body", "body": payload})
 
 
-def install(app: FastAPI, settings: Settings) -> None:
-    """Add the token check (if a token is set) and CORS (if origins are listed), CORS outermost."""
+MCP_HEADERS = ["Mcp-Session-Id", "Mcp-Protocol-Version"]
+"""What a browser MCP client sends (and must read back: the session id) through the proxy."""
+
+
+def layers(settings: Settings) -> list[Middleware]:
+    """The token check (if a token is set) and CORS (if origins are listed), innermost first."""
+    out: list[Middleware] = []
     if settings.auth.token is not None:
-        app.add_middleware(BearerAuth, token=settings.auth.token, public_metrics=settings.metrics.public)
+        out.append(Middleware(BearerAuth, token=settings.auth.token, public_metrics=settings.metrics.public))
     if settings.cors.allow_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors.allow_origins,
-            allow_methods=["GET", "POST", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
-            max_age=600,
+        mcp = settings.mcp.upstream is not None
+        out.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.cors.allow_origins,
+                allow_methods=["GET", "POST", "OPTIONS", *(["DELETE"] if mcp else [])],
+                allow_headers=["Authorization", "Content-Type", "Last-Event-ID", *(MCP_HEADERS if mcp else [])],
+                expose_headers=["Mcp-Session-Id"] if mcp else [],
+                max_age=600,
+            )
         )
+    return out
+
+
+def wrap(app: ASGIApp, settings: Settings) -> ASGIApp:
+    """``app`` behind :func:`layers`, CORS outermost (what :func:`install` does to the whole app)."""
+    for layer in layers(settings):
+        app = layer.cls(app, *layer.args, **layer.kwargs)
+    return app
+
+
+def install(app: SidecarApp | FastAPI, settings: Settings) -> None:
+    """Put the app and its lanes behind the token check and CORS, CORS outermost."""
+    for layer in layers(settings):  # each added layer wraps the ones added before it
+        app.add_middleware(layer.cls, *layer.args, **layer.kwargs)
+    if isinstance(app, SidecarApp):
+        app.guard_lanes(lambda lane: wrap(lane, settings))

@@ -13,9 +13,9 @@ Small POSTs are the common case (one event per request), and FastAPI's
 routing, dependency injection and pydantic validation of three optional query
 parameters cost more than decoding and mapping the event. So the handler is
 lean: :func:`ingest_responder` reads its query parameters, headers and body
-from the ASGI scope itself, and :class:`IngestDispatch` (installed by
-:func:`mount_ingest` inside the auth and CORS middleware, so both still apply)
-sends ``POST /v1/events`` straight to it, past the router. The route is also an
+from the ASGI scope itself, and :class:`IngestLane`, a lane of the app
+(:mod:`otel_bridge.web.lanes`: the token check and CORS still apply), sends
+``POST /v1/events`` straight to it, ahead of FastAPI's middleware and router. The route is also an
 ordinary :class:`~fastapi.routing.APIRoute` (:class:`LeanRoute`, the same
 responder behind it) so that it is documented in the OpenAPI schema like every
 other route, its query parameters written here by hand (:data:`OPENAPI_PARAMETERS`),
@@ -29,11 +29,11 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 import msgspec
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.routing import APIRoute
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from otel_bridge.config import IngestSettings
 from otel_bridge.dialects import registry
@@ -42,6 +42,7 @@ from otel_bridge.limits import REFUSED_BY, MemoryGuard
 from otel_bridge.pipeline import EventConsumer
 from otel_bridge.sources.http_ingest import IngestError, forced_dialect
 from otel_bridge.sources.http_ingest import ingest as ingest_events
+from otel_bridge.web.lanes import SidecarApp
 from otel_bridge.web.problem import problem
 
 STATUS = {
@@ -207,6 +208,8 @@ async def _read_body(receive: Receive, declared: str | None, limit: int) -> byte
         chunks.append(chunk)
 
 
+INGEST_PATH = "/v1/events"
+
 Responder = Callable[[Scope, Receive], Awaitable[Response | bytes]]
 """The route's handler: the accepted answer's JSON (202), or an error :class:`Response`."""
 
@@ -279,7 +282,7 @@ def ingest_router(consumer: EventConsumer, settings: IngestSettings, guard: Memo
         return _response(await respond(request.scope, request.receive))
 
     router.add_api_route(
-        "/v1/events",
+        INGEST_PATH,
         ingest,
         methods=["POST"],
         status_code=202,
@@ -293,17 +296,13 @@ def ingest_router(consumer: EventConsumer, settings: IngestSettings, guard: Memo
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
-class IngestDispatch:
-    """ASGI middleware: ``POST /v1/events`` straight to the responder, everything else on to ``app``."""
+class IngestLane:
+    """ASGI app: the lane that serves ``POST /v1/events`` (see :mod:`otel_bridge.web.lanes`)."""
 
-    def __init__(self, app: ASGIApp, respond: Responder) -> None:
-        self.app = app
+    def __init__(self, respond: Responder) -> None:
         self.respond = respond
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or _route_path(scope) != "/v1/events":
-            await self.app(scope, receive, send)
-            return
         answer = await self.respond(scope, receive)
         if isinstance(answer, Response):
             await answer(scope, receive, send)
@@ -313,19 +312,9 @@ class IngestDispatch:
         await send({"type": "http.response.body", "body": answer})
 
 
-def _route_path(scope: Scope) -> str:
-    path: str = scope["path"]
-    root: str = scope.get("root_path", "")
-    return path[len(root) :] if root and path.startswith(root) else path
-
-
 def mount_ingest(
-    app: FastAPI, consumer: EventConsumer, settings: IngestSettings, guard: MemoryGuard | None = None
+    app: SidecarApp, consumer: EventConsumer, settings: IngestSettings, guard: MemoryGuard | None = None
 ) -> None:
-    """The documented route, and the dispatch that serves it past the router.
-
-    Call before the auth and CORS middleware are added: middleware added later wraps this one,
-    so the token check and CORS still come first.
-    """
+    """The documented route, and the lane that serves it ahead of FastAPI's middleware and router."""
     app.include_router(ingest_router(consumer, settings, guard))
-    app.add_middleware(IngestDispatch, respond=ingest_responder(consumer, settings, guard))
+    app.add_lane(INGEST_PATH, ["POST"], IngestLane(ingest_responder(consumer, settings, guard)))
