@@ -32,7 +32,7 @@ from otel_bridge.web.mcp import mount_mcp
 from otel_bridge.web.metrics import metrics_router
 from otel_bridge.web.sources import sources_router
 from otel_bridge.web.stream import stream_router
-from otel_bridge.web.traces import traces_router
+from otel_bridge.web.traces import FEED_ONLY, traces_router
 from otel_bridge.web.viewer import viewer_router
 
 
@@ -154,6 +154,7 @@ def create_feed_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="otel-bridge feed", version=__version__, lifespan=lifespan)
     app.state.feed = feed
     app.include_router(stream_router(feed))
+    app.include_router(traces_router(None, {}, SCOPE, no_store=FEED_ONLY))  # the viewer's list says why it is empty
     app.include_router(viewer_router(settings.feed.trace_url_template))
     auth.install(app, settings)
 

@@ -130,6 +130,11 @@ def test_three_sidecars_one_feed_process_every_event_once_in_stream_order(
     # The feed process ingests nothing and exports nothing.
     assert httpx.post(feed.url + "/v1/events", json={"kind": "progress", "run_id": "x"}).status_code in (404, 405)
     assert feed.health()["status"] == "ok"
+    # It keeps no traces, and says so where the viewer asks for them (not a bare 404).
+    for path in ("/v1/traces", "/v1/traces/" + "ab" * 16):
+        traces = httpx.get(feed.url + path)
+        assert (traces.status_code, traces.json()["error"]) == (404, "store_disabled")
+        assert "feed-only process" in traces.json()["message"]
 
 
 def test_a_killed_sidecar_and_a_dropped_subscriber_resume_without_loss_or_duplicates(

@@ -120,8 +120,24 @@ def parse_query(
 _TIME_DOC = "RFC 3339 with a zone (`2025-01-02T03:04:05Z`) or epoch milliseconds; selects on the run's start time."
 
 
-def traces_router(store: TraceStore | None, resource: dict[str, AttributeValue], scope: tuple[str, str]) -> APIRouter:
-    """The routes over ``store`` (404 ``store_disabled`` without one); documents carry ``resource`` and ``scope``."""
+STORE_DISABLED = "the embedded trace store is disabled (store.enabled = false)"
+FEED_ONLY = (
+    "this is a feed-only process (otel-bridge feed): it keeps no traces; search them on a sidecar"
+    " (GET /v1/traces there) or in your tracing backend"
+)
+
+
+def traces_router(
+    store: TraceStore | None,
+    resource: dict[str, AttributeValue],
+    scope: tuple[str, str],
+    no_store: str = STORE_DISABLED,
+) -> APIRouter:
+    """The routes over ``store``; documents carry ``resource`` and ``scope``.
+
+    Without a store both answer 404 ``store_disabled`` with ``no_store`` as the message, which
+    the viewer shows in place of the list.
+    """
     router = APIRouter()
 
     @router.get(
@@ -149,7 +165,7 @@ def traces_router(store: TraceStore | None, resource: dict[str, AttributeValue],
     ) -> JSONResponse:
         """Search the embedded store: runs matching every given filter, newest first unless ``sort`` says."""
         if store is None:
-            return problem(404, "store_disabled", "the embedded trace store is disabled (store.enabled = false)")
+            return problem(404, "store_disabled", no_store)
         try:
             query = parse_query(
                 limit=limit,
@@ -172,7 +188,7 @@ def traces_router(store: TraceStore | None, resource: dict[str, AttributeValue],
     async def get_trace(trace_id: str) -> Response:
         """One trace as an OTLP/JSON ``ExportTraceServiceRequest``."""
         if store is None:
-            return problem(404, "store_disabled", "the embedded trace store is disabled (store.enabled = false)")
+            return problem(404, "store_disabled", no_store)
         try:
             raw_id = bytes.fromhex(trace_id)
         except ValueError:
