@@ -180,8 +180,12 @@ def _run(app: Any, settings: Settings, log_level: str, banner: str) -> int:
     _tune_gc()
     print(banner, file=sys.stderr)
     from otel_bridge.web.auth import RedactQueryCredentials
+    from otel_bridge.web.http_lane import lane_protocol
+    from otel_bridge.web.lanes import SidecarApp
 
     logging.getLogger("uvicorn.access").addFilter(RedactQueryCredentials())  # tokens never reach the log
+    # The sidecar's small POSTs are answered by the HTTP protocol itself where it can (web/http_lane.py).
+    http = lane_protocol(app) if isinstance(app, SidecarApp) else None
     with _stop_signals_exit_cleanly():
         uvicorn.run(
             app,
@@ -189,7 +193,7 @@ def _run(app: Any, settings: Settings, log_level: str, banner: str) -> int:
             port=settings.server.port,
             log_level=log_level,
             loop="auto",
-            http="auto",
+            http=http or "auto",
             timeout_graceful_shutdown=5,
         )
     return 0

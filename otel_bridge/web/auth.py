@@ -20,6 +20,7 @@ import hmac
 import json
 import logging
 import re
+from collections.abc import Callable
 from urllib.parse import parse_qsl
 
 from fastapi import FastAPI
@@ -28,7 +29,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from otel_bridge.config import Settings
-from otel_bridge.web.lanes import SidecarApp
+from otel_bridge.web.lanes import Headers, SidecarApp
 
 PROTECTED_PREFIXES = ("/v1/events", "/v1/stream", "/v1/traces", "/v1/sources", "/metrics")
 """What the token guards; ``/v1/health`` and the viewer page itself stay open (``/metrics`` too if public)."""
@@ -64,6 +65,15 @@ def _protected(path: str, prefixes: tuple[str, ...] = PROTECTED_PREFIXES) -> boo
     return any(path == p or path.startswith(p + "/") for p in prefixes)
 
 
+def _bearer(headers: Headers) -> bytes | None:
+    """The bearer credentials of ``Authorization`` (``b""`` for another scheme: wrong, not missing)."""
+    for name, value in headers:
+        if name == b"authorization":
+            scheme, _, credentials = value.partition(b" ")
+            return credentials.strip() if scheme.lower() == b"bearer" else b""
+    return None
+
+
 class BearerAuth:
     """401 unless the request carries ``Authorization: Bearer <token>``."""
 
@@ -73,14 +83,9 @@ class BearerAuth:
         self._prefixes = tuple(p for p in PROTECTED_PREFIXES if not (public_metrics and p == "/metrics"))
 
     def _presented(self, scope: Scope) -> bytes | None:
-        name: bytes
-        value: bytes
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                scheme, _, credentials = value.partition(b" ")
-                if scheme.lower() == b"bearer":
-                    return credentials.strip()
-                return b""  # another scheme: wrong, not missing
+        presented = _bearer(scope["headers"])
+        if presented is not None:
+            return presented
         if scope["path"] in QUERY_TOKEN_PATHS:
             query: bytes = scope.get("query_string", b"")
             for key, val in parse_qsl(query.decode("latin-1")):
@@ -152,9 +157,26 @@ def wrap(app: ASGIApp, settings: Settings) -> ASGIApp:
     return app
 
 
+def plainly_admitted(settings: Settings) -> Callable[[Headers], bool]:
+    """Whether a request to a protected path with these headers passes :func:`layers` untouched: the
+    right bearer token in its header (if a token is set), and no ``Origin`` (if CORS is on)."""
+    token = settings.auth.token.encode() if settings.auth.token is not None else None
+    cors = bool(settings.cors.allow_origins)
+
+    def admitted(headers: Headers) -> bool:
+        if cors and any(name == b"origin" for name, _ in headers):
+            return False
+        if token is None:
+            return True
+        presented = _bearer(headers)
+        return presented is not None and hmac.compare_digest(presented, token)
+
+    return admitted
+
+
 def install(app: SidecarApp | FastAPI, settings: Settings) -> None:
     """Put the app and its lanes behind the token check and CORS, CORS outermost."""
     for layer in layers(settings):  # each added layer wraps the ones added before it
         app.add_middleware(layer.cls, *layer.args, **layer.kwargs)
     if isinstance(app, SidecarApp):
-        app.guard_lanes(lambda lane: wrap(lane, settings))
+        app.guard_lanes(lambda lane: wrap(lane, settings), plainly_admitted(settings))

@@ -24,7 +24,7 @@ and answers any other method as before (405).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -40,9 +40,9 @@ from otel_bridge.dialects import registry
 from otel_bridge.dialects.framing import ACCEPTED_MEDIA_TYPES
 from otel_bridge.limits import REFUSED_BY, MemoryGuard
 from otel_bridge.pipeline import EventConsumer
-from otel_bridge.sources.http_ingest import IngestError, forced_dialect
+from otel_bridge.sources.http_ingest import OFF_LOOP_BYTES, IngestError, forced_dialect, ingest_body
 from otel_bridge.sources.http_ingest import ingest as ingest_events
-from otel_bridge.web.lanes import SidecarApp
+from otel_bridge.web.lanes import Answer, SidecarApp
 from otel_bridge.web.problem import problem
 
 STATUS = {
@@ -164,7 +164,7 @@ def query_parameters(query_string: bytes) -> dict[str, str]:
 _HINT_HEADERS = frozenset(name.encode("latin-1") for name in registry.HEADER_DIALECTS)
 
 
-def _request_headers(scope: Scope) -> tuple[str, str | None, dict[str, str] | None]:
+def _request_headers(headers: list[tuple[bytes, bytes]]) -> tuple[str, str | None, dict[str, str] | None]:
     """``(Content-Type or "", Content-Length or None, the headers that name a dialect or None)`` in one
     pass over the raw headers: ASGI names are lower-case, and of a repeated header the first counts,
     as with Starlette's ``Headers.get``. A client that forwards its producer's response headers (e.g.
@@ -172,7 +172,7 @@ def _request_headers(scope: Scope) -> tuple[str, str | None, dict[str, str] | No
     content_type: str | None = None
     length: str | None = None
     hints: dict[str, str] | None = None
-    for name, value in scope["headers"]:
+    for name, value in headers:
         if name == b"content-type" and content_type is None:
             content_type = value.decode("latin-1")
         elif name == b"content-length" and length is None:
@@ -209,33 +209,53 @@ async def _read_body(receive: Receive, declared: str | None, limit: int) -> byte
 
 
 INGEST_PATH = "/v1/events"
-
-Responder = Callable[[Scope, Receive], Awaitable[Response | bytes]]
-"""The route's handler: the accepted answer's JSON (202), or an error :class:`Response`."""
+_JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
-def ingest_responder(consumer: EventConsumer, settings: IngestSettings, guard: MemoryGuard | None = None) -> Responder:
-    """``POST /v1/events`` into ``consumer``, bounded by ``settings`` and the memory budget ``guard``,
-    as a function of the ASGI scope."""
-    limit = settings.max_body_bytes
+class IngestResponder:
+    """``POST /v1/events`` into ``consumer``, bounded by ``settings`` and the memory budget ``guard``.
 
-    async def respond(scope: Scope, receive: Receive) -> Response | bytes:
-        if guard is not None and not guard.admit("http"):  # refused before the body is read
-            refused = problem(503, REFUSED_BY, guard.reason or "over the memory budget")
-            refused.headers["Retry-After"] = str(guard.retry_after_s)
+    :meth:`respond` serves any request from its ASGI scope (the body read from ``receive``,
+    large bodies decoded off the loop); :meth:`answer` serves one whose whole body is in hand
+    and at most :attr:`max_inline_body` bytes, synchronously (the HTTP lane,
+    :mod:`otel_bridge.web.http_lane`). Both give the same answers: they share everything
+    after the body is read.
+    """
+
+    def __init__(self, consumer: EventConsumer, settings: IngestSettings, guard: MemoryGuard | None = None) -> None:
+        self._consumer = consumer
+        self._settings = settings
+        self._guard = guard
+        self.max_inline_body = min(OFF_LOOP_BYTES, settings.max_body_bytes)
+
+    def _refused(self) -> Response | None:
+        guard = self._guard
+        if guard is None or guard.admit("http"):
+            return None
+        refused = problem(503, REFUSED_BY, guard.reason or "over the memory budget")
+        refused.headers["Retry-After"] = str(guard.retry_after_s)
+        return refused
+
+    def _too_large(self) -> Response:
+        self._consumer.reject("body_too_large")
+        return problem(413, "body_too_large", f"request body exceeds {self._settings.max_body_bytes} bytes")
+
+    async def respond(self, scope: Scope, receive: Receive) -> Response | bytes:
+        """The accepted answer's JSON (202), or an error :class:`Response`."""
+        refused = self._refused()  # before the body is read
+        if refused is not None:
             return refused
         query = query_parameters(scope["query_string"])
-        content_type, declared, hints = _request_headers(scope)
+        content_type, declared, hints = _request_headers(scope["headers"])
         try:
             forced = forced_dialect(query.get("dialect"))
             try:
-                body = await _read_body(receive, declared, limit)
+                body = await _read_body(receive, declared, self._settings.max_body_bytes)
             except _TooLarge:
-                consumer.reject("body_too_large")
-                return problem(413, "body_too_large", f"request body exceeds {limit} bytes")
+                return self._too_large()
             answer = await ingest_events(
-                consumer,
-                settings,
+                self._consumer,
+                self._settings,
                 body,
                 content_type,
                 dialect=forced,
@@ -247,7 +267,32 @@ def ingest_responder(consumer: EventConsumer, settings: IngestSettings, guard: M
             return problem(STATUS[exc.code], exc.code, exc.message, **exc.extra)
         return msgspec.json.encode(answer)
 
-    return respond
+    def answer(self, query_string: bytes, headers: list[tuple[bytes, bytes]], body: bytes) -> Answer:
+        """The whole response to a request whose body (at most :attr:`max_inline_body` bytes) is read."""
+        refused = self._refused()
+        if refused is not None:
+            return _whole(refused)
+        query = query_parameters(query_string)
+        content_type, _, hints = _request_headers(headers)
+        try:
+            answer = ingest_body(
+                self._consumer,
+                self._settings,
+                body,
+                content_type,
+                dialect=forced_dialect(query.get("dialect")),
+                run_id=query.get("run_id"),
+                source=query.get("source"),
+                headers=hints,
+            )
+        except IngestError as exc:
+            return _whole(problem(STATUS[exc.code], exc.code, exc.message, **exc.extra))
+        encoded = msgspec.json.encode(answer)
+        return 202, [*_JSON_HEADERS, (b"content-length", str(len(encoded)).encode())], encoded
+
+
+def _whole(response: Response) -> Answer:
+    return response.status_code, response.raw_headers, bytes(response.body)
 
 
 def _response(answer: Response | bytes) -> Response:
@@ -266,10 +311,10 @@ class LeanRoute(APIRoute):
         return endpoint
 
 
-def ingest_router(consumer: EventConsumer, settings: IngestSettings, guard: MemoryGuard | None = None) -> APIRouter:
-    """``POST /v1/events`` into ``consumer``, bounded by ``settings`` and the memory budget ``guard``."""
+def ingest_router(responder: IngestResponder) -> APIRouter:
+    """``POST /v1/events``, documented, served by ``responder``."""
     router = APIRouter()
-    respond = ingest_responder(consumer, settings, guard)
+    respond = responder.respond
 
     async def ingest(request: Request) -> Response:
         """Push agent events (JSON, JSON array, NDJSON or SSE text).
@@ -293,17 +338,14 @@ def ingest_router(consumer: EventConsumer, settings: IngestSettings, guard: Memo
     return router
 
 
-_JSON_HEADERS = [(b"content-type", b"application/json")]
-
-
 class IngestLane:
     """ASGI app: the lane that serves ``POST /v1/events`` (see :mod:`otel_bridge.web.lanes`)."""
 
-    def __init__(self, respond: Responder) -> None:
-        self.respond = respond
+    def __init__(self, responder: IngestResponder) -> None:
+        self.responder = responder
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        answer = await self.respond(scope, receive)
+        answer = await self.responder.respond(scope, receive)
         if isinstance(answer, Response):
             await answer(scope, receive, send)
             return
@@ -316,5 +358,6 @@ def mount_ingest(
     app: SidecarApp, consumer: EventConsumer, settings: IngestSettings, guard: MemoryGuard | None = None
 ) -> None:
     """The documented route, and the lane that serves it ahead of FastAPI's middleware and router."""
-    app.include_router(ingest_router(consumer, settings, guard))
-    app.add_lane(INGEST_PATH, ["POST"], IngestLane(ingest_responder(consumer, settings, guard)))
+    responder = IngestResponder(consumer, settings, guard)
+    app.include_router(ingest_router(responder))
+    app.add_lane(INGEST_PATH, ["POST"], IngestLane(responder), inline=responder)
