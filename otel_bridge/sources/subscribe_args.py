@@ -102,30 +102,17 @@ def add_subscribe_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--header", action=_Header, metavar="'K: V'", help="a request header for the previous --subscribe"
     )
-    group.add_argument(
-        "--method",
-        action=_Set,
-        dest="method",
-        default=argparse.SUPPRESS,
-        metavar="GET|POST",
-        help="the request method (default GET)",
-    )
-    group.add_argument(
-        "--body",
-        action=_Set,
-        dest="body",
-        default=argparse.SUPPRESS,
-        metavar="JSON",
-        help="POST this JSON to open the stream (A2A SendStreamingMessage, LangGraph runs/stream, ADK run_sse)",
-    )
-    group.add_argument(
-        "--body-file",
-        action=_Set,
-        dest="body_file",
-        default=argparse.SUPPRESS,
-        metavar="FILE",
-        help="POST the JSON in FILE to open the stream",
-    )
+    for flag, dest, metavar, help_text in (
+        ("--method", "method", "GET|POST", "the request method (default GET)"),
+        (
+            "--body",
+            "body",
+            "JSON",
+            "POST this JSON to open the stream (A2A SendStreamingMessage, LangGraph runs/stream, ADK run_sse)",
+        ),
+        ("--body-file", "body_file", "FILE", "POST the JSON in FILE to open the stream"),
+    ):
+        group.add_argument(flag, action=_Set, dest=dest, default=argparse.SUPPRESS, metavar=metavar, help=help_text)
     parser.set_defaults(**{_DEST: []})
 
 
