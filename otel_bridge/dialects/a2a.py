@@ -29,7 +29,8 @@ Mapping:
   ``adk_usage_metadata`` is a model answer (a ``chat`` span), ``data`` parts
   whose metadata say ``adk_type: function_call`` / ``function_response`` are
   tool executions, ``adk_error_code`` is an error (the failed call never gets
-  a response: the task's failure closes it with that code as ``error.type``).
+  a response: the task's failure closes it with that code as ``error.type``);
+  :mod:`._adk_calls` reads them, as it does ADK's own stream.
 * Other agent messages are message events; an artifact is a message event
   once complete (``lastChunk``), unless it bears usage (then it is the answer
   of a ``chat`` span from its first chunk).
@@ -57,12 +58,11 @@ from otel_bridge.dialects._a2a_wire import (
     parts_text,
     result_kind,
 )
-from otel_bridge.dialects._shapes import error_result, gemini_usage, obj, text
+from otel_bridge.dialects._shapes import gemini_usage, obj, text
 from otel_bridge.dialects.base import (
     DecodeError,
     EventFields,
     StreamContext,
-    json_text,
     make_event,
     opt_str,
     require_object,
@@ -265,26 +265,14 @@ class A2aDecoder:
                 )
             )
         for call in parts.calls:
-            call_id = text(call, "id")
-            if call_id is None or call_id in task.open_calls:
-                continue
-            task.open_calls[call_id] = text(call, "name")
-            out.append(
-                self._event(
-                    task,
-                    EventKind.TOOL_STARTED,
-                    "function_call",
-                    ts,
-                    frame,
-                    call_id=call_id,
-                    tool_name=text(call, "name"),
-                    arguments=json_text(call.get("args")),
-                    parent_call_id=chat_id,
-                    event_id=event_id(),
-                )
-            )
+            fields = task.calls.start(call)
+            if fields is not None:
+                fields["parent_call_id"], fields["event_id"] = chat_id, event_id()
+                out.append(self._event(task, EventKind.TOOL_STARTED, "function_call", ts, frame, **fields))
         for response in parts.responses:
-            out.append(self._tool_result(task, response, ts, frame, event_id()))
+            kind, fields = task.calls.end(response)
+            fields["event_id"] = event_id()
+            out.append(self._event(task, kind, "function_response", ts, frame, **fields))
         code = parts.error_code
         if code is not None:
             task.error_code = code
@@ -336,26 +324,6 @@ class A2aDecoder:
     def _prior_ns(self, ts: tuple[int, bool]) -> int:
         """Where an answer reported only at its end began: the stream's previous frame, else its own time."""
         return min(self._clock.previous_ns, ts[0]) if self._clock.previous_ns is not None else ts[0]
-
-    def _tool_result(
-        self, task: Task, response: dict[str, Any], ts: tuple[int, bool], frame: Frame, event_id: str | None
-    ) -> AgentEvent:
-        call_id = text(response, "id")
-        name = task.open_calls.pop(call_id, None) if call_id is not None else None
-        result = response.get("response")
-        error = error_result(result)
-        return self._event(
-            task,
-            EventKind.TOOL_FAILED if error is not None else EventKind.TOOL_COMPLETED,
-            "function_response",
-            ts,
-            frame,
-            call_id=call_id,
-            tool_name=text(response, "name") or name,
-            result=json_text(result),
-            error=error,
-            event_id=event_id,
-        )
 
     def _artifact_update(self, frame: Frame, u: dict[str, Any]) -> list[AgentEvent]:
         ts = self._time(None)
@@ -413,24 +381,10 @@ class A2aDecoder:
         task.ended = True
         out: list[AgentEvent] = []
         failed = state in FAILED
-        for call_id, name in list(task.open_calls.items()):
-            if not failed:
-                continue  # a call still open when a task pauses or completes: its end is not known
-            del task.open_calls[call_id]
-            # The failed call never gets a response: the task's failure is its end.
-            out.append(
-                self._event(
-                    task,
-                    EventKind.TOOL_FAILED,
-                    "statusUpdate",
-                    ts,
-                    None,
-                    call_id=call_id,
-                    tool_name=name,
-                    error=error or state,
-                    error_type=task.error_code or state,
-                )
-            )
+        # A call still open when a task pauses or completes: its end is not known. When the task failed,
+        # the call never gets a response: the task's failure is its end.
+        for fields in task.calls.fail_all(error or state, task.error_code or state) if failed else ():
+            out.append(self._event(task, EventKind.TOOL_FAILED, "statusUpdate", ts, None, **fields))
         out.append(self._stream_end(task, ts, state))
         if state in INTERRUPTED:
             return out  # the task waits for the client: its run goes on with the next message
