@@ -247,7 +247,8 @@ class AdkDecoder:
             )
         )
         for part in parts:
-            fields = run.tools.start(obj(part, "functionCall"))
+            call = obj(part, "functionCall")
+            fields = run.tools.start(call) if call else None
             if fields is not None:
                 fields["parent_call_id"] = call_id
                 out.append(self._event(run, EventKind.TOOL_STARTED, "functionCall", ts, None, **fields))

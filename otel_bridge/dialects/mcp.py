@@ -44,7 +44,7 @@ from __future__ import annotations
 from typing import Any, Unpack
 
 from otel_bridge import semconv as sc
-from otel_bridge.dialects._mcp_pending import SERVER, Key, Pending, PendingRequests
+from otel_bridge.dialects._mcp_pending import SERVER, Pending, PendingRequests
 from otel_bridge.dialects._mcp_runs import Runs
 from otel_bridge.dialects._mcp_wire import (
     error_text,
@@ -153,7 +153,8 @@ class McpDecoder:
         scope = session or f"x{exchange}"
         if method is None:
             if rid is not None:  # the client's answer to a request the server sent
-                return self._answer((SERVER + scope, rid), message, frame, ts)
+                pending = self._pending.drop((SERVER + scope, rid))
+                return self._answer(pending, message, frame, ts) if pending is not None else []
             raise DecodeError("MCP request: a JSON-RPC message with neither method nor id")
         state = self._runs.session(session) if session is not None else None
         meta = obj(params, "_meta")
@@ -221,9 +222,9 @@ class McpDecoder:
         if method is None:
             if rid is not None:
                 # An initialize is sent before its session exists: its answer names the session.
-                key = (scope, rid) if (scope, rid) in self._pending else (f"x{exchange}", rid)
-                if key in self._pending:
-                    return self._answer(key, message, frame, ts, session)
+                pending = self._pending.drop((scope, rid)) or self._pending.drop((f"x{exchange}", rid))
+                if pending is not None:
+                    return self._answer(pending, message, frame, ts, session)
             error = obj(message, "error")
             if error:  # an error with no request id ("server-error"): it fails what the exchange left open
                 code = opt_str(error, "code") or sc.ERROR_TYPE_OTHER
@@ -297,15 +298,13 @@ class McpDecoder:
 
     def _answer(
         self,
-        key: Key,
+        pending: Pending,
         message: dict[str, Any],
         frame: Frame,
         ts: tuple[int, bool],
         session: str | None = None,
     ) -> list[AgentEvent]:
-        pending = self._pending.drop(key)
-        if pending is None:
-            return []
+        """The response to a request (already forgotten by the table): its span ends, as does its own run."""
         error = message.get("error")
         if isinstance(error, dict):
             code = opt_str(error, "code") or sc.ERROR_TYPE_OTHER
