@@ -29,6 +29,8 @@ from otel_bridge.dialects._mcp_wire import Attributes
 
 MAX_PENDING = 10_000
 
+EXCHANGE = "x"
+"""The scope prefix of a request outside any session: ``x<exchange>``."""
 SERVER = "srv:"
 """The scope prefix of the requests the server sends the client."""
 

@@ -44,7 +44,7 @@ from __future__ import annotations
 from typing import Any, Unpack
 
 from otel_bridge import semconv as sc
-from otel_bridge.dialects._mcp_pending import SERVER, Pending, PendingRequests
+from otel_bridge.dialects._mcp_pending import EXCHANGE, SERVER, Pending, PendingRequests
 from otel_bridge.dialects._mcp_runs import Runs
 from otel_bridge.dialects._mcp_wire import (
     error_text,
@@ -126,7 +126,7 @@ class McpDecoder:
             for message, data in messages:
                 out.extend(self._client_message(message, data, session, exchange, version, ts))
             return out
-        scope = session or f"x{exchange}"
+        scope = session or EXCHANGE + exchange
         for message, data in messages:
             out.extend(self._server_message(message, data, session, scope, exchange, ts))
         status = opt_int(record, "status")
@@ -150,7 +150,7 @@ class McpDecoder:
         rid = valid_id(message.get("id"))
         params = obj(message, "params")
         frame = Frame(None, data)
-        scope = session or f"x{exchange}"
+        scope = session or EXCHANGE + exchange
         if method is None:
             if rid is not None:  # the client's answer to a request the server sent
                 pending = self._pending.drop((SERVER + scope, rid))
@@ -222,7 +222,7 @@ class McpDecoder:
         if method is None:
             if rid is not None:
                 # An initialize is sent before its session exists: its answer names the session.
-                pending = self._pending.drop((scope, rid)) or self._pending.drop((f"x{exchange}", rid))
+                pending = self._pending.drop((scope, rid)) or self._pending.drop((EXCHANGE + exchange, rid))
                 if pending is not None:
                     return self._answer(pending, message, frame, ts, session)
             error = obj(message, "error")
@@ -409,9 +409,9 @@ class McpDecoder:
     def _latest_run(self, scope: str) -> str | None:
         """The run a message of this session (or exchange) belongs to when it names no request."""
         run_id = self._runs.latest(scope)
-        if run_id is not None or not scope.startswith("x"):
+        if run_id is not None or not scope.startswith(EXCHANGE):
             return run_id
-        pending = self._pending.first_of_exchange(scope[1:])
+        pending = self._pending.first_of_exchange(scope[len(EXCHANGE) :])
         return pending.run_id if pending is not None else None
 
     def _event(
