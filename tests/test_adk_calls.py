@@ -28,21 +28,16 @@ RESPONSES = [
 
 def test_a_call_starts_once_and_its_response_ends_it_failed_when_it_is_only_an_error() -> None:
     calls = FunctionCalls()
-    started = [calls.start(c) for c in CALLS]
-    assert started == [
-        {"call_id": "c1", "tool_name": "lookup", "arguments": '{"sku":"A-1"}'},
+    assert [calls.start(c) for c in CALLS] == [
+        ("c1", "lookup", '{"sku":"A-1"}'),
         None,
-        {"call_id": "c2", "tool_name": "reserve", "arguments": "{}"},
+        ("c2", "reserve", "{}"),
         None,
     ]
-    assert calls.end(RESPONSES[0]) == (
-        EventKind.TOOL_COMPLETED,
-        {"call_id": "c1", "tool_name": "lookup", "result": '{"stock":3}', "error": None},
-    )
-    kind, fields = calls.end({"id": "c2", "response": {"error": "out of stock"}})
-    assert kind is EventKind.TOOL_FAILED
-    assert fields["error"] == "out of stock"
-    assert fields["tool_name"] == "reserve"  # the name the call gave, where the response gives none
+    assert calls.end(RESPONSES[0]) == (EventKind.TOOL_COMPLETED, "c1", "lookup", '{"stock":3}', None)
+    # The name the call gave, where the response gives none.
+    failed = (EventKind.TOOL_FAILED, "c2", "reserve", '{"error":"out of stock"}', "out of stock")
+    assert calls.end({"id": "c2", "response": {"error": "out of stock"}}) == failed
     assert calls.open == {}
 
 
@@ -50,11 +45,8 @@ def test_the_calls_still_open_fail_together_once() -> None:
     calls = FunctionCalls()
     calls.start(CALLS[0])
     calls.start(CALLS[2])
-    assert calls.fail_all("boom", "TimeoutError") == [
-        {"call_id": "c1", "tool_name": "lookup", "error": "boom", "error_type": "TimeoutError"},
-        {"call_id": "c2", "tool_name": "reserve", "error": "boom", "error_type": "TimeoutError"},
-    ]
-    assert calls.fail_all("boom", None) == []
+    assert calls.fail_all() == [("c1", "lookup"), ("c2", "reserve")]
+    assert calls.fail_all() == []
 
 
 def _decode(dialect: str, objs: list[dict[str, Any]]) -> list[AgentEvent]:

@@ -140,7 +140,7 @@ class AdkDecoder:
             out.extend(self._model(run, d, parts, ts, frame))
         else:
             out.extend(self._responses(run, parts, ts, frame))
-            says = "".join(p["text"] for p in parts if isinstance(p.get("text"), str))
+            says = "".join([p["text"] for p in parts if isinstance(p.get("text"), str)])
             if says:
                 out.append(self._event(run, EventKind.MESSAGE, "event", ts, frame, text=says, agent=text(d, "author")))
         code = text(d, "errorCode")
@@ -203,7 +203,7 @@ class AdkDecoder:
         event_id = text(d, "id")
         model = text(d, "modelVersion")
         author = text(d, "author")
-        said = "".join(p["text"] for p in parts if isinstance(p.get("text"), str) and p.get("thought") is not True)
+        said = "".join([p["text"] for p in parts if isinstance(p.get("text"), str) and p.get("thought") is not True])
         if run.llm is not None and event_id is not None and run.llm != event_id:
             out.extend(self._end_llm(run, ts, None, error="superseded"))
         if run.llm is None:
@@ -248,10 +248,22 @@ class AdkDecoder:
         )
         for part in parts:
             call = obj(part, "functionCall")
-            fields = run.tools.start(call) if call else None
-            if fields is not None:
-                fields["parent_call_id"] = call_id
-                out.append(self._event(run, EventKind.TOOL_STARTED, "functionCall", ts, None, **fields))
+            started = run.tools.start(call) if call else None
+            if started is not None:
+                tool_id, name, arguments = started
+                out.append(
+                    self._event(
+                        run,
+                        EventKind.TOOL_STARTED,
+                        "functionCall",
+                        ts,
+                        None,
+                        call_id=tool_id,
+                        tool_name=name,
+                        arguments=arguments,
+                        parent_call_id=call_id,
+                    )
+                )
         return out
 
     def _prior(self, run: _Run, ts: tuple[int, bool]) -> int:
@@ -268,8 +280,20 @@ class AdkDecoder:
         for part in parts:
             response = obj(part, "functionResponse")
             if response:
-                kind, fields = run.tools.end(response)
-                out.append(self._event(run, kind, "functionResponse", ts, frame, **fields))
+                kind, tool_id, name, result, error = run.tools.end(response)
+                out.append(
+                    self._event(
+                        run,
+                        kind,
+                        "functionResponse",
+                        ts,
+                        frame,
+                        call_id=tool_id,
+                        tool_name=name,
+                        result=result,
+                        error=error,
+                    )
+                )
         return out
 
     def _error(self, run: _Run, code: str, message: str | None, ts: tuple[int, bool], frame: Frame) -> list[AgentEvent]:
@@ -282,8 +306,18 @@ class AdkDecoder:
 
     def _fail_open(self, run: _Run, code: str | None, error: str, ts: tuple[int, bool]) -> list[AgentEvent]:
         out = [
-            self._event(run, EventKind.TOOL_FAILED, "errorCode", ts, None, **fields)
-            for fields in run.tools.fail_all(error, code)
+            self._event(
+                run,
+                EventKind.TOOL_FAILED,
+                "errorCode",
+                ts,
+                None,
+                call_id=tool_id,
+                tool_name=name,
+                error=error,
+                error_type=code,
+            )
+            for tool_id, name in run.tools.fail_all()
         ]
         if not out and run.llm is not None:
             call_id, run.llm = run.llm, None
