@@ -182,14 +182,21 @@ class McpDecoder:
         token = valid_id(meta.get("progressToken"))
         pending = Pending(run_id, call_id, method, tool, exchange, attributes, own_run, trace or "", client, token)
         self._pending.remember((scope, rid), pending)
-        fields: EventFields = {"call_id": call_id, "attributes": attributes}
-        if method == sc.MCP_TOOL_METHOD:
-            kind = EventKind.TOOL_STARTED
-            fields["tool_name"], fields["arguments"] = tool, json_text(params.get("arguments"))
-        else:
-            kind = EventKind.REQUEST_STARTED
-            fields["name"] = method
-        out.append(self._event(run_id, kind, method, ts, frame, **fields))
+        tool_call = method == sc.MCP_TOOL_METHOD
+        out.append(
+            self._event(
+                run_id,
+                EventKind.TOOL_STARTED if tool_call else EventKind.REQUEST_STARTED,
+                method,
+                ts,
+                frame,
+                tool_name=tool,
+                name=None if tool_call else method,
+                call_id=call_id,
+                arguments=json_text(params.get("arguments")) if tool_call else None,
+                attributes=attributes,
+            )
+        )
         return out
 
     def _client_notification(
@@ -344,19 +351,25 @@ class McpDecoder:
         if code is not None:
             attributes = (*attributes, (sc.RPC_RESPONSE_STATUS_CODE, code))
         failed = error_type is not None
-        fields: EventFields = {
-            "call_id": pending.call_id,
-            "error": error,
-            "error_type": error_type,
-            "attributes": attributes,
-        }
-        if pending.tool is not None:
+        tool = pending.tool
+        if tool is not None:
             kind = EventKind.TOOL_FAILED if failed else EventKind.TOOL_COMPLETED
-            fields["tool_name"], fields["result"] = pending.tool, result
         else:
             kind = EventKind.REQUEST_FAILED if failed else EventKind.REQUEST_FINISHED
-            fields["name"] = pending.method
-        return self._event(pending.run_id, kind, pending.method, ts, frame, **fields)
+        return self._event(
+            pending.run_id,
+            kind,
+            pending.method,
+            ts,
+            frame,
+            tool_name=tool,
+            name=pending.method if tool is None else None,
+            call_id=pending.call_id,
+            error=error,
+            error_type=error_type,
+            result=result if tool is not None else None,  # a request span records no result
+            attributes=attributes,
+        )
 
     def _fail_exchange(
         self,
