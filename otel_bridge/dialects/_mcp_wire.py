@@ -82,6 +82,9 @@ def request_attributes(
 
 def valid_id(value: object) -> str | None:
     """A JSON-RPC id as a string (ids are strings or integers; anything else is no id)."""
+    kind = type(value)
+    if kind is int or kind is str:  # the common cases first (a bool's type is bool, not int)
+        return str(value)
     if isinstance(value, bool):
         return None
     if isinstance(value, (str, int)):
