@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from otel_bridge.dialects._a2a_wire import parts_text
+from otel_bridge.dialects._adk_calls import FunctionCalls
 from otel_bridge.dialects._shapes import obj, text
 
 
@@ -34,7 +35,7 @@ class Task:
     agent: str | None = None
     state: str | None = None
     error_code: str | None = None  # adk_error_code seen: the code of the failure that follows
-    open_calls: dict[str, str | None] = field(default_factory=dict)  # call id -> tool name
+    calls: FunctionCalls = field(default_factory=FunctionCalls)  # the tool calls open
     artifacts: dict[str, Artifact] = field(default_factory=dict)
     ended: bool = False
 

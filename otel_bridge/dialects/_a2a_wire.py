@@ -80,6 +80,13 @@ def task_of(d: object) -> tuple[str | None, str | None]:
     return task_id, normalize_state(obj(payload, "status").get("state"))
 
 
+def stream_method(v03: bool, resubscribe: bool) -> str:
+    """The method a stream of a task is named by: the first stream's, or a resubscription's, on either wire."""
+    if v03:
+        return sc.A2A_METHOD_RESUBSCRIBE_V03 if resubscribe else sc.A2A_METHOD_STREAM_V03
+    return sc.A2A_METHOD_SUBSCRIBE if resubscribe else sc.A2A_METHOD_SEND_STREAMING
+
+
 def streaming_method(body: object) -> str | None:
     """The A2A streaming method a JSON-RPC request body calls, or ``None`` if it calls none."""
     if not isinstance(body, dict) or body.get("jsonrpc") != "2.0":

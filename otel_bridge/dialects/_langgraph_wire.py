@@ -109,8 +109,8 @@ def namespace_of(metadata: dict[str, Any]) -> tuple[str, ...]:
     """The graph an event runs in: its node task's ``langgraph_checkpoint_ns`` (``outer:<id>|node:<id>``)
     without the node task itself; ``()`` for the root graph."""
     ns = text(metadata, "langgraph_checkpoint_ns")
-    if ns is None:
-        return ()
+    if ns is None or "|" not in ns:
+        return ()  # the root graph's node: its one segment is the node task itself
     return tuple(s for s in ns.split("|") if s)[:-1]
 
 

@@ -1,39 +1,90 @@
-"""MCP exchange logs, read: the decoder's per-request and per-session state, and small readers of
-JSON-RPC ids, trace context, headers, progress and tool results (a wrong shape reads as absent)."""
+"""MCP exchange logs, read: the JSON-RPC messages a record's body holds, a request's span attributes,
+and small readers of JSON-RPC ids, trace context, headers, progress and tool results (a wrong shape
+reads as absent).
+
+The decoder (:mod:`.mcp`) owns the state (:mod:`._mcp_pending`, :mod:`._mcp_runs`) and asks these
+pure readers for everything else.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
+from otel_bridge import semconv as sc
 from otel_bridge.dialects._shapes import objects, text
+from otel_bridge.dialects.base import DecodeError, opt_str
+from otel_bridge.dialects.framing import parse_sse
+
+_TARGET_PARAM = {"prompts/get": (sc.GEN_AI_PROMPT_NAME, "name")}
+_RESOURCE_METHODS = frozenset({"resources/read", "resources/subscribe", "resources/unsubscribe"})
+_TRANSPORT = ((sc.NETWORK_TRANSPORT, "tcp"), (sc.NETWORK_PROTOCOL_NAME, "http"))
+
+_json_decode = msgspec.json.Decoder().decode
+_json_encode = msgspec.json.Encoder().encode
+
+Attributes = tuple[tuple[str, str | int | bool], ...]
 
 
-@dataclass
-class Pending:
-    run_id: str
-    call_id: str
-    method: str
-    tool: str | None
-    exchange: str
-    attributes: tuple[tuple[str, str | int | bool], ...]
-    own_run: bool  # a stateless request with no trace context: its run ends with it
-    trace: str = ""  # the caller's trace id, if the request named one
-    client: str | None = None  # the client's name, if it said
-    token: str | None = None  # its progress token, if it asked for progress
+def messages_of(record: dict[str, Any]) -> list[tuple[dict[str, Any], bytes]]:
+    """The JSON-RPC messages a record's body holds, each with its JSON text (a span event's payload)."""
+    body = record.get("body")
+    if body is None:
+        return []
+    if isinstance(body, str):
+        out: list[tuple[dict[str, Any], bytes]] = []
+        for sse in parse_sse(body):
+            if not sse.data.strip():
+                continue  # a priming event (resumable streams): no message
+            try:
+                message = _json_decode(sse.data)
+            except msgspec.DecodeError as exc:
+                raise DecodeError(f"MCP response: an SSE event is not JSON: {exc}") from None
+            out.extend(_batch(message, sse.data))
+        return out
+    return _batch(body, None)
 
 
-@dataclass
-class Session:
-    client: str | None = None
-    version: str | None = None
-    # The runs of this session, by caller trace id ("" without one), in order. The run an ``initialize``
-    # opened (before the session had an id) is the session's own.
-    runs: dict[str, str] | None = None
+def _batch(body: object, data: bytes | None) -> list[tuple[dict[str, Any], bytes]]:
+    if isinstance(body, dict):
+        return [(body, data if data is not None else _json_encode(body))]
+    if isinstance(body, list):  # a JSON-RPC batch (protocol 2025-03-26)
+        return [(m, _json_encode(m)) for m in body if isinstance(m, dict)]
+    raise DecodeError(f"MCP exchange record: body must be a JSON-RPC message, got {type(body).__name__}")
+
+
+def request_attributes(
+    method: str,
+    rid: str,
+    session: str | None,
+    version: str | None,
+    params: dict[str, Any],
+    message: dict[str, Any],
+) -> Attributes:
+    """A request span's attributes: method, id, session, versions, its prompt or resource, the transport."""
+    out: list[tuple[str, str | int | bool]] = [(sc.MCP_METHOD_NAME, method), (sc.JSONRPC_REQUEST_ID, rid)]
+    if session is not None:
+        out.append((sc.MCP_SESSION_ID, session))
+    if version is not None:
+        out.append((sc.MCP_PROTOCOL_VERSION, version))
+    jsonrpc = opt_str(message, "jsonrpc")
+    if jsonrpc is not None and jsonrpc != "2.0":
+        out.append((sc.JSONRPC_PROTOCOL_VERSION, jsonrpc))
+    target = _TARGET_PARAM.get(method)
+    if target is not None and (value := text(params, target[1])) is not None:
+        out.append((target[0], value))
+    if method in _RESOURCE_METHODS and (uri := text(params, "uri")) is not None:
+        out.append((sc.MCP_RESOURCE_URI, uri))
+    out.extend(_TRANSPORT)
+    return tuple(out)
 
 
 def valid_id(value: object) -> str | None:
     """A JSON-RPC id as a string (ids are strings or integers; anything else is no id)."""
+    kind = type(value)
+    if kind is int or kind is str:  # the common cases first (a bool's type is bool, not int)
+        return str(value)
     if isinstance(value, bool):
         return None
     if isinstance(value, (str, int)):

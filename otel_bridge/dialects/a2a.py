@@ -29,7 +29,8 @@ Mapping:
   ``adk_usage_metadata`` is a model answer (a ``chat`` span), ``data`` parts
   whose metadata say ``adk_type: function_call`` / ``function_response`` are
   tool executions, ``adk_error_code`` is an error (the failed call never gets
-  a response: the task's failure closes it with that code as ``error.type``).
+  a response: the task's failure closes it with that code as ``error.type``);
+  :mod:`._adk_calls` reads them, as it does ADK's own stream.
 * Other agent messages are message events; an artifact is a message event
   once complete (``lastChunk``), unless it bears usage (then it is the answer
   of a ``chat`` span from its first chunk).
@@ -45,7 +46,6 @@ from __future__ import annotations
 
 from typing import Any, Unpack
 
-from otel_bridge import semconv as sc
 from otel_bridge.dialects._a2a_clock import ProducerClock
 from otel_bridge.dialects._a2a_task import Task
 from otel_bridge.dialects._a2a_wire import (
@@ -56,13 +56,13 @@ from otel_bridge.dialects._a2a_wire import (
     normalize_state,
     parts_text,
     result_kind,
+    stream_method,
 )
-from otel_bridge.dialects._shapes import error_result, gemini_usage, obj, text
+from otel_bridge.dialects._shapes import gemini_usage, obj, text
 from otel_bridge.dialects.base import (
     DecodeError,
     EventFields,
     StreamContext,
-    json_text,
     make_event,
     opt_str,
     require_object,
@@ -93,9 +93,6 @@ class A2aDecoder:
 
     def close(self) -> list[AgentEvent]:
         return self._clock.flush()
-
-    def _time(self, stamp: object) -> tuple[int, bool]:
-        return self._clock.time(stamp)
 
     def _event(
         self,
@@ -131,11 +128,6 @@ class A2aDecoder:
             return self._artifact_update(frame, payload)
         return self._message_result(frame, payload)
 
-    def _method(self, resubscribe: bool) -> str:
-        if self._v03:
-            return sc.A2A_METHOD_RESUBSCRIBE_V03 if resubscribe else sc.A2A_METHOD_STREAM_V03
-        return sc.A2A_METHOD_SUBSCRIBE if resubscribe else sc.A2A_METHOD_SEND_STREAMING
-
     def _task_for(
         self,
         task_id: str | None,
@@ -163,11 +155,23 @@ class A2aDecoder:
             # subscription that dropped and resubscribed) ended without saying so.
             out.append(self._stream_end(task, ts, task.state))
         if task.method is None:
-            task.method = self._method(resubscribe)
+            task.method = stream_method(self._v03, resubscribe)
             task.agent = agent or task.agent or self._ctx.agent  # the wire names no agent; a card may
             task.ended = False
             if not reopened:
-                out.append(self._run_start(task, ts, frame, context_id))
+                description = self._ctx.agent_description
+                out.append(
+                    self._event(
+                        task,
+                        EventKind.RUN_STARTED,
+                        "task",
+                        ts,
+                        frame,
+                        agent=task.agent,
+                        agent_description=description,
+                        conversation_id=context_id,
+                    )
+                )
             out.append(
                 self._event(
                     task,
@@ -185,20 +189,8 @@ class A2aDecoder:
             out.append(self._event(task, EventKind.RUN_STARTED, "task", ts, None, agent=agent))
         return task, out
 
-    def _run_start(self, task: Task, ts: tuple[int, bool], frame: Frame, context_id: str | None) -> AgentEvent:
-        return self._event(
-            task,
-            EventKind.RUN_STARTED,
-            "task",
-            ts,
-            frame,
-            agent=task.agent,
-            agent_description=self._ctx.agent_description,
-            conversation_id=context_id,
-        )
-
     def _stream_end(self, task: Task, ts: tuple[int, bool], state: str | None) -> AgentEvent:
-        method = task.method or self._method(False)
+        method = task.method or stream_method(self._v03, False)
         task.method = None  # the next stream of this task is a new span
         return self._event(task, EventKind.STEP_FINISHED, method, ts, None, name=method, status=state)
 
@@ -208,7 +200,7 @@ class A2aDecoder:
     def _task_snapshot(self, frame: Frame, t: dict[str, Any]) -> list[AgentEvent]:
         status = obj(t, "status")
         state = normalize_state(status.get("state"))
-        ts = self._time(status.get("timestamp"))
+        ts = self._clock.time(status.get("timestamp"))
         task, out = self._task_for(
             text(t, "id"), text(t, "contextId"), obj(t, "metadata"), ts, frame, snapshot_state=state or "submitted"
         )
@@ -222,7 +214,7 @@ class A2aDecoder:
     def _status_update(self, frame: Frame, u: dict[str, Any]) -> list[AgentEvent]:
         status = obj(u, "status")
         state = normalize_state(status.get("state"))
-        ts = self._time(status.get("timestamp"))
+        ts = self._clock.time(status.get("timestamp"))
         metadata = obj(u, "metadata")
         task, out = self._task_for(text(u, "taskId"), text(u, "contextId"), metadata, ts, frame)
         message = obj(status, "message")
@@ -265,26 +257,39 @@ class A2aDecoder:
                 )
             )
         for call in parts.calls:
-            call_id = text(call, "id")
-            if call_id is None or call_id in task.open_calls:
-                continue
-            task.open_calls[call_id] = text(call, "name")
+            started = task.calls.start(call)
+            if started is not None:
+                call_id, name, arguments = started
+                out.append(
+                    self._event(
+                        task,
+                        EventKind.TOOL_STARTED,
+                        "function_call",
+                        ts,
+                        frame,
+                        call_id=call_id,
+                        tool_name=name,
+                        arguments=arguments,
+                        parent_call_id=chat_id,
+                        event_id=event_id(),
+                    )
+                )
+        for response in parts.responses:
+            kind, response_id, name, result, error = task.calls.end(response)
             out.append(
                 self._event(
                     task,
-                    EventKind.TOOL_STARTED,
-                    "function_call",
+                    kind,
+                    "function_response",
                     ts,
                     frame,
-                    call_id=call_id,
-                    tool_name=text(call, "name"),
-                    arguments=json_text(call.get("args")),
-                    parent_call_id=chat_id,
+                    call_id=response_id,
+                    tool_name=name,
+                    result=result,
+                    error=error,
                     event_id=event_id(),
                 )
             )
-        for response in parts.responses:
-            out.append(self._tool_result(task, response, ts, frame, event_id()))
         code = parts.error_code
         if code is not None:
             task.error_code = code
@@ -337,28 +342,8 @@ class A2aDecoder:
         """Where an answer reported only at its end began: the stream's previous frame, else its own time."""
         return min(self._clock.previous_ns, ts[0]) if self._clock.previous_ns is not None else ts[0]
 
-    def _tool_result(
-        self, task: Task, response: dict[str, Any], ts: tuple[int, bool], frame: Frame, event_id: str | None
-    ) -> AgentEvent:
-        call_id = text(response, "id")
-        name = task.open_calls.pop(call_id, None) if call_id is not None else None
-        result = response.get("response")
-        error = error_result(result)
-        return self._event(
-            task,
-            EventKind.TOOL_FAILED if error is not None else EventKind.TOOL_COMPLETED,
-            "function_response",
-            ts,
-            frame,
-            call_id=call_id,
-            tool_name=text(response, "name") or name,
-            result=json_text(result),
-            error=error,
-            event_id=event_id,
-        )
-
     def _artifact_update(self, frame: Frame, u: dict[str, Any]) -> list[AgentEvent]:
-        ts = self._time(None)
+        ts = self._clock.time(None)
         # Producers put their metadata on the update or on the artifact itself: both are read.
         metadata = {**obj(obj(u, "artifact"), "metadata"), **obj(u, "metadata")}
         task, out = self._task_for(text(u, "taskId"), text(u, "contextId"), metadata, ts, frame)
@@ -391,7 +376,7 @@ class A2aDecoder:
 
     def _message_result(self, frame: Frame, m: dict[str, Any]) -> list[AgentEvent]:
         """A message instead of a task: the agent's whole answer, and the end of its run."""
-        ts = self._time(None)
+        ts = self._clock.time(None)
         metadata = obj(m, "metadata")
         task, out = self._task_for(text(m, "taskId"), text(m, "contextId"), metadata, ts, frame)
         out.extend(self._agent_message(task, m, metadata, ts, frame))
@@ -413,11 +398,9 @@ class A2aDecoder:
         task.ended = True
         out: list[AgentEvent] = []
         failed = state in FAILED
-        for call_id, name in list(task.open_calls.items()):
-            if not failed:
-                continue  # a call still open when a task pauses or completes: its end is not known
-            del task.open_calls[call_id]
-            # The failed call never gets a response: the task's failure is its end.
+        # A call still open when a task pauses or completes: its end is not known. When the task failed,
+        # the call never gets a response: the task's failure is its end.
+        for call_id, name in task.calls.fail_all() if failed else ():
             out.append(
                 self._event(
                     task,
@@ -434,24 +417,11 @@ class A2aDecoder:
         out.append(self._stream_end(task, ts, state))
         if state in INTERRUPTED:
             return out  # the task waits for the client: its run goes on with the next message
+        fields: EventFields = {"status": state, "agent": task.agent}
         if failed:
-            out.append(
-                self._event(
-                    task,
-                    EventKind.RUN_FAILED,
-                    "statusUpdate",
-                    ts,
-                    frame,
-                    status=state,
-                    agent=task.agent,
-                    error=error or state,
-                    error_type=task.error_code or state,
-                )
-            )
-        else:
-            out.append(
-                self._event(task, EventKind.RUN_FINISHED, "statusUpdate", ts, frame, status=state, agent=task.agent)
-            )
+            fields["error"], fields["error_type"] = error or state, task.error_code or state
+        kind = EventKind.RUN_FAILED if failed else EventKind.RUN_FINISHED
+        out.append(self._event(task, kind, "statusUpdate", ts, frame, **fields))
         return out
 
     def _error(self, frame: Frame, d: dict[str, Any]) -> list[AgentEvent]:
@@ -459,11 +429,9 @@ class A2aDecoder:
         err = d.get("error")
         message = text(err, "message") if isinstance(err, dict) else opt_str(d, "error")
         code = opt_str(err, "code") if isinstance(err, dict) else None
-        ts = self._time(None)
-        task = self._current
-        if task is None:
-            task = self._tasks.setdefault(self._stream_run(), Task(self._stream_run()))
-            return [self._event(task, EventKind.ERROR, "error", ts, frame, error=message or "error", error_type=code)]
+        ts = self._clock.time(None)
+        # Before any task, the error is the stream's: a run of its own, with no stream span to end.
+        task = self._current or self._tasks.setdefault(self._stream_run(), Task(self._stream_run()))
         out = [self._event(task, EventKind.ERROR, "error", ts, frame, error=message or "error", error_type=code)]
         if not task.ended and task.method is not None:
             task.error_code = task.error_code or code

@@ -22,7 +22,8 @@ Mapping:
   starts at the previous event.
 * ``functionCall`` parts of an answer start ``execute_tool`` spans (linked to
   the call that asked); the ``functionResponse`` ends each (a response that is
-  only ``{"error": ...}`` fails it).
+  only ``{"error": ...}`` fails it). :mod:`._adk_calls` reads them, as it does
+  the same calls in ADK's A2A bridge.
 * A raising tool aborts the run: an event with ``errorCode`` (the exception
   class) fails every open tool span with that code as ``error.type``, and the
   ``{"error", "error_details"}`` frame that follows fails the run.
@@ -33,13 +34,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Unpack
 
-from otel_bridge.dialects._shapes import error_result, gemini_usage, obj, objects, text
+from otel_bridge.dialects._adk_calls import FunctionCalls
+from otel_bridge.dialects._shapes import gemini_usage, obj, objects, text
 from otel_bridge.dialects.base import (
     DecodeError,
     EventFields,
     ProducerClock,
     StreamContext,
-    json_text,
     make_event,
     opt_str,
     require_object,
@@ -80,7 +81,7 @@ class _Run:
     root: str  # the root agent
     agents: list[_Agent] = field(default_factory=list)  # open sub-agent spans, outermost first
     llm: str | None = None  # the open model call (its event id)
-    tools: dict[str, str | None] = field(default_factory=dict)  # open tool calls: id -> name
+    tools: FunctionCalls = field(default_factory=FunctionCalls)  # open tool calls
     error_code: str | None = None
     last_ns: int = 0
     previous_ns: int | None = None  # the time of the event before the current one
@@ -139,7 +140,7 @@ class AdkDecoder:
             out.extend(self._model(run, d, parts, ts, frame))
         else:
             out.extend(self._responses(run, parts, ts, frame))
-            says = "".join(p["text"] for p in parts if isinstance(p.get("text"), str))
+            says = "".join([p["text"] for p in parts if isinstance(p.get("text"), str)])
             if says:
                 out.append(self._event(run, EventKind.MESSAGE, "event", ts, frame, text=says, agent=text(d, "author")))
         code = text(d, "errorCode")
@@ -202,7 +203,7 @@ class AdkDecoder:
         event_id = text(d, "id")
         model = text(d, "modelVersion")
         author = text(d, "author")
-        said = "".join(p["text"] for p in parts if isinstance(p.get("text"), str) and p.get("thought") is not True)
+        said = "".join([p["text"] for p in parts if isinstance(p.get("text"), str) and p.get("thought") is not True])
         if run.llm is not None and event_id is not None and run.llm != event_id:
             out.extend(self._end_llm(run, ts, None, error="superseded"))
         if run.llm is None:
@@ -247,23 +248,22 @@ class AdkDecoder:
         )
         for part in parts:
             call = obj(part, "functionCall")
-            tool_id = text(call, "id")
-            if not call or tool_id is None or tool_id in run.tools:
-                continue
-            run.tools[tool_id] = text(call, "name")
-            out.append(
-                self._event(
-                    run,
-                    EventKind.TOOL_STARTED,
-                    "functionCall",
-                    ts,
-                    None,
-                    call_id=tool_id,
-                    tool_name=text(call, "name"),
-                    arguments=json_text(call.get("args")),
-                    parent_call_id=call_id,
+            started = run.tools.start(call) if call else None
+            if started is not None:
+                tool_id, name, arguments = started
+                out.append(
+                    self._event(
+                        run,
+                        EventKind.TOOL_STARTED,
+                        "functionCall",
+                        ts,
+                        None,
+                        call_id=tool_id,
+                        tool_name=name,
+                        arguments=arguments,
+                        parent_call_id=call_id,
+                    )
                 )
-            )
         return out
 
     def _prior(self, run: _Run, ts: tuple[int, bool]) -> int:
@@ -279,25 +279,21 @@ class AdkDecoder:
         out: list[AgentEvent] = []
         for part in parts:
             response = obj(part, "functionResponse")
-            if not response:
-                continue
-            tool_id = text(response, "id")
-            name = run.tools.pop(tool_id, None) if tool_id is not None else None
-            result = response.get("response")
-            error = error_result(result)
-            out.append(
-                self._event(
-                    run,
-                    EventKind.TOOL_FAILED if error is not None else EventKind.TOOL_COMPLETED,
-                    "functionResponse",
-                    ts,
-                    frame,
-                    call_id=tool_id,
-                    tool_name=text(response, "name") or name,
-                    result=json_text(result),
-                    error=error,
+            if response:
+                kind, tool_id, name, result, error = run.tools.end(response)
+                out.append(
+                    self._event(
+                        run,
+                        kind,
+                        "functionResponse",
+                        ts,
+                        frame,
+                        call_id=tool_id,
+                        tool_name=name,
+                        result=result,
+                        error=error,
+                    )
                 )
-            )
         return out
 
     def _error(self, run: _Run, code: str, message: str | None, ts: tuple[int, bool], frame: Frame) -> list[AgentEvent]:
@@ -309,22 +305,20 @@ class AdkDecoder:
         return out
 
     def _fail_open(self, run: _Run, code: str | None, error: str, ts: tuple[int, bool]) -> list[AgentEvent]:
-        out: list[AgentEvent] = []
-        for tool_id, name in list(run.tools.items()):
-            del run.tools[tool_id]
-            out.append(
-                self._event(
-                    run,
-                    EventKind.TOOL_FAILED,
-                    "errorCode",
-                    ts,
-                    None,
-                    call_id=tool_id,
-                    tool_name=name,
-                    error=error,
-                    error_type=code,
-                )
+        out = [
+            self._event(
+                run,
+                EventKind.TOOL_FAILED,
+                "errorCode",
+                ts,
+                None,
+                call_id=tool_id,
+                tool_name=name,
+                error=error,
+                error_type=code,
             )
+            for tool_id, name in run.tools.fail_all()
+        ]
         if not out and run.llm is not None:
             call_id, run.llm = run.llm, None
             out.append(

@@ -34,8 +34,8 @@ Mapping:
   after the root graph, and the messages the parent's ``updates`` repeat are
   mapped once (usage counted once).
 
-The wire readers are in :mod:`._langgraph_wire`, the model and tool call state in
-:mod:`._langgraph_calls`.
+The wire readers are in :mod:`._langgraph_wire`, the model calls in
+:mod:`._langgraph_calls`, the tool calls and their events in :mod:`._langgraph_tools`.
 """
 
 from __future__ import annotations
@@ -45,8 +45,9 @@ from dataclasses import dataclass, field
 from typing import Any, Unpack
 
 from otel_bridge import semconv as sc
-from otel_bridge.dialects._langgraph_calls import Call, ToolCalls
+from otel_bridge.dialects._langgraph_calls import Call
 from otel_bridge.dialects._langgraph_nesting import AgentChange, NestedGraphs
+from otel_bridge.dialects._langgraph_tools import ToolCalls, ToolEvent
 from otel_bridge.dialects._langgraph_wire import (
     AI_TYPES,
     CHAT_END,
@@ -54,7 +55,6 @@ from otel_bridge.dialects._langgraph_wire import (
     CHAT_START,
     CHAT_STREAM,
     MODES,
-    TOOL_ERROR,
     TOOL_TYPES,
     claims,
     error_of,
@@ -62,14 +62,12 @@ from otel_bridge.dialects._langgraph_wire import (
     namespace_of,
     provider_from,
     split_mode,
-    tool_output,
 )
 from otel_bridge.dialects._shapes import obj, objects, text
 from otel_bridge.dialects.base import (
     DecodeError,
     EventFields,
     StreamContext,
-    json_text,
     make_event,
     opt_str,
     require_object,
@@ -241,9 +239,11 @@ class LangGraphDecoder:
             error, error_type = error_of(obj(d, "data").get("error"))
             out.append(self._end_call(run, key, call, frame, None, error=error, error_type=error_type))
         elif event == "on_tool_start":
-            out.extend(self._tool_start(run, key, text(d, "name"), obj(d, "data").get("input"), frame))
+            out.extend(
+                self._emit(run, run.tools.tool_started(key, text(d, "name"), obj(d, "data").get("input"), frame))
+            )
         elif event in ("on_tool_end", "on_tool_error"):
-            out.extend(self._tool_end(run, key, event, d, frame))
+            out.extend(self._emit(run, run.tools.tool_ended(key, event, d, frame)))
         elif event == "on_chain_error":
             error, error_type = error_of(obj(d, "data").get("error"))
             out.append(
@@ -322,81 +322,13 @@ class LangGraphDecoder:
         said = (message_text(output) if output else None) or "".join(call.text) or None
         if output:
             run.tools.note(output.get("tool_calls"), key)
-        run.tools.note_streamed(call, key)
+        run.tools.note_streamed(call.tool_calls, key)
         fields["text"] = said
         return self._event(run, EventKind.LLM_COMPLETED, "end", frame, **fields)
 
-    # -- tools -----------------------------------------------------------------------
-    def _tool_start(self, run: _Run, key: str, name: str | None, args: object, frame: Frame) -> list[AgentEvent]:
-        arguments = json_text(args)
-        call_id, chat = run.tools.start(key, name, arguments)
-        return [
-            self._event(
-                run,
-                EventKind.TOOL_STARTED,
-                "on_tool_start",
-                frame,
-                call_id=call_id,
-                tool_name=name,
-                arguments=arguments,
-                parent_call_id=chat,
-            )
-        ]
-
-    def _tool_end(self, run: _Run, key: str, event: str, d: dict[str, Any], frame: Frame) -> list[AgentEvent]:
-        data = obj(d, "data")
-        call_id = run.tools.run_ended(key) or text(data, "tool_call_id") or key
-        if event == "on_tool_error":
-            error, error_type = error_of(data.get("error"))
-            return self._tool_done(run, call_id, text(d, "name"), None, frame, event, error, error_type)
-        result, failed = tool_output(data.get("output"))
-        return self._tool_done(run, call_id, text(d, "name"), result, frame, event, result if failed else None, None)
-
-    def _tool_done(
-        self,
-        run: _Run,
-        call_id: str,
-        name: str | None,
-        result: str | None,
-        frame: Frame,
-        original: str,
-        error: str | None,
-        error_type: str | None,
-    ) -> list[AgentEvent]:
-        if not run.tools.end(call_id):
-            return []
-        kind = EventKind.TOOL_FAILED if error is not None else EventKind.TOOL_COMPLETED
-        return [
-            self._event(
-                run,
-                kind,
-                original,
-                frame,
-                call_id=call_id,
-                tool_name=name,
-                result=result,
-                error=error,
-                error_type=error_type,
-            )
-        ]
-
-    def _start_requested(self, run: _Run, chat: str, frame: Frame) -> list[AgentEvent]:
-        """The tools a finished message asked for start now (messages and updates modes carry no tool start)."""
-        out: list[AgentEvent] = []
-        for ident, name, arguments, _ in run.tools.start_requested(chat):
-            out.append(
-                self._event(
-                    run,
-                    EventKind.TOOL_STARTED,
-                    "tool_calls",
-                    None,
-                    call_id=ident,
-                    tool_name=name,
-                    arguments=arguments,
-                    parent_call_id=chat,
-                )
-            )
-        return out
+    def _emit(self, run: _Run, events: list[ToolEvent]) -> list[AgentEvent]:
+        """The tool events :class:`ToolCalls` built, made in ``run``."""
+        return [self._event(run, kind, original, frame, **fields) for kind, original, frame, fields in events]
 
     # -- messages and updates modes -------------------------------------------------
     def _on_messages(self, frame: Frame, obj_: Any) -> list[AgentEvent]:
@@ -412,7 +344,7 @@ class LangGraphDecoder:
         out.extend(self._enter(run, namespace, metadata, frame))
         kind = text(message, "type")
         if kind in TOOL_TYPES:
-            return out + self._tool_message(run, message, frame)
+            return out + self._emit(run, run.tools.tool_message(message, frame))
         if kind not in AI_TYPES:
             return [*out, self._event(run, EventKind.MESSAGE, "messages", frame, text=message_text(message))]
         key = text(message, "id") or "message"
@@ -423,17 +355,8 @@ class LangGraphDecoder:
             call = run.calls.get(key)
             if call is not None:
                 out.append(self._end_call(run, key, call, None, None))
-                out.extend(self._start_requested(run, key, frame))
+                out.extend(self._emit(run, run.tools.requested_started(key)))
         return out
-
-    def _tool_message(self, run: _Run, message: dict[str, Any], frame: Frame) -> list[AgentEvent]:
-        call_id = text(message, "tool_call_id")
-        if call_id is None:
-            return [self._event(run, EventKind.MESSAGE, "tool", frame, text=message_text(message))]
-        said = message_text(message)
-        failed = text(message, "status") == TOOL_ERROR
-        name = text(message, "name")
-        return self._tool_done(run, call_id, name, said, frame, "tool", said if failed else None, None)
 
     def _on_updates(self, frame: Frame, obj_: Any) -> list[AgentEvent]:
         d = require_object(obj_, "langgraph updates")
@@ -459,7 +382,7 @@ class LangGraphDecoder:
     def _full_message(self, run: _Run, message: dict[str, Any], frame: Frame) -> list[AgentEvent]:
         kind = text(message, "type")
         if kind in TOOL_TYPES:
-            return self._tool_message(run, message, frame)
+            return self._emit(run, run.tools.tool_message(message, frame))
         if kind not in AI_TYPES:
             return []
         key = text(message, "id") or "message"
@@ -473,7 +396,7 @@ class LangGraphDecoder:
             out.append(self._end_call(run, key, call, frame, message))
         else:
             run.tools.note(message.get("tool_calls"), key)
-        out.extend(self._start_requested(run, key, frame))
+        out.extend(self._emit(run, run.tools.requested_started(key)))
         return out
 
     # -- nested graphs -------------------------------------------------------------------

@@ -34,22 +34,24 @@ Mapping (the GenAI conventions' MCP page):
   run in that trace (one run per session and trace). A stateless request with
   no trace context is a run of its own. The client's ``clientInfo.name`` (from
   ``initialize`` or the stateless ``_meta``) names the run's agent.
+
+The requests awaiting their responses are in :mod:`._mcp_pending`, the sessions and
+their runs in :mod:`._mcp_runs`, the wire readers in :mod:`._mcp_wire`.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Any, Unpack
 
-import msgspec
-
 from otel_bridge import semconv as sc
+from otel_bridge.dialects._mcp_pending import EXCHANGE, SERVER, Pending, PendingRequests
+from otel_bridge.dialects._mcp_runs import Runs
 from otel_bridge.dialects._mcp_wire import (
-    Pending,
-    Session,
     error_text,
     header,
+    messages_of,
     progress_status,
+    request_attributes,
     tool_result,
     trace_id_of,
     valid_id,
@@ -66,7 +68,7 @@ from otel_bridge.dialects.base import (
     parse_timestamp,
     require_object,
 )
-from otel_bridge.dialects.framing import Frame, parse_sse
+from otel_bridge.dialects.framing import Frame
 from otel_bridge.model import AgentEvent, EventKind
 
 NAME = "mcp"
@@ -76,16 +78,6 @@ _META_PREFIX = "io.modelcontextprotocol/"
 _PROGRESS = "notifications/progress"
 _CANCELLED = "notifications/cancelled"
 _INITIALIZE = "initialize"
-_TARGET_PARAM = {"prompts/get": (sc.GEN_AI_PROMPT_NAME, "name")}
-_RESOURCE_METHODS = frozenset({"resources/read", "resources/subscribe", "resources/unsubscribe"})
-_TRANSPORT = ((sc.NETWORK_TRANSPORT, "tcp"), (sc.NETWORK_PROTOCOL_NAME, "http"))
-# Requests awaiting their responses, remembered at most: a peer that never answers must not grow
-# the table (its spans are closed by the mapper's span timeout).
-MAX_PENDING = 10_000
-MAX_SESSIONS = 10_000
-
-_json_decode = msgspec.json.Decoder().decode
-_json_encode = msgspec.json.Encoder().encode
 
 
 class McpDialect:
@@ -108,12 +100,8 @@ class McpDecoder:
 
     def __init__(self, ctx: StreamContext) -> None:
         self._ctx = ctx
-        self._pending: OrderedDict[tuple[str, str], Pending] = OrderedDict()  # (scope, id)
-        self._progress: dict[tuple[str, str], tuple[str, str]] = {}  # (scope, token) -> pending key
-        self._by_exchange: dict[str, dict[tuple[str, str], None]] = {}  # exchange -> its pending keys, in order
-        self._calls: set[tuple[str, str]] = set()  # (run id, call id) in flight
-        self._sessions: OrderedDict[str, Session] = OrderedDict()
-        self._started: OrderedDict[str, None] = OrderedDict()  # runs given their start
+        self._pending = PendingRequests()
+        self._runs = Runs(ctx.stream_key)
 
     def close(self) -> list[AgentEvent]:
         return []
@@ -131,14 +119,14 @@ class McpDecoder:
         ts = (stamp, True) if stamp is not None else (self._ctx.arrival_ns(), False)
         session = text(record, "http_session") or header(record.get("headers"), "mcp-session-id")
         http_method = text(record, "http_method") or ""
-        messages = self._messages(record)
+        messages = messages_of(record)
         out: list[AgentEvent] = []
         if direction == "request":
             version = header(record.get("headers"), "mcp-protocol-version")
             for message, data in messages:
                 out.extend(self._client_message(message, data, session, exchange, version, ts))
             return out
-        scope = session or f"x{exchange}"
+        scope = session or EXCHANGE + exchange
         for message, data in messages:
             out.extend(self._server_message(message, data, session, scope, exchange, ts))
         status = opt_int(record, "status")
@@ -147,32 +135,6 @@ class McpDecoder:
         if http_method == "DELETE" and session is not None and (status is None or status < 300):
             out.extend(self._end_session(session, ts, frame))
         return out
-
-    def _messages(self, record: dict[str, Any]) -> list[tuple[dict[str, Any], bytes]]:
-        """The JSON-RPC messages a record's body holds, each with its JSON text (a span event's payload)."""
-        body = record.get("body")
-        if body is None:
-            return []
-        if isinstance(body, str):
-            out: list[tuple[dict[str, Any], bytes]] = []
-            for sse in parse_sse(body):
-                if not sse.data.strip():
-                    continue  # a priming event (resumable streams): no message
-                try:
-                    message = _json_decode(sse.data)
-                except msgspec.DecodeError as exc:
-                    raise DecodeError(f"MCP response: an SSE event is not JSON: {exc}") from None
-                out.extend(self._batch(message, sse.data))
-            return out
-        return self._batch(body, None)
-
-    @staticmethod
-    def _batch(body: object, data: bytes | None) -> list[tuple[dict[str, Any], bytes]]:
-        if isinstance(body, dict):
-            return [(body, data if data is not None else _json_encode(body))]
-        if isinstance(body, list):  # a JSON-RPC batch (protocol 2025-03-26)
-            return [(m, _json_encode(m)) for m in body if isinstance(m, dict)]
-        raise DecodeError(f"MCP exchange record: body must be a JSON-RPC message, got {type(body).__name__}")
 
     # -- the client's messages ------------------------------------------------------
     def _client_message(
@@ -188,12 +150,13 @@ class McpDecoder:
         rid = valid_id(message.get("id"))
         params = obj(message, "params")
         frame = Frame(None, data)
-        scope = session or f"x{exchange}"
+        scope = session or EXCHANGE + exchange
         if method is None:
             if rid is not None:  # the client's answer to a request the server sent
-                return self._answer(("srv:" + scope, rid), message, frame, ts)
+                pending = self._pending.drop((SERVER + scope, rid))
+                return self._answer(pending, message, frame, ts) if pending is not None else []
             raise DecodeError("MCP request: a JSON-RPC message with neither method nor id")
-        state = self._session(session) if session is not None else None
+        state = self._runs.session(session) if session is not None else None
         meta = obj(params, "_meta")
         client = text(obj(params, "clientInfo"), "name") or text(obj(meta, _META_PREFIX + "clientInfo"), "name")
         version = (
@@ -209,56 +172,31 @@ class McpDecoder:
         traceparent = text(meta, "traceparent")
         if rid is None:
             return self._client_notification(method, params, scope, frame, ts)
-        own_run = session is None and trace_id_of(traceparent) is None and method != _INITIALIZE
-        run_id = self._run_id(session, exchange, traceparent, ts)
-        out = self._start_run(run_id, session, trace_id_of(traceparent) or "", client, traceparent, ts)
-        key = (scope, rid)
-        call_id = rid if (run_id, rid) not in self._calls else f"{rid}#{exchange}"  # one id in flight twice
-        attributes = self._attributes(method, rid, session, version, params, message)
+        trace = trace_id_of(traceparent)
+        own_run = session is None and trace is None and method != _INITIALIZE
+        run_id = self._runs.run_id(session, exchange, trace, ts)
+        out = self._start_run(run_id, session, trace or "", client, traceparent, ts)
+        call_id = f"{rid}#{exchange}" if self._pending.in_flight(run_id, rid) else rid  # one id in flight twice
+        attributes = request_attributes(method, rid, session, version, params, message)
         tool = text(params, "name") if method == sc.MCP_TOOL_METHOD else None
         token = valid_id(meta.get("progressToken"))
-        self._remember(
-            key,
-            Pending(
+        pending = Pending(run_id, call_id, method, tool, exchange, attributes, own_run, trace or "", client, token)
+        self._pending.remember((scope, rid), pending)
+        tool_call = method == sc.MCP_TOOL_METHOD
+        out.append(
+            self._event(
                 run_id,
-                call_id,
+                EventKind.TOOL_STARTED if tool_call else EventKind.REQUEST_STARTED,
                 method,
-                tool,
-                exchange,
-                attributes,
-                own_run,
-                trace_id_of(traceparent) or "",
-                client,
-                token,
-            ),
+                ts,
+                frame,
+                tool_name=tool,
+                name=None if tool_call else method,
+                call_id=call_id,
+                arguments=json_text(params.get("arguments")) if tool_call else None,
+                attributes=attributes,
+            )
         )
-        if method == sc.MCP_TOOL_METHOD:
-            out.append(
-                self._event(
-                    run_id,
-                    EventKind.TOOL_STARTED,
-                    method,
-                    ts,
-                    frame,
-                    tool_name=tool,
-                    call_id=call_id,
-                    arguments=json_text(params.get("arguments")),
-                    attributes=attributes,
-                )
-            )
-        else:
-            out.append(
-                self._event(
-                    run_id,
-                    EventKind.REQUEST_STARTED,
-                    method,
-                    ts,
-                    frame,
-                    name=method,
-                    call_id=call_id,
-                    attributes=attributes,
-                )
-            )
         return out
 
     def _client_notification(
@@ -266,7 +204,7 @@ class McpDecoder:
     ) -> list[AgentEvent]:
         if method == _CANCELLED:
             rid = valid_id(params.get("requestId"))
-            pending = self._drop((scope, rid)) if rid is not None else None
+            pending = self._pending.drop((scope, rid)) if rid is not None else None
             if pending is not None:
                 reason = opt_str(params, "reason") or "cancelled by the client"
                 return [self._end(pending, ts, frame, error=reason, error_type="cancelled")]
@@ -291,9 +229,9 @@ class McpDecoder:
         if method is None:
             if rid is not None:
                 # An initialize is sent before its session exists: its answer names the session.
-                key = (scope, rid) if (scope, rid) in self._pending else (f"x{exchange}", rid)
-                if key in self._pending:
-                    return self._answer(key, message, frame, ts, session)
+                pending = self._pending.drop((scope, rid)) or self._pending.drop((EXCHANGE + exchange, rid))
+                if pending is not None:
+                    return self._answer(pending, message, frame, ts, session)
             error = obj(message, "error")
             if error:  # an error with no request id ("server-error"): it fails what the exchange left open
                 code = opt_str(error, "code") or sc.ERROR_TYPE_OTHER
@@ -307,11 +245,11 @@ class McpDecoder:
             run_id = self._latest_run(scope)
             if run_id is None:
                 return []
-            key = ("srv:" + scope, rid)
-            state = self._sessions.get(session) if session is not None else None
+            key = (SERVER + scope, rid)
+            state = self._runs.get(session) if session is not None else None
             version = state.version if state is not None else None
-            attributes = self._attributes(method, rid, session, version, params, message)
-            self._remember(key, Pending(run_id, f"srv:{rid}", method, None, exchange, attributes, False))
+            attributes = request_attributes(method, rid, session, version, params, message)
+            self._pending.remember(key, Pending(run_id, f"{SERVER}{rid}", method, None, exchange, attributes, False))
             return [
                 self._event(
                     run_id,
@@ -320,7 +258,7 @@ class McpDecoder:
                     ts,
                     frame,
                     name=method,
-                    call_id=f"srv:{rid}",
+                    call_id=f"{SERVER}{rid}",
                     attributes=attributes,
                 )
             ]
@@ -360,25 +298,20 @@ class McpDecoder:
         (the response stream it came on) is the answer of."""
         if method == _PROGRESS:
             token = valid_id(params.get("progressToken"))
-            key = self._progress.get((scope, token)) if token is not None else None
-            if key is not None and key in self._pending:
-                return self._pending[key]
-        for key in reversed(self._by_exchange.get(exchange, {})):
-            if not key[0].startswith("srv:"):
-                return self._pending[key]
-        return None
+            pending = self._pending.by_progress(scope, token) if token is not None else None
+            if pending is not None:
+                return pending
+        return self._pending.last_client_request(exchange)
 
     def _answer(
         self,
-        key: tuple[str, str],
+        pending: Pending,
         message: dict[str, Any],
         frame: Frame,
         ts: tuple[int, bool],
         session: str | None = None,
     ) -> list[AgentEvent]:
-        pending = self._drop(key)
-        if pending is None:
-            return []
+        """The response to a request (already forgotten by the table): its span ends, as does its own run."""
         error = message.get("error")
         if isinstance(error, dict):
             code = opt_str(error, "code") or sc.ERROR_TYPE_OTHER
@@ -393,17 +326,15 @@ class McpDecoder:
                 out = [self._end(pending, ts, frame, result=json_text(tool_result(result)))]
         if pending.own_run:
             out.append(self._event(pending.run_id, EventKind.RUN_FINISHED, "response", ts, None, inferred=True))
-            self._started.pop(pending.run_id, None)
+            self._runs.finished(pending.run_id)
         return out
 
     def _negotiated(self, pending: Pending, result: dict[str, Any], session: str) -> None:
         """A session begins: it keeps the run its initialize opened, and the version the server chose."""
-        state = self._session(session)
+        state = self._runs.session(session)
         state.version = text(result, "protocolVersion") or state.version
         state.client = state.client or pending.client
-        if state.runs is None:
-            state.runs = {}
-        state.runs.setdefault(pending.trace, pending.run_id)
+        state.join(pending.trace, pending.run_id)
 
     def _end(
         self,
@@ -420,32 +351,23 @@ class McpDecoder:
         if code is not None:
             attributes = (*attributes, (sc.RPC_RESPONSE_STATUS_CODE, code))
         failed = error_type is not None
-        if pending.tool is not None:
+        tool = pending.tool
+        if tool is not None:
             kind = EventKind.TOOL_FAILED if failed else EventKind.TOOL_COMPLETED
-            return self._event(
-                pending.run_id,
-                kind,
-                pending.method,
-                ts,
-                frame,
-                tool_name=pending.tool,
-                call_id=pending.call_id,
-                error=error,
-                error_type=error_type,
-                result=result,
-                attributes=attributes,
-            )
-        kind = EventKind.REQUEST_FAILED if failed else EventKind.REQUEST_FINISHED
+        else:
+            kind = EventKind.REQUEST_FAILED if failed else EventKind.REQUEST_FINISHED
         return self._event(
             pending.run_id,
             kind,
             pending.method,
             ts,
             frame,
-            name=pending.method,
+            tool_name=tool,
+            name=pending.method if tool is None else None,
             call_id=pending.call_id,
             error=error,
             error_type=error_type,
+            result=result if tool is not None else None,  # a request span records no result
             attributes=attributes,
         )
 
@@ -460,41 +382,19 @@ class McpDecoder:
     ) -> list[AgentEvent]:
         """Fail every request its exchange left open (an HTTP error, an error with no request id)."""
         out: list[AgentEvent] = []
-        for key in list(self._by_exchange.get(exchange, {})):
-            pending = self._drop(key)
-            if pending is None:
-                continue
+        for pending in self._pending.drop_exchange(exchange):
             out.append(self._end(pending, ts, None, error=error, error_type=error_type, code=code))
             if pending.own_run:
                 out.append(self._event(pending.run_id, EventKind.RUN_FAILED, "response", ts, frame, error=error))
         return out
 
     def _end_session(self, session: str, ts: tuple[int, bool], frame: Frame) -> list[AgentEvent]:
-        state = self._sessions.pop(session, None)
-        if state is None or not state.runs:
-            return []
-        out = []
-        for run_id in state.runs.values():
-            out.append(self._event(run_id, EventKind.RUN_FINISHED, "DELETE", ts, frame, status="session_deleted"))
-            self._started.pop(run_id, None)
-        return out
+        return [
+            self._event(run_id, EventKind.RUN_FINISHED, "DELETE", ts, frame, status="session_deleted")
+            for run_id in self._runs.end_session(session)
+        ]
 
     # -- runs and state ---------------------------------------------------------------
-    def _run_id(self, session: str | None, exchange: str, traceparent: str | None, ts: tuple[int, bool]) -> str:
-        trace = trace_id_of(traceparent)
-        if session is not None:
-            state = self._sessions.get(session)
-            known = state.runs.get(trace or "") if state is not None and state.runs else None
-            if known is not None:
-                return known
-            return f"mcp:{session}" if trace is None else f"mcp:{session}:{trace}"
-        if trace is not None:
-            return f"mcp:trace:{trace}"
-        # A stateless request without trace context is a run of its own, named by what the log says of it
-        # (its exchange and time when logged with one), so that a replay of the log rebuilds the same ids.
-        where = f"{exchange}@{ts[0]}" if ts[1] else f"{self._ctx.stream_key}:{exchange}"
-        return f"mcp:{where}"
-
     def _start_run(
         self,
         run_id: str,
@@ -504,17 +404,8 @@ class McpDecoder:
         traceparent: str | None,
         ts: tuple[int, bool],
     ) -> list[AgentEvent]:
-        if run_id in self._started:
-            self._started.move_to_end(run_id)
+        if not self._runs.start(run_id, session, trace):
             return []
-        self._started[run_id] = None
-        if len(self._started) > MAX_PENDING:
-            self._started.popitem(last=False)
-        if session is not None:
-            state = self._session(session)
-            if state.runs is None:
-                state.runs = {}
-            state.runs.setdefault(trace, run_id)
         return [
             self._event(
                 run_id,
@@ -530,70 +421,11 @@ class McpDecoder:
 
     def _latest_run(self, scope: str) -> str | None:
         """The run a message of this session (or exchange) belongs to when it names no request."""
-        session = self._sessions.get(scope)
-        if session is not None and session.runs:
-            return next(reversed(session.runs.values()))
-        for key in self._by_exchange.get(scope[1:], {}) if scope.startswith("x") else ():
-            return self._pending[key].run_id
-        return None
-
-    def _session(self, session: str) -> Session:
-        state = self._sessions.get(session)
-        if state is None:
-            state = self._sessions[session] = Session()
-            if len(self._sessions) > MAX_SESSIONS:
-                self._sessions.popitem(last=False)
-        return state
-
-    def _remember(self, key: tuple[str, str], pending: Pending) -> None:
-        self._drop(key)  # the same id again before its answer: the first is given up
-        self._pending[key] = pending
-        self._calls.add((pending.run_id, pending.call_id))
-        self._by_exchange.setdefault(pending.exchange, {})[key] = None
-        if pending.token is not None:
-            self._progress[(key[0], pending.token)] = key
-        if len(self._pending) > MAX_PENDING:
-            self._drop(next(iter(self._pending)))
-
-    def _drop(self, key: tuple[str, str]) -> Pending | None:
-        """Forget a request (answered, failed, cancelled or evicted): every index of it goes with it."""
-        pending = self._pending.pop(key, None)
-        if pending is None:
-            return None
-        self._calls.discard((pending.run_id, pending.call_id))
-        keys = self._by_exchange.get(pending.exchange)
-        if keys is not None:
-            keys.pop(key, None)
-            if not keys:
-                del self._by_exchange[pending.exchange]
-        if pending.token is not None and self._progress.get((key[0], pending.token)) == key:
-            del self._progress[(key[0], pending.token)]
-        return pending
-
-    @staticmethod
-    def _attributes(
-        method: str,
-        rid: str,
-        session: str | None,
-        version: str | None,
-        params: dict[str, Any],
-        message: dict[str, Any],
-    ) -> tuple[tuple[str, str | int | bool], ...]:
-        out: list[tuple[str, str | int | bool]] = [(sc.MCP_METHOD_NAME, method), (sc.JSONRPC_REQUEST_ID, rid)]
-        if session is not None:
-            out.append((sc.MCP_SESSION_ID, session))
-        if version is not None:
-            out.append((sc.MCP_PROTOCOL_VERSION, version))
-        jsonrpc = opt_str(message, "jsonrpc")
-        if jsonrpc is not None and jsonrpc != "2.0":
-            out.append((sc.JSONRPC_PROTOCOL_VERSION, jsonrpc))
-        target = _TARGET_PARAM.get(method)
-        if target is not None and (value := text(params, target[1])) is not None:
-            out.append((target[0], value))
-        if method in _RESOURCE_METHODS and (uri := text(params, "uri")) is not None:
-            out.append((sc.MCP_RESOURCE_URI, uri))
-        out.extend(_TRANSPORT)
-        return tuple(out)
+        run_id = self._runs.latest(scope)
+        if run_id is not None or not scope.startswith(EXCHANGE):
+            return run_id
+        pending = self._pending.first_of_exchange(scope[len(EXCHANGE) :])
+        return pending.run_id if pending is not None else None
 
     def _event(
         self,
