@@ -9,6 +9,7 @@ it over real sockets. TLS uses a self-signed certificate made by the ``openssl``
 from __future__ import annotations
 
 import asyncio
+import base64
 import email.utils
 import gzip
 import shutil
@@ -170,6 +171,32 @@ async def test_both_leaves_send_the_same_headers_and_gzip(leaf: type[LeanHttpTra
     assert header(head, b"x-api-key") == b"k1"
     assert header(head, b"user-agent") == f"otel-bridge/{__version__}".encode()
     assert gzip.decompress(seen.bodies[0]) == b"request"
+
+
+@pytest.mark.parametrize("leaf", [LeanHttpTransport, HttpTransport])
+async def test_both_leaves_send_the_url_s_user_and_password_as_basic_auth(
+    leaf: type[LeanHttpTransport | HttpTransport],
+) -> None:
+    async with collector(lambda i: answer(200)) as seen:
+        url = seen.url.replace("http://", "http://otel:s%40cret@")
+        settings = OtlpEndpoint(endpoint=url, headers={"Authorization": "Bearer overridden"})
+        assert await send_once(leaf(settings)) == SendResult(Outcome.SUCCESS)
+    assert header(seen.heads[0], b"authorization") == b"Basic " + base64.b64encode(b"otel:s@cret")
+    assert header(seen.heads[0], b"host") == seen.url.split("/")[2].encode()
+
+
+@pytest.mark.parametrize("leaf", [LeanHttpTransport, HttpTransport])
+async def test_a_configured_header_replaces_a_default_whatever_its_case(
+    leaf: type[LeanHttpTransport | HttpTransport],
+) -> None:
+    async with collector(lambda i: answer(200)) as seen:
+        settings = OtlpEndpoint(endpoint=seen.url, headers={"content-type": "application/vnd.test", "user-agent": "me"})
+        assert await send_once(leaf(settings)) == SendResult(Outcome.SUCCESS)
+    lines = [line.lower() for line in seen.heads[0].split(b"\r\n")]
+    assert [line for line in lines if line.startswith((b"content-type:", b"user-agent:"))] == [
+        b"content-type: application/vnd.test",
+        b"user-agent: me",
+    ]
 
 
 async def test_json_bodies_say_so_and_their_answers_carry_no_partial_success() -> None:

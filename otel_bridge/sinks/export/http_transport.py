@@ -47,6 +47,19 @@ def retry_after_s(value: str | None, now: float | None = None) -> float | None:
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
+def request_headers(settings: OtlpEndpoint, *, json_body: bool) -> dict[str, str]:
+    """What both HTTP leaves send besides framing: ours, then the configured ones (which replace ours, any case)."""
+    ours = {
+        "User-Agent": f"otel-bridge/{__version__}",
+        "Content-Type": "application/json" if json_body else "application/x-protobuf",
+    }
+    configured = {k.lower() for k in settings.headers}
+    headers = {k: v for k, v in ours.items() if k.lower() not in configured} | settings.headers
+    if settings.compression == "gzip":
+        headers["Content-Encoding"] = "gzip"
+    return headers
+
+
 def tls_context(certificate: str | None) -> ssl.SSLContext:
     """What both HTTP leaves trust: ``certificate`` (a CA bundle, or a folder of them) when set, else
     httpx's default (certifi's roots, or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` when set)."""
@@ -83,14 +96,8 @@ class HttpTransport:
         assert settings.endpoint is not None
         self._url = settings.endpoint
         self._json = json_body
-        headers = {
-            "User-Agent": f"otel-bridge/{__version__}",
-            "Content-Type": "application/json" if json_body else "application/x-protobuf",
-            **settings.headers,
-        }
         self._gzip = settings.compression == "gzip"
-        if self._gzip:
-            headers["Content-Encoding"] = "gzip"
+        headers = request_headers(settings, json_body=json_body)
         self._client = httpx.AsyncClient(
             headers=headers,
             verify=tls_context(settings.certificate),

@@ -26,23 +26,22 @@ reused.
 from __future__ import annotations
 
 import asyncio
+import base64
 import gzip
 import zlib
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import h11
 
-from otel_bridge import __version__
 from otel_bridge.config import OtlpEndpoint
 from otel_bridge.http1 import Connection, Headers
-from otel_bridge.sinks.export.http_transport import classify, tls_context
+from otel_bridge.sinks.export.http_transport import classify, request_headers, tls_context
 from otel_bridge.sinks.export.result import Outcome, SendResult
 
 MAX_IDLE = 4
 """Idle connections kept: the exporter sends one batch at a time, so one is the usual case."""
 MAX_ANSWER_BYTES = 4 << 20
 """An export answer is a few bytes (a partial success at most); past this the rest is not read."""
-USER_AGENT = f"otel-bridge/{__version__}".encode()
 
 
 class _TooLarge(Exception):
@@ -69,14 +68,13 @@ class LeanHttpTransport:
         self._target = ((parts.path or "/") + ("?" + parts.query if parts.query else "")).encode("ascii")
         self._json = json_body
         self._gzip = settings.compression == "gzip"
-        fixed: dict[str, str] = {
-            "Host": parts.netloc.rpartition("@")[2],
-            "User-Agent": USER_AGENT.decode(),
-            "Content-Type": "application/json" if json_body else "application/x-protobuf",
-            **settings.headers,
-        }
-        if self._gzip:
-            fixed["Content-Encoding"] = "gzip"
+        fixed = request_headers(settings, json_body=json_body)
+        if not any(k.lower() == "host" for k in fixed):
+            fixed = {"Host": parts.netloc.rpartition("@")[2], **fixed}
+        if parts.username is not None:  # as httpx does: the URL's user and password as basic auth, over any header
+            fixed = {k: v for k, v in fixed.items() if k.lower() != "authorization"}
+            user = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+            fixed["Authorization"] = "Basic " + base64.b64encode(user.encode()).decode("ascii")
         self._headers: Headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in fixed.items()]
         self._idle: list[Connection] = []
 
