@@ -77,6 +77,7 @@ class LeanHttpTransport:
             fixed["Authorization"] = "Basic " + base64.b64encode(user.encode()).decode("ascii")
         self._headers: Headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in fixed.items()]
         self._idle: list[Connection] = []
+        self._closed = False
 
     async def send(self, body: bytes, timeout_s: float) -> SendResult:
         if self._gzip:
@@ -131,13 +132,15 @@ class LeanHttpTransport:
             answer_headers = dict(head.headers)  # h11 gives names lower-cased
             clean = True
         finally:
-            if clean and len(self._idle) < MAX_IDLE and connection.reusable():
+            if clean and not self._closed and len(self._idle) < MAX_IDLE and connection.reusable():
                 self._idle.append(connection)
             else:
                 connection.close()
         return head.status_code, _decoded(bytes(answer), answer_headers.get(b"content-encoding")), answer_headers
 
     async def close(self) -> None:
+        """Close the idle connections; one in use closes when its exchange ends."""
+        self._closed = True
         idle, self._idle = self._idle, []
         for connection in idle:
             connection.close()
