@@ -65,11 +65,14 @@ async def collector(
     port = free_port()
     seen = Collector(f"{'https' if tls else 'http'}://127.0.0.1:{port}/v1/traces")
     handlers: list[asyncio.Task[None]] = []
+    writers: list[asyncio.StreamWriter] = []
+    stop = asyncio.Event()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
         handlers.append(task)
+        writers.append(writer)
         seen.connections += 1
         try:
             while True:
@@ -83,7 +86,7 @@ async def collector(
                 seen.bodies.append(await reader.readexactly(length))
                 reply = answers(len(seen.bodies) - 1)
                 if reply is None:
-                    await asyncio.sleep(30)
+                    await stop.wait()  # no answer until the test ends
                     break
                 writer.write(reply)
                 await writer.drain()
@@ -97,9 +100,12 @@ async def collector(
         yield seen
     finally:
         server.close()
-        for task in handlers:
-            task.cancel()
-        await asyncio.gather(*handlers, return_exceptions=True)
+        stop.set()
+        for writer in writers:
+            writer.close()  # a handler still reading sees the end of its stream
+        async with asyncio.timeout(5):
+            await asyncio.gather(*handlers)
+            await server.wait_closed()
 
 
 async def send_once(transport: Transport, body: bytes = b"request") -> SendResult:
