@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import pathlib
 
 import msgspec
 import pytest
 
 from otel_bridge.config import OtlpSettings
 from otel_bridge.model import SpanKind, SpanRecord, StatusCode
+from otel_bridge.sinks.export.process import PIPE_BYTES
 from otel_bridge.sinks.export_process import ProcessExporter
 from otel_bridge.sinks.otlp_proto import ENCODER_ENV, native_available, native_unavailable_reason
 from otel_bridge.stats import Stats
@@ -128,3 +131,25 @@ async def test_with_the_pure_encoder_a_record_the_worker_cannot_read_is_dropped_
     exporter.consume([span(0), msgspec.structs.replace(span(1), trace_id=None), span(2)])
     await exporter.shutdown()
     assert stats.dropped == {"export_encode_error": 1, "export_retries_exhausted": 2}
+
+
+def pipe_max_size() -> int:
+    path = pathlib.Path("/proc/sys/fs/pipe-max-size")
+    return int(path.read_text()) if path.exists() else 0
+
+
+async def test_the_worker_s_stdin_pipe_holds_a_whole_batch_where_the_system_allows() -> None:
+    if not hasattr(fcntl, "F_GETPIPE_SZ"):
+        pytest.skip("this system has no F_GETPIPE_SZ: the pipe keeps its default size")
+    if pipe_max_size() < PIPE_BYTES:
+        pytest.skip("/proc/sys/fs/pipe-max-size is below 1 MiB here: the pipe keeps its default size")
+    exporter = ProcessExporter(OtlpSettings(endpoint="http://127.0.0.1:9/v1/traces"), Stats(), {}, ("t", "1"), "")
+    await exporter.start()
+    try:
+        proc = exporter._pipe._proc  # the pipe's size is only visible on its file descriptor
+        assert proc is not None
+        assert proc.stdin is not None
+        fd = proc.stdin.transport.get_extra_info("pipe").fileno()
+        assert fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ) == PIPE_BYTES
+    finally:
+        await exporter.shutdown()

@@ -9,6 +9,7 @@ from google.protobuf import json_format
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
 from otel_bridge import semconv as sc
+from otel_bridge import semconv_latest as sc_latest
 from otel_bridge.assembly import SCOPE, assemble
 from otel_bridge.config import ConfigError, MetricsSettings, load_settings
 from otel_bridge.model import AttributeValue, SpanKind, SpanRecord, StatusCode
@@ -425,3 +426,99 @@ def test_metrics_off_leaves_no_sink_and_health_figures_only() -> None:
     names = [f.name for f in pipeline.metrics_snapshot().families]
     assert sc.METRIC_TOKEN_USAGE not in names
     assert sc.METRIC_EVENTS_RECEIVED in names
+
+
+def _reference(spans: list[SpanRecord], names: sc.Naming, limit: int) -> dict[str, dict[object, list[float]]]:
+    """Each metric's measurements per series, by the sorted attribute keys the conventions name (no lookup cache)."""
+    out: dict[str, dict[object, list[float]]] = {}
+
+    def key(s: SpanRecord, keys: tuple[str, ...], error: bool, extra: tuple[tuple[str, object], ...] = ()) -> object:
+        pairs = [(k, s.attributes[k]) for k in keys if k in s.attributes]
+        if error and s.status_code is StatusCode.ERROR:
+            e = s.attributes.get(sc.ERROR_TYPE)
+            pairs.append((sc.ERROR_TYPE, e if isinstance(e, str) else sc.ERROR_TYPE_OTHER))
+        return tuple(sorted([*pairs, *extra]))
+
+    def add(name: str, k: object, value: float) -> None:
+        series = out.setdefault(name, {})
+        if k not in series and len(series) >= limit:
+            k = ((sc.OTEL_METRIC_OVERFLOW, True),)
+        series.setdefault(k, []).append(value)
+
+    inference = (sc.GEN_AI_OPERATION_NAME, sc.GEN_AI_PROVIDER_NAME, sc.GEN_AI_REQUEST_MODEL)
+    inference += (sc.GEN_AI_RESPONSE_MODEL, sc.SERVER_ADDRESS, sc.SERVER_PORT)
+    agent = (sc.GEN_AI_OPERATION_NAME, sc.GEN_AI_PROVIDER_NAME, sc.GEN_AI_REQUEST_MODEL, sc.GEN_AI_AGENT_NAME)
+    tool = (sc.GEN_AI_OPERATION_NAME, sc.GEN_AI_TOOL_NAME, sc.GEN_AI_TOOL_TYPE)
+    for s in spans:
+        a, seconds = s.attributes, (s.end_ns - s.start_ns) / 1e9
+        op = a.get(sc.GEN_AI_OPERATION_NAME)
+        if op == sc.OP_EXECUTE_TOOL:
+            add(sc.METRIC_EXECUTE_TOOL_DURATION, key(s, tool, True), seconds)
+        elif op == sc.OP_INVOKE_AGENT:
+            add(sc.METRIC_INVOKE_AGENT_DURATION, key(s, agent, True), seconds)
+        elif op in sc.INFERENCE_OPERATIONS:
+            add(names.metric_duration, key(s, inference, True), seconds)
+            ttfc = a.get(sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK)
+            if isinstance(ttfc, float):
+                add(names.metric_time_to_first_chunk, key(s, inference, True), ttfc)
+            for attr, name, token_type in (
+                (sc.GEN_AI_USAGE_INPUT_TOKENS, names.metric_input_tokens, sc.TOKEN_TYPE_INPUT),
+                (sc.GEN_AI_USAGE_OUTPUT_TOKENS, names.metric_output_tokens, sc.TOKEN_TYPE_OUTPUT),
+            ):
+                if isinstance(a.get(attr), int):
+                    extra = ((sc.GEN_AI_TOKEN_TYPE, token_type),) if names.token_type_attribute else ()
+                    add(name, key(s, inference, names.token_error_type, extra), float(a[attr]))  # type: ignore[arg-type]
+            if isinstance(a.get(sc.GEN_AI_USAGE_COST), float):
+                add(sc.METRIC_COST, key(s, inference, False), a[sc.GEN_AI_USAGE_COST])  # type: ignore[arg-type]
+    return out
+
+
+@pytest.mark.parametrize("limit", [1000, 3])
+@pytest.mark.parametrize("names", [sc.V1_41, sc_latest.LATEST], ids=["v1.41", "latest"])
+def test_the_per_span_lookup_finds_the_series_the_sorted_attributes_name(names: sc.Naming, limit: int) -> None:
+    """Mixed spans (attributes present or not, errors with and without a type, repeats) land as the conventions say."""
+    variants: list[tuple[dict[str, AttributeValue], bool]] = [
+        ({**CHAT, sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: 0.5}, False),
+        (
+            {sc.GEN_AI_OPERATION_NAME: sc.OP_EXECUTE_TOOL, sc.GEN_AI_TOOL_NAME: "s", sc.GEN_AI_TOOL_TYPE: "function"},
+            False,
+        ),
+        (
+            {sc.GEN_AI_OPERATION_NAME: sc.OP_INVOKE_AGENT, sc.GEN_AI_PROVIDER_NAME: "p", sc.GEN_AI_REQUEST_MODEL: "m"},
+            False,
+        ),
+        (CHAT, False),
+        (CHAT, True),
+        ({**CHAT, sc.ERROR_TYPE: "timeout"}, True),
+        ({k: v for k, v in CHAT.items() if k != sc.GEN_AI_RESPONSE_MODEL}, False),
+        ({**CHAT, sc.SERVER_ADDRESS: "api.test", sc.SERVER_PORT: 443}, False),
+        ({**CHAT, sc.GEN_AI_REQUEST_MODEL: "gpt-4o-mini", sc.GEN_AI_USAGE_INPUT_TOKENS: 7}, False),
+        ({sc.GEN_AI_OPERATION_NAME: sc.OP_EXECUTE_TOOL, sc.GEN_AI_TOOL_NAME: "search"}, False),
+        ({sc.GEN_AI_OPERATION_NAME: sc.OP_EXECUTE_TOOL, sc.GEN_AI_TOOL_NAME: "search"}, True),
+        ({sc.GEN_AI_OPERATION_NAME: sc.OP_EXECUTE_TOOL}, False),
+        ({sc.GEN_AI_OPERATION_NAME: sc.OP_INVOKE_AGENT, sc.GEN_AI_AGENT_NAME: "a"}, False),
+        ({sc.GEN_AI_OPERATION_NAME: sc.OP_INVOKE_AGENT, sc.GEN_AI_AGENT_NAME: "a", sc.ERROR_TYPE: "x"}, True),
+    ]
+    spans = [span("s", 0.1 * (i + 1), attrs, error=error, sid=i + 1) for i, (attrs, error) in enumerate(variants * 3)]
+    stats = Stats()
+    metrics = GenAiMetrics(MetricsSettings(max_series_per_metric=limit), stats, names=names, time_ns=lambda: T0)
+    metrics.consume(spans[:14])
+    metrics.consume(spans[14:])
+    got: dict[str, dict[object, tuple[int, float]]] = {}
+    for family in metrics.families():
+        for s in family.series:
+            value = s.value
+            got.setdefault(family.name, {})[s.attributes] = (
+                (value.count, round(value.total, 9)) if isinstance(value, Histogram) else (1, round(value, 9))
+            )
+    expected = {
+        name: {k: (len(vs) if name != sc.METRIC_COST else 1, round(sum(vs), 9)) for k, vs in series.items()}
+        for name, series in _reference(spans, names, limit).items()
+    }
+    assert got == expected
+    overflowed = sum(
+        len(vs) for series in _reference(spans, names, limit).values() for k, vs in series.items()
+        if k == ((sc.OTEL_METRIC_OVERFLOW, True),)
+    )  # fmt: skip
+    assert stats.dropped.get("metrics_series_limit", 0) == overflowed
+    assert (overflowed > 0) == (limit == 3)

@@ -2,7 +2,9 @@
 
 :class:`GenAiMetrics` is a :class:`~otel_bridge.pipeline.SpanSink`: each finished
 span updates cumulative aggregates in memory (a dict update per span, no SDK
-objects). Two readers turn a :class:`MetricFamily` snapshot into bytes:
+objects). A span finds its series by its attribute values in a fixed order
+(``_Instrument.fast``); the sorted attribute key a series is reported under is
+built once, when the series first appears. Two readers turn a :class:`MetricFamily` snapshot into bytes:
 :mod:`otel_bridge.sinks.prometheus` for ``GET /metrics`` and
 :mod:`otel_bridge.sinks.otlp_metrics` for the OTLP push. Both see the same
 numbers because both read the same snapshot.
@@ -47,6 +49,8 @@ AttributeKey = tuple[tuple[str, AttributeValue], ...]
 """A series' attributes, sorted by key: hashable, and the same order in every output."""
 
 _OVERFLOW: AttributeKey = ((sc.OTEL_METRIC_OVERFLOW, True),)
+_ABSENT = object()
+"""An attribute a span does not carry, in the per-span lookup keys (``None`` is no attribute value either)."""
 _SERIES_LIMIT_REASON = "metrics_series_limit"
 _TOKEN_BOUNDS = tuple(float(b) for b in sc.TOKEN_BUCKETS)
 _DURATION_BOUNDS = tuple(float(b) for b in sc.DURATION_BUCKETS)
@@ -132,6 +136,8 @@ class _Instrument:
     kind: MetricKind
     bounds: tuple[float, ...] = ()
     series: dict[AttributeKey, Histogram | list[float]] = field(default_factory=dict)
+    fast: dict[object, Histogram | list[float]] = field(default_factory=dict)
+    """The same series by their attribute values in a fixed order (no sort, no pairs): the per-span lookup."""
 
 
 class GenAiMetrics:
@@ -212,34 +218,86 @@ class GenAiMetrics:
     # -- SpanSink -------------------------------------------------------------
     def consume(self, spans: Sequence[SpanRecord]) -> None:
         for span in spans:
-            op = span.attributes.get(sc.GEN_AI_OPERATION_NAME)
+            attrs = span.attributes
+            op = attrs.get(sc.GEN_AI_OPERATION_NAME)
             if op in sc.INFERENCE_OPERATIONS:
                 self._inference(span)
             elif op == sc.OP_INVOKE_AGENT:
-                self._record(self._agent, _key(span, _AGENT_KEYS, error=True), _seconds(span))
+                agent = (
+                    op,
+                    attrs.get(sc.GEN_AI_PROVIDER_NAME, _ABSENT),
+                    attrs.get(sc.GEN_AI_REQUEST_MODEL, _ABSENT),
+                    attrs.get(sc.GEN_AI_AGENT_NAME, _ABSENT),
+                    _error(span),
+                )
+                self._histogram(self._agent, agent, span, _AGENT_KEYS, True).record(_seconds(span))
             elif op == sc.OP_EXECUTE_TOOL:
-                self._record(self._tool, _key(span, _TOOL_KEYS, error=True), _seconds(span))
+                tool = (
+                    op,
+                    attrs.get(sc.GEN_AI_TOOL_NAME, _ABSENT),
+                    attrs.get(sc.GEN_AI_TOOL_TYPE, _ABSENT),
+                    _error(span),
+                )
+                self._histogram(self._tool, tool, span, _TOOL_KEYS, True).record(_seconds(span))
 
     def _inference(self, span: SpanRecord) -> None:
         attrs = span.attributes
-        base = _key(span, _INFERENCE_KEYS, error=False)
-        with_error = _key(span, _INFERENCE_KEYS, error=True)
-        self._record(self._duration, with_error, _seconds(span))
-        ttfc = attrs.get(sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK)
+        get = attrs.get
+        # The series' attribute values in a fixed order (absent ones as _ABSENT): a cheap lookup key.
+        # Each instrument maps it to the series its sorted AttributeKey names (made on first use).
+        base = (
+            get(sc.GEN_AI_OPERATION_NAME),
+            get(sc.GEN_AI_PROVIDER_NAME, _ABSENT),
+            get(sc.GEN_AI_REQUEST_MODEL, _ABSENT),
+            get(sc.GEN_AI_RESPONSE_MODEL, _ABSENT),
+            get(sc.SERVER_ADDRESS, _ABSENT),
+            get(sc.SERVER_PORT, _ABSENT),
+        )
+        with_error = (*base, _error(span))
+        self._histogram(self._duration, with_error, span, _INFERENCE_KEYS, True).record(_seconds(span))
+        ttfc = get(sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK)
         if isinstance(ttfc, (int, float)) and not isinstance(ttfc, bool):
-            self._record(self._ttfc, with_error, float(ttfc))
-        token_key = with_error if self._token_error else base
-        for inst, token_type, attr in (
-            (self._tokens_in, sc.TOKEN_TYPE_INPUT, sc.GEN_AI_USAGE_INPUT_TOKENS),
-            (self._tokens_out, sc.TOKEN_TYPE_OUTPUT, sc.GEN_AI_USAGE_OUTPUT_TOKENS),
-        ):
-            tokens = attrs.get(attr)
-            if isinstance(tokens, int) and not isinstance(tokens, bool):  # 0 is data
-                key = _with(token_key, sc.GEN_AI_TOKEN_TYPE, token_type) if self._token_type else token_key
-                self._record(inst, key, float(tokens))
-        cost = attrs.get(sc.GEN_AI_USAGE_COST)
+            self._histogram(self._ttfc, with_error, span, _INFERENCE_KEYS, True).record(float(ttfc))
+        token_raw = with_error if self._token_error else base
+        tokens = get(sc.GEN_AI_USAGE_INPUT_TOKENS)
+        if isinstance(tokens, int) and not isinstance(tokens, bool):  # 0 is data
+            self._tokens(self._tokens_in, token_raw, span, sc.TOKEN_TYPE_INPUT).record(float(tokens))
+        tokens = get(sc.GEN_AI_USAGE_OUTPUT_TOKENS)
+        if isinstance(tokens, int) and not isinstance(tokens, bool):
+            self._tokens(self._tokens_out, token_raw, span, sc.TOKEN_TYPE_OUTPUT).record(float(tokens))
+        cost = get(sc.GEN_AI_USAGE_COST)
         if isinstance(cost, (int, float)) and not isinstance(cost, bool):
-            self._add(self._cost, base, float(cost))
+            state = self._cost.fast.get(base)
+            if state is None:
+                state = self._found(self._cost, base, _key(span, _INFERENCE_KEYS, error=False))
+            assert isinstance(state, list)
+            state[0] += float(cost)
+
+    def _histogram(
+        self, inst: _Instrument, raw: tuple[object, ...], span: SpanRecord, keys: tuple[str, ...], error: bool
+    ) -> Histogram:
+        state = inst.fast.get(raw)
+        if state is None:
+            state = self._found(inst, raw, _key(span, keys, error=error))
+        assert type(state) is Histogram
+        return state
+
+    def _tokens(self, inst: _Instrument, raw: tuple[object, ...], span: SpanRecord, token_type: str) -> Histogram:
+        fast = (raw, token_type)
+        state = inst.fast.get(fast)
+        if state is None:
+            key = _key(span, _INFERENCE_KEYS, error=self._token_error)
+            state = self._found(inst, fast, _with(key, sc.GEN_AI_TOKEN_TYPE, token_type) if self._token_type else key)
+        assert type(state) is Histogram
+        return state
+
+    def _found(self, inst: _Instrument, raw: object, key: AttributeKey) -> Histogram | list[float]:
+        """The series ``key`` names (made if new); remembered under ``raw`` unless it went to the overflow series."""
+        state = self._series(inst, key)
+        if inst.series.get(key) is state:
+            # Bounded by the series themselves: one raw key per series (equal raw keys make equal keys).
+            inst.fast[raw] = state
+        return state
 
     def _series(self, inst: _Instrument, key: AttributeKey) -> Histogram | list[float]:
         found = inst.series.get(key)
@@ -254,16 +312,6 @@ class GenAiMetrics:
         created: Histogram | list[float] = Histogram.empty(inst.bounds) if inst.bounds else [0.0]
         inst.series[key] = created
         return created
-
-    def _record(self, inst: _Instrument, key: AttributeKey, value: float) -> None:
-        state = self._series(inst, key)
-        assert isinstance(state, Histogram)
-        state.record(value)
-
-    def _add(self, inst: _Instrument, key: AttributeKey, value: float) -> None:
-        state = self._series(inst, key)
-        assert isinstance(state, list)
-        state[0] += value
 
     # -- reading ----------------------------------------------------------------
     def snapshot(self, extra: Iterable[MetricFamily] = ()) -> Snapshot:
@@ -284,6 +332,14 @@ class GenAiMetrics:
 
 def _seconds(span: SpanRecord) -> float:
     return max(0, span.end_ns - span.start_ns) / 1e9
+
+
+def _error(span: SpanRecord) -> object:
+    """The ``error.type`` a failed span's series carry; ``_ABSENT`` for any other span."""
+    if span.status_code is not StatusCode.ERROR:
+        return _ABSENT
+    error_type = span.attributes.get(sc.ERROR_TYPE)
+    return error_type if isinstance(error_type, str) else sc.ERROR_TYPE_OTHER
 
 
 def _key(span: SpanRecord, keys: Iterable[str], *, error: bool) -> AttributeKey:

@@ -24,7 +24,7 @@ from otel_bridge.model import AgentEvent, EventKind, Placement, SpanRecord, Stat
 from otel_bridge.stats import Stats
 
 
-@dataclass
+@dataclass(slots=True)
 class TraceSummary:
     trace_id: str
     run_id: str | None = None
@@ -119,7 +119,7 @@ class TraceQuery:
     limit: int = 50
 
 
-@dataclass
+@dataclass(slots=True)
 class _Trace:
     summary: TraceSummary
     spans: list[SpanRecord] = field(default_factory=list)
@@ -181,11 +181,15 @@ class TraceStore:
         time its events cover. A run the bridge closed itself whose own span was not
         kept is settled by the terminal event the bridge tells for it.
         """
+        traces = self._traces
         for event, placement in zip(events, placements, strict=True):
-            trace = self._trace(placement.trace_id, event.timestamp_ns, event.timestamp_ns)
-            s = trace.summary
-            if trace.has_root:
+            at = event.timestamp_ns
+            trace = traces.get(placement.trace_id)
+            if trace is None:
+                trace = self._trace(placement.trace_id, at, at)
+            elif trace.has_root:
                 continue
+            s = trace.summary
             if s.run_id is None:
                 s.run_id = event.run_id
                 s.dialect = event.dialect
@@ -194,62 +198,34 @@ class TraceStore:
                 s.agent = event.agent
             if event.model is not None:
                 s.models.add(event.model)
-            s.start_ns = min(s.start_ns, event.timestamp_ns)
-            s.end_ns = max(s.end_ns, event.timestamp_ns)
+            if at < s.start_ns:
+                s.start_ns = at
+            if at > s.end_ns:
+                s.end_ns = at
             if event.inferred and event.original_type in sc.RUN_CLOSED_ALL:
                 # The bridge closed the run but its own span was not kept (a bound): it is no longer running.
                 s.status = TraceStatus.ERROR.value if event.kind is EventKind.RUN_FAILED else TraceStatus.OK.value
 
     def consume(self, spans: Sequence[SpanRecord]) -> None:
+        traces = self._traces
+        per_trace = self._s.max_spans_per_trace
+        max_spans = self._s.max_spans
         stored = 0
         for span in spans:
-            trace = self._trace(span.trace_id, span.start_ns, span.end_ns)
-            if len(trace.spans) >= self._s.max_spans_per_trace:
+            trace = traces.get(span.trace_id)
+            if trace is None:
+                trace = self._trace(span.trace_id, span.start_ns, span.end_ns)
+            if len(trace.spans) >= per_trace:
                 self._stats.drop("store_max_spans_per_trace")
                 continue
-            if not self._room_for_one(trace):
+            if self._span_count >= max_spans and not self._room_for_one(trace):
                 self._stats.drop("store_max_spans")
                 continue
             trace.spans.append(span)
             self._span_count += 1
-            self._summarise(trace, span)
+            _summarise(trace, span)
             stored += 1
         self._stats.spans_exported[self.name] += stored  # a span cut by the bound is counted once, as dropped
-
-    def _summarise(self, trace: _Trace, span: SpanRecord) -> None:
-        s = trace.summary
-        s.span_count += 1
-        s.start_ns = min(s.start_ns, span.start_ns)
-        s.end_ns = max(s.end_ns, span.end_ns)
-        a = span.attributes
-        if span.status_code is StatusCode.ERROR:
-            s.error_count += 1
-        operation = a.get(sc.GEN_AI_OPERATION_NAME)
-        if operation == sc.OP_EXECUTE_TOOL:
-            s.tool_calls += 1
-        if operation == sc.OP_CHAT:
-            s.llm_calls += 1
-            for key in (sc.GEN_AI_REQUEST_MODEL, sc.GEN_AI_RESPONSE_MODEL):
-                model = a.get(key)
-                if isinstance(model, str):
-                    s.models.add(model)
-            tokens_in = a.get(sc.GEN_AI_USAGE_INPUT_TOKENS)
-            tokens_out = a.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS)
-            s.input_tokens += tokens_in if isinstance(tokens_in, int) else 0
-            s.output_tokens += tokens_out if isinstance(tokens_out, int) else 0
-        run_id = a.get(sc.BRIDGE_RUN_ID)
-        if isinstance(run_id, str) and not trace.has_root:
-            # The run's own span: it settles the summary the events had sketched.
-            trace.has_root = True
-            s.run_id = run_id
-            agent = a.get(sc.GEN_AI_AGENT_NAME)
-            s.agent = agent if isinstance(agent, str) else None
-            dialect = a.get(sc.BRIDGE_DIALECT)
-            s.dialect = dialect if isinstance(dialect, str) else None
-            s.root_name = span.name
-            cost = a.get(sc.GEN_AI_USAGE_COST)
-            s.cost_usd = float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None
-            s.status = "error" if span.status_code is StatusCode.ERROR else "ok"
 
     def recent(self, limit: int = 50, run_id: str | None = None, agent: str | None = None) -> list[TraceSummary]:
         """Newest first (by start time)."""
@@ -300,3 +276,48 @@ def _mentions(trace: _Trace, needle: str) -> bool:
             if isinstance(value, str) and needle in value.casefold():
                 return True
     return False
+
+
+def _summarise(trace: _Trace, span: SpanRecord) -> None:
+    """One more span in the trace's summary (once per stored span: kept cheap, comparisons over min/max)."""
+    s = trace.summary
+    s.span_count += 1
+    if span.start_ns < s.start_ns:
+        s.start_ns = span.start_ns
+    if span.end_ns > s.end_ns:
+        s.end_ns = span.end_ns
+    if span.status_code is StatusCode.ERROR:
+        s.error_count += 1
+    a = span.attributes
+    operation = a.get(sc.GEN_AI_OPERATION_NAME)
+    if operation == sc.OP_EXECUTE_TOOL:
+        s.tool_calls += 1
+    elif operation == sc.OP_CHAT:
+        s.llm_calls += 1
+        model = a.get(sc.GEN_AI_REQUEST_MODEL)
+        if isinstance(model, str):
+            s.models.add(model)
+        model = a.get(sc.GEN_AI_RESPONSE_MODEL)
+        if isinstance(model, str):
+            s.models.add(model)
+        tokens = a.get(sc.GEN_AI_USAGE_INPUT_TOKENS)
+        if isinstance(tokens, int):
+            s.input_tokens += tokens
+        tokens = a.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS)
+        if isinstance(tokens, int):
+            s.output_tokens += tokens
+    if trace.has_root:
+        return
+    run_id = a.get(sc.BRIDGE_RUN_ID)
+    if isinstance(run_id, str):
+        # The run's own span: it settles the summary the events had sketched.
+        trace.has_root = True
+        s.run_id = run_id
+        agent = a.get(sc.GEN_AI_AGENT_NAME)
+        s.agent = agent if isinstance(agent, str) else None
+        dialect = a.get(sc.BRIDGE_DIALECT)
+        s.dialect = dialect if isinstance(dialect, str) else None
+        s.root_name = span.name
+        cost = a.get(sc.GEN_AI_USAGE_COST)
+        s.cost_usd = float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None
+        s.status = "error" if span.status_code is StatusCode.ERROR else "ok"

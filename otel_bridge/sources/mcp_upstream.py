@@ -4,10 +4,11 @@ A proxied call costs the sidecar a second HTTP exchange, and on a busy machine
 that hop's CPU is the latency it adds. httpx spent most of its share in layers
 the proxy does not need (auth and redirect flows, cookies, URL and header
 models, anyio) and wrote each request in two socket writes (head, then body).
-This client is the part that is needed: ``h11`` for the protocol (the parser
-httpx uses underneath), asyncio streams, one write per request, a pool of idle
-connections to the one origin, and the answer's body handed over chunk by
-chunk as it arrives (chunked framing removed, content encoding untouched).
+This client is the part that is needed: a :class:`otel_bridge.http1.Connection`
+(``h11``, asyncio streams, one write per request; shared with the OTLP/HTTP
+exporter), a pool of idle connections to the one origin, and the answer's body
+handed over chunk by chunk as it arrives (chunked framing removed, content
+encoding untouched).
 
 A kept-alive connection the server has since closed is found when the request
 on it gets no answer at all; the request is then sent once more on a new
@@ -24,8 +25,9 @@ from urllib.parse import urlsplit
 
 import h11
 
-_READ = 65536
-_Headers = list[tuple[bytes, bytes]]
+from otel_bridge.http1 import READ_CHUNK as _READ
+from otel_bridge.http1 import Connection as _Connection
+from otel_bridge.http1 import Headers as _Headers
 
 
 class UpstreamUnreachable(Exception):
@@ -63,28 +65,6 @@ class UpstreamResponse:
             self._connection = None
 
 
-class _Connection:
-    __slots__ = ("h11", "reader", "received", "writer")
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
-        self.h11 = h11.Connection(h11.CLIENT)
-        self.received = False  # whether any byte of the current exchange's answer came
-
-    async def next_event(self) -> object:
-        while True:
-            event = self.h11.next_event()
-            if event is not h11.NEED_DATA:
-                return event
-            data = await self.reader.read(_READ)
-            self.received = self.received or bool(data)
-            self.h11.receive_data(data)  # b"" at the end: h11 turns it into an error or the end
-
-    def close(self) -> None:
-        self.writer.close()
-
-
 class Upstream:
     """Requests to the one origin of ``url``; a request's target is ``url``'s path and query plus the caller's."""
 
@@ -110,7 +90,7 @@ class Upstream:
             head.append((b"content-length", b"%d" % len(body)))
         while self._idle:
             connection = self._idle.pop()
-            if connection.reader.at_eof() or connection.writer.is_closing():
+            if connection.stale:
                 connection.close()
                 continue
             try:
@@ -135,25 +115,13 @@ class Upstream:
     async def _exchange(
         self, connection: _Connection, method: bytes, target: bytes, head: _Headers, body: bytes
     ) -> UpstreamResponse:
-        state = connection.h11
-        connection.received = False
-        wire = state.send(h11.Request(method=method, target=target, headers=head)) or b""
-        if body:
-            wire += state.send(h11.Data(data=body)) or b""
-        connection.writer.write(wire + (state.send(h11.EndOfMessage()) or b""))  # one write for the whole request
-        await connection.writer.drain()
-        while True:
-            event = await connection.next_event()
-            if isinstance(event, h11.Response):
-                return UpstreamResponse(self, connection, event.status_code, list(event.headers.raw_items()))
-            if not isinstance(event, h11.InformationalResponse):
-                raise h11.RemoteProtocolError(f"unexpected {type(event).__name__} before a response")
+        await connection.send_request(method, target, head, body)
+        event = await connection.response()
+        return UpstreamResponse(self, connection, event.status_code, list(event.headers.raw_items()))
 
     def release(self, connection: _Connection) -> None:
         """A connection whose exchange ended: kept for the next request when both sides may go on."""
-        state = connection.h11
-        if state.our_state is h11.DONE and state.their_state is h11.DONE and len(self._idle) < self._max_idle:
-            state.start_next_cycle()
+        if len(self._idle) < self._max_idle and connection.reusable():
             self._idle.append(connection)
         else:
             connection.close()

@@ -6,7 +6,8 @@ Each module is one link or one leaf, and each knows only the link after it::
       -> BatchSender      one batch: encode, retry, count      (sender.py)
                           or hand it to the worker process      (process.py)
         -> RetrySender    per-batch deadline, the shared backoff (retry.py)
-          -> Transport    HTTP or gRPC, classified result       (http_transport.py,
+          -> Transport    HTTP or gRPC, classified result       (lean_http.py, http_transport.py
+                                                                 behind a proxy,
                                                                  grpc_transport.py)
 
 ``OtlpExporter`` (exporter.py) and ``ProcessExporter`` (process.py) are the two

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import sys
 import time
@@ -70,6 +71,8 @@ log = logging.getLogger(__name__)
 WORKER_MODULE = "otel_bridge.sinks.export.worker"
 RESTART_INITIAL_S = 0.5
 RESTART_MAX_S = 30.0
+PIPE_BYTES = 1 << 20
+"""The worker's stdin pipe, where the system allows it: a batch's frame (~200 KiB for 512 spans) in one write."""
 STABLE_S = 10.0
 """A worker that ran this long before dying restarts after the shortest wait again."""
 
@@ -128,6 +131,7 @@ class WorkerPipe:
             start_new_session=True,  # out of the terminal's and the group's reach: it stops when told
         )
         assert self._proc.stdin is not None
+        _widen(self._proc.stdin)
         self._seen = Report(0, 0, {}, 0, None)
         self._handed = 0
         self._proc.stdin.write(frame(self._init))
@@ -259,6 +263,20 @@ class WorkerPipe:
                 self._supervisor.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._supervisor
+
+
+def _widen(stdin: asyncio.StreamWriter) -> None:
+    """A pipe of ``PIPE_BYTES`` where the system allows it (Linux), so a batch's frame goes in one write.
+
+    With the default 64 KiB a ~200 KiB frame crosses in pieces, each a wake-up on both sides: 2-4x the CPU
+    of both processes per frame (bench/bench_worker_pipe.py; BENCHMARKS.md, the export path).
+    """
+    pipe = stdin.transport.get_extra_info("pipe")
+    setsize = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if pipe is None or setsize is None:
+        return
+    with contextlib.suppress(OSError):  # EPERM past /proc/sys/fs/pipe-max-size: the default stays
+        fcntl.fcntl(pipe.fileno(), setsize, PIPE_BYTES)
 
 
 class ProcessExporter(BatchingExporter):
