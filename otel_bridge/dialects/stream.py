@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 
 from otel_bridge.dialects import registry
-from otel_bridge.dialects.base import DecodeError, Decoder, Dialect, StreamContext, fast_path
+from otel_bridge.dialects.base import DecodeError, Decoder, Dialect, FastBatch, StreamContext, fast_batch, fast_path
 from otel_bridge.dialects.framing import DONE_SENTINEL, Frame
 from otel_bridge.model import AgentEvent
 
@@ -51,6 +51,7 @@ class StreamDecoder:
         self._dialect = dialect
         self._decoder: Decoder | None = None
         self._fast: Callable[[Frame], list[AgentEvent] | None] | None = None
+        self._batch: FastBatch | None = None
         if dialect is not None:
             self._use(dialect)
         self._pending: list[tuple[int, Frame, Any]] = []
@@ -65,6 +66,47 @@ class StreamDecoder:
         return self._dialect.name if self._dialect is not None else None
 
     def feed(self, frames: Iterable[Frame]) -> list[AgentEvent]:
+        if self._batch is not None and isinstance(frames, list):
+            return self._feed_batch(frames)
+        return self._feed(frames)
+
+    def _feed_batch(self, frames: list[Frame]) -> list[AgentEvent]:
+        """A body's frames through the decoder's batch fast path; each frame it stops at through :meth:`_feed`."""
+        out: list[AgentEvent] = []
+        at = 0
+        n = len(frames)
+        while at < n:
+            batch = self._batch
+            if batch is not None:
+                before = len(out)
+                try:
+                    stop = batch(frames, at, out)
+                except DecodeError as exc:  # a value out of range: that frame is rejected, the rest go on
+                    stop = at + len(out) - before
+                    self._index += stop - at
+                    self.frames_seen += stop - at + 1
+                    self._reject(self._index, exc.reason, str(exc))
+                    self._index += 1
+                    at = stop + 1
+                    continue
+                except Exception as exc:  # a bug must not lose the body: that frame is counted, the rest go on
+                    stop = at + len(out) - before
+                    log.exception("fast path failed on frame %d", self._index + stop - at)
+                    self._index += stop - at
+                    self.frames_seen += stop - at + 1
+                    self._reject(self._index, "dialect_error", f"{type(exc).__name__}: {exc}")
+                    self._index += 1
+                    at = stop + 1
+                    continue
+                self._index += stop - at
+                self.frames_seen += stop - at
+                at = stop
+            if at < n:
+                out.extend(self._feed(frames[at : at + 1]))
+                at += 1
+        return out
+
+    def _feed(self, frames: Iterable[Frame]) -> list[AgentEvent]:
         out: list[AgentEvent] = []
         for frame in frames:
             index = self._index
@@ -145,6 +187,7 @@ class StreamDecoder:
         self._decoder = dialect.decoder(self._ctx)
         # A decoder may offer a typed fast path that skips the generic JSON decode.
         self._fast = fast_path(self._decoder)
+        self._batch = fast_batch(self._decoder)
 
     def _settle(self) -> list[AgentEvent]:
         self._use(registry.detect([(f, o) for _, f, o in self._pending]))
