@@ -64,8 +64,12 @@ def error_type_for(event: AgentEvent) -> str:
 
 def usage_attributes(usage: TokenUsage, latest: bool, *, run: bool = False) -> Attributes:
     """Token counts, named by the conventions' version (``latest``: the opt-in); ``run``: for a run's span."""
+    return add_usage({}, usage, latest, run=run)
+
+
+def add_usage(out: Attributes, usage: TokenUsage, latest: bool, *, run: bool = False) -> Attributes:
+    """:func:`usage_attributes` written into ``out`` (a span's attributes): no dict built to be merged."""
     names = naming(latest)
-    out: Attributes = {}
     if usage.input is not None:
         out[sc.GEN_AI_USAGE_INPUT_TOKENS] = usage.input
     if usage.output is not None:
@@ -81,17 +85,13 @@ def usage_attributes(usage: TokenUsage, latest: bool, *, run: bool = False) -> A
 
 
 # The per-span functions below build a dict rather than yield pairs: they run for
-# every span start and end, and a dict is about half the cost of a generator.
-
-
-def common_pairs(event: AgentEvent) -> Iterator[Pair]:
-    """Attributes every span a run produces carries."""
-    yield sc.BRIDGE_DIALECT, event.dialect
-    if event.conversation_id is not None:
-        yield sc.GEN_AI_CONVERSATION_ID, event.conversation_id
+# every span start and end, and a dict is about half the cost of a generator. What a
+# span's end adds is written straight into its attributes (the ``add_*`` functions):
+# each attribute is set once, where it is decided, and no dict is built to be merged.
 
 
 def _common(out: Attributes, event: AgentEvent) -> Attributes:
+    """Attributes every span a run produces carries."""
     out[sc.BRIDGE_DIALECT] = event.dialect
     if event.conversation_id is not None:
         out[sc.GEN_AI_CONVERSATION_ID] = event.conversation_id
@@ -147,7 +147,11 @@ def llm_start_attributes(event: AgentEvent) -> Attributes:
 
 def llm_end_attributes(event: AgentEvent, latest: bool) -> Attributes:
     """Set when the call completes or fails."""
-    out: Attributes = {}
+    return add_llm_end({}, event, latest)
+
+
+def add_llm_end(out: Attributes, event: AgentEvent, latest: bool) -> Attributes:
+    """:func:`llm_end_attributes` written into ``out``."""
     provider = provider_for(event.provider, event.model or event.response_model)
     if provider is not None:
         out[sc.GEN_AI_PROVIDER_NAME] = provider
@@ -162,7 +166,7 @@ def llm_end_attributes(event: AgentEvent, latest: bool) -> Attributes:
     if event.finish_reasons is not None:
         out[sc.GEN_AI_RESPONSE_FINISH_REASONS] = event.finish_reasons
     if event.usage is not None:
-        out.update(usage_attributes(event.usage, latest))
+        add_usage(out, event.usage, latest)
     return out
 
 
@@ -204,7 +208,12 @@ def priced_model(attributes: Mapping[str, AttributeValue]) -> str | None:
 
 
 def tool_start_attributes(event: AgentEvent) -> Attributes:
-    out: Attributes = dict(protocol_pairs(event))
+    return add_tool_start({}, event)
+
+
+def add_tool_start(out: Attributes, event: AgentEvent) -> Attributes:
+    if event.attributes is not None:
+        out.update(protocol_pairs(event))
     out[sc.GEN_AI_OPERATION_NAME] = sc.OP_EXECUTE_TOOL
     if event.tool_name is not None:
         out[sc.GEN_AI_TOOL_NAME] = event.tool_name
@@ -290,13 +299,23 @@ def start_attributes(op: str, event: AgentEvent) -> Attributes:
     """What a span of operation ``op`` says about its start; re-applied by a tool's, agent's or step's end."""
     if op == sc.OP_CHAT:
         return llm_start_attributes(event)
+    return add_start({}, op, event)
+
+
+def add_start(out: Attributes, op: str, event: AgentEvent) -> Attributes:
+    """:func:`start_attributes` written into ``out``: a tool's, agent's or step's end re-applies its start's
+    (what the end says wins, in the places the start's attributes hold)."""
+    if op == sc.OP_CHAT:
+        out.update(llm_start_attributes(event))
+        return out
     if op == sc.OP_EXECUTE_TOOL:
-        return tool_start_attributes(event)
-    out: Attributes = dict(common_pairs(event))
+        return add_tool_start(out, event)
+    _common(out, event)
     if op == sc.SPAN_REQUEST:
         if event.name is not None:
             out[sc.BRIDGE_STEP_NAME] = event.name
-        out.update(protocol_pairs(event))
+        if event.attributes is not None:
+            out.update(protocol_pairs(event))
         return out
     if op == sc.OP_INVOKE_AGENT:
         out[sc.GEN_AI_OPERATION_NAME] = sc.OP_INVOKE_AGENT
@@ -382,6 +401,11 @@ def cost_attributes(cost: float) -> Attributes:
     return {sc.GEN_AI_USAGE_COST: cost}
 
 
+def add_cost(out: Attributes, cost: float) -> None:
+    """:func:`cost_attributes` written into ``out``."""
+    out[sc.GEN_AI_USAGE_COST] = cost
+
+
 def stream_attributes(stream_id: str) -> Attributes:
     """The producer's stream id, on the chat span its stream events were paired with."""
     return {sc.BRIDGE_STREAM_ID: stream_id}
@@ -393,7 +417,13 @@ def llm_finish_attributes(*, streaming: bool, chunk_count: int, time_to_first_ch
     ``gen_ai.request.stream`` is written here only, once the span's streaming is
     known for certain (from its start, its completion, its chunks or its stream events).
     """
-    out: Attributes = {}
+    return add_llm_finish({}, streaming=streaming, chunk_count=chunk_count, time_to_first_chunk_ns=time_to_first_chunk_ns)
+
+
+def add_llm_finish(
+    out: Attributes, *, streaming: bool, chunk_count: int, time_to_first_chunk_ns: int | None
+) -> Attributes:
+    """:func:`llm_finish_attributes` written into ``out``."""
     if streaming:
         # Conditionally required: present (true) only when streaming.
         out[sc.GEN_AI_REQUEST_STREAM] = True
@@ -450,32 +480,48 @@ def span_kind(op: str, attributes: Mapping[str, AttributeValue]) -> SpanKind:
 def span_event_pairs(
     event: AgentEvent, capture_content: bool, limit: int, redact: Callable[[str], str] | None = None
 ) -> Iterator[Pair]:
+    """:func:`span_event_attributes` as pairs."""
+    yield from span_event_attributes(event, capture_content, limit, redact).items()
+
+
+def span_event_attributes(
+    event: AgentEvent, capture_content: bool, limit: int, redact: Callable[[str], str] | None = None
+) -> Attributes:
     """Attributes of a span event made from a non-span event. ``redact`` cleans the original payload
     (the one place it leaves the sidecar) before it is cut to ``limit``."""
-    yield sc.BRIDGE_EVENT_TYPE, event.original_type
+    out: Attributes = {sc.BRIDGE_EVENT_TYPE: event.original_type}
     if event.event_id is not None:
-        yield sc.BRIDGE_EVENT_ID, event.event_id
+        out[sc.BRIDGE_EVENT_ID] = event.event_id
     if event.name is not None:
-        yield sc.BRIDGE_STEP_NAME, event.name
+        out[sc.BRIDGE_STEP_NAME] = event.name
     if event.status is not None:
-        yield sc.BRIDGE_STATUS, event.status
-    yield from protocol_pairs(event)
+        out[sc.BRIDGE_STATUS] = event.status
+    if event.attributes is not None:
+        out.update(protocol_pairs(event))
     if event.error is not None:
-        yield sc.BRIDGE_ERROR_MESSAGE, content.cut_text(event.error, limit)
-        yield sc.ERROR_TYPE, error_type_for(event)
+        out[sc.BRIDGE_ERROR_MESSAGE] = content.cut_text(event.error, limit)
+        out[sc.ERROR_TYPE] = error_type_for(event)
     if event.kind is EventKind.TOOL_REQUESTED:
         # A tool call the model asked for, recorded on its chat span.
         if event.tool_name is not None:
-            yield sc.GEN_AI_TOOL_NAME, event.tool_name
+            out[sc.GEN_AI_TOOL_NAME] = event.tool_name
         if event.call_id is not None:
-            yield sc.GEN_AI_TOOL_CALL_ID, event.call_id
+            out[sc.GEN_AI_TOOL_CALL_ID] = event.call_id
         if capture_content and event.arguments is not None:
-            yield sc.GEN_AI_TOOL_CALL_ARGUMENTS, content.cut_json_text(event.arguments, limit)
+            out[sc.GEN_AI_TOOL_CALL_ARGUMENTS] = content.cut_json_text(event.arguments, limit)
     if event.payload is not None and (capture_content or event.kind not in _CONTENT_KINDS):
-        raw = bytes(event.payload)
-        if redact is not None:
-            raw = redact(raw.decode("utf-8", errors="replace")).encode()
-        yield sc.BRIDGE_EVENT_PAYLOAD, content.cut_raw(raw, limit)
+        out[sc.BRIDGE_EVENT_PAYLOAD] = _payload(bytes(event.payload), limit, redact)
+    return out
+
+
+def _payload(raw: bytes, limit: int, redact: Callable[[str], str] | None) -> str:
+    if redact is None:
+        return content.cut_raw(raw, limit)
+    text = raw.decode("utf-8", errors="replace")
+    redacted = redact(text)
+    if redacted is text and len(raw) <= limit and text.isascii():
+        return text  # nothing redacted and short: what cutting its bytes again gives
+    return content.cut_raw(redacted.encode(), limit)
 
 
 def truncate_raw(raw: bytes, limit: int) -> str:

@@ -186,10 +186,8 @@ class Closer:
         """
         if span.op == OP_LLM:
             ttfc = None if span.first_chunk_ns is None or span.inferred else span.first_chunk_ns - span.start_ns
-            span.attributes.update(
-                attrs.llm_finish_attributes(
-                    streaming=span.streaming, chunk_count=span.chunk_count, time_to_first_chunk_ns=ttfc
-                )
+            attrs.add_llm_finish(
+                span.attributes, streaming=span.streaming, chunk_count=span.chunk_count, time_to_first_chunk_ns=ttfc
             )
         end_ns = max(end_ns, span.start_ns + 1)
         if span.parent is not None:  # a parent that is still open lasts at least as long as its children
@@ -198,7 +196,7 @@ class Closer:
         # A child rebuilt from its duration may start before the first event seen:
         # the run span is widened so that it still contains all its children.
         run.root.start_ns = min(run.root.start_ns, span.start_ns)
-        if span.op == OP_LLM:
+        if span.op == OP_LLM and not attrs.has_model(span.attributes):
             span.attributes.update(attrs.inherited_model_attributes(span.attributes, ancestors(run, span)))
             if not attrs.has_model(span.attributes) and self._runs.get(run.run_id) is run:
                 run.hold(span, end_ns)  # the run may name its model before it ends

@@ -209,16 +209,17 @@ class SpanMapper:
         run.root.last_active = now
         self._runs.move_to_end(run.run_id)
         kind = event.kind
-        if kind is EventKind.RUN_STARTED:
-            return self._on_run_started(run, event)
-        if kind in TERMINAL_RUN_KINDS:
-            return self._on_run_ended(run, event)
+        # The kinds are disjoint: the span starts and ends, most events, are looked up first.
         op = START_KINDS.get(kind)
         if op is not None:
             return self._on_span_start(run, event, op, now)
         op = END_KINDS.get(kind)
         if op is not None:
             return self._on_span_end(run, event, op, now)
+        if kind is EventKind.RUN_STARTED:
+            return self._on_run_started(run, event)
+        if kind in TERMINAL_RUN_KINDS:
+            return self._on_run_ended(run, event)
         if kind is EventKind.LLM_CHUNK:
             return self._on_chunk(run, event, now)
         if kind is EventKind.STREAM_STARTED or kind is EventKind.STREAM_ENDED:
@@ -406,7 +407,7 @@ class SpanMapper:
             end = max(end, span.start_ns + int(event.duration_ms * 1e6))
         span.touch(event)
         if op != OP_LLM:
-            span.attributes.update(attrs.start_attributes(op, event))
+            attrs.add_start(span.attributes, op, event)
         cost: float | None = None
         if op == OP_LLM:
             cost = self._complete_llm(run, span, event)
@@ -424,7 +425,8 @@ class SpanMapper:
 
     def _complete_llm(self, run: Run, span: Span, event: AgentEvent) -> float | None:
         """Set the completion attributes; return the call's priced cost, if any."""
-        span.attributes.update(attrs.llm_end_attributes(event, self._s.latest_semconv))
+        attributes = span.attributes
+        attrs.add_llm_end(attributes, event, self._s.latest_semconv)
         if event.stream:
             span.streaming = True
         if self._s.capture_content:
@@ -433,15 +435,16 @@ class SpanMapper:
             details = attrs.content_event_attributes(span.attributes) if self._s.content_events else None
             if details is not None:
                 span.add_event(SpanEventRecord(sc.EVENT_INFERENCE_DETAILS, event.timestamp_ns, details))
-        span.attributes.update(attrs.inherited_model_attributes(span.attributes, ancestors(run, span)))
+        if not attrs.has_model(attributes):
+            attributes.update(attrs.inherited_model_attributes(attributes, ancestors(run, span)))
         if event.usage is not None:
             run.usage = event.usage.plus(run.usage)
             if self._pricer is not None:
-                model = attrs.priced_model(span.attributes)
-                provider = span.attributes.get(sc.GEN_AI_PROVIDER_NAME)
+                model = attrs.priced_model(attributes)
+                provider = attributes.get(sc.GEN_AI_PROVIDER_NAME)
                 cost = self._pricer(provider if isinstance(provider, str) else None, model, event.usage)
                 if cost is not None:
-                    span.attributes.update(attrs.cost_attributes(cost))
+                    attrs.add_cost(attributes, cost)
                     run.cost = cost + (run.cost or 0.0)
                 return cost
         return None
@@ -487,11 +490,11 @@ class SpanMapper:
             span.dropped_events += 1
             self._stats.drop("max_events_per_span")
         else:
-            pairs = attrs.span_event_pairs(
+            attributes = attrs.span_event_attributes(
                 event, self._s.capture_content, self._s.attribute_max_length, self._redact_payload
             )
             name = event.original_type if event.kind is EventKind.CUSTOM else str(event.kind)
-            span.add_event(SpanEventRecord(name, event.timestamp_ns, dict(pairs)))
+            span.add_event(SpanEventRecord(name, event.timestamp_ns, attributes))
         return Placement(run.trace_id, span.span_id, span.parent_span_id)
 
     # -- output ------------------------------------------------------------------
