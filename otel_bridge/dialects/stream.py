@@ -66,65 +66,60 @@ class StreamDecoder:
         return self._dialect.name if self._dialect is not None else None
 
     def feed(self, frames: Iterable[Frame]) -> list[AgentEvent]:
-        if self._batch is not None and isinstance(frames, list):
-            return self._feed_batch(frames)
-        return self._feed(frames)
+        """Events of ``frames``; a frame that fails is rejected and counted, the others go on.
 
-    def _feed_batch(self, frames: list[Frame]) -> list[AgentEvent]:
-        """A body's frames through the decoder's batch fast path; each frame it stops at through :meth:`_feed`."""
+        Frames go one by one until a dialect is chosen; then, if its decoder has a batch fast
+        path (:class:`~otel_bridge.dialects.base.FastDecoder`), the rest of a list of frames go
+        through it in one call, each frame it does not take one by one again.
+        """
         out: list[AgentEvent] = []
-        at = 0
-        n = len(frames)
+        frames = frames if isinstance(frames, list) else list(frames)
+        at, n = 0, len(frames)
         while at < n:
             batch = self._batch
-            if batch is not None:
-                before = len(out)
-                try:
-                    stop = batch(frames, at, out)
-                except DecodeError as exc:  # a value out of range: that frame is rejected, the rest go on
-                    stop = at + len(out) - before
-                    self._index += stop - at
-                    self.frames_seen += stop - at + 1
-                    self._reject(self._index, exc.reason, str(exc))
-                    self._index += 1
-                    at = stop + 1
-                    continue
-                except Exception as exc:  # a bug must not lose the body: that frame is counted, the rest go on
-                    stop = at + len(out) - before
-                    log.exception("fast path failed on frame %d", self._index + stop - at)
-                    self._index += stop - at
-                    self.frames_seen += stop - at + 1
-                    self._reject(self._index, "dialect_error", f"{type(exc).__name__}: {exc}")
-                    self._index += 1
-                    at = stop + 1
-                    continue
+            if batch is None:
+                self._feed_one(frames[at], out)
+                at += 1
+                continue
+            before = len(out)
+            try:
+                stop = batch(frames, at, out)
+            except Exception as exc:  # a value out of range (or a bug): that frame is rejected, the rest go on
+                stop = at + len(out) - before
                 self._index += stop - at
-                self.frames_seen += stop - at
-                at = stop
+                self.frames_seen += stop - at + 1
+                if isinstance(exc, DecodeError):
+                    self._reject(self._index, exc.reason, str(exc))
+                else:
+                    log.exception("fast path failed on frame %d", self._index)
+                    self._reject(self._index, "dialect_error", f"{type(exc).__name__}: {exc}")
+                self._index += 1
+                at = stop + 1
+                continue
+            self._index += stop - at
+            self.frames_seen += stop - at
+            at = stop
             if at < n:
-                out.extend(self._feed(frames[at : at + 1]))
+                self._feed_one(frames[at], out)
                 at += 1
         return out
 
-    def _feed(self, frames: Iterable[Frame]) -> list[AgentEvent]:
-        out: list[AgentEvent] = []
-        for frame in frames:
-            index = self._index
-            self._index += 1
-            self.frames_seen += 1
-            if len(frame.data) < 16 and frame.data.strip() == DONE_SENTINEL:
-                self.done_markers += 1
-                continue
-            try:
-                out.extend(self._frame(index, frame))
-            except DecodeError as exc:  # a value out of range on the fast path
-                self._reject(index, exc.reason, str(exc))
-            except RecursionError:
-                self._reject(index, TOO_DEEP, _TOO_DEEP_MESSAGE)
-            except Exception as exc:  # never crash on input: count it and go on
-                log.exception("dialect detection or fast path failed on frame %d", index)
-                self._reject(index, "dialect_error", f"{type(exc).__name__}: {exc}")
-        return out
+    def _feed_one(self, frame: Frame, out: list[AgentEvent]) -> None:
+        index = self._index
+        self._index += 1
+        self.frames_seen += 1
+        if len(frame.data) < 16 and frame.data.strip() == DONE_SENTINEL:
+            self.done_markers += 1
+            return
+        try:
+            out.extend(self._frame(index, frame))
+        except DecodeError as exc:  # a value out of range on the fast path
+            self._reject(index, exc.reason, str(exc))
+        except RecursionError:
+            self._reject(index, TOO_DEEP, _TOO_DEEP_MESSAGE)
+        except Exception as exc:  # never crash on input: count it and go on
+            log.exception("dialect detection or fast path failed on frame %d", index)
+            self._reject(index, "dialect_error", f"{type(exc).__name__}: {exc}")
 
     def hint(self, headers: Mapping[str, str]) -> list[AgentEvent]:
         """The stream's response headers: a header that names a dialect settles detection now.
