@@ -1,8 +1,9 @@
 """CPU per event of the ingest stages in process: decode, redaction, mapping (A/B against another checkout).
 
 The workload is bench/bench_pipeline.py's (16 canonical events a run, NDJSON bodies of ``--batch``),
-run through the real assembly, with the sidecar's garbage-collector settings, in the "export only" configuration (store, metrics and feed off; the
-default redaction and pricing), its spans going to an in-memory sink. Each body is timed, in CPU
+run through the real assembly in the "export only" configuration (store, metrics and feed off; the
+default redaction and pricing), with the sidecar's garbage-collector settings, its spans going to an
+in-memory sink. Each body is timed, in CPU
 seconds of this process (``time.process_time``), through:
 
 * ``decode``: :func:`otel_bridge.sources.http_ingest.decode_body` (framing, JSON, dialect, checks);

@@ -131,6 +131,10 @@ def test_a_body_through_the_batch_fast_path_gives_what_frame_by_frame_decoding_g
     batched, one_by_one = decode(batch=True), decode(batch=False)
     assert batched == one_by_one
     events, rejections, seen, done = batched
-    assert [r[:2] for r in rejections] == [(3, "duration_out_of_range"), (7, "invalid_json"), (8, "number_out_of_range")]
+    assert [r[:2] for r in rejections] == [
+        (3, "duration_out_of_range"),
+        (7, "invalid_json"),
+        (8, "number_out_of_range"),
+    ]
     assert (seen, done, len(events)) == (11, 1, 7)
     assert [e.timestamp_from_source for e in events] == [True, True, False, True, False, True, True]

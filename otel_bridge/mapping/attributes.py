@@ -417,7 +417,9 @@ def llm_finish_attributes(*, streaming: bool, chunk_count: int, time_to_first_ch
     ``gen_ai.request.stream`` is written here only, once the span's streaming is
     known for certain (from its start, its completion, its chunks or its stream events).
     """
-    return add_llm_finish({}, streaming=streaming, chunk_count=chunk_count, time_to_first_chunk_ns=time_to_first_chunk_ns)
+    return add_llm_finish(
+        {}, streaming=streaming, chunk_count=chunk_count, time_to_first_chunk_ns=time_to_first_chunk_ns
+    )
 
 
 def add_llm_finish(

@@ -204,7 +204,7 @@ class SpanMapper:
             if len(seen) > self._s.max_event_ids:  # a re-send of the forgotten id would be mapped again: counted
                 seen.popitem(last=False)
                 self._stats.event_ids_forgotten += 1
-        run = self._run_for(event)
+        run = self._runs.get(event.run_id) or self._run_for(event)
         now = self._now
         run.root.last_active = now
         self._runs.move_to_end(run.run_id)
@@ -243,9 +243,7 @@ class SpanMapper:
         return Placement(trace_id, span_id_for(trace_id, ROOT_KEY), None)
 
     def _run_for(self, event: AgentEvent) -> Run:
-        run = self._runs.get(event.run_id)
-        if run is not None:
-            return run
+        """The run ``event`` opens: a continuation of a finished run, else a new one (it has none open)."""
         finished = self._closer.finished.get(event.run_id)
         run = self._continuation(event, finished) if finished is not None else self._new_run(event)
         self._created = run
