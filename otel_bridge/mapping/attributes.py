@@ -344,7 +344,7 @@ def a2a_pairs(event: AgentEvent) -> Iterator[Pair]:
 
 def open_attributes(op: str, event: AgentEvent, capture_content: bool, limit: int) -> Attributes:
     """A span opened by ``event``: its start, whether the dialect inferred that start, and a tool's content (opt-in)."""
-    out = start_attributes(op, event)
+    out = llm_start_attributes(event) if op == sc.OP_CHAT else add_start({}, op, event)
     if event.inferred:
         # The dialect inferred this start; its time is not a request time.
         out[sc.BRIDGE_INFERRED] = True

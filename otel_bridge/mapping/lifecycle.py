@@ -102,6 +102,10 @@ from otel_bridge.model import (
 from otel_bridge.pipeline import SpanSink
 from otel_bridge.stats import Stats
 
+# A NamedTuple's own __new__ is a Python function: the placement every event gets (and the span keys,
+# in .table) are built with tuple.__new__ straight, all fields given, a call less per event.
+_new = tuple.__new__
+
 
 class SpanMapper:
     """Turns canonical events into finished span records, one run at a time."""
@@ -124,7 +128,7 @@ class SpanMapper:
         self._pricer = pricer
         self._runs: OrderedDict[str, Run] = OrderedDict()  # LRU: least recently active first
         self._out: list[SpanRecord] = []
-        self._closer = Closer(settings, stats, self._runs, self._collect)
+        self._closer = Closer(settings, stats, self._runs, self._out.append)  # the list's own append: no call of ours
         # Runs closed without their producer's end, waiting for take_closed: a caller may test this list's
         # truth after each call (no call, no copy: the hot path pays one test).
         self.closed_runs: list[tuple[AgentEvent, Placement]] = self._closer.closed
@@ -315,7 +319,7 @@ class SpanMapper:
         if run is not self._created:  # a run this event created already has its attributes
             root.attributes.update(attrs.run_start_attributes(event))
         root.touch(event)
-        return Placement(run.trace_id, root.span_id, root.parent_span_id)
+        return _new(Placement, (run.trace_id, root.span_id, root.parent_span_id, None, None))
 
     def _on_run_ended(self, run: Run, event: AgentEvent) -> Placement:
         root = run.root
@@ -332,7 +336,7 @@ class SpanMapper:
         if run.ending_deadline is None:
             self._closer.end_later(run, self._now)
         duration = (run.end_ns - root.start_ns) / 1e6
-        return Placement(run.trace_id, root.span_id, root.parent_span_id, duration)
+        return _new(Placement, (run.trace_id, root.span_id, root.parent_span_id, duration, None))
 
     # -- spans -----------------------------------------------------------------
     def _on_span_start(self, run: Run, event: AgentEvent, op: str, now: float) -> Placement:
@@ -341,7 +345,7 @@ class SpanMapper:
         if existing is not None:
             return self._add_span_event(run, existing, event, now)
         span = self._open_span(run, key, op, event, event.timestamp_ns, now)
-        return Placement(run.trace_id, span.span_id, span.parent_span_id)
+        return _new(Placement, (run.trace_id, span.span_id, span.parent_span_id, None, None))
 
     def _open_span(self, run: Run, key: SpanKey, op: str, event: AgentEvent, start_ns: int, now: float) -> Span:
         parent = container(run)
@@ -403,7 +407,8 @@ class SpanMapper:
         if event.duration_ms is not None and not event.timestamp_from_source:
             # Arrival times say nothing about the producer's clock: trust its duration.
             end = max(end, span.start_ns + int(event.duration_ms * 1e6))
-        span.touch(event)
+        if event.timestamp_ns > span.last_ns:  # Span.touch, inline: every span end
+            span.last_ns = event.timestamp_ns
         if op != OP_LLM:
             attrs.add_start(span.attributes, op, event)
         cost: float | None = None
@@ -419,7 +424,7 @@ class SpanMapper:
         if op in CONTAINER_OPS:
             end = self._closer.close_descendants(run, span, end)
         end = self._closer.emit(run, span, end)
-        return Placement(run.trace_id, span.span_id, span.parent_span_id, (end - span.start_ns) / 1e6, cost)
+        return _new(Placement, (run.trace_id, span.span_id, span.parent_span_id, (end - span.start_ns) / 1e6, cost))
 
     def _complete_llm(self, run: Run, span: Span, event: AgentEvent) -> float | None:
         """Set the completion attributes; return the call's priced cost, if any."""
@@ -459,7 +464,7 @@ class SpanMapper:
             span.first_chunk_ns = event.timestamp_ns
         if self._s.chunk_events:
             self._add_span_event(run, span, event, now)
-        return Placement(run.trace_id, span.span_id, span.parent_span_id)
+        return _new(Placement, (run.trace_id, span.span_id, span.parent_span_id, None, None))
 
     def _on_stream(self, run: Run, event: AgentEvent, now: float) -> Placement:
         """Producer stream bookkeeping, paired with its LLM call by order within the run."""
@@ -483,7 +488,8 @@ class SpanMapper:
 
     def _add_span_event(self, run: Run, span: Span, event: AgentEvent, now: float) -> Placement:
         span.last_active = now
-        span.touch(event)
+        if event.timestamp_ns > span.last_ns:  # Span.touch, inline
+            span.last_ns = event.timestamp_ns
         if span.event_count() >= self._s.max_events_per_span:
             span.dropped_events += 1
             self._stats.drop("max_events_per_span")
@@ -493,15 +499,13 @@ class SpanMapper:
             )
             name = event.original_type if event.kind is EventKind.CUSTOM else str(event.kind)
             span.add_event(SpanEventRecord(name, event.timestamp_ns, attributes))
-        return Placement(run.trace_id, span.span_id, span.parent_span_id)
+        return _new(Placement, (run.trace_id, span.span_id, span.parent_span_id, None, None))
 
     # -- output ------------------------------------------------------------------
-    def _collect(self, record: SpanRecord) -> None:
-        self._out.append(record)
-
     def _flush_out(self) -> None:
         if self._out:
-            out, self._out = self._out, []
+            out = self._out.copy()  # the sink may keep its list; ours is the one the closer appends to
+            self._out.clear()
             self._stats.spans_finished += len(out)
             try:
                 self._sink.consume(out)
