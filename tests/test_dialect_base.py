@@ -138,3 +138,17 @@ def test_a_body_through_the_batch_fast_path_gives_what_frame_by_frame_decoding_g
     ]
     assert (seen, done, len(events)) == (11, 1, 7)
     assert [e.timestamp_from_source for e in events] == [True, True, False, True, False, True, True]
+
+
+def test_a_first_frame_of_canonical_json_settles_detection_as_detecting_it_would() -> None:
+    """The stream decoder takes canonical JSON in a first frame as the generic dialect's without asking every
+    sniff: detection asks the generic dialect first, so it would have chosen it too."""
+    from otel_bridge.dialects.stream import StreamDecoder
+
+    assert next(iter(registry.DIALECTS)) == generic.NAME
+    frame = Frame(None, b'{"kind":"run.started","run_id":"r","timestamp":1800000000000000000}')
+    assert registry.detect([(frame, msgspec.json.decode(frame.data))]) is generic.DIALECT
+    decoder = StreamDecoder(StreamContext(source="http", stream_key="s"))
+    (event,) = decoder.feed([frame])
+    assert decoder.dialect == generic.NAME
+    assert (event.kind, event.run_id, event.dialect) == (EventKind.RUN_STARTED, "r", generic.NAME)

@@ -56,6 +56,9 @@ class _Canonical(AgentEvent, frozen=True, kw_only=True, omit_defaults=True):
     type: str | None = None  # the producer's own name for the event
 
 
+_decode_canonical = msgspec.json.Decoder(_Canonical).decode
+
+
 def _event_id(obj: dict[str, Any]) -> str | None:
     """The object's own ``id``, unless it is a JSON-RPC message: there ``id`` names the request, and every
     response frame of one streamed request (A2A, MCP) carries the same one."""
@@ -67,6 +70,15 @@ def _is_canonical(obj: Any) -> bool:
     return isinstance(kind, str) and kind in _KIND_VALUES  # `"kind": []` is not hashable
 
 
+def is_canonical_json(frame: Frame) -> bool:
+    """The frame decodes as the bridge's canonical JSON on the fast path (so :meth:`GenericDialect.sniff` claims it)."""
+    try:
+        _decode_canonical(frame.data)
+    except msgspec.DecodeError:
+        return False
+    return True
+
+
 class GenericDialect:
     name = NAME
 
@@ -75,9 +87,6 @@ class GenericDialect:
 
     def decoder(self, ctx: StreamContext) -> GenericDecoder:
         return GenericDecoder(ctx)
-
-
-_decode_canonical = msgspec.json.Decoder(_Canonical).decode
 
 
 class GenericDecoder:

@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from otel_bridge.dialects import registry
+from otel_bridge.dialects import generic, registry
 from otel_bridge.dialects.base import DecodeError, Decoder, Dialect, FastBatch, StreamContext, fast_batch, fast_path
 from otel_bridge.dialects.framing import DONE_SENTINEL, Frame
 from otel_bridge.model import AgentEvent
@@ -140,6 +140,10 @@ class StreamDecoder:
         return out
 
     def _frame(self, index: int, frame: Frame) -> list[AgentEvent]:
+        if self._decoder is None and not self._pending and generic.is_canonical_json(frame):
+            # Detection would choose the generic dialect for this first frame (its sniff is asked first,
+            # and claims canonical JSON): settled now, without the generic JSON decode and every sniff.
+            self._use(generic.DIALECT)
         if self._fast is not None:
             events = self._fast(frame)
             if events is not None:
