@@ -85,6 +85,7 @@ from otel_bridge.mapping.table import (
     ancestors,
     call_span,
     container,
+    ended_span,
     innermost,
     llm_span_for,
     span_key,
@@ -394,10 +395,10 @@ class SpanMapper:
         self._open_spans_bound = total
 
     def _on_span_end(self, run: Run, event: AgentEvent, op: str, now: float) -> Placement:
-        key = span_key(run, op, event, starting=False)
-        span = run.open.pop(key.lookup, None)
+        span = ended_span(run, op, event)
         if span is None:
             # A completion with no start: the span is rebuilt from its duration.
+            key = span_key(run, op, event, starting=False)
             start = event.timestamp_ns
             if event.duration_ms is not None:
                 start -= int(event.duration_ms * 1e6)

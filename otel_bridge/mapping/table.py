@@ -230,6 +230,21 @@ def span_key(run: Run, op: str, event: AgentEvent, *, starting: bool) -> SpanKey
     return new(SpanKey, (base, base if uses <= 1 else f"{base}#{uses - 1}", False))
 
 
+def ended_span(run: Run, op: str, event: AgentEvent) -> Span | None:
+    """The open span ``event`` ends, taken out of the run's table; ``None`` when none is open.
+
+    The span :func:`span_key` names for an end, found without building its key (every span end
+    finds one): when none is open, that key is the one a span rebuilt from the end is given.
+    """
+    ident = event.call_id if op != OP_STEP else (event.name or event.call_id)
+    if ident is not None:
+        return run.open.pop(f"{op}:{ident}", None)
+    for span in reversed(run.open.values()):  # an end with no id: the innermost open span of its operation
+        if span.op == op:
+            return run.open.pop(span.key)
+    return None
+
+
 def call_span(run: Run, call_id: str | None) -> Span | None:
     """The open tool or request span of call ``call_id``: where an event about that call is recorded."""
     if call_id is None:
