@@ -1,9 +1,11 @@
-"""Pure attribute functions: one event (or a span's end state) in, ``(key, value)`` pairs out.
+"""Pure attribute functions: one event (or a span's end state) in, attributes out.
 
-Every attribute a mapped span carries is written here, and its name and kind
-are chosen here; the span lifecycle (:mod:`.lifecycle`) only decides which of
-these apply when, and merges them in. Kept apart so that each can be tested
-alone. Zero is data: every test here is ``is not None``, never truthiness.
+Every attribute a mapped span carries is written here (the captured content and an
+event's payload in :mod:`.content_attributes`), and its name and kind are chosen
+here; the span lifecycle (:mod:`.lifecycle`) only decides which of these apply when.
+A span's start builds its attributes; what its end adds is written into them by the
+``add_*`` functions, so no dict is built only to be merged. Kept apart so that each
+can be tested alone. Zero is data: every test here is ``is not None``, never truthiness.
 """
 
 from __future__ import annotations
@@ -11,11 +13,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
-import msgspec
-
 from otel_bridge import content
 from otel_bridge import semconv as sc
-from otel_bridge.model import AgentEvent, Attributes, AttributeValue, EventKind, SpanEventRecord, SpanKind, TokenUsage
+from otel_bridge.mapping.content_attributes import llm_content_pairs as llm_content_pairs
+from otel_bridge.mapping.content_attributes import payload_attribute, tool_content_pairs
+from otel_bridge.mapping.content_attributes import truncate_raw as truncate_raw
+from otel_bridge.model import AgentEvent, Attributes, AttributeValue, EventKind, SpanKind, TokenUsage
 from otel_bridge.semconv_latest import naming
 
 Pair = tuple[str, AttributeValue]
@@ -84,10 +87,8 @@ def add_usage(out: Attributes, usage: TokenUsage, latest: bool, *, run: bool = F
     return out
 
 
-# The per-span functions below build a dict rather than yield pairs: they run for
-# every span start and end, and a dict is about half the cost of a generator. What a
-# span's end adds is written straight into its attributes (the ``add_*`` functions):
-# each attribute is set once, where it is decided, and no dict is built to be merged.
+# The per-span functions below build a dict (or write into one) rather than yield pairs:
+# they run for every span start and end, and a dict is about half the cost of a generator.
 
 
 def _common(out: Attributes, event: AgentEvent) -> Attributes:
@@ -221,74 +222,6 @@ def add_tool_start(out: Attributes, event: AgentEvent) -> Attributes:
         out[sc.GEN_AI_TOOL_CALL_ID] = event.call_id
     out[sc.GEN_AI_TOOL_TYPE] = event.tool_type or sc.TOOL_TYPE_FUNCTION
     return _common(out, event)
-
-
-def tool_content_pairs(event: AgentEvent, limit: int) -> Iterator[Pair]:
-    """Opt-in content: tool arguments and result (JSON kept valid when cut, see :mod:`otel_bridge.content`)."""
-    if event.arguments is not None:
-        yield sc.GEN_AI_TOOL_CALL_ARGUMENTS, content.cut_json_text(event.arguments, limit)
-    if event.result is not None:
-        yield sc.GEN_AI_TOOL_CALL_RESULT, content.cut_json_text(event.result, limit)
-
-
-def _arguments_value(arguments: AttributeValue | None) -> object:
-    """Tool-call arguments as the structured message format holds them: the JSON object, else the text."""
-    if not isinstance(arguments, str):
-        return None
-    try:
-        return msgspec.json.decode(arguments)
-    except msgspec.DecodeError:
-        return arguments
-
-
-def requested_tool_calls(events: Iterable[SpanEventRecord]) -> list[dict[str, object]]:
-    """The tool calls a model asked for, from its chat span's ``tool.requested`` events, as message parts."""
-    calls: list[dict[str, object]] = []
-    for record in events:
-        if record.name != EventKind.TOOL_REQUESTED.value:
-            continue
-        a = record.attributes
-        part: dict[str, object] = {"type": sc.PART_TOOL_CALL}
-        if sc.GEN_AI_TOOL_CALL_ID in a:
-            part["id"] = a[sc.GEN_AI_TOOL_CALL_ID]
-        if sc.GEN_AI_TOOL_NAME in a:
-            part["name"] = a[sc.GEN_AI_TOOL_NAME]
-        arguments = _arguments_value(a.get(sc.GEN_AI_TOOL_CALL_ARGUMENTS))
-        if arguments is not None:
-            part["arguments"] = arguments
-        calls.append(part)
-    return calls
-
-
-def llm_content_pairs(event: AgentEvent, limit: int, tool_calls: Iterable[dict[str, object]] = ()) -> Iterator[Pair]:
-    """Opt-in content: the answer (its text and the tool calls it asked for) as ``gen_ai.output.messages``,
-    in the conventions' structured format; cut to ``limit`` keeping the JSON valid."""
-    parts: list[dict[str, object]] = []
-    if event.text is not None:
-        parts.append({"type": sc.PART_TEXT, "content": event.text})
-    parts.extend(tool_calls)
-    if parts:
-        message: dict[str, object] = {"role": sc.ROLE_ASSISTANT, "parts": parts}
-        if event.finish_reasons:
-            message["finish_reason"] = event.finish_reasons[0]
-        yield sc.GEN_AI_OUTPUT_MESSAGES, content.cut_messages([message], limit)
-
-
-# What the inference details event (SPAN_AND_EVENT) repeats of a chat span's content.
-_CONTENT_ATTRIBUTES = (sc.GEN_AI_SYSTEM_INSTRUCTIONS, sc.GEN_AI_INPUT_MESSAGES, sc.GEN_AI_OUTPUT_MESSAGES)
-
-
-def content_event_attributes(attributes: Mapping[str, AttributeValue]) -> Attributes | None:
-    """The ``gen_ai.client.inference.operation.details`` event of a chat span: its captured content,
-    or ``None`` when it has none."""
-    out: Attributes = {key: attributes[key] for key in _CONTENT_ATTRIBUTES if key in attributes}
-    if not out:
-        return None
-    out[sc.GEN_AI_OPERATION_NAME] = sc.OP_CHAT
-    for key in (sc.GEN_AI_REQUEST_MODEL, sc.GEN_AI_RESPONSE_MODEL, sc.GEN_AI_PROVIDER_NAME):
-        if key in attributes:
-            out[key] = attributes[key]
-    return out
 
 
 def error_pairs(event: AgentEvent) -> Iterator[Pair]:
@@ -512,20 +445,5 @@ def span_event_attributes(
         if capture_content and event.arguments is not None:
             out[sc.GEN_AI_TOOL_CALL_ARGUMENTS] = content.cut_json_text(event.arguments, limit)
     if event.payload is not None and (capture_content or event.kind not in _CONTENT_KINDS):
-        out[sc.BRIDGE_EVENT_PAYLOAD] = _payload(bytes(event.payload), limit, redact)
+        out[sc.BRIDGE_EVENT_PAYLOAD] = payload_attribute(bytes(event.payload), limit, redact)
     return out
-
-
-def _payload(raw: bytes, limit: int, redact: Callable[[str], str] | None) -> str:
-    if redact is None:
-        return content.cut_raw(raw, limit)
-    text = raw.decode("utf-8", errors="replace")
-    redacted = redact(text)
-    if redacted is text and len(raw) <= limit and text.isascii():
-        return text  # nothing redacted and short: what cutting its bytes again gives
-    return content.cut_raw(redacted.encode(), limit)
-
-
-def truncate_raw(raw: bytes, limit: int) -> str:
-    """JSON text kept valid when cut: an oversized value becomes a marker object (see :mod:`otel_bridge.content`)."""
-    return content.cut_raw(raw, limit)

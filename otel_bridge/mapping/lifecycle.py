@@ -10,7 +10,8 @@ stage either produces :class:`AgentEvent` (dialects) or consumes
   and the bounds an opening can pass;
 * :mod:`.closing`: ending spans and runs (by their producer, a bound, a timeout,
   shutdown) and remembering finished runs;
-* :mod:`.attributes`: every attribute a span carries, its name and kind, as pure functions;
+* :mod:`.attributes`: every attribute a span carries, its name and kind, as pure functions
+  (:mod:`.content_attributes`: the content ones, opt-in, and an event's payload);
 * :mod:`.ids`: deterministic trace and span ids; :mod:`.pricing`: the cost of a call.
 
 Concurrency: the mapper is synchronous and owned by one asyncio task at a time
@@ -68,6 +69,7 @@ from collections.abc import Callable, Iterable
 from otel_bridge import semconv as sc
 from otel_bridge.config import MappingSettings
 from otel_bridge.mapping import attributes as attrs
+from otel_bridge.mapping import content_attributes as captured
 from otel_bridge.mapping.closing import Closer
 from otel_bridge.mapping.ids import span_id_for, trace_id_for_run
 from otel_bridge.mapping.opening import Opener
@@ -303,7 +305,7 @@ class SpanMapper:
         if op == OP_LLM:
             cost = self._complete_llm(run, span, event)
         elif self._s.capture_content and op == OP_TOOL:
-            span.attributes.update(attrs.tool_content_pairs(event, self._s.attribute_max_length))
+            span.attributes.update(captured.tool_content_pairs(event, self._s.attribute_max_length))
         if event.kind in FAILURE_KINDS:
             span.status_code = StatusCode.ERROR
             span.status_message = event.error or ""
@@ -321,9 +323,9 @@ class SpanMapper:
         if event.stream:
             span.streaming = True
         if self._s.capture_content:
-            calls = attrs.requested_tool_calls(span.events or ())
-            span.attributes.update(attrs.llm_content_pairs(event, self._s.attribute_max_length, calls))
-            details = attrs.content_event_attributes(span.attributes) if self._s.content_events else None
+            calls = captured.requested_tool_calls(span.events or ())
+            span.attributes.update(captured.llm_content_pairs(event, self._s.attribute_max_length, calls))
+            details = captured.content_event_attributes(span.attributes) if self._s.content_events else None
             if details is not None:
                 span.add_event(SpanEventRecord(sc.EVENT_INFERENCE_DETAILS, event.timestamp_ns, details))
         if not attrs.has_model(attributes):
