@@ -64,40 +64,36 @@ class Opener:
             key = f"{ROOT_KEY}~{self._reopened}"
             self._stats.runs_reopened += 1
         start = event.timestamp_ns
-        root = Span(
-            key=key,
-            op=OP_AGENT,
-            span_id=span_id_for(trace_id, key),
-            parent_span_id=parent_span_id,
-            start_ns=start,
-            last_ns=event.timestamp_ns,
-            last_active=now,
+        root = Span(  # in field order, as in span()
+            key,
+            OP_AGENT,
+            span_id_for(trace_id, key),
+            parent_span_id,
+            start,
+            start,
+            now,
+            attrs.run_start_attributes(event),
         )
-        root.attributes = attrs.run_start_attributes(event)
-        return Run(run_id=event.run_id, trace_id=trace_id, root=root, opened_at=root.last_active)
+        return Run(run_id=event.run_id, trace_id=trace_id, root=root, opened_at=now)
 
     def _continuation(self, event: AgentEvent, finished: Finished, now: float) -> Run:
         """A late event for a finished run: a child of its root, in the same trace."""
         n = finished.continuations + 1
         self._closer.finished[event.run_id] = finished._replace(continuations=n)
         key = continuation_key(finished, n)
-        root = Span(
-            key=key,
-            op=OP_AGENT,
-            span_id=span_id_for(finished.trace_id, key),
-            parent_span_id=finished.root_span_id,
-            start_ns=event.timestamp_ns,
-            last_ns=event.timestamp_ns,
-            last_active=now,
+        start = event.timestamp_ns
+        root = Span(  # in field order, as in span()
+            key,
+            OP_AGENT,
+            span_id_for(finished.trace_id, key),
+            finished.root_span_id,
+            start,
+            start,
+            now,
+            attrs.continuation_attributes(event, finished.agent),
         )
-        root.attributes = attrs.continuation_attributes(event, finished.agent)
         self._stats.continuations += 1
-        return Run(
-            run_id=event.run_id,
-            trace_id=finished.trace_id,
-            root=root,
-            opened_at=root.last_active,
-        )
+        return Run(run_id=event.run_id, trace_id=finished.trace_id, root=root, opened_at=now)
 
     # -- spans -----------------------------------------------------------------
     def span(self, run: Run, key: SpanKey, op: str, event: AgentEvent, start_ns: int, now: float) -> Span:
@@ -106,21 +102,24 @@ class Opener:
         if op == OP_AGENT and event.parent_call_id is not None:
             # A sub-agent run by a tool call (Locus subagents, AG-UI parentToolCallId) nests under that call.
             parent = run.open.get(f"{OP_TOOL}:{event.parent_call_id}", parent)
+        # The fields in order (key, op, span id, parent span id, start, last event, last active, attributes)
+        # and the others set after: a call with keywords costs twice as much, once per span.
         span = Span(
-            key=key.lookup,
-            op=op,
-            span_id=run.child_span_id(key.ident),
-            parent_span_id=parent.span_id,
-            start_ns=start_ns,
-            last_ns=event.timestamp_ns,
-            last_active=now,
-            attributes=attrs.open_attributes(op, event, self._s.capture_content, self._s.attribute_max_length),
-            streaming=op == OP_LLM and bool(event.stream),
-            # An inferred start's time is not a request time (no time to first chunk from it).
-            inferred=event.inferred,
-            parent=parent,
-            counted=key.counted,
+            key.lookup,
+            op,
+            run.child_span_id(key.ident),
+            parent.span_id,
+            start_ns,
+            event.timestamp_ns,
+            now,
+            attrs.open_attributes(op, event, self._s.capture_content, self._s.attribute_max_length),
         )
+        span.parent = parent
+        span.counted = key.counted
+        if op == OP_LLM and event.stream:
+            span.streaming = True
+        if event.inferred:  # an inferred start's time is not a request time (no time to first chunk from it)
+            span.inferred = True
         if op == OP_TOOL and event.parent_call_id is not None:
             span.links = [SpanLinkRecord(run.trace_id, run.child_span_id(f"{OP_LLM}:{event.parent_call_id}"), {})]
         run.open[key.lookup] = span
