@@ -78,6 +78,12 @@ class StreamDecoder:
         while at < n:
             batch = self._batch
             if batch is None:
+                if self._decoder is None and not self._pending and generic.is_canonical_json(frames[at]):
+                    # Detection would choose the generic dialect for this first frame (its sniff is asked
+                    # first, and claims canonical JSON): settled now, without the generic JSON decode and
+                    # every dialect's sniff, and the frame goes through the batch fast path with the rest.
+                    self._use(generic.DIALECT)
+                    continue
                 self._feed_one(frames[at], out)
                 at += 1
                 continue
@@ -140,10 +146,6 @@ class StreamDecoder:
         return out
 
     def _frame(self, index: int, frame: Frame) -> list[AgentEvent]:
-        if self._decoder is None and not self._pending and generic.is_canonical_json(frame):
-            # Detection would choose the generic dialect for this first frame (its sniff is asked first,
-            # and claims canonical JSON): settled now, without the generic JSON decode and every sniff.
-            self._use(generic.DIALECT)
         if self._fast is not None:
             events = self._fast(frame)
             if events is not None:
