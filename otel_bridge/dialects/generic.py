@@ -74,7 +74,7 @@ def is_canonical_json(frame: Frame) -> bool:
     """The frame decodes as the bridge's canonical JSON on the fast path (so :meth:`GenericDialect.sniff` claims it)."""
     try:
         _decode_canonical(frame.data)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # not canonical, or too deep: detection's to say
         return False
     return True
 
