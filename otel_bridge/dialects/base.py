@@ -4,7 +4,7 @@ Adding a dialect is one new module that defines a :class:`Dialect` and one
 line in :mod:`otel_bridge.dialects.registry`. Its decoder builds every event
 with :func:`make_event`, whose fields (:class:`EventFields`) mypy checks by
 name and type. A decoder that can skip the generic JSON decode also defines
-``feed_bytes`` (:class:`FastDecoder`).
+``feed_bytes`` and ``feed_frames``, its batch form (:class:`FastDecoder`).
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """One stream's decoding: JSON-decode each frame once, detect the dialect, decode.
 
+A decoder with a typed fast path (the generic dialect's canonical JSON) takes a body's frames
+in one call once the dialect is known; a first frame of canonical JSON settles detection at once.
+
 Used by every source (HTTP ingest, upstream SSE, replay), so detection and
 rejection rules are the same wherever events come from. A bad frame is
 rejected with a reason and counted (``on_reject``, in this one place); it
