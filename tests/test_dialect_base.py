@@ -97,3 +97,58 @@ def test_a_value_out_of_range_met_at_end_of_stream_is_rejected_for_what_it_is() 
     decoder.feed([Frame(None, b"{}")])
     assert decoder.close() == []
     assert [r.reason for r in decoder.rejections] == ["timestamp_out_of_range"]  # not a dialect_error
+
+
+def test_a_body_through_the_batch_fast_path_gives_what_frame_by_frame_decoding_gives() -> None:
+    """Every kind of frame the batch path stops at (short, [DONE], not canonical, not JSON, a value out of
+    range, a time it must read from the stream's clock), between canonical ones: the same events, the same
+    clock readings and the same rejections, at the same indexes, as feeding the frames one at a time."""
+    from otel_bridge.dialects.stream import StreamDecoder
+
+    lines = [
+        b'{"kind":"run.started","run_id":"r","timestamp":1800000000000000000}',
+        b'{"kind":"llm.started","run_id":"r","call_id":"c1","temperature":0.2,"timestamp":1800000000000000001}',
+        b"[DONE]",
+        b'{"kind":"llm.completed","run_id":"r","call_id":"c1","duration_ms":-1,"timestamp":1800000000000000002}',
+        b'{"kind":"progress","run_id":"r","status":"no time of its own"}',
+        b'{"kind":"progress","run_id":"r","timestamp":"2027-01-15T08:00:00Z","type":"named"}',
+        b'{"type":"custom thing","run_id":"r","value":1}',
+        b"{not json at all}",
+        b'{"kind":"llm.completed","call_id":"c1","usage":{"input":-5},"timestamp":1800000000000000003}',
+        b'{"kind":"message","run_id":"r","text":"hi","timestamp":1700000000000}',
+        b'{"kind":"run.finished","run_id":"r","timestamp":1800000000000000009}',
+    ]
+    frames = [Frame(None, line) for line in lines]
+
+    def decode(batch: bool) -> tuple[list[AgentEvent], list[tuple[int, str, str]], int, int]:
+        ticks = iter(range(1_900_000_000_000_000_000, 2**62, 1_000))
+        ctx = StreamContext(source="http", stream_key="s", clock_ns=ticks.__next__)
+        decoder = StreamDecoder(ctx, generic.DIALECT)
+        events = decoder.feed(frames) if batch else [e for f in frames for e in decoder.feed(iter([f]))]
+        rejections = [(r.index, r.reason, r.message) for r in decoder.rejections]
+        return events, rejections, decoder.frames_seen, decoder.done_markers
+
+    batched, one_by_one = decode(batch=True), decode(batch=False)
+    assert batched == one_by_one
+    events, rejections, seen, done = batched
+    assert [r[:2] for r in rejections] == [
+        (3, "duration_out_of_range"),
+        (7, "invalid_json"),
+        (8, "number_out_of_range"),
+    ]
+    assert (seen, done, len(events)) == (11, 1, 7)
+    assert [e.timestamp_from_source for e in events] == [True, True, False, True, False, True, True]
+
+
+def test_a_first_frame_of_canonical_json_settles_detection_as_detecting_it_would() -> None:
+    """The stream decoder takes canonical JSON in a first frame as the generic dialect's without asking every
+    sniff: detection asks the generic dialect first, so it would have chosen it too."""
+    from otel_bridge.dialects.stream import StreamDecoder
+
+    assert next(iter(registry.DIALECTS)) == generic.NAME
+    frame = Frame(None, b'{"kind":"run.started","run_id":"r","timestamp":1800000000000000000}')
+    assert registry.detect([(frame, msgspec.json.decode(frame.data))]) is generic.DIALECT
+    decoder = StreamDecoder(StreamContext(source="http", stream_key="s"))
+    (event,) = decoder.feed([frame])
+    assert decoder.dialect == generic.NAME
+    assert (event.kind, event.run_id, event.dialect) == (EventKind.RUN_STARTED, "r", generic.NAME)

@@ -4,14 +4,14 @@ Adding a dialect is one new module that defines a :class:`Dialect` and one
 line in :mod:`otel_bridge.dialects.registry`. Its decoder builds every event
 with :func:`make_event`, whose fields (:class:`EventFields`) mypy checks by
 name and type. A decoder that can skip the generic JSON decode also defines
-``feed_bytes`` (:class:`FastDecoder`).
+``feed_bytes`` and ``feed_frames``, its batch form (:class:`FastDecoder`).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -113,10 +113,26 @@ class FastDecoder(Decoder, Protocol):
         """Events for one frame decoded straight from its bytes, or ``None`` to fall back to :meth:`feed`."""
         ...
 
+    def feed_frames(self, frames: Sequence[Frame], start: int, out: list[AgentEvent]) -> int:
+        """``feed_bytes`` over ``frames[start:]`` in one call, one event a frame appended to ``out``, up to the
+        first frame the fast path does not take (not its JSON, anything short): that frame's index is
+        returned (``len(frames)`` when it took them all), and the caller decodes it frame by frame, as
+        if it came alone. A value out of range raises :class:`DecodeError` for the frame at ``start``
+        plus the events appended, as ``feed_bytes`` would for it alone."""
+        ...
+
+
+FastBatch = Callable[[Sequence[Frame], int, list[AgentEvent]], int]
+
 
 def fast_path(decoder: Decoder) -> Callable[[Frame], list[AgentEvent] | None] | None:
     """The decoder's ``feed_bytes`` if its class is a :class:`FastDecoder`, else ``None``."""
     return decoder.feed_bytes if _is_fast(decoder) else None
+
+
+def fast_batch(decoder: Decoder) -> FastBatch | None:
+    """The decoder's ``feed_frames`` if its class is a :class:`FastDecoder`, else ``None``."""
+    return decoder.feed_frames if _is_fast(decoder) else None
 
 
 def _is_fast(decoder: Decoder) -> TypeGuard[FastDecoder]:

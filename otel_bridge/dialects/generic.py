@@ -11,11 +11,13 @@ id, except in JSON-RPC messages, where ``id`` is the request's. Run id: ``run_id
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 
 from otel_bridge.dialects.base import (
+    TIME_MAX_NS,
     DecodeError,
     StreamContext,
     check_event,
@@ -30,6 +32,8 @@ from otel_bridge.model import AgentEvent, EventKind
 NAME = "generic"
 
 _KIND_VALUES = frozenset(kind.value for kind in EventKind)
+_KIND_TEXT = {kind: kind.value for kind in EventKind}  # a dict lookup: cheaper than the enum's `value` property
+_NS_MIN = 10**17  # an integer time at least this is epoch nanoseconds, as parse_timestamp reads it
 _NAME_KEYS = ("type", "event_type", "event", "name")
 _RUN_KEYS = ("run_id", "runId", "session_id", "sessionId", "thread_id", "threadId", "trace_id")
 _TIME_KEYS = ("timestamp", "time", "ts", "created_at", "createdAt")
@@ -52,6 +56,9 @@ class _Canonical(AgentEvent, frozen=True, kw_only=True, omit_defaults=True):
     type: str | None = None  # the producer's own name for the event
 
 
+_decode_canonical = msgspec.json.Decoder(_Canonical).decode
+
+
 def _event_id(obj: dict[str, Any]) -> str | None:
     """The object's own ``id``, unless it is a JSON-RPC message: there ``id`` names the request, and every
     response frame of one streamed request (A2A, MCP) carries the same one."""
@@ -63,6 +70,15 @@ def _is_canonical(obj: Any) -> bool:
     return isinstance(kind, str) and kind in _KIND_VALUES  # `"kind": []` is not hashable
 
 
+def is_canonical_json(frame: Frame) -> bool:
+    """The frame decodes as the bridge's canonical JSON on the fast path (so :meth:`GenericDialect.sniff` claims it)."""
+    try:
+        _decode_canonical(frame.data)
+    except (msgspec.DecodeError, RecursionError):  # not canonical, or too deep: detection's to say
+        return False
+    return True
+
+
 class GenericDialect:
     name = NAME
 
@@ -71,9 +87,6 @@ class GenericDialect:
 
     def decoder(self, ctx: StreamContext) -> GenericDecoder:
         return GenericDecoder(ctx)
-
-
-_decode_canonical = msgspec.json.Decoder(_Canonical).decode
 
 
 class GenericDecoder:
@@ -90,6 +103,49 @@ class GenericDecoder:
             return [self._from_canonical(frame, _decode_canonical(frame.data))]
         except msgspec.DecodeError:  # ValidationError included
             return None
+
+    def feed_frames(self, frames: Sequence[Frame], start: int, out: list[AgentEvent]) -> int:
+        """:meth:`feed_bytes` over a body's frames in one loop: the ingest hot path (NDJSON bodies of
+        canonical events). Each event is the one :meth:`_from_canonical` gives; a frame it does not take
+        (short, not canonical JSON) is left to the caller before anything of it is read (the stream's
+        clock included), so the caller's frame-by-frame path decodes or rejects it as before."""
+        ctx = self._ctx
+        run_id = ctx.run_id or ctx.stream_key
+        source = ctx.source
+        decode = _decode_canonical
+        replace = msgspec.structs.replace
+        kind_text = _KIND_TEXT
+        append = out.append
+        for i in range(start, len(frames)):
+            data = frames[i].data
+            if len(data) < 16:  # [DONE] and other markers: the caller's
+                return i
+            try:
+                c = decode(data)
+            except Exception:  # not canonical (or too deep): the caller decodes it generically
+                return i
+            ts = c.timestamp
+            if type(ts) is int and _NS_MIN <= ts <= TIME_MAX_NS:
+                from_source = True  # epoch nanoseconds, in range: what parse_timestamp returns for it
+            else:
+                ts, from_source = self._time(ts)
+            append(
+                check_event(
+                    replace(
+                        c,
+                        run_id=c.run_id or run_id,
+                        timestamp_ns=ts,
+                        timestamp_from_source=from_source,
+                        dialect=NAME,
+                        original_type=c.type or kind_text[c.kind],
+                        source=source,
+                        payload=msgspec.Raw(data),
+                        timestamp=None,
+                        type=None,
+                    )
+                )
+            )
+        return len(frames)
 
     def close(self) -> list[AgentEvent]:
         return []

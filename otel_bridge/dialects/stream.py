@@ -1,5 +1,8 @@
 """One stream's decoding: JSON-decode each frame once, detect the dialect, decode.
 
+A decoder with a typed fast path (the generic dialect's canonical JSON) takes a body's frames
+in one call once the dialect is known; a first frame of canonical JSON settles detection at once.
+
 Used by every source (HTTP ingest, upstream SSE, replay), so detection and
 rejection rules are the same wherever events come from. A bad frame is
 rejected with a reason and counted (``on_reject``, in this one place); it
@@ -15,8 +18,8 @@ from typing import Any
 
 import msgspec
 
-from otel_bridge.dialects import registry
-from otel_bridge.dialects.base import DecodeError, Decoder, Dialect, StreamContext, fast_path
+from otel_bridge.dialects import generic, registry
+from otel_bridge.dialects.base import DecodeError, Decoder, Dialect, FastBatch, StreamContext, fast_batch, fast_path
 from otel_bridge.dialects.framing import DONE_SENTINEL, Frame
 from otel_bridge.model import AgentEvent
 
@@ -51,6 +54,7 @@ class StreamDecoder:
         self._dialect = dialect
         self._decoder: Decoder | None = None
         self._fast: Callable[[Frame], list[AgentEvent] | None] | None = None
+        self._batch: FastBatch | None = None
         if dialect is not None:
             self._use(dialect)
         self._pending: list[tuple[int, Frame, Any]] = []
@@ -65,24 +69,66 @@ class StreamDecoder:
         return self._dialect.name if self._dialect is not None else None
 
     def feed(self, frames: Iterable[Frame]) -> list[AgentEvent]:
+        """Events of ``frames``; a frame that fails is rejected and counted, the others go on.
+
+        Frames go one by one until a dialect is chosen; then, if its decoder has a batch fast
+        path (:class:`~otel_bridge.dialects.base.FastDecoder`), the rest of a list of frames go
+        through it in one call, each frame it does not take one by one again.
+        """
         out: list[AgentEvent] = []
-        for frame in frames:
-            index = self._index
-            self._index += 1
-            self.frames_seen += 1
-            if len(frame.data) < 16 and frame.data.strip() == DONE_SENTINEL:
-                self.done_markers += 1
+        frames = frames if isinstance(frames, list) else list(frames)
+        at, n = 0, len(frames)
+        while at < n:
+            batch = self._batch
+            if batch is None:
+                if self._decoder is None and not self._pending and generic.is_canonical_json(frames[at]):
+                    # Detection would choose the generic dialect for this first frame (its sniff is asked
+                    # first, and claims canonical JSON): settled now, without the generic JSON decode and
+                    # every dialect's sniff, and the frame goes through the batch fast path with the rest.
+                    self._use(generic.DIALECT)
+                    continue
+                self._feed_one(frames[at], out)
+                at += 1
                 continue
+            before = len(out)
             try:
-                out.extend(self._frame(index, frame))
-            except DecodeError as exc:  # a value out of range on the fast path
-                self._reject(index, exc.reason, str(exc))
-            except RecursionError:
-                self._reject(index, TOO_DEEP, _TOO_DEEP_MESSAGE)
-            except Exception as exc:  # never crash on input: count it and go on
-                log.exception("dialect detection or fast path failed on frame %d", index)
-                self._reject(index, "dialect_error", f"{type(exc).__name__}: {exc}")
+                stop = batch(frames, at, out)
+            except Exception as exc:  # a value out of range (or a bug): that frame is rejected, the rest go on
+                stop = at + len(out) - before
+                self._index += stop - at
+                self.frames_seen += stop - at + 1
+                if isinstance(exc, DecodeError):
+                    self._reject(self._index, exc.reason, str(exc))
+                else:
+                    log.exception("fast path failed on frame %d", self._index)
+                    self._reject(self._index, "dialect_error", f"{type(exc).__name__}: {exc}")
+                self._index += 1
+                at = stop + 1
+                continue
+            self._index += stop - at
+            self.frames_seen += stop - at
+            at = stop
+            if at < n:
+                self._feed_one(frames[at], out)
+                at += 1
         return out
+
+    def _feed_one(self, frame: Frame, out: list[AgentEvent]) -> None:
+        index = self._index
+        self._index += 1
+        self.frames_seen += 1
+        if len(frame.data) < 16 and frame.data.strip() == DONE_SENTINEL:
+            self.done_markers += 1
+            return
+        try:
+            out.extend(self._frame(index, frame))
+        except DecodeError as exc:  # a value out of range on the fast path
+            self._reject(index, exc.reason, str(exc))
+        except RecursionError:
+            self._reject(index, TOO_DEEP, _TOO_DEEP_MESSAGE)
+        except Exception as exc:  # never crash on input: count it and go on
+            log.exception("dialect detection or fast path failed on frame %d", index)
+            self._reject(index, "dialect_error", f"{type(exc).__name__}: {exc}")
 
     def hint(self, headers: Mapping[str, str]) -> list[AgentEvent]:
         """The stream's response headers: a header that names a dialect settles detection now.
@@ -145,6 +191,7 @@ class StreamDecoder:
         self._decoder = dialect.decoder(self._ctx)
         # A decoder may offer a typed fast path that skips the generic JSON decode.
         self._fast = fast_path(self._decoder)
+        self._batch = fast_batch(self._decoder)
 
     def _settle(self) -> list[AgentEvent]:
         self._use(registry.detect([(f, o) for _, f, o in self._pending]))

@@ -1,9 +1,11 @@
-"""Pure attribute functions: one event (or a span's end state) in, ``(key, value)`` pairs out.
+"""Pure attribute functions: one event (or a span's end state) in, attributes out.
 
-Every attribute a mapped span carries is written here, and its name and kind
-are chosen here; the span lifecycle (:mod:`.lifecycle`) only decides which of
-these apply when, and merges them in. Kept apart so that each can be tested
-alone. Zero is data: every test here is ``is not None``, never truthiness.
+Every attribute a mapped span carries is written here (the captured content and an
+event's payload in :mod:`.content_attributes`), and its name and kind are chosen
+here; the span lifecycle (:mod:`.lifecycle`) only decides which of these apply when.
+A span's start builds its attributes; what its end adds is written into them by the
+``add_*`` functions, so no dict is built only to be merged. Kept apart so that each
+can be tested alone. Zero is data: every test here is ``is not None``, never truthiness.
 """
 
 from __future__ import annotations
@@ -11,11 +13,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
-import msgspec
-
 from otel_bridge import content
 from otel_bridge import semconv as sc
-from otel_bridge.model import AgentEvent, Attributes, AttributeValue, EventKind, SpanEventRecord, SpanKind, TokenUsage
+from otel_bridge.mapping.content_attributes import llm_content_pairs as llm_content_pairs
+from otel_bridge.mapping.content_attributes import payload_attribute, tool_content_pairs
+from otel_bridge.mapping.content_attributes import truncate_raw as truncate_raw
+from otel_bridge.model import AgentEvent, Attributes, AttributeValue, EventKind, SpanKind, TokenUsage
 from otel_bridge.semconv_latest import naming
 
 Pair = tuple[str, AttributeValue]
@@ -64,8 +67,12 @@ def error_type_for(event: AgentEvent) -> str:
 
 def usage_attributes(usage: TokenUsage, latest: bool, *, run: bool = False) -> Attributes:
     """Token counts, named by the conventions' version (``latest``: the opt-in); ``run``: for a run's span."""
+    return add_usage({}, usage, latest, run=run)
+
+
+def add_usage(out: Attributes, usage: TokenUsage, latest: bool, *, run: bool = False) -> Attributes:
+    """:func:`usage_attributes` written into ``out`` (a span's attributes): no dict built to be merged."""
     names = naming(latest)
-    out: Attributes = {}
     if usage.input is not None:
         out[sc.GEN_AI_USAGE_INPUT_TOKENS] = usage.input
     if usage.output is not None:
@@ -80,18 +87,12 @@ def usage_attributes(usage: TokenUsage, latest: bool, *, run: bool = False) -> A
     return out
 
 
-# The per-span functions below build a dict rather than yield pairs: they run for
-# every span start and end, and a dict is about half the cost of a generator.
-
-
-def common_pairs(event: AgentEvent) -> Iterator[Pair]:
-    """Attributes every span a run produces carries."""
-    yield sc.BRIDGE_DIALECT, event.dialect
-    if event.conversation_id is not None:
-        yield sc.GEN_AI_CONVERSATION_ID, event.conversation_id
+# The per-span functions below build a dict (or write into one) rather than yield pairs:
+# they run for every span start and end, and a dict is about half the cost of a generator.
 
 
 def _common(out: Attributes, event: AgentEvent) -> Attributes:
+    """Attributes every span a run produces carries."""
     out[sc.BRIDGE_DIALECT] = event.dialect
     if event.conversation_id is not None:
         out[sc.GEN_AI_CONVERSATION_ID] = event.conversation_id
@@ -147,7 +148,11 @@ def llm_start_attributes(event: AgentEvent) -> Attributes:
 
 def llm_end_attributes(event: AgentEvent, latest: bool) -> Attributes:
     """Set when the call completes or fails."""
-    out: Attributes = {}
+    return add_llm_end({}, event, latest)
+
+
+def add_llm_end(out: Attributes, event: AgentEvent, latest: bool) -> Attributes:
+    """:func:`llm_end_attributes` written into ``out``."""
     provider = provider_for(event.provider, event.model or event.response_model)
     if provider is not None:
         out[sc.GEN_AI_PROVIDER_NAME] = provider
@@ -162,7 +167,7 @@ def llm_end_attributes(event: AgentEvent, latest: bool) -> Attributes:
     if event.finish_reasons is not None:
         out[sc.GEN_AI_RESPONSE_FINISH_REASONS] = event.finish_reasons
     if event.usage is not None:
-        out.update(usage_attributes(event.usage, latest))
+        add_usage(out, event.usage, latest)
     return out
 
 
@@ -204,7 +209,12 @@ def priced_model(attributes: Mapping[str, AttributeValue]) -> str | None:
 
 
 def tool_start_attributes(event: AgentEvent) -> Attributes:
-    out: Attributes = dict(protocol_pairs(event))
+    return add_tool_start({}, event)
+
+
+def add_tool_start(out: Attributes, event: AgentEvent) -> Attributes:
+    if event.attributes is not None:
+        out.update(protocol_pairs(event))
     out[sc.GEN_AI_OPERATION_NAME] = sc.OP_EXECUTE_TOOL
     if event.tool_name is not None:
         out[sc.GEN_AI_TOOL_NAME] = event.tool_name
@@ -212,74 +222,6 @@ def tool_start_attributes(event: AgentEvent) -> Attributes:
         out[sc.GEN_AI_TOOL_CALL_ID] = event.call_id
     out[sc.GEN_AI_TOOL_TYPE] = event.tool_type or sc.TOOL_TYPE_FUNCTION
     return _common(out, event)
-
-
-def tool_content_pairs(event: AgentEvent, limit: int) -> Iterator[Pair]:
-    """Opt-in content: tool arguments and result (JSON kept valid when cut, see :mod:`otel_bridge.content`)."""
-    if event.arguments is not None:
-        yield sc.GEN_AI_TOOL_CALL_ARGUMENTS, content.cut_json_text(event.arguments, limit)
-    if event.result is not None:
-        yield sc.GEN_AI_TOOL_CALL_RESULT, content.cut_json_text(event.result, limit)
-
-
-def _arguments_value(arguments: AttributeValue | None) -> object:
-    """Tool-call arguments as the structured message format holds them: the JSON object, else the text."""
-    if not isinstance(arguments, str):
-        return None
-    try:
-        return msgspec.json.decode(arguments)
-    except msgspec.DecodeError:
-        return arguments
-
-
-def requested_tool_calls(events: Iterable[SpanEventRecord]) -> list[dict[str, object]]:
-    """The tool calls a model asked for, from its chat span's ``tool.requested`` events, as message parts."""
-    calls: list[dict[str, object]] = []
-    for record in events:
-        if record.name != EventKind.TOOL_REQUESTED.value:
-            continue
-        a = record.attributes
-        part: dict[str, object] = {"type": sc.PART_TOOL_CALL}
-        if sc.GEN_AI_TOOL_CALL_ID in a:
-            part["id"] = a[sc.GEN_AI_TOOL_CALL_ID]
-        if sc.GEN_AI_TOOL_NAME in a:
-            part["name"] = a[sc.GEN_AI_TOOL_NAME]
-        arguments = _arguments_value(a.get(sc.GEN_AI_TOOL_CALL_ARGUMENTS))
-        if arguments is not None:
-            part["arguments"] = arguments
-        calls.append(part)
-    return calls
-
-
-def llm_content_pairs(event: AgentEvent, limit: int, tool_calls: Iterable[dict[str, object]] = ()) -> Iterator[Pair]:
-    """Opt-in content: the answer (its text and the tool calls it asked for) as ``gen_ai.output.messages``,
-    in the conventions' structured format; cut to ``limit`` keeping the JSON valid."""
-    parts: list[dict[str, object]] = []
-    if event.text is not None:
-        parts.append({"type": sc.PART_TEXT, "content": event.text})
-    parts.extend(tool_calls)
-    if parts:
-        message: dict[str, object] = {"role": sc.ROLE_ASSISTANT, "parts": parts}
-        if event.finish_reasons:
-            message["finish_reason"] = event.finish_reasons[0]
-        yield sc.GEN_AI_OUTPUT_MESSAGES, content.cut_messages([message], limit)
-
-
-# What the inference details event (SPAN_AND_EVENT) repeats of a chat span's content.
-_CONTENT_ATTRIBUTES = (sc.GEN_AI_SYSTEM_INSTRUCTIONS, sc.GEN_AI_INPUT_MESSAGES, sc.GEN_AI_OUTPUT_MESSAGES)
-
-
-def content_event_attributes(attributes: Mapping[str, AttributeValue]) -> Attributes | None:
-    """The ``gen_ai.client.inference.operation.details`` event of a chat span: its captured content,
-    or ``None`` when it has none."""
-    out: Attributes = {key: attributes[key] for key in _CONTENT_ATTRIBUTES if key in attributes}
-    if not out:
-        return None
-    out[sc.GEN_AI_OPERATION_NAME] = sc.OP_CHAT
-    for key in (sc.GEN_AI_REQUEST_MODEL, sc.GEN_AI_RESPONSE_MODEL, sc.GEN_AI_PROVIDER_NAME):
-        if key in attributes:
-            out[key] = attributes[key]
-    return out
 
 
 def error_pairs(event: AgentEvent) -> Iterator[Pair]:
@@ -290,13 +232,23 @@ def start_attributes(op: str, event: AgentEvent) -> Attributes:
     """What a span of operation ``op`` says about its start; re-applied by a tool's, agent's or step's end."""
     if op == sc.OP_CHAT:
         return llm_start_attributes(event)
+    return add_start({}, op, event)
+
+
+def add_start(out: Attributes, op: str, event: AgentEvent) -> Attributes:
+    """:func:`start_attributes` written into ``out``: a tool's, agent's or step's end re-applies its start's
+    (what the end says wins, in the places the start's attributes hold)."""
+    if op == sc.OP_CHAT:
+        out.update(llm_start_attributes(event))
+        return out
     if op == sc.OP_EXECUTE_TOOL:
-        return tool_start_attributes(event)
-    out: Attributes = dict(common_pairs(event))
+        return add_tool_start(out, event)
+    _common(out, event)
     if op == sc.SPAN_REQUEST:
         if event.name is not None:
             out[sc.BRIDGE_STEP_NAME] = event.name
-        out.update(protocol_pairs(event))
+        if event.attributes is not None:
+            out.update(protocol_pairs(event))
         return out
     if op == sc.OP_INVOKE_AGENT:
         out[sc.GEN_AI_OPERATION_NAME] = sc.OP_INVOKE_AGENT
@@ -325,7 +277,7 @@ def a2a_pairs(event: AgentEvent) -> Iterator[Pair]:
 
 def open_attributes(op: str, event: AgentEvent, capture_content: bool, limit: int) -> Attributes:
     """A span opened by ``event``: its start, whether the dialect inferred that start, and a tool's content (opt-in)."""
-    out = start_attributes(op, event)
+    out = llm_start_attributes(event) if op == sc.OP_CHAT else add_start({}, op, event)
     if event.inferred:
         # The dialect inferred this start; its time is not a request time.
         out[sc.BRIDGE_INFERRED] = True
@@ -382,6 +334,11 @@ def cost_attributes(cost: float) -> Attributes:
     return {sc.GEN_AI_USAGE_COST: cost}
 
 
+def add_cost(out: Attributes, cost: float) -> None:
+    """:func:`cost_attributes` written into ``out``."""
+    out[sc.GEN_AI_USAGE_COST] = cost
+
+
 def stream_attributes(stream_id: str) -> Attributes:
     """The producer's stream id, on the chat span its stream events were paired with."""
     return {sc.BRIDGE_STREAM_ID: stream_id}
@@ -393,7 +350,15 @@ def llm_finish_attributes(*, streaming: bool, chunk_count: int, time_to_first_ch
     ``gen_ai.request.stream`` is written here only, once the span's streaming is
     known for certain (from its start, its completion, its chunks or its stream events).
     """
-    out: Attributes = {}
+    return add_llm_finish(
+        {}, streaming=streaming, chunk_count=chunk_count, time_to_first_chunk_ns=time_to_first_chunk_ns
+    )
+
+
+def add_llm_finish(
+    out: Attributes, *, streaming: bool, chunk_count: int, time_to_first_chunk_ns: int | None
+) -> Attributes:
+    """:func:`llm_finish_attributes` written into ``out``."""
     if streaming:
         # Conditionally required: present (true) only when streaming.
         out[sc.GEN_AI_REQUEST_STREAM] = True
@@ -450,34 +415,35 @@ def span_kind(op: str, attributes: Mapping[str, AttributeValue]) -> SpanKind:
 def span_event_pairs(
     event: AgentEvent, capture_content: bool, limit: int, redact: Callable[[str], str] | None = None
 ) -> Iterator[Pair]:
+    """:func:`span_event_attributes` as pairs."""
+    yield from span_event_attributes(event, capture_content, limit, redact).items()
+
+
+def span_event_attributes(
+    event: AgentEvent, capture_content: bool, limit: int, redact: Callable[[str], str] | None = None
+) -> Attributes:
     """Attributes of a span event made from a non-span event. ``redact`` cleans the original payload
     (the one place it leaves the sidecar) before it is cut to ``limit``."""
-    yield sc.BRIDGE_EVENT_TYPE, event.original_type
+    out: Attributes = {sc.BRIDGE_EVENT_TYPE: event.original_type}
     if event.event_id is not None:
-        yield sc.BRIDGE_EVENT_ID, event.event_id
+        out[sc.BRIDGE_EVENT_ID] = event.event_id
     if event.name is not None:
-        yield sc.BRIDGE_STEP_NAME, event.name
+        out[sc.BRIDGE_STEP_NAME] = event.name
     if event.status is not None:
-        yield sc.BRIDGE_STATUS, event.status
-    yield from protocol_pairs(event)
+        out[sc.BRIDGE_STATUS] = event.status
+    if event.attributes is not None:
+        out.update(protocol_pairs(event))
     if event.error is not None:
-        yield sc.BRIDGE_ERROR_MESSAGE, content.cut_text(event.error, limit)
-        yield sc.ERROR_TYPE, error_type_for(event)
+        out[sc.BRIDGE_ERROR_MESSAGE] = content.cut_text(event.error, limit)
+        out[sc.ERROR_TYPE] = error_type_for(event)
     if event.kind is EventKind.TOOL_REQUESTED:
         # A tool call the model asked for, recorded on its chat span.
         if event.tool_name is not None:
-            yield sc.GEN_AI_TOOL_NAME, event.tool_name
+            out[sc.GEN_AI_TOOL_NAME] = event.tool_name
         if event.call_id is not None:
-            yield sc.GEN_AI_TOOL_CALL_ID, event.call_id
+            out[sc.GEN_AI_TOOL_CALL_ID] = event.call_id
         if capture_content and event.arguments is not None:
-            yield sc.GEN_AI_TOOL_CALL_ARGUMENTS, content.cut_json_text(event.arguments, limit)
+            out[sc.GEN_AI_TOOL_CALL_ARGUMENTS] = content.cut_json_text(event.arguments, limit)
     if event.payload is not None and (capture_content or event.kind not in _CONTENT_KINDS):
-        raw = bytes(event.payload)
-        if redact is not None:
-            raw = redact(raw.decode("utf-8", errors="replace")).encode()
-        yield sc.BRIDGE_EVENT_PAYLOAD, content.cut_raw(raw, limit)
-
-
-def truncate_raw(raw: bytes, limit: int) -> str:
-    """JSON text kept valid when cut: an oversized value becomes a marker object (see :mod:`otel_bridge.content`)."""
-    return content.cut_raw(raw, limit)
+        out[sc.BRIDGE_EVENT_PAYLOAD] = payload_attribute(bytes(event.payload), limit, redact)
+    return out

@@ -186,19 +186,23 @@ class Closer:
         """
         if span.op == OP_LLM:
             ttfc = None if span.first_chunk_ns is None or span.inferred else span.first_chunk_ns - span.start_ns
-            span.attributes.update(
-                attrs.llm_finish_attributes(
-                    streaming=span.streaming, chunk_count=span.chunk_count, time_to_first_chunk_ns=ttfc
-                )
+            attrs.add_llm_finish(
+                span.attributes, streaming=span.streaming, chunk_count=span.chunk_count, time_to_first_chunk_ns=ttfc
             )
-        end_ns = max(end_ns, span.start_ns + 1)
-        if span.parent is not None:  # a parent that is still open lasts at least as long as its children
-            span.parent.last_ns = max(span.parent.last_ns, end_ns)
-        run.root.last_ns = max(run.root.last_ns, end_ns)
+        # Comparisons rather than max() and min(): this runs for every span.
+        if end_ns <= span.start_ns:
+            end_ns = span.start_ns + 1
+        parent = span.parent
+        if parent is not None and parent.last_ns < end_ns:  # an open parent lasts as long as its children
+            parent.last_ns = end_ns
+        root = run.root
+        if root.last_ns < end_ns:
+            root.last_ns = end_ns
         # A child rebuilt from its duration may start before the first event seen:
         # the run span is widened so that it still contains all its children.
-        run.root.start_ns = min(run.root.start_ns, span.start_ns)
-        if span.op == OP_LLM:
+        if span.start_ns < root.start_ns:
+            root.start_ns = span.start_ns
+        if span.op == OP_LLM and not attrs.has_model(span.attributes):
             span.attributes.update(attrs.inherited_model_attributes(span.attributes, ancestors(run, span)))
             if not attrs.has_model(span.attributes) and self._runs.get(run.run_id) is run:
                 run.hold(span, end_ns)  # the run may name its model before it ends
@@ -214,8 +218,8 @@ class Closer:
                 trace_id=run.trace_id,
                 span_id=span.span_id,
                 parent_span_id=span.parent_span_id,
-                name=span.name(),
-                kind=span.kind(),
+                name=attrs.span_name(span.op, span.attributes),
+                kind=attrs.span_kind(span.op, span.attributes),
                 start_ns=span.start_ns,
                 end_ns=end_ns,
                 attributes=span.attributes,

@@ -6,9 +6,12 @@ stage either produces :class:`AgentEvent` (dialects) or consumes
 
 * ``lifecycle`` (here): the mapper, its dispatch and one handler per kind of event;
 * :mod:`.table`: the open runs and spans, their keys and the lookups over them;
+* :mod:`.opening`: opening runs (new, reopened, continuing a finished one) and spans,
+  and the bounds an opening can pass;
 * :mod:`.closing`: ending spans and runs (by their producer, a bound, a timeout,
   shutdown) and remembering finished runs;
-* :mod:`.attributes`: every attribute a span carries, its name and kind, as pure functions;
+* :mod:`.attributes`: every attribute a span carries, its name and kind, as pure functions
+  (:mod:`.content_attributes`: the content ones, opt-in, and an event's payload);
 * :mod:`.ids`: deterministic trace and span ids; :mod:`.pricing`: the cost of a call.
 
 Concurrency: the mapper is synchronous and owned by one asyncio task at a time
@@ -66,25 +69,24 @@ from collections.abc import Callable, Iterable
 from otel_bridge import semconv as sc
 from otel_bridge.config import MappingSettings
 from otel_bridge.mapping import attributes as attrs
-from otel_bridge.mapping.closing import Closer, continuation_key
-from otel_bridge.mapping.ids import parse_traceparent, span_id_for, trace_id_for_run
+from otel_bridge.mapping import content_attributes as captured
+from otel_bridge.mapping.closing import Closer
+from otel_bridge.mapping.ids import span_id_for, trace_id_for_run
+from otel_bridge.mapping.opening import Opener
 from otel_bridge.mapping.pricing import Pricer
 from otel_bridge.mapping.table import (
     CONTAINER_OPS,
     END_KINDS,
     FAILURE_KINDS,
-    OP_AGENT,
     OP_LLM,
     OP_TOOL,
     ROOT_KEY,
     START_KINDS,
-    Finished,
     Run,
     Span,
-    SpanKey,
     ancestors,
     call_span,
-    container,
+    ended_span,
     innermost,
     llm_span_for,
     span_key,
@@ -95,12 +97,15 @@ from otel_bridge.model import (
     EventKind,
     Placement,
     SpanEventRecord,
-    SpanLinkRecord,
     SpanRecord,
     StatusCode,
 )
 from otel_bridge.pipeline import SpanSink
 from otel_bridge.stats import Stats
+
+# A NamedTuple's own __new__ is a Python function: the placement every event gets (and the span keys,
+# in .table) are built with tuple.__new__ straight, all fields given, a call less per event.
+_new = tuple.__new__
 
 
 class SpanMapper:
@@ -124,15 +129,14 @@ class SpanMapper:
         self._pricer = pricer
         self._runs: OrderedDict[str, Run] = OrderedDict()  # LRU: least recently active first
         self._out: list[SpanRecord] = []
-        self._closer = Closer(settings, stats, self._runs, self._collect)
+        self._closer = Closer(settings, stats, self._runs, self._out.append)  # the list's own append: no call of ours
         # Runs closed without their producer's end, waiting for take_closed: a caller may test this list's
         # truth after each call (no call, no copy: the hot path pays one test).
         self.closed_runs: list[tuple[AgentEvent, Placement]] = self._closer.closed
-        self._open_spans_bound = 0  # >= the open spans across runs; exact after each recount
+        self._opener = Opener(settings, stats, self._runs, self._closer)
         # (run id, event id) of the producer events seen lately, least recently seen first.
         self._event_ids: OrderedDict[str, None] = OrderedDict()
         self._created: Run | None = None  # the run the event being mapped has just opened
-        self._reopened = 0  # forgotten runs seen again (their root keys: run~1, run~2...)
         self._now = clock()  # the clock, read once per batch
 
     # -- public API ---------------------------------------------------------
@@ -204,21 +208,24 @@ class SpanMapper:
             if len(seen) > self._s.max_event_ids:  # a re-send of the forgotten id would be mapped again: counted
                 seen.popitem(last=False)
                 self._stats.event_ids_forgotten += 1
-        run = self._run_for(event)
+        run = self._runs.get(event.run_id)
+        if run is None:
+            run = self._created = self._opener.run(event, self._now)
         now = self._now
         run.root.last_active = now
         self._runs.move_to_end(run.run_id)
         kind = event.kind
-        if kind is EventKind.RUN_STARTED:
-            return self._on_run_started(run, event)
-        if kind in TERMINAL_RUN_KINDS:
-            return self._on_run_ended(run, event)
+        # The kinds are disjoint: the span starts and ends, most events, are looked up first.
         op = START_KINDS.get(kind)
         if op is not None:
             return self._on_span_start(run, event, op, now)
         op = END_KINDS.get(kind)
         if op is not None:
             return self._on_span_end(run, event, op, now)
+        if kind is EventKind.RUN_STARTED:
+            return self._on_run_started(run, event)
+        if kind in TERMINAL_RUN_KINDS:
+            return self._on_run_ended(run, event)
         if kind is EventKind.LLM_CHUNK:
             return self._on_chunk(run, event, now)
         if kind is EventKind.STREAM_STARTED or kind is EventKind.STREAM_ENDED:
@@ -241,74 +248,6 @@ class SpanMapper:
         trace_id = trace_id_for_run(event.run_id, self._s.id_salt)
         return Placement(trace_id, span_id_for(trace_id, ROOT_KEY), None)
 
-    def _run_for(self, event: AgentEvent) -> Run:
-        run = self._runs.get(event.run_id)
-        if run is not None:
-            return run
-        finished = self._closer.finished.get(event.run_id)
-        run = self._continuation(event, finished) if finished is not None else self._new_run(event)
-        self._created = run
-        self._runs[event.run_id] = run
-        self._stats.runs_started += 1
-        first_check = self._closer.first_check(run)
-        if first_check is not None:
-            self._closer.schedule(run, first_check)
-        if len(self._runs) > self._s.max_open_runs:
-            oldest = next(iter(self._runs.values()))
-            self._stats.drop("max_open_runs")
-            self._closer.finish_run(oldest, sc.CLOSE_EVICTED)
-        return run
-
-    def _new_run(self, event: AgentEvent) -> Run:
-        parent_span_id: bytes | None = None
-        traced = parse_traceparent(event.traceparent)
-        if traced is not None:
-            trace_id, parent_span_id = traced
-        else:
-            trace_id = trace_id_for_run(event.run_id, self._s.id_salt)
-        key = ROOT_KEY
-        if trace_id in self._closer.forgotten:
-            # This run (or, rarely, one sharing its bit) finished and was forgotten: a root key of its
-            # own, so that nothing it exported before is exported again under the same ids.
-            self._reopened += 1
-            key = f"{ROOT_KEY}~{self._reopened}"
-            self._stats.runs_reopened += 1
-        start = event.timestamp_ns
-        root = Span(
-            key=key,
-            op=OP_AGENT,
-            span_id=span_id_for(trace_id, key),
-            parent_span_id=parent_span_id,
-            start_ns=start,
-            last_ns=event.timestamp_ns,
-            last_active=self._now,
-        )
-        root.attributes = attrs.run_start_attributes(event)
-        return Run(run_id=event.run_id, trace_id=trace_id, root=root, opened_at=root.last_active)
-
-    def _continuation(self, event: AgentEvent, finished: Finished) -> Run:
-        """A late event for a finished run: a child of its root, in the same trace."""
-        n = finished.continuations + 1
-        self._closer.finished[event.run_id] = finished._replace(continuations=n)
-        key = continuation_key(finished, n)
-        root = Span(
-            key=key,
-            op=OP_AGENT,
-            span_id=span_id_for(finished.trace_id, key),
-            parent_span_id=finished.root_span_id,
-            start_ns=event.timestamp_ns,
-            last_ns=event.timestamp_ns,
-            last_active=self._now,
-        )
-        root.attributes = attrs.continuation_attributes(event, finished.agent)
-        self._stats.continuations += 1
-        return Run(
-            run_id=event.run_id,
-            trace_id=finished.trace_id,
-            root=root,
-            opened_at=root.last_active,
-        )
-
     # -- run events -----------------------------------------------------------
     def _on_run_started(self, run: Run, event: AgentEvent) -> Placement:
         root = run.root
@@ -316,7 +255,7 @@ class SpanMapper:
         if run is not self._created:  # a run this event created already has its attributes
             root.attributes.update(attrs.run_start_attributes(event))
         root.touch(event)
-        return Placement(run.trace_id, root.span_id, root.parent_span_id)
+        return _new(Placement, (run.trace_id, root.span_id, root.parent_span_id, None, None))
 
     def _on_run_ended(self, run: Run, event: AgentEvent) -> Placement:
         root = run.root
@@ -333,7 +272,7 @@ class SpanMapper:
         if run.ending_deadline is None:
             self._closer.end_later(run, self._now)
         duration = (run.end_ns - root.start_ns) / 1e6
-        return Placement(run.trace_id, root.span_id, root.parent_span_id, duration)
+        return _new(Placement, (run.trace_id, root.span_id, root.parent_span_id, duration, None))
 
     # -- spans -----------------------------------------------------------------
     def _on_span_start(self, run: Run, event: AgentEvent, op: str, now: float) -> Placement:
@@ -341,77 +280,32 @@ class SpanMapper:
         existing = run.open.get(key.lookup)
         if existing is not None:
             return self._add_span_event(run, existing, event, now)
-        span = self._open_span(run, key, op, event, event.timestamp_ns, now)
-        return Placement(run.trace_id, span.span_id, span.parent_span_id)
-
-    def _open_span(self, run: Run, key: SpanKey, op: str, event: AgentEvent, start_ns: int, now: float) -> Span:
-        parent = container(run)
-        if op == OP_AGENT and event.parent_call_id is not None:
-            # A sub-agent run by a tool call (Locus subagents, AG-UI parentToolCallId) nests under that call.
-            parent = run.open.get(f"{OP_TOOL}:{event.parent_call_id}", parent)
-        span = Span(
-            key=key.lookup,
-            op=op,
-            span_id=run.child_span_id(key.ident),
-            parent_span_id=parent.span_id,
-            start_ns=start_ns,
-            last_ns=event.timestamp_ns,
-            last_active=now,
-            attributes=attrs.open_attributes(op, event, self._s.capture_content, self._s.attribute_max_length),
-            streaming=op == OP_LLM and bool(event.stream),
-            # An inferred start's time is not a request time (no time to first chunk from it).
-            inferred=event.inferred,
-            parent=parent,
-            counted=key.counted,
-        )
-        if op == OP_TOOL and event.parent_call_id is not None:
-            span.links = [SpanLinkRecord(run.trace_id, run.child_span_id(f"{OP_LLM}:{event.parent_call_id}"), {})]
-        run.open[key.lookup] = span
-        if run.sweep_due is None:  # its timeout needs a check; a run with a check due has one no later
-            self._closer.schedule(run, now + self._s.span_timeout_s)
-        if len(run.open) > self._s.max_open_spans_per_run:
-            oldest = next(iter(run.open.values()))
-            self._stats.drop("max_open_spans_per_run")
-            self._closer.close_incomplete(run, oldest, sc.CLOSE_EVICTED, oldest.last_ns)
-        self._open_spans_bound += 1
-        if self._open_spans_bound > self._s.max_open_spans:
-            self._bound_open_spans(run)
-        return span
-
-    def _bound_open_spans(self, current: Run) -> None:
-        """Close the least recently active runs (never ``current``) until the open spans fit the cap."""
-        total = sum(len(r.open) for r in self._runs.values())
-        while total > self._s.max_open_spans:
-            oldest = next(iter(self._runs.values()))
-            if oldest is current:  # alone over the cap: its own bound (max_open_spans_per_run) holds it
-                break
-            total -= len(oldest.open)
-            self._stats.drop("max_open_spans")
-            self._closer.finish_run(oldest, sc.CLOSE_EVICTED)
-        self._open_spans_bound = total
+        span = self._opener.span(run, key, op, event, event.timestamp_ns, now)
+        return _new(Placement, (run.trace_id, span.span_id, span.parent_span_id, None, None))
 
     def _on_span_end(self, run: Run, event: AgentEvent, op: str, now: float) -> Placement:
-        key = span_key(run, op, event, starting=False)
-        span = run.open.pop(key.lookup, None)
+        span = ended_span(run, op, event)
         if span is None:
             # A completion with no start: the span is rebuilt from its duration.
+            key = span_key(run, op, event, starting=False)
             start = event.timestamp_ns
             if event.duration_ms is not None:
                 start -= int(event.duration_ms * 1e6)
-            span = self._open_span(run, key, op, event, start, now)
+            span = self._opener.span(run, key, op, event, start, now)
             run.open.pop(key.lookup)
         end = event.timestamp_ns
         if event.duration_ms is not None and not event.timestamp_from_source:
             # Arrival times say nothing about the producer's clock: trust its duration.
             end = max(end, span.start_ns + int(event.duration_ms * 1e6))
-        span.touch(event)
+        if event.timestamp_ns > span.last_ns:  # Span.touch, inline: every span end
+            span.last_ns = event.timestamp_ns
         if op != OP_LLM:
-            span.attributes.update(attrs.start_attributes(op, event))
+            attrs.add_start(span.attributes, op, event)
         cost: float | None = None
         if op == OP_LLM:
             cost = self._complete_llm(run, span, event)
         elif self._s.capture_content and op == OP_TOOL:
-            span.attributes.update(attrs.tool_content_pairs(event, self._s.attribute_max_length))
+            span.attributes.update(captured.tool_content_pairs(event, self._s.attribute_max_length))
         if event.kind in FAILURE_KINDS:
             span.status_code = StatusCode.ERROR
             span.status_message = event.error or ""
@@ -420,28 +314,30 @@ class SpanMapper:
         if op in CONTAINER_OPS:
             end = self._closer.close_descendants(run, span, end)
         end = self._closer.emit(run, span, end)
-        return Placement(run.trace_id, span.span_id, span.parent_span_id, (end - span.start_ns) / 1e6, cost)
+        return _new(Placement, (run.trace_id, span.span_id, span.parent_span_id, (end - span.start_ns) / 1e6, cost))
 
     def _complete_llm(self, run: Run, span: Span, event: AgentEvent) -> float | None:
         """Set the completion attributes; return the call's priced cost, if any."""
-        span.attributes.update(attrs.llm_end_attributes(event, self._s.latest_semconv))
+        attributes = span.attributes
+        attrs.add_llm_end(attributes, event, self._s.latest_semconv)
         if event.stream:
             span.streaming = True
         if self._s.capture_content:
-            calls = attrs.requested_tool_calls(span.events or ())
-            span.attributes.update(attrs.llm_content_pairs(event, self._s.attribute_max_length, calls))
-            details = attrs.content_event_attributes(span.attributes) if self._s.content_events else None
+            calls = captured.requested_tool_calls(span.events or ())
+            span.attributes.update(captured.llm_content_pairs(event, self._s.attribute_max_length, calls))
+            details = captured.content_event_attributes(span.attributes) if self._s.content_events else None
             if details is not None:
                 span.add_event(SpanEventRecord(sc.EVENT_INFERENCE_DETAILS, event.timestamp_ns, details))
-        span.attributes.update(attrs.inherited_model_attributes(span.attributes, ancestors(run, span)))
+        if not attrs.has_model(attributes):
+            attributes.update(attrs.inherited_model_attributes(attributes, ancestors(run, span)))
         if event.usage is not None:
             run.usage = event.usage.plus(run.usage)
             if self._pricer is not None:
-                model = attrs.priced_model(span.attributes)
-                provider = span.attributes.get(sc.GEN_AI_PROVIDER_NAME)
+                model = attrs.priced_model(attributes)
+                provider = attributes.get(sc.GEN_AI_PROVIDER_NAME)
                 cost = self._pricer(provider if isinstance(provider, str) else None, model, event.usage)
                 if cost is not None:
-                    span.attributes.update(attrs.cost_attributes(cost))
+                    attrs.add_cost(attributes, cost)
                     run.cost = cost + (run.cost or 0.0)
                 return cost
         return None
@@ -458,7 +354,7 @@ class SpanMapper:
             span.first_chunk_ns = event.timestamp_ns
         if self._s.chunk_events:
             self._add_span_event(run, span, event, now)
-        return Placement(run.trace_id, span.span_id, span.parent_span_id)
+        return _new(Placement, (run.trace_id, span.span_id, span.parent_span_id, None, None))
 
     def _on_stream(self, run: Run, event: AgentEvent, now: float) -> Placement:
         """Producer stream bookkeeping, paired with its LLM call by order within the run."""
@@ -482,25 +378,24 @@ class SpanMapper:
 
     def _add_span_event(self, run: Run, span: Span, event: AgentEvent, now: float) -> Placement:
         span.last_active = now
-        span.touch(event)
+        if event.timestamp_ns > span.last_ns:  # Span.touch, inline
+            span.last_ns = event.timestamp_ns
         if span.event_count() >= self._s.max_events_per_span:
             span.dropped_events += 1
             self._stats.drop("max_events_per_span")
         else:
-            pairs = attrs.span_event_pairs(
+            attributes = attrs.span_event_attributes(
                 event, self._s.capture_content, self._s.attribute_max_length, self._redact_payload
             )
             name = event.original_type if event.kind is EventKind.CUSTOM else str(event.kind)
-            span.add_event(SpanEventRecord(name, event.timestamp_ns, dict(pairs)))
-        return Placement(run.trace_id, span.span_id, span.parent_span_id)
+            span.add_event(SpanEventRecord(name, event.timestamp_ns, attributes))
+        return _new(Placement, (run.trace_id, span.span_id, span.parent_span_id, None, None))
 
     # -- output ------------------------------------------------------------------
-    def _collect(self, record: SpanRecord) -> None:
-        self._out.append(record)
-
     def _flush_out(self) -> None:
         if self._out:
-            out, self._out = self._out, []
+            out = self._out.copy()  # the sink may keep its list; ours is the one the closer appends to
+            self._out.clear()
             self._stats.spans_finished += len(out)
             try:
                 self._sink.consume(out)

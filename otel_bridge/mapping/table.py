@@ -202,31 +202,47 @@ def span_key(run: Run, op: str, event: AgentEvent, *, starting: bool) -> SpanKey
     A producer id used again after its span ended gets ``#n`` (``chat:c1#1``); one the run can no
     longer check (past :data:`MAX_KEY_USES`) a key unique within the run (``chat:c1~57``).
     """
+    new = tuple.__new__  # SpanKey's own __new__ is a Python function (see .lifecycle)
     ident = event.call_id if op != OP_STEP else (event.name or event.call_id)
     if ident is None:
         if not starting:
             # An end with no id closes the innermost open span of its operation.
             for span in reversed(run.open.values()):
                 if span.op == op:
-                    return SpanKey(span.key, span.key, False)
+                    return new(SpanKey, (span.key, span.key, False))
         run.seq += 1
         key = f"{op}#{run.seq}"
-        return SpanKey(key, key, False)
+        return new(SpanKey, (key, key, False))
     base = f"{op}:{ident}"
     if base in run.open:
         # Starting: the same id started twice while open (a retry or a re-sent event): the duplicate
         # start becomes a span event of the first. Ending: the open span.
-        return SpanKey(base, base, False)
+        return new(SpanKey, (base, base, False))
     uses = run.key_uses.get(base) if run.key_uses is not None else None
     if uses is None:
         if run.key_uses is not None and len(run.key_uses) >= MAX_KEY_USES:
             run.seq += 1
-            return SpanKey(base, f"{base}~{run.seq}", False)
-        return SpanKey(base, base, True)
+            return new(SpanKey, (base, f"{base}~{run.seq}", False))
+        return new(SpanKey, (base, base, True))
     if starting:
-        return SpanKey(base, f"{base}#{uses}", True)
+        return new(SpanKey, (base, f"{base}#{uses}", True))
     # A completion whose span already ended (a re-sent end): the latest span of that id.
-    return SpanKey(base, base if uses <= 1 else f"{base}#{uses - 1}", False)
+    return new(SpanKey, (base, base if uses <= 1 else f"{base}#{uses - 1}", False))
+
+
+def ended_span(run: Run, op: str, event: AgentEvent) -> Span | None:
+    """The open span ``event`` ends, taken out of the run's table; ``None`` when none is open.
+
+    The span :func:`span_key` names for an end, found without building its key (every span end
+    finds one): when none is open, that key is the one a span rebuilt from the end is given.
+    """
+    ident = event.call_id if op != OP_STEP else (event.name or event.call_id)
+    if ident is not None:
+        return run.open.pop(f"{op}:{ident}", None)
+    for span in reversed(run.open.values()):  # an end with no id: the innermost open span of its operation
+        if span.op == op:
+            return run.open.pop(span.key)
+    return None
 
 
 def call_span(run: Run, call_id: str | None) -> Span | None:
