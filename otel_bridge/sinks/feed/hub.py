@@ -1,10 +1,14 @@
-"""The feed hub: encode once, keep in a backend, frame once, fan out to bounded subscriber queues.
+"""The feed hub: keep in a backend, enrich and frame once on first read, fan out to bounded subscriber queues.
 
 Concurrency (one event loop thread, no locks): :meth:`Feed.observe` runs inside
-``bridge.submit`` on the ingest path and never awaits: it enriches and encodes
-each event once and appends it to the :mod:`backend <.backend>`. The backend
-gives each event its id and hands it back framed, in order, to the hub's
-``_publish``: at once for the in-process ring (:mod:`.memory`), from its one read
+``bridge.submit`` on the ingest path and never awaits: it gives each event its
+id, takes what only that moment knows (its run's agent and thread) and appends
+it to the :mod:`backend <.backend>` as a :class:`~.item.PublishedEvent` (the
+event and its placement). Enriching, encoding and framing happen once, when
+something first reads the event (a subscriber, a resume, a UI form, or a shared
+backend, which stores the encoded record), so a feed nobody reads costs one small
+object per event. The backend gives each event its place in the order and hands
+it back, in order, to the hub's ``_publish``: at once for the in-process ring (:mod:`.memory`), from its one read
 loop for a Redis stream shared by a fleet (:mod:`.redis_backend`). ``_publish``
 offers the batch to every subscriber, which only appends references to its
 bounded queue and wakes its writer. Each subscriber's writer is the task serving
@@ -44,11 +48,12 @@ from otel_bridge import semconv as sc
 from otel_bridge.config import FeedSettings
 from otel_bridge.model import AgentEvent, Placement
 from otel_bridge.sinks.feed import sse
-from otel_bridge.sinks.feed.backend import Backlog, Entry, FeedBackend, Gap
+from otel_bridge.sinks.feed.backend import Backlog, FeedBackend, Gap
 from otel_bridge.sinks.feed.filters import ItemFilter
-from otel_bridge.sinks.feed.item import FeedFormat, FeedItem, NoticeItem, frame_item
+from otel_bridge.sinks.feed.item import FeedFormat, FeedItem, NoticeItem, PublishedEvent, frame_item
 from otel_bridge.sinks.feed.memory import MemoryBackend
-from otel_bridge.sinks.feed.record import FeedRecord, encode, enrich
+from otel_bridge.sinks.feed.record import Enricher, FeedRecord, encode
+from otel_bridge.sinks.feed.runs import LateEvents
 from otel_bridge.sinks.feed.subscriber import Subscriber
 from otel_bridge.stats import Stats
 
@@ -87,16 +92,28 @@ class Feed:
         ``names``: the conventions' version of the records' keys; ``redact_payload``: the mapper's payload
         redaction (the feed shows no more than the spans)."""
         self.settings = settings
-        self._names = names
-        self._redact_payload = redact_payload
-        self._content = content
-        self._content_limit = content_limit  # the spans' attribute_max_length: the same cuts on both
         self._formats = {f.name: f for f in formats}
         self._stats = stats
         self.first_seq = first_seq if first_seq is not None else time.time_ns() // 1000
         self._next_seq = self.first_seq
         self.backend: FeedBackend = backend or MemoryBackend(settings, self.first_seq)
         self.backend.bind(self._publish, frame_item, self._gap)
+        self._enricher = Enricher(
+            trace_url_template=settings.trace_url_template,
+            content=content,
+            limit=content_limit,  # the spans' attribute_max_length: the same cuts on both
+            names=names,
+            redact=redact_payload,
+        )
+        # In this process's own order, the run's thread is taken when an event is published; a shared
+        # backend's events are read back in the fleet's order, so there it is taken as each is read.
+        self._threads_here = backend is None
+        self._observers = [_batch_observer(f) for f in formats]
+        # Late events of the UI forms, counted for /v1/health without making a form translate anything.
+        self._late: LateEvents | None = None
+        if any(hasattr(f, "late_dropped") for f in formats):
+            self._late = LateEvents(max_pending=settings.ring_size)
+            self._observers.append(self._late.observe_batch)
         # A shared backend's reads build new items; the formats' notes are on the ones published here,
         # so a resume uses those where this process published them (the in-process ring holds them).
         self._recent: OrderedDict[int, FeedItem] | None = None if backend is None else OrderedDict()
@@ -118,40 +135,50 @@ class Feed:
     # --- publishing (the ingest path: never awaits) --------------------------
 
     def observe(self, events: Sequence[AgentEvent], placements: Sequence[Placement]) -> None:
-        """Publish a mapped batch: enrich and encode each event once, then append it to the backend."""
-        settings = self.settings
-        entries: list[Entry] = []
+        """Publish a mapped batch: give each event its id and take what only this moment knows (its run's
+        agent and, kept here, thread); enriching, encoding and framing wait until something reads it."""
+        if not events:
+            return
+        seq = self._next_seq
+        enricher = self._enricher
+        agents = self._run_agents
+        threads = self._run_threads if self._threads_here else None
+        items: list[FeedItem] = []
+        append = items.append
         for event, placement in zip(events, placements, strict=True):
-            seq = self._next_seq
-            self._next_seq += 1
-            record = enrich(
-                event,
-                placement,
-                seq,
-                agent=self._agent_of(event),
-                trace_url_template=settings.trace_url_template,
-                content=self._content,
-                limit=self._content_limit,
-                names=self._names,
-                redact=self._redact_payload,
-            )
-            entries.append((record, encode(record)))
-        if entries:
-            self.backend.append(entries)
+            run_id = event.run_id
+            agent = event.agent
+            if agent is None:
+                agent = agents.get(run_id)
+            elif agents.get(run_id) != agent:
+                _remember(agents, run_id, agent)
+            thread_id = run_id
+            if threads is not None:
+                conversation = event.conversation_id
+                if conversation is None:
+                    thread_id = threads.get(run_id, run_id)
+                else:
+                    thread_id = conversation
+                    if threads.get(run_id) != conversation:
+                        _remember(threads, run_id, conversation)
+            append(PublishedEvent(event, placement, seq, agent, thread_id, enricher))
+            seq += 1
+        self._next_seq = seq
+        self.backend.append(items)
 
     def _publish(self, items: list[FeedItem]) -> None:
-        """The backend's events, framed and in order: to every format's state, then every subscriber."""
-        for item in items:
-            item.thread_id = self._thread_of(item.record)
+        """The backend's events, in order: to every format's state, then every subscriber."""
+        if not self._threads_here:  # read back from a shared backend: the run's thread as read, in read order
+            for item in items:
+                item.thread_id = self._thread_of(item.record)
         recent = self._recent
         if recent is not None:
             for item in items:
                 recent[item.seq] = item
             while len(recent) > self.settings.ring_size:
                 recent.popitem(last=False)
-        for fmt in self._formats.values():
-            for item in items:
-                fmt.observe(item)
+        for observe in self._observers:
+            observe(items)
         self.published += len(items)
         prev = self._prev_seq
         for subscriber in self._subscribers:
@@ -195,23 +222,9 @@ class Feed:
         run_id, conversation = record.run_id, record.conversation_id
         if conversation is not None:
             if threads.get(run_id) != conversation:
-                threads[run_id] = conversation
-                threads.move_to_end(run_id)
-                if len(threads) > _MAX_RUN_AGENTS:
-                    threads.popitem(last=False)
+                _remember(threads, run_id, conversation)
             return conversation
         return threads.get(run_id, run_id)
-
-    def _agent_of(self, event: AgentEvent) -> str | None:
-        runs = self._run_agents
-        if event.agent is not None:
-            if runs.get(event.run_id) != event.agent:
-                runs[event.run_id] = event.agent
-                runs.move_to_end(event.run_id)
-                if len(runs) > _MAX_RUN_AGENTS:
-                    runs.popitem(last=False)
-            return event.agent
-        return runs.get(event.run_id)
 
     # --- subscribing ----------------------------------------------------------
 
@@ -355,6 +368,7 @@ class Feed:
     def snapshot(self) -> dict[str, object]:
         """Counters for ``/v1/health``."""
         newest = self.newest_seq
+        late = self._late.late_dropped if self._late is not None else 0
         return {
             "subscribers": len(self._subscribers),
             "queued_max": max((len(s.queue) for s in self._subscribers), default=0),
@@ -366,9 +380,31 @@ class Feed:
             "lost": self.lost,
             "send_timeouts": self.send_timeouts,
             "refused": self.refused,
-            # Events a UI format held back because their run had ended (AG-UI, AI SDK), by format.
-            "late_dropped": {name: getattr(fmt, "late_dropped", 0) for name, fmt in self._formats.items()},
+            # Events a UI format holds back because their run had ended (AG-UI, AI SDK), by format.
+            "late_dropped": {name: late if hasattr(fmt, "late_dropped") else 0 for name, fmt in self._formats.items()},
         }
+
+
+def _remember(runs: OrderedDict[str, str], run_id: str, value: str) -> None:
+    """Note a run's agent or conversation (a change only: cheap on the ingest path); the least recent go first."""
+    runs[run_id] = value
+    runs.move_to_end(run_id)
+    if len(runs) > _MAX_RUN_AGENTS:
+        runs.popitem(last=False)
+
+
+def _batch_observer(fmt: FeedFormat) -> Callable[[list[FeedItem]], None]:
+    """``fmt.observe_batch``, or its ``observe`` called for each item."""
+    observe_batch: Callable[[list[FeedItem]], None] | None = getattr(fmt, "observe_batch", None)
+    if observe_batch is not None:
+        return observe_batch
+    observe = fmt.observe
+
+    def each(items: list[FeedItem]) -> None:
+        for item in items:
+            observe(item)
+
+    return each
 
 
 def _unavailable() -> Gap:
