@@ -178,7 +178,7 @@ class Enricher:
         )
 
     def frame_bound(self, event: AgentEvent, agent: str | None) -> int | None:
-        """At least the length of the event's canonical frame, and of what the event holds, without enriching it.
+        """At least the length of the event's canonical frame (and its payload's), without enriching it.
 
         Every string of the record is one of the event's (or the run's ``agent``), and a character
         is at most :data:`_JSON_CHAR` bytes of JSON; the rest has a fixed bound. ``None`` for a state
@@ -187,10 +187,33 @@ class Enricher:
         payload = event.payload
         if payload is not None and self.content and event.kind is EventKind.STATE_CHANGED:
             return None
-        chars = 0
-        for value in _strings(event):
-            if value is not None:
-                chars += len(value)
+        e = event  # every string the record may carry, and the content the event holds (one expression: hot)
+        chars = (
+            len(e.run_id)
+            + len(e.kind)
+            + len(e.dialect)
+            + len(e.original_type)
+            + len(e.source)
+            + len(e.agent or "")
+            + len(e.name or "")
+            + len(e.provider or "")
+            + len(e.model or "")
+            + len(e.response_model or "")
+            + len(e.response_id or "")
+            + len(e.tool_name or "")
+            + len(e.tool_type or "")
+            + len(e.call_id or "")
+            + len(e.parent_call_id or "")
+            + len(e.status or "")
+            + len(e.error or "")
+            + len(e.error_type or "")
+            + len(e.conversation_id or "")
+            + len(e.parent_run_id or "")
+            + len(e.event_id or "")
+            + len(e.text or "")
+            + len(e.arguments or "")
+            + len(e.result or "")
+        )
         if event.finish_reasons is not None:
             chars += sum(len(reason) + 3 for reason in event.finish_reasons)
         if agent is not None:
@@ -214,36 +237,6 @@ _BOUND_FIXED = (
     + 128  # the frame: "id: " and the id, "event: " and the kind, "data: ", line ends
 )
 """The part of :meth:`Enricher.frame_bound` that does not depend on the event's strings."""
-
-
-def _strings(event: AgentEvent) -> tuple[str | None, ...]:
-    """The event's strings that the record may carry (and the content it holds even when the record does not)."""
-    return (
-        event.run_id,
-        event.kind,
-        event.dialect,
-        event.original_type,
-        event.source,
-        event.agent,
-        event.name,
-        event.provider,
-        event.model,
-        event.response_model,
-        event.response_id,
-        event.tool_name,
-        event.tool_type,
-        event.call_id,
-        event.parent_call_id,
-        event.status,
-        event.error,
-        event.error_type,
-        event.conversation_id,
-        event.parent_run_id,
-        event.event_id,
-        event.text,
-        event.arguments,
-        event.result,
-    )
 
 
 def _usage(usage: TokenUsage | None, cache_write_key: str) -> TokenUsage | None:
