@@ -8,13 +8,16 @@ event and its placement). Enriching, encoding and framing happen once, when
 something first reads the event (a subscriber, a resume, a UI form, or a shared
 backend, which stores the encoded record), so a feed nobody reads costs one small
 object per event. The backend gives each event its place in the order and hands
-it back, in order, to the hub's ``_publish``: at once for the in-process ring (:mod:`.memory`), from its one read
-loop for a Redis stream shared by a fleet (:mod:`.redis_backend`). ``_publish``
-offers the batch to every subscriber, which only appends references to its
-bounded queue and wakes its writer. Each subscriber's writer is the task serving
-its ``GET /v1/stream`` response: it first reads what a resume asked for from the
-backend, then drains everything that accumulated since its last write into one
-chunk, so a busy feed costs one write per subscriber per wake-up, not one per event.
+it back, in order, to the hub's ``_publish``: at once for the in-process ring
+(:mod:`.memory`), from its one read loop for a Redis stream shared by a fleet
+(:mod:`.redis_backend`). ``_publish`` gives it to the formats' state and offers
+it to every subscriber, which only appends references to its bounded queue; the
+writers are woken in *rounds* (a callback on the loop: at once after a quiet
+spell, else spaced by the number of subscribers, :data:`_ROUND_COST_S`). Each
+subscriber's writer is the task serving its ``GET /v1/stream`` response: it
+first reads what a resume asked for from the backend, then drains everything
+that accumulated since its last write into one chunk, so a busy feed costs one
+write per subscriber per round, not one per event.
 
 Bounds, and what happens at each:
 
@@ -63,9 +66,13 @@ _MAX_RUN_AGENTS = 10_000
 """Runs whose agent (and conversation) is remembered, for the agent and thread filters on events
 that do not name it; LRU."""
 
-_WAKE_TICK = 0.001
-"""Subscribers whose queue got events are woken together, at most this long after the first publish:
-a burst of small publishes (one event per POST) costs one wake-up and one write per subscriber."""
+_ROUND_COST_S = 50e-6
+"""Subscribers whose queue got events are woken together in rounds, spaced by at least this much per
+subscriber: about what one wake-up and write costs, so however fast events come (one per POST) the
+fan-out's writes stay near half a core, each carrying every event since the last round. A publish
+after a quieter spell is written at once (on the next turn of the loop)."""
+_MAX_ROUND_GAP_S = 0.05
+"""The most rounds are spaced, whatever the number of subscribers (the latency it may add)."""
 
 
 class FeedFull(Exception):
@@ -124,7 +131,8 @@ class Feed:
         self._run_threads: OrderedDict[str, str] = OrderedDict()
         self._closed = False
         self._to_wake: dict[Subscriber, None] = {}
-        self._wake_timer: asyncio.TimerHandle | None = None
+        self._round: asyncio.Handle | None = None
+        self._last_round = float("-inf")
         self.published = 0
         self.delivered = 0
         self.lag_events = 0
@@ -186,18 +194,23 @@ class Feed:
         self._prev_seq = items[-1].seq
 
     def _wake_soon(self, subscriber: Subscriber) -> None:
-        """Wake ``subscriber``'s writer on the next tick, together with every other subscriber that got events."""
+        """Wake ``subscriber``'s writer on the next round, together with every other subscriber that got events."""
         self._to_wake[subscriber] = None
-        if self._wake_timer is None:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:  # published outside a loop (a test): nobody can be waiting
-                self._wake_all()
-                return
-            self._wake_timer = loop.call_later(_WAKE_TICK, self._wake_all)
+        if self._round is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # published outside a loop (a test): nobody can be waiting
+            self._wake_all()
+            return
+        gap = min(_MAX_ROUND_GAP_S, len(self._subscribers) * _ROUND_COST_S)
+        delay = self._last_round + gap - loop.time()
+        self._round = loop.call_later(delay, self._wake_all) if delay > 0 else loop.call_soon(self._wake_all)
 
     def _wake_all(self) -> None:
-        self._wake_timer = None
+        if self._round is not None:
+            self._round = None
+            self._last_round = asyncio.get_running_loop().time()
         to_wake, self._to_wake = self._to_wake, {}
         for subscriber in to_wake:
             subscriber._wake()
