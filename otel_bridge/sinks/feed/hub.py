@@ -135,6 +135,7 @@ class Feed:
         self._last_round = float("-inf")
         self.published = 0
         self.delivered = 0
+        self.writes = 0  # chunks written to subscribers (several events each on a busy feed)
         self.lag_events = 0
         self.lost = 0
         self.send_timeouts = 0
@@ -387,6 +388,7 @@ class Feed:
             "queued_max": max((len(s.queue) for s in self._subscribers), default=0),
             "published": self.published,
             "delivered": self.delivered,
+            "writes": self.writes,
             **self.backend.snapshot(),
             "newest_id": None if newest is None else self.backend.wire_id(newest),
             "lagged": self.lag_events,

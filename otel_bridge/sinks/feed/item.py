@@ -183,7 +183,7 @@ class PublishedEvent(FeedItem):
     def size_bound(self) -> int:
         """Its frame's size once known; until then a bound on it that also covers the event it holds."""
         event = self._event
-        if event is None or self.size_known:
+        if event is None or self._data is not None or self._frame is not None:
             return self.size
         bound = self._enricher.frame_bound(event, self.agent)
         return self.size if bound is None else bound

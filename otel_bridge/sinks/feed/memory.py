@@ -62,8 +62,8 @@ class MemoryBackend:
         ring, weights, exact = self.ring, self._weights, self._exact
         ring.extend(items)
         for item in items:
-            known = item.size_known
-            weight = item.size if known else item.size_bound()
+            weight = item.size_bound()
+            known = item.size_known  # a bound that is the size itself
             weights.append(weight)
             exact.append(known)
             self.ring_bytes += weight

@@ -139,6 +139,7 @@ class Subscriber:
             end = False
             while True:
                 if pending:
+                    feed.writes += 1
                     yield _take(pending, _MAX_CHUNK)
                     continue
                 if end:
