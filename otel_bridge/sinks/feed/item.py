@@ -170,14 +170,15 @@ class PublishedEvent(FeedItem):
         self.notes = None
         self._alt = None
         self._event: AgentEvent | None = event
-        self._placement = placement
+        self._placement: Placement | None = placement
         self._enricher = enricher
 
     def _enrich(self) -> FeedRecord:
-        event = self._event
+        event, placement = self._event, self._placement
         assert event is not None
-        record = self._enricher.record(event, self._placement, self.seq, self.agent)
-        self._event = None  # the record says all the feed shows of it
+        assert placement is not None
+        record = self._enricher.record(event, placement, self.seq, self.agent)
+        self._event = self._placement = None  # the record says all the feed shows of them
         return record
 
     def size_bound(self) -> int:
