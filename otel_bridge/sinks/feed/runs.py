@@ -13,8 +13,9 @@ canonical feed still carries it.
 
 The book is kept in publish order, so every subscriber gets the same frames, but
 lazily (:class:`LazyRunFormat`): publishing only queues a reference, and the
-queue is worked through when a UI asks (a frame, a run to follow, the counters).
-With no UI subscribed the forms cost the ingest path one append per event; the
+queue is worked through when a UI asks (a frame, a run to follow). ``/v1/health``
+counts late events with :class:`LateEvents`, which places runs without translating.
+With no UI subscribed the forms cost the ingest path one extend per published batch; the
 first UI to attach pays for what is queued (at most ``feed.ring_size`` events).
 Bounded: the least recently active runs are forgotten first, and so are queued
 events past the ring's size (``skipped``); a later event of a forgotten run begins
