@@ -7,8 +7,9 @@ under ``tests/fixtures`` (mapped once by a real bridge, so each has its
 placement), in interleaved rounds, as process CPU seconds per event:
 
 * publishing (``Feed.observe``) with no formats (the baseline) and with both UI forms;
-* the work a UI's first request does per queued event (the run book and the
-  translation), and the framing of an event in each form (once, shared by every
+* the work a UI's first request does per queued event (the run book, the
+  translation, and the event's enrichment, which a feed nobody reads defers to its
+  first reader), and the framing of an event in each form (once, shared by every
   subscriber of that form).
 
 Usage: python bench/bench_feed_ui_forms.py [--rounds 7] [--repeat 20]
@@ -84,7 +85,7 @@ def main() -> None:
             fmt = make(content=True, max_pending=100_000)
             feed = Feed(FeedSettings(ring_size=100_000), content=True, formats=[fmt])
             feed.observe(events, placements)
-            items = list(feed._ring)
+            items = list(feed.backend.ring)
             started = time.process_time()
             fmt.latest("")  # what a UI's first request does: the queued events, translated in order
             catch_up.append((time.process_time() - started) / len(items))

@@ -314,7 +314,8 @@ def test_a_run_a_ui_saw_start_whose_start_left_the_ring_is_gone() -> None:
     live = LiveServer(settings(ring_size=2))
     try:
         post(live.url, [{"kind": "run.started"}], run_id="r")
-        httpx.get(live.url + "/v1/health", timeout=10)  # reading the counters brings the UI forms up to date
+        with httpx.stream("GET", live.url + "/v1/stream?format=ag-ui&run_id=r", timeout=10) as seen:
+            assert b"RUN_STARTED" in next(seen.iter_bytes())  # a UI saw the run start
         post(live.url, [{"kind": "message", "text": "a"}, {"kind": "message", "text": "b"}], run_id="r")
         response = httpx.get(live.url + "/v1/stream?format=ag-ui&run_id=r", timeout=10)
         assert (response.status_code, response.json()["error"]) == (410, "run_not_in_ring")

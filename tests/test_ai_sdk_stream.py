@@ -21,7 +21,17 @@ import pytest
 
 from otel_bridge.config import Settings
 from tests.support.live import LiveServer, post
-from tests.support.ui_clients import Outcome, captures, missing, norm, read_batch, read_every_capture
+from tests.support.ui_clients import (
+    Expected,
+    Job,
+    Outcome,
+    _run_clients,
+    captures,
+    missing,
+    norm,
+    read_batch,
+    read_every_capture,
+)
 
 pytestmark = pytest.mark.skipif(missing() is not None, reason=missing() or "")
 
@@ -181,3 +191,38 @@ def test_with_content_off_both_clients_are_told_why_the_message_is_empty() -> No
                 ("CUSTOM", "otel_bridge.content_not_captured"),
             ]
             assert [m for m in result["messages"] if m.get("content")] == []
+
+
+def test_a_tool_started_without_arguments_shows_at_once_and_stays_one_part() -> None:
+    """Regression: a ``tool.started`` without arguments sent nothing until the tool ended, so a UI
+    showed no call while it ran; now ``tool-input-start`` opens the part, even when a step (a
+    sub-agent's LLM call) comes between it and the tool's end."""
+    live = LiveServer(msgspec.convert({"mapping": {"capture_content": True}}, Settings))
+    url = live.url + "/v1/stream?format=ai-sdk&run_id=r"
+    try:
+        post(
+            live.url,
+            [{"kind": "run.started"}, {"kind": "tool.started", "tool_name": "search", "call_id": "t1"}],
+            run_id="r",
+        )
+        running = Job("running", "ai-sdk", url, Expected("r", "r"), open=True)
+        [result] = _run_clients(live, [running], post=[]).values()
+        assert result["ok"], result
+        tools = [p for p in result["message"]["parts"] if p["type"] == "dynamic-tool"]
+        assert [(t["toolName"], t["state"]) for t in tools] == [("search", "input-streaming")]
+        post(
+            live.url,
+            [
+                {"kind": "llm.started", "call_id": "l1", "model": "gpt-4o"},
+                {"kind": "llm.completed", "call_id": "l1", "model": "gpt-4o", "text": "sub-agent"},
+                {"kind": "tool.completed", "tool_name": "search", "call_id": "t1", "result": "[1]"},
+                {"kind": "run.finished"},
+            ],
+            run_id="r",
+        )
+        [whole] = _run_clients(live, [Job("whole", "ai-sdk", url, Expected("r", "r"))], post=[]).values()
+    finally:
+        live.stop()
+    assert whole["ok"], whole
+    tools = [p for p in whole["message"]["parts"] if p["type"] == "dynamic-tool"]
+    assert [(t["toolName"], t["state"], t["output"]) for t in tools] == [("search", "output-available", [1])]

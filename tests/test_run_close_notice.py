@@ -229,7 +229,7 @@ def test_an_evicted_run_ends_its_ai_sdk_response_with_an_error(server: LiveServe
     assert frames[-1] == "[DONE]"
     chunks = [json.loads(f) for f in frames[:-1]]
     assert [c["type"] for c in chunks] == [
-        *("start", "start-step", "text-start", "text-delta"),
+        *("start", "start-step", "text-start", "text-delta", "tool-input-start"),
         *("text-end", "finish-step"),  # what was open is closed
         *("error", "data-otel", "finish"),
     ]

@@ -15,11 +15,15 @@ nothing after it.
 | llm.chunk with text | ``text-start`` (first), ``text-delta`` |
 | llm.completed / .failed | ``text-end`` (or the whole text, never streamed), ``data-otel``, ``finish-step`` |
 | thinking with text | ``reasoning-start``, ``reasoning-delta``, ``reasoning-end`` |
-| tool.requested, tool.started | ``tool-input-available`` (with the output, when the arguments come with it) |
+| tool.requested, tool.started | ``tool-input-available``; without arguments, ``tool-input-start`` (tool.started) |
 | tool.completed / tool.failed | ``tool-output-available`` / ``tool-output-error``, ``data-otel`` |
 | message with text | a text part |
 | run.finished / .failed | (``error``), ``data-otel`` (the run), ``finish`` (usage in ``messageMetadata``), ``[DONE]`` |
 
+A tool started without its arguments shows at once (``tool-input-start``); its
+input follows when known (at the latest with its output). Until then no step
+begins or ends: the reader finds such a part only in its own step, so an LLM call
+inside the tool (a sub-agent's) joins the tool's step.
 Tool parts are ``dynamic`` (the UI does not declare the agent's tools). A
 ``data-otel`` part (``id``: the span) carries the trace and span ids, the
 model, tokens, cost and duration; with content capture off, a ``data-otel``
@@ -52,22 +56,27 @@ Chunk = dict[str, Any]
 
 
 class _Tool:
-    __slots__ = ("id", "input_sent", "output_sent")
+    __slots__ = ("awaiting", "id", "input_sent", "output_sent")
 
     def __init__(self, tool_call_id: str) -> None:
         self.id = tool_call_id
         self.input_sent = False
         self.output_sent = False
+        self.awaiting = False  # shown by ``tool-input-start``, its input not yet
 
 
 class AiSdkRun(RunState):
     """One run as one assistant message: the open step and parts, and the totals for ``finish``."""
 
-    __slots__ = ("cost_usd", "open_step", "open_texts", "streamed", "tools", "usage")
+    __slots__ = ("awaiting_input", "cost_usd", "open_step", "open_texts", "streamed", "tools", "usage")
 
     def __init__(self, run_id: str, generation: int, thread_id: str, first_seq: int) -> None:
         super().__init__(run_id, generation, thread_id, first_seq)
         self.open_step: str | None = None  # the LLM span whose step is open
+        # Tools shown by ``tool-input-start`` whose input is still to come: no step begins or ends meanwhile,
+        # since the reader finds such a part only in the step it began in (an LLM call inside the tool,
+        # a sub-agent's, joins the tool's step).
+        self.awaiting_input = 0
         self.open_texts: dict[str, str] = {}  # LLM span id -> open text part id
         self.streamed: set[str] = set()
         self.tools: dict[str, _Tool] = {}
@@ -175,7 +184,7 @@ class AiSdkTranslator:
         return []
 
     def _step(self, record: FeedRecord, run: AiSdkRun) -> list[Chunk]:
-        if run.open_step == record.span_id:
+        if run.open_step == record.span_id or run.awaiting_input:
             return []
         out = self._finish_step(run)
         run.open_step = record.span_id
@@ -218,7 +227,8 @@ class AiSdkTranslator:
         if record.cost_usd is not None:
             run.cost_usd = (run.cost_usd or 0.0) + record.cost_usd
         out.append({"type": DATA_OTEL, "id": record.span_id, "data": _OTEL})
-        out.extend(self._finish_step(run))
+        if not run.awaiting_input:
+            out.extend(self._finish_step(run))
         return out
 
     def _tool_input(self, record: FeedRecord, kind: EventKind, run: AiSdkRun) -> list[Chunk]:
@@ -228,16 +238,29 @@ class AiSdkTranslator:
             suffix = f"-{key}" if kind is EventKind.TOOL_REQUESTED else ""
             tool = run.tools[key] = _Tool(f"call-{record.span_id}{suffix}")
         if record.arguments is None:
-            # Said with the output: the reader keys a tool part by step, and an LLM step may come
-            # between a tool's start and its end (a sub-agent), which would make it two parts.
+            if kind is EventKind.TOOL_STARTED and not tool.awaiting and not tool.input_sent:
+                # The call shows at once, its input still to come (a part in the ``input-streaming`` state).
+                tool.awaiting = True
+                run.awaiting_input += 1
+                return [
+                    {
+                        "type": "tool-input-start",
+                        "toolCallId": tool.id,
+                        "toolName": record.tool_name or "tool",
+                        "dynamic": True,
+                    }
+                ]
             return []
-        return self._input_available(record, tool)
+        return self._input_available(record, tool, run)
 
     @staticmethod
-    def _input_available(record: FeedRecord, tool: _Tool) -> list[Chunk]:
+    def _input_available(record: FeedRecord, tool: _Tool, run: AiSdkRun) -> list[Chunk]:
         if tool.input_sent:
             return []
         tool.input_sent = True
+        if tool.awaiting:
+            tool.awaiting = False
+            run.awaiting_input -= 1
         return [
             {
                 "type": "tool-input-available",
@@ -253,7 +276,7 @@ class AiSdkTranslator:
         tool = run.tools.get(key)
         if tool is None:
             tool = run.tools[key] = _Tool(f"call-{record.span_id}")
-        out = self._input_available(record, tool) if not tool.input_sent else []
+        out = self._input_available(record, tool, run) if not tool.input_sent else []
         if tool.output_sent:
             return out
         tool.output_sent = True

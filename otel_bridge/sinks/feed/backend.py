@@ -1,9 +1,11 @@
 """Where the feed's events are kept in order: the seam between the hub and its storage.
 
-The hub (:mod:`.hub`) enriches and encodes each event once and hands it to a
-:class:`FeedBackend`; the backend gives every event its place in the order (its
-id) and hands framed :class:`~.item.FeedItem` objects back to the hub's
-``publish``, which fans them out to the subscribers. A resume (``Last-Event-ID``)
+The hub (:mod:`.hub`) hands each published event to a :class:`FeedBackend` as a
+:class:`~.item.FeedItem` that enriches, encodes and frames itself on first use; the
+backend gives every event its place in the order (its id) and hands the items back
+to the hub's ``publish``, which fans them out to the subscribers. The in-process
+ring keeps the very items (nothing is encoded until read); a shared backend encodes
+each to store it and builds new items from what it reads back. A resume (``Last-Event-ID``)
 and a lagging subscriber's resync read from the backend with :meth:`read_from`.
 
 Two implementations: :class:`~.memory.MemoryBackend`, a bounded ring in this
@@ -28,9 +30,6 @@ if TYPE_CHECKING:
 
 WireId = int | str
 """An event id as the SSE ``id:`` line and the notices write it."""
-
-Entry = tuple["FeedRecord", bytes]
-"""One enriched event and its encoded JSON (the ``data:`` line), as the hub appends it."""
 
 MakeItem = Callable[["FeedRecord", bytes, int, "WireId | None"], "FeedItem"]
 """The hub's framing: ``(record, data, seq, wire id)`` to a framed item (``None``: a frame with no ``id:``)."""
@@ -74,8 +73,9 @@ class FeedBackend(Protocol):
     def bind(self, publish: Publish, make_item: MakeItem, gap: GapNotice) -> None:
         """The hub's callbacks; called once, before anything is appended."""
 
-    def append(self, entries: Sequence[Entry]) -> None:
-        """Add events in order. Never awaits and never blocks the ingest path."""
+    def append(self, items: Sequence[FeedItem]) -> None:
+        """Add events in order (ids from the hub's sequence; ``item.data`` is the encoded record, made on
+        first use). Never awaits and never blocks the ingest path."""
 
     async def read_from(self, after: int, until: int | None, limit: int) -> Backlog:
         """Up to ``limit`` events with ids in ``(after, until]`` (``until`` ``None``: no upper bound)."""

@@ -1,16 +1,23 @@
-"""The feed hub: encode once, keep in a backend, frame once, fan out to bounded subscriber queues.
+"""The feed hub: keep in a backend, enrich and frame once on first read, fan out to bounded subscriber queues.
 
 Concurrency (one event loop thread, no locks): :meth:`Feed.observe` runs inside
-``bridge.submit`` on the ingest path and never awaits: it enriches and encodes
-each event once and appends it to the :mod:`backend <.backend>`. The backend
-gives each event its id and hands it back framed, in order, to the hub's
-``_publish``: at once for the in-process ring (:mod:`.memory`), from its one read
-loop for a Redis stream shared by a fleet (:mod:`.redis_backend`). ``_publish``
-offers the batch to every subscriber, which only appends references to its
-bounded queue and wakes its writer. Each subscriber's writer is the task serving
-its ``GET /v1/stream`` response: it first reads what a resume asked for from the
-backend, then drains everything that accumulated since its last write into one
-chunk, so a busy feed costs one write per subscriber per wake-up, not one per event.
+``bridge.submit`` on the ingest path and never awaits: it gives each event its
+id, takes what only that moment knows (its run's agent and thread) and appends
+it to the :mod:`backend <.backend>` as a :class:`~.item.PublishedEvent` (the
+event and its placement). Enriching, encoding and framing happen once, when
+something first reads the event (a subscriber, a resume, a UI form, or a shared
+backend, which stores the encoded record), so a feed nobody reads costs one small
+object per event. The backend gives each event its place in the order and hands
+it back, in order, to the hub's ``_publish``: at once for the in-process ring
+(:mod:`.memory`), from its one read loop for a Redis stream shared by a fleet
+(:mod:`.redis_backend`). ``_publish`` gives it to the formats' state and offers
+it to every subscriber, which only appends references to its bounded queue; the
+writers are woken in *rounds* (a callback on the loop: at once after a quiet
+spell, else spaced by the number of subscribers, :data:`_ROUND_COST_S`). Each
+subscriber's writer is the task serving its ``GET /v1/stream`` response: it
+first reads what a resume asked for from the backend, then drains everything
+that accumulated since its last write into one chunk, so a busy feed costs one
+write per subscriber per round, not one per event.
 
 Bounds, and what happens at each:
 
@@ -44,11 +51,12 @@ from otel_bridge import semconv as sc
 from otel_bridge.config import FeedSettings
 from otel_bridge.model import AgentEvent, Placement
 from otel_bridge.sinks.feed import sse
-from otel_bridge.sinks.feed.backend import Backlog, Entry, FeedBackend, Gap
+from otel_bridge.sinks.feed.backend import Backlog, FeedBackend, Gap
 from otel_bridge.sinks.feed.filters import ItemFilter
-from otel_bridge.sinks.feed.item import FeedFormat, FeedItem, NoticeItem, frame_item
+from otel_bridge.sinks.feed.item import FeedFormat, FeedItem, NoticeItem, PublishedEvent, frame_item
 from otel_bridge.sinks.feed.memory import MemoryBackend
-from otel_bridge.sinks.feed.record import FeedRecord, encode, enrich
+from otel_bridge.sinks.feed.record import Enricher, FeedRecord, encode
+from otel_bridge.sinks.feed.runs import LateEvents
 from otel_bridge.sinks.feed.subscriber import Subscriber
 from otel_bridge.stats import Stats
 
@@ -58,9 +66,13 @@ _MAX_RUN_AGENTS = 10_000
 """Runs whose agent (and conversation) is remembered, for the agent and thread filters on events
 that do not name it; LRU."""
 
-_WAKE_TICK = 0.001
-"""Subscribers whose queue got events are woken together, at most this long after the first publish:
-a burst of small publishes (one event per POST) costs one wake-up and one write per subscriber."""
+_ROUND_COST_S = 50e-6
+"""Subscribers whose queue got events are woken together in rounds, spaced by at least this much per
+subscriber: about what one wake-up and write costs, so however fast events come (one per POST) the
+fan-out's writes stay near half a core, each carrying every event since the last round. A publish
+after a quieter spell is written at once (on the next turn of the loop)."""
+_MAX_ROUND_GAP_S = 0.05
+"""The most rounds are spaced, whatever the number of subscribers (the latency it may add)."""
 
 
 class FeedFull(Exception):
@@ -87,16 +99,28 @@ class Feed:
         ``names``: the conventions' version of the records' keys; ``redact_payload``: the mapper's payload
         redaction (the feed shows no more than the spans)."""
         self.settings = settings
-        self._names = names
-        self._redact_payload = redact_payload
-        self._content = content
-        self._content_limit = content_limit  # the spans' attribute_max_length: the same cuts on both
         self._formats = {f.name: f for f in formats}
         self._stats = stats
         self.first_seq = first_seq if first_seq is not None else time.time_ns() // 1000
         self._next_seq = self.first_seq
         self.backend: FeedBackend = backend or MemoryBackend(settings, self.first_seq)
         self.backend.bind(self._publish, frame_item, self._gap)
+        self._enricher = Enricher(
+            trace_url_template=settings.trace_url_template,
+            content=content,
+            limit=content_limit,  # the spans' attribute_max_length: the same cuts on both
+            names=names,
+            redact=redact_payload,
+        )
+        # In this process's own order, the run's thread is taken when an event is published; a shared
+        # backend's events are read back in the fleet's order, so there it is taken as each is read.
+        self._threads_here = backend is None
+        self._observers = [_batch_observer(f) for f in formats]
+        # Late events of the UI forms, counted for /v1/health without making a form translate anything.
+        self._late: LateEvents | None = None
+        if any(hasattr(f, "late_dropped") for f in formats):
+            self._late = LateEvents(max_pending=settings.ring_size)
+            self._observers.append(self._late.observe_batch)
         # A shared backend's reads build new items; the formats' notes are on the ones published here,
         # so a resume uses those where this process published them (the in-process ring holds them).
         self._recent: OrderedDict[int, FeedItem] | None = None if backend is None else OrderedDict()
@@ -107,9 +131,11 @@ class Feed:
         self._run_threads: OrderedDict[str, str] = OrderedDict()
         self._closed = False
         self._to_wake: dict[Subscriber, None] = {}
-        self._wake_timer: asyncio.TimerHandle | None = None
+        self._round: asyncio.Handle | None = None
+        self._last_round = float("-inf")
         self.published = 0
         self.delivered = 0
+        self.writes = 0  # chunks written to subscribers (several events each on a busy feed)
         self.lag_events = 0
         self.lost = 0
         self.send_timeouts = 0
@@ -118,40 +144,50 @@ class Feed:
     # --- publishing (the ingest path: never awaits) --------------------------
 
     def observe(self, events: Sequence[AgentEvent], placements: Sequence[Placement]) -> None:
-        """Publish a mapped batch: enrich and encode each event once, then append it to the backend."""
-        settings = self.settings
-        entries: list[Entry] = []
+        """Publish a mapped batch: give each event its id and take what only this moment knows (its run's
+        agent and, kept here, thread); enriching, encoding and framing wait until something reads it."""
+        if not events:
+            return
+        seq = self._next_seq
+        enricher = self._enricher
+        agents = self._run_agents
+        threads = self._run_threads if self._threads_here else None
+        items: list[FeedItem] = []
+        append = items.append
         for event, placement in zip(events, placements, strict=True):
-            seq = self._next_seq
-            self._next_seq += 1
-            record = enrich(
-                event,
-                placement,
-                seq,
-                agent=self._agent_of(event),
-                trace_url_template=settings.trace_url_template,
-                content=self._content,
-                limit=self._content_limit,
-                names=self._names,
-                redact=self._redact_payload,
-            )
-            entries.append((record, encode(record)))
-        if entries:
-            self.backend.append(entries)
+            run_id = event.run_id
+            agent = event.agent
+            if agent is None:
+                agent = agents.get(run_id)
+            elif agents.get(run_id) != agent:
+                _remember(agents, run_id, agent)
+            thread_id = run_id
+            if threads is not None:
+                conversation = event.conversation_id
+                if conversation is None:
+                    thread_id = threads.get(run_id, run_id)
+                else:
+                    thread_id = conversation
+                    if threads.get(run_id) != conversation:
+                        _remember(threads, run_id, conversation)
+            append(PublishedEvent(event, placement, seq, agent, thread_id, enricher))
+            seq += 1
+        self._next_seq = seq
+        self.backend.append(items)
 
     def _publish(self, items: list[FeedItem]) -> None:
-        """The backend's events, framed and in order: to every format's state, then every subscriber."""
-        for item in items:
-            item.thread_id = self._thread_of(item.record)
+        """The backend's events, in order: to every format's state, then every subscriber."""
+        if not self._threads_here:  # read back from a shared backend: the run's thread as read, in read order
+            for item in items:
+                item.thread_id = self._thread_of(item.record)
         recent = self._recent
         if recent is not None:
             for item in items:
                 recent[item.seq] = item
             while len(recent) > self.settings.ring_size:
                 recent.popitem(last=False)
-        for fmt in self._formats.values():
-            for item in items:
-                fmt.observe(item)
+        for observe in self._observers:
+            observe(items)
         self.published += len(items)
         prev = self._prev_seq
         for subscriber in self._subscribers:
@@ -159,18 +195,23 @@ class Feed:
         self._prev_seq = items[-1].seq
 
     def _wake_soon(self, subscriber: Subscriber) -> None:
-        """Wake ``subscriber``'s writer on the next tick, together with every other subscriber that got events."""
+        """Wake ``subscriber``'s writer on the next round, together with every other subscriber that got events."""
         self._to_wake[subscriber] = None
-        if self._wake_timer is None:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:  # published outside a loop (a test): nobody can be waiting
-                self._wake_all()
-                return
-            self._wake_timer = loop.call_later(_WAKE_TICK, self._wake_all)
+        if self._round is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # published outside a loop (a test): nobody can be waiting
+            self._wake_all()
+            return
+        gap = min(_MAX_ROUND_GAP_S, len(self._subscribers) * _ROUND_COST_S)
+        delay = self._last_round + gap - loop.time()
+        self._round = loop.call_later(delay, self._wake_all) if delay > 0 else loop.call_soon(self._wake_all)
 
     def _wake_all(self) -> None:
-        self._wake_timer = None
+        if self._round is not None:
+            self._round = None
+            self._last_round = asyncio.get_running_loop().time()
         to_wake, self._to_wake = self._to_wake, {}
         for subscriber in to_wake:
             subscriber._wake()
@@ -195,23 +236,9 @@ class Feed:
         run_id, conversation = record.run_id, record.conversation_id
         if conversation is not None:
             if threads.get(run_id) != conversation:
-                threads[run_id] = conversation
-                threads.move_to_end(run_id)
-                if len(threads) > _MAX_RUN_AGENTS:
-                    threads.popitem(last=False)
+                _remember(threads, run_id, conversation)
             return conversation
         return threads.get(run_id, run_id)
-
-    def _agent_of(self, event: AgentEvent) -> str | None:
-        runs = self._run_agents
-        if event.agent is not None:
-            if runs.get(event.run_id) != event.agent:
-                runs[event.run_id] = event.agent
-                runs.move_to_end(event.run_id)
-                if len(runs) > _MAX_RUN_AGENTS:
-                    runs.popitem(last=False)
-            return event.agent
-        return runs.get(event.run_id)
 
     # --- subscribing ----------------------------------------------------------
 
@@ -355,20 +382,44 @@ class Feed:
     def snapshot(self) -> dict[str, object]:
         """Counters for ``/v1/health``."""
         newest = self.newest_seq
+        late = self._late.late_dropped if self._late is not None else 0
         return {
             "subscribers": len(self._subscribers),
             "queued_max": max((len(s.queue) for s in self._subscribers), default=0),
             "published": self.published,
             "delivered": self.delivered,
+            "writes": self.writes,
             **self.backend.snapshot(),
             "newest_id": None if newest is None else self.backend.wire_id(newest),
             "lagged": self.lag_events,
             "lost": self.lost,
             "send_timeouts": self.send_timeouts,
             "refused": self.refused,
-            # Events a UI format held back because their run had ended (AG-UI, AI SDK), by format.
-            "late_dropped": {name: getattr(fmt, "late_dropped", 0) for name, fmt in self._formats.items()},
+            # Events a UI format holds back because their run had ended (AG-UI, AI SDK), by format.
+            "late_dropped": {name: late if hasattr(fmt, "late_dropped") else 0 for name, fmt in self._formats.items()},
         }
+
+
+def _remember(runs: OrderedDict[str, str], run_id: str, value: str) -> None:
+    """Note a run's agent or conversation (a change only: cheap on the ingest path); the least recent go first."""
+    runs[run_id] = value
+    runs.move_to_end(run_id)
+    if len(runs) > _MAX_RUN_AGENTS:
+        runs.popitem(last=False)
+
+
+def _batch_observer(fmt: FeedFormat) -> Callable[[list[FeedItem]], None]:
+    """``fmt.observe_batch``, or its ``observe`` called for each item."""
+    observe_batch: Callable[[list[FeedItem]], None] | None = getattr(fmt, "observe_batch", None)
+    if observe_batch is not None:
+        return observe_batch
+    observe = fmt.observe
+
+    def each(items: list[FeedItem]) -> None:
+        for item in items:
+            observe(item)
+
+    return each
 
 
 def _unavailable() -> Gap:

@@ -1,4 +1,4 @@
-"""The feed kept in this process: a bounded ring of framed events (``feed.backend = "memory"``, the default).
+"""The feed kept in this process: a bounded ring of published events (``feed.backend = "memory"``, the default).
 
 Ids are the hub's own sequence numbers: integers that grow by one per event from
 the wall-clock microsecond at startup, so every id from an earlier process is
@@ -6,6 +6,15 @@ below this one's first and a resume across a restart is recognised
 (``restarted``) instead of being misread. The ring is bounded by
 ``feed.ring_size`` events and ``feed.ring_max_bytes`` framed bytes; a resume from
 an id that has left it gets a ``missed`` notice with the count.
+
+The ring keeps the hub's items as they are: an event nobody has read is not
+framed, so its frame's size is not known. Each counts as a cheap bound on its
+size (:meth:`~.item.FeedItem.size_bound`, which also covers the event it holds)
+until that sum passes ``ring_max_bytes``; then the exact sizes are made, newest
+first, until the sum fits or every size is exact, and only then do the oldest
+leave. So the ring holds exactly the events it would hold were every frame made at
+once (the longest run of newest events within both bounds), and a feed whose
+events are far below the byte bound never frames one to count it.
 """
 
 from __future__ import annotations
@@ -16,7 +25,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from otel_bridge.config import FeedSettings
-from otel_bridge.sinks.feed.backend import Backlog, Entry, Gap, GapNotice, MakeItem, Publish, WireId
+from otel_bridge.sinks.feed.backend import Backlog, Gap, GapNotice, MakeItem, Publish, WireId
 
 if TYPE_CHECKING:
     from otel_bridge.sinks.feed.item import FeedItem
@@ -29,34 +38,63 @@ class MemoryBackend:
         self._settings = settings
         self.first_seq = first_seq
         self.ring: deque[FeedItem] = deque()
+        self._weights: deque[int] = deque()  # each item's exact frame size, or a bound on it (module docstring)
+        self._exact: deque[bool] = deque()  # whether its weight is the exact size
+        self._bounds = 0  # weights that are bounds
         self.ring_bytes = 0
+        """The sum of ``_weights``: the framed bytes, where an event not framed yet counts as its bound."""
         self._newest: int | None = None
         self._publish: Publish | None = None
-        self._make_item: MakeItem | None = None
 
     def bind(self, publish: Publish, make_item: MakeItem, gap: GapNotice) -> None:
         self._publish = publish
-        self._make_item = make_item
 
-    def append(self, entries: Sequence[Entry]) -> None:
-        make_item, publish = self._make_item, self._publish
-        assert make_item is not None, "bind() first"
-        assert publish is not None
-        items = [make_item(record, data, record.seq, record.seq) for record, data in entries]
+    def append(self, items: Sequence[FeedItem]) -> None:
+        publish = self._publish
+        assert publish is not None, "bind() first"
         if not items:
             return
         self._keep(items)
         self._newest = items[-1].seq
-        publish(items)
+        publish(items if isinstance(items, list) else list(items))
 
-    def _keep(self, items: list[FeedItem]) -> None:
-        ring = self.ring
+    def _keep(self, items: Sequence[FeedItem]) -> None:
+        ring, weights, exact = self.ring, self._weights, self._exact
         ring.extend(items)
-        self.ring_bytes += sum(item.size for item in items)
+        for item in items:
+            weight = item.size_bound()
+            known = item.size_known  # a bound that is the size itself
+            weights.append(weight)
+            exact.append(known)
+            self.ring_bytes += weight
+            self._bounds += not known
         limit_n = self._settings.ring_size
+        while len(ring) > limit_n:
+            self._drop_oldest()
         limit_bytes = self._settings.ring_max_bytes
-        while len(ring) > limit_n or (self.ring_bytes > limit_bytes and len(ring) > 1):
-            self.ring_bytes -= ring.popleft().size
+        if self.ring_bytes > limit_bytes:
+            self._make_exact(limit_bytes)
+            while self.ring_bytes > limit_bytes and len(ring) > 1:
+                self._drop_oldest()
+
+    def _drop_oldest(self) -> None:
+        self.ring.popleft()
+        self.ring_bytes -= self._weights.popleft()
+        self._bounds -= not self._exact.popleft()
+
+    def _make_exact(self, limit: int) -> None:
+        """Replace bounds by exact sizes, newest first, until the ring fits ``limit`` or every size is exact."""
+        ring, weights, exact = self.ring, self._weights, self._exact
+        i = len(ring)
+        while self._bounds and self.ring_bytes > limit:
+            i -= 1
+            if exact[i]:
+                continue
+            size = ring[i].size
+            self.ring_bytes += size - weights[i]
+            weights[i] = size
+            exact[i] = True
+            self._bounds -= 1
 
     async def read_from(self, after: int, until: int | None, limit: int) -> Backlog:
         # Never suspends: a caller that awaits it sees the ring as it is now.

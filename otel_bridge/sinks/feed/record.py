@@ -137,6 +137,108 @@ def enrich(
     )
 
 
+class Enricher:
+    """:func:`enrich` with the feed's fixed settings: what a published event needs to be enriched later.
+
+    Everything it reads is fixed when the feed is built, and events and placements are immutable,
+    so an event enriched when first read gets the record it would have got when published
+    (its id and its run's agent, which depend on that moment, are given).
+    """
+
+    __slots__ = ("_bound_fixed", "content", "limit", "names", "redact", "trace_url_template")
+
+    def __init__(
+        self,
+        *,
+        trace_url_template: str | None,
+        content: bool,
+        limit: int | None,
+        names: sc.Naming,
+        redact: Callable[[str], str] | None,
+    ) -> None:
+        self.trace_url_template = trace_url_template
+        self.content = content
+        self.limit = limit
+        self.names = names
+        self.redact = redact
+        url = 0 if trace_url_template is None else _JSON_CHAR * (len(trace_url_template) + 48) + 2
+        self._bound_fixed = _BOUND_FIXED + url
+
+    def record(self, event: AgentEvent, placement: Placement, seq: int, agent: str | None) -> FeedRecord:
+        return enrich(
+            event,
+            placement,
+            seq,
+            agent=agent,
+            trace_url_template=self.trace_url_template,
+            content=self.content,
+            limit=self.limit,
+            names=self.names,
+            redact=self.redact,
+        )
+
+    def frame_bound(self, event: AgentEvent, agent: str | None) -> int | None:
+        """At least the length of the event's canonical frame (and its payload's), without enriching it.
+
+        Every string of the record is one of the event's (or the run's ``agent``), and a character
+        is at most :data:`_JSON_CHAR` bytes of JSON; the rest has a fixed bound. ``None`` for a state
+        change shown with its payload (redaction may lengthen it): its size is made exactly.
+        """
+        payload = event.payload
+        if payload is not None and self.content and event.kind is EventKind.STATE_CHANGED:
+            return None
+        e = event  # every string the record may carry, and the content the event holds (one expression: hot)
+        chars = (
+            len(e.run_id)
+            + len(e.kind)
+            + len(e.dialect)
+            + len(e.original_type)
+            + len(e.source)
+            + len(e.agent or "")
+            + len(e.name or "")
+            + len(e.provider or "")
+            + len(e.model or "")
+            + len(e.response_model or "")
+            + len(e.response_id or "")
+            + len(e.tool_name or "")
+            + len(e.tool_type or "")
+            + len(e.call_id or "")
+            + len(e.parent_call_id or "")
+            + len(e.status or "")
+            + len(e.error or "")
+            + len(e.error_type or "")
+            + len(e.conversation_id or "")
+            + len(e.parent_run_id or "")
+            + len(e.event_id or "")
+            + len(e.text or "")
+            + len(e.arguments or "")
+            + len(e.result or "")
+        )
+        if event.finish_reasons is not None:
+            chars += sum(len(reason) + 3 for reason in event.finish_reasons)
+        if agent is not None:
+            chars += len(agent)
+        if self.content:
+            chars += 3 * 64  # a cut value's marker (text, arguments, result) may be longer than a tiny limit
+        held = len(payload) if payload is not None else 0
+        return self._bound_fixed + _JSON_CHAR * chars + held
+
+
+_JSON_CHAR = 6
+"""The most bytes one character takes in JSON: ``\u001f`` (a code point takes at most 4 in UTF-8)."""
+
+_BOUND_FIXED = (
+    sum(len(name) + 6 for name in FeedRecord.__struct_fields__)  # "name": and a string value's quotes, the comma
+    + 2  # the braces
+    + 8 * 24  # numbers: seq, timestamp_ns (int64), the two floats (at most 24 characters each), with margin
+    + 3 * 34  # trace, span and parent span ids (hex, quoted)
+    + 300  # usage: five int64 counts under their keys
+    + 3 * 5  # three booleans
+    + 128  # the frame: "id: " and the id, "event: " and the kind, "data: ", line ends
+)
+"""The part of :meth:`Enricher.frame_bound` that does not depend on the event's strings."""
+
+
 def _usage(usage: TokenUsage | None, cache_write_key: str) -> TokenUsage | None:
     """``usage`` as is when its keys are the version's (the default), else copied into the renamed form."""
     if usage is None or cache_write_key == sc.FEED_USAGE_CACHE_CREATION:

@@ -1,6 +1,7 @@
 """The feed of a fleet on one Redis stream (``feed.backend = "redis://..."``): append here, read everyone's.
 
-Every sidecar appends its enriched, encoded events to one stream and reads the
+Every sidecar appends its enriched, encoded events (encoded on the ingest path,
+:meth:`RedisBackend.append`: the stream crosses processes) to one stream and reads the
 whole stream back, so each serves the fleet's feed and an SSE id (the stream's
 id, ``<ms>-<n>``) means the same event on every sidecar, across restarts, for as
 long as the stream keeps it.
@@ -55,7 +56,7 @@ import msgspec
 from otel_bridge.aio import wait_event
 from otel_bridge.backoff import Backoff
 from otel_bridge.config import FeedRedisSettings, redact_url
-from otel_bridge.sinks.feed.backend import Backlog, Entry, Gap, GapNotice, MakeItem, Publish, WireId
+from otel_bridge.sinks.feed.backend import Backlog, Gap, GapNotice, MakeItem, Publish, WireId
 from otel_bridge.sinks.feed.record import FeedRecord
 from otel_bridge.stats import Stats
 
@@ -128,12 +129,12 @@ class RedisBackend:
 
     # --- appending (the ingest path: never awaits) -----------------------------
 
-    def append(self, entries: Sequence[Entry]) -> None:
+    def append(self, items: Sequence[FeedItem]) -> None:
         served = not self.up
         buffer = self._buffer
-        for _, data in entries:
+        for item in items:  # the stream stores the encoded record: made here, on the ingest path
             self._origin_seq += 1
-            buffer.append((data, served, self._origin_seq))
+            buffer.append((item.data, served, self._origin_seq))
         overflow = len(buffer) - self.settings.buffer_size
         if overflow > 0:
             for _ in range(overflow):
@@ -142,8 +143,8 @@ class RedisBackend:
         if served and self._make_item is not None and self._publish is not None:
             # Redis is away: this process's own events still reach its subscribers, without a stream id.
             seq = self._newest if self._newest is not None else 0
-            self._publish([self._make_item(record, data, seq, None) for record, data in entries])
-            self.served_while_away += len(entries)
+            self._publish([self._make_item(item.record, item.data, seq, None) for item in items])
+            self.served_while_away += len(items)
         self._wake.set()
 
     def _not_appended(self, n: int) -> None:

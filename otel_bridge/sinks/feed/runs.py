@@ -13,8 +13,9 @@ canonical feed still carries it.
 
 The book is kept in publish order, so every subscriber gets the same frames, but
 lazily (:class:`LazyRunFormat`): publishing only queues a reference, and the
-queue is worked through when a UI asks (a frame, a run to follow, the counters).
-With no UI subscribed the forms cost the ingest path one append per event; the
+queue is worked through when a UI asks (a frame, a run to follow). ``/v1/health``
+counts late events with :class:`LateEvents`, which places runs without translating.
+With no UI subscribed the forms cost the ingest path one extend per published batch; the
 first UI to attach pays for what is queued (at most ``feed.ring_size`` events).
 Bounded: the least recently active runs are forgotten first, and so are queued
 events past the ring's size (``skipped``); a later event of a forgotten run begins
@@ -32,10 +33,10 @@ still ends here: the bridge tells the feed a synthesised ``run.finished`` /
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
-from otel_bridge.model import EventKind
+from otel_bridge.model import TERMINAL_RUN_KINDS, EventKind
 from otel_bridge.sinks.feed.filters import Filterable
 from otel_bridge.sinks.feed.item import FeedItem
 from otel_bridge.sinks.feed.record import FeedRecord
@@ -163,17 +164,20 @@ class LazyRunFormat(Generic[S]):
 
     def __init__(self, factory: Callable[[str, int, str, int], S], max_runs: int, max_pending: int) -> None:
         self._book: RunBook[S] = RunBook(factory, max_runs)
-        self._pending: deque[FeedItem] = deque()
-        self._max_pending = max_pending
+        self._pending: deque[FeedItem] = deque(maxlen=max_pending)  # the oldest leave first
         self.skipped = 0  # published events that left the queue before a UI asked for them
 
     def observe(self, item: FeedItem) -> None:
         """The ingest path: queue a reference (never translates)."""
+        self.observe_batch((item,))
+
+    def observe_batch(self, items: Sequence[FeedItem]) -> None:
+        """The ingest path, a published batch at once: queue the references (never translates)."""
         pending = self._pending
-        pending.append(item)
-        if len(pending) > self._max_pending:
-            pending.popleft()
-            self.skipped += 1
+        over = len(pending) + len(items) - (pending.maxlen or 0)
+        if over > 0:
+            self.skipped += over
+        pending.extend(items)
 
     def _catch_up(self, upto: int | None = None) -> None:
         """Translate what is queued, oldest first (up to the event with id ``upto``)."""
@@ -215,7 +219,7 @@ class LazyRunFormat(Generic[S]):
 
     @property
     def late_dropped(self) -> int:
-        self._catch_up()
+        """Late events among those translated so far (``/v1/health`` counts them all with :class:`LateEvents`)."""
         return self._book.late_dropped
 
     def latest(self, run_id: str) -> S | None:
@@ -225,6 +229,32 @@ class LazyRunFormat(Generic[S]):
     def running_in(self, thread_id: str) -> S | None:
         self._catch_up()
         return self._book.running_in(thread_id)
+
+
+class LateEvents:
+    """Counts the events the UI forms hold back (after their run's end), placing runs without translating.
+
+    Every UI form places each event in its run's generation by the same rule (:class:`RunBook`),
+    so one book of bare generations, worked through only when asked (``/v1/health``), counts what
+    each form holds back without making any form translate what no UI has asked for.
+    """
+
+    def __init__(self, max_runs: int = MAX_RUNS, max_pending: int = MAX_PENDING) -> None:
+        self._book: RunBook[RunState] = RunBook(RunState, max_runs)
+        self._pending: deque[FeedItem] = deque(maxlen=max_pending)
+
+    def observe_batch(self, items: Sequence[FeedItem]) -> None:
+        self._pending.extend(items)
+
+    @property
+    def late_dropped(self) -> int:
+        pending, book = self._pending, self._book
+        while pending:
+            item = pending.popleft()
+            run, _ = book.place(item)
+            if run is not None and item.kind in TERMINAL_RUN_KINDS:
+                run.ended = True
+        return book.late_dropped
 
 
 class UiFormat(Protocol):

@@ -2,7 +2,7 @@
 
 The hub (:mod:`.hub`) offers each published batch to every subscriber, which only
 appends references to its queue (or starts lagging past ``queue_size``) and asks
-the hub for a wake-up; the writer, :meth:`Subscriber.chunks`, first reads what a
+the hub for a wake-up (in the hub's next round); the writer, :meth:`Subscriber.chunks`, first reads what a
 resume asked for, then drains everything queued since its last write into one
 chunk of at most 64 KiB, with heartbeats between frames, never inside one.
 """
@@ -139,6 +139,7 @@ class Subscriber:
             end = False
             while True:
                 if pending:
+                    feed.writes += 1
                     yield _take(pending, _MAX_CHUNK)
                     continue
                 if end:
