@@ -124,7 +124,7 @@ def lane_protocol(app: SidecarApp) -> type[asyncio.Protocol] | None:
             self._respond(status, headers, content, keep_alive)
 
         def _respond(self, status: int, headers: Headers, content: bytes, keep_alive: bool) -> None:
-            if self.access_log:
+            if self.access_log and self.access_logger.isEnabledFor(logging.INFO):  # args are not free
                 scope = self.scope
                 self.access_logger.info(
                     '%s - "%s %s HTTP/%s" %d',
