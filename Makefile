@@ -47,9 +47,15 @@ fmt: $(STAMP)
 	$(BIN)/ruff format otel_bridge tests bench
 	$(BIN)/ruff check --fix otel_bridge tests bench
 
-## bench: throughput benchmarks against a real rotel collector (figures go to BENCHMARKS.md)
+## bench: issue 9's table (figures go to BENCHMARKS.md): CPU per event against the SDK baseline through a real
+## rotel collector (each row says whether its goal is met), the feed's fan-out (batched and one event a POST),
+## memory per open span and the timeout sweep
 bench: $(STAMP)
-	$(BIN)/python bench/bench_pipeline.py
+	$(BIN)/python bench/bench_pipeline.py --check --rounds 3
+	$(BIN)/python bench/bench_fanout.py --rows 100x1000 --rounds 3
+	$(BIN)/python bench/bench_fanout.py --rows 100x1000,1000x1000 --per-post 1
+	$(BIN)/python -m bench.bench_open_spans
+	$(BIN)/python -m bench.bench_sweep
 
 ## fuzz: the long ingest fuzz run (bench/fuzz_long.py): FUZZ_REQUESTS mutated requests (default 1,000,000)
 ## straight into the ASGI app; prints the rate, 5xx, dead tasks and RSS; exit 1 on any 5xx or dead task.
