@@ -28,6 +28,7 @@ from otel_bridge.model import AgentEvent, EventKind, Placement, SpanRecord
 from otel_bridge.pipeline import FanoutSink, ListSink
 from otel_bridge.sinks.store import TraceStore
 from otel_bridge.stats import Stats
+from otel_bridge.web.traces import parse_query
 from tests.conftest import FakeClock
 from tests.support.live import LiveServer, post, sse
 
@@ -236,3 +237,20 @@ def test_an_evicted_run_ends_its_ai_sdk_response_with_an_error(server: LiveServe
     assert chunks[-3] == {"type": "error", "errorText": "run closed by otel-bridge: evicted"}
     assert chunks[-2]["data"]["kind"] == "run.failed"
     assert chunks[-1]["finishReason"] == "error"
+
+
+@pytest.mark.parametrize("root_kept", [True, False])
+def test_the_store_lists_runs_the_sidecar_gave_up_on_as_incomplete(clock: FakeClock, root_kept: bool) -> None:
+    """Evicted or open at shutdown: the feed says run.failed, the span's status stays unset, the list says why."""
+    stats = Stats()
+    store = TraceStore(StoreSettings(max_spans_per_trace=5 if root_kept else 1), stats)
+    sink = FanoutSink({"store": store}, stats)
+    mapper = SpanMapper(MappingSettings(max_open_runs=1), sink, stats, clock=clock.monotonic)
+    bridge = Bridge(mapper, stats, sweep_interval_s=60.0, observers=[store.observe])
+    bridge.submit([ev(EventKind.TOOL_COMPLETED, 0, run_id="old", call_id="t1", tool_name="search")])
+    bridge.submit([ev(EventKind.RUN_STARTED, 1, run_id="ended"), ev(EventKind.RUN_FINISHED, 2, run_id="ended")])
+    bridge.submit([ev(EventKind.TOOL_COMPLETED, 3, run_id="last", call_id="t2", tool_name="search")])
+    bridge.close_all(sc.CLOSE_SHUTDOWN)
+    status = {s.run_id: s.status for s in store.recent()}
+    assert status == {"old": "incomplete", "ended": "ok", "last": "incomplete"}
+    assert [s.run_id for s in store.search(parse_query(status="incomplete"))] == ["last", "old"]

@@ -108,7 +108,7 @@ def test_summary_counts_calls_and_models(server: LiveServer) -> None:
         ({"limit": "0"}, "limit must be an integer from 1 to 1000, got '0'"),
         ({"limit": "abc"}, "limit must be an integer from 1 to 1000, got 'abc'"),
         ({"limit": "1001"}, "limit must be an integer from 1 to 1000, got '1001'"),
-        ({"status": "done"}, "status must be one of: ok, error, running; got 'done'"),
+        ({"status": "done"}, "status must be one of: ok, error, running, incomplete; got 'done'"),
         ({"sort": "-name"}, "sort must be one of: time, duration, tokens, cost; got 'name'"),
         (
             {"since": "yesterday"},

@@ -20,7 +20,7 @@ from enum import StrEnum
 
 from otel_bridge import semconv as sc
 from otel_bridge.config import StoreSettings
-from otel_bridge.model import AgentEvent, EventKind, Placement, SpanRecord, StatusCode
+from otel_bridge.model import AgentEvent, Placement, SpanRecord, StatusCode
 from otel_bridge.stats import Stats
 
 
@@ -73,11 +73,18 @@ class TraceSummary:
 
 
 class TraceStatus(StrEnum):
-    """A listed run's status: ``running`` until its own span arrives, then ``ok`` or ``error``."""
+    """A listed run's status: ``running`` until its own span arrives, then ``ok`` or ``error``; ``incomplete``
+    for a run the sidecar stopped following while it may still have been running (evicted by a bound,
+    or open at shutdown: the live feed tells it as ``run.failed``, its span's status is left unset)."""
 
     OK = "ok"
     ERROR = "error"
     RUNNING = "running"
+    INCOMPLETE = "incomplete"
+
+
+_GAVE_UP = frozenset(sc.RUN_CLOSED_TYPES[reason] for reason in sc.RUN_CLOSED_FAILURES)
+"""The synthetic ends of runs the sidecar gave up on (evicted, shut down): listed as incomplete."""
 
 
 class SortKey(StrEnum):
@@ -204,7 +211,7 @@ class TraceStore:
                 s.end_ns = at
             if event.inferred and event.original_type in sc.RUN_CLOSED_ALL:
                 # The bridge closed the run but its own span was not kept (a bound): it is no longer running.
-                s.status = TraceStatus.ERROR.value if event.kind is EventKind.RUN_FAILED else TraceStatus.OK.value
+                s.status = TraceStatus.INCOMPLETE.value if event.original_type in _GAVE_UP else TraceStatus.OK.value
 
     def consume(self, spans: Sequence[SpanRecord]) -> None:
         traces = self._traces
@@ -320,4 +327,9 @@ def _summarise(trace: _Trace, span: SpanRecord) -> None:
         s.root_name = span.name
         cost = a.get(sc.GEN_AI_USAGE_COST)
         s.cost_usd = float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None
-        s.status = "error" if span.status_code is StatusCode.ERROR else "ok"
+        if span.status_code is StatusCode.ERROR:
+            s.status = TraceStatus.ERROR.value
+        elif a.get(sc.BRIDGE_CLOSE_REASON) in sc.RUN_CLOSED_FAILURES:
+            s.status = TraceStatus.INCOMPLETE.value
+        else:
+            s.status = TraceStatus.OK.value

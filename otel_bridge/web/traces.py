@@ -117,6 +117,7 @@ def parse_query(
     return query
 
 
+_STATUS_DOC = "`ok`, `error`, `incomplete` (evicted by a bound or open at shutdown) or `running`."
 _TIME_DOC = "RFC 3339 with a zone (`2025-01-02T03:04:05Z`) or epoch milliseconds; selects on the run's start time."
 
 
@@ -149,7 +150,7 @@ def traces_router(
         run_id: Annotated[str | None, Query(description="Exactly this run id.")] = None,
         agent: Annotated[str | None, Query(description="Exactly this agent name.")] = None,
         model: Annotated[str | None, Query(description="Runs with an LLM call to this model.")] = None,
-        status: Annotated[str | None, Query(description="`ok`, `error` or `running`.")] = None,
+        status: Annotated[str | None, Query(description=_STATUS_DOC)] = None,
         since: Annotated[str | None, Query(description="Started at or after: " + _TIME_DOC)] = None,
         until: Annotated[str | None, Query(description="Started at or before: " + _TIME_DOC)] = None,
         min_duration_ms: Annotated[str | None, Query(description="Lasting at least this many ms.")] = None,
