@@ -10,33 +10,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from otel_bridge.config import FeedSettings
-from otel_bridge.model import AgentEvent, EventKind, Placement, TokenUsage
+from otel_bridge.model import EventKind, Placement, TokenUsage
 from otel_bridge.semconv_latest import naming
 from otel_bridge.sinks.feed import Feed
 from otel_bridge.sinks.feed.agui import AguiFormat
 from otel_bridge.sinks.feed.ai_sdk import AiSdkFormat
 from otel_bridge.sinks.feed.item import PublishedEvent
 from otel_bridge.sinks.feed.record import Enricher, encode, enrich
+from tests.test_feed_hub import CHILD, FIRST, ROOT, TRACE, event
 
-FIRST = 1_000
-TRACE = bytes(range(16))
-ROOT = bytes([1] * 8)
-CHILD = bytes([2] * 8)
 PLACED = Placement(TRACE, CHILD, ROOT, duration_ms=12.5, cost_usd=0.0042)
-
-
-def event(kind: EventKind, run: str = "r1", **fields: object) -> AgentEvent:
-    return msgspec.convert(
-        {
-            "kind": kind,
-            "run_id": run,
-            "timestamp_ns": 1_800_000_000_000_000_000,
-            "dialect": "generic",
-            "original_type": kind.value,
-            **fields,
-        },
-        AgentEvent,
-    )
 
 
 def feed(**settings: object) -> Feed:
