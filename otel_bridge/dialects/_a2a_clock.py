@@ -20,8 +20,12 @@ MAX_HELD_FRAMES = 4
 """Frames held for a producer time at most: a stream whose frames carry none is mapped on arrival times."""
 
 
-class ProducerClock:
-    """Times for one stream's frames; holds the first frames' events until the producer's clock is known."""
+class HoldingClock:
+    """Times for one stream's frames; holds the first frames' events until the producer's clock is known.
+
+    Not :class:`otel_bridge.dialects.base.ProducerClock`, which places every event at once: A2A's
+    first frames usually carry no producer time, so this one holds them.
+    """
 
     def __init__(self, arrival_ns: Callable[[], int]) -> None:
         self._arrival_ns = arrival_ns

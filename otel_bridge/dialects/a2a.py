@@ -46,7 +46,7 @@ from __future__ import annotations
 
 from typing import Any, Unpack
 
-from otel_bridge.dialects._a2a_clock import ProducerClock
+from otel_bridge.dialects._a2a_clock import HoldingClock
 from otel_bridge.dialects._a2a_task import Task
 from otel_bridge.dialects._a2a_wire import (
     FAILED,
@@ -89,7 +89,7 @@ class A2aDecoder:
         self._tasks: dict[str, Task] = {}
         self._current: Task | None = None
         self._v03 = False
-        self._clock = ProducerClock(ctx.arrival_ns)
+        self._clock = HoldingClock(ctx.arrival_ns)
 
     def close(self) -> list[AgentEvent]:
         return self._clock.flush()
