@@ -26,11 +26,25 @@ _AGENTS = (
 )
 
 
+OUTAGE_QUIET_S = 2.0
+"""How long the bridge may be unreachable before the demo agent says so (once an outage)."""
+
+
 class DemoAgent:
     """Posts one run after another until cancelled."""
 
-    def __init__(self, base_url: str, *, seed: int | None = None, pace: float = 1.0, token: str | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        seed: int | None = None,
+        pace: float = 1.0,
+        token: str | None = None,
+        startup_wait_s: float = 10.0,
+    ) -> None:
         self._url = base_url.rstrip("/") + "/v1/events"
+        self._health = base_url.rstrip("/") + "/v1/health"
+        self._startup_wait_s = startup_wait_s
         self._rng = random.Random(seed)
         self._pace = pace
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -45,13 +59,33 @@ class DemoAgent:
     async def _sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds * self._pace)
 
+    async def _wait_for_bridge(self, client: httpx.AsyncClient) -> None:
+        """It starts with the app, before the server listens: wait for the server quietly, for a while."""
+        deadline = time.monotonic() + self._startup_wait_s
+        while time.monotonic() < deadline:
+            try:
+                await client.get(self._health)
+                return
+            except httpx.HTTPError:
+                await asyncio.sleep(0.05)
+
     async def run_forever(self) -> None:
         async with httpx.AsyncClient(timeout=10) as client:
+            await self._wait_for_bridge(client)
+            # An outage is told once, and only past OUTAGE_QUIET_S: not the moment between the
+            # server's stop and this task's cancellation at shutdown.
+            down_since: float | None = None
+            told = False
             while True:
                 try:
                     await self.one_run(client)
+                    down_since, told = None, False
                 except httpx.HTTPError as exc:
-                    log.warning("demo agent: cannot reach the bridge (%s); retrying", exc)
+                    now = time.monotonic()
+                    down_since = now if down_since is None else down_since
+                    if not told and now - down_since >= OUTAGE_QUIET_S:
+                        log.warning("demo agent: cannot reach the bridge (%r); retrying", exc)
+                        told = True
                 await self._sleep(self._rng.uniform(0.5, 2.0))
 
     async def one_run(self, client: httpx.AsyncClient) -> None:

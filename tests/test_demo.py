@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import pathlib
 import signal
 import subprocess
@@ -9,7 +11,9 @@ import sys
 import time
 
 import httpx
+import pytest
 
+from otel_bridge import demo
 from tests.support.ports import free_port
 from tests.support.server import REPO
 
@@ -45,3 +49,20 @@ def test_demo_serves_and_its_agent_produces_traces(tmp_path: pathlib.Path) -> No
         proc.send_signal(signal.SIGTERM)
         proc.wait(20)
         log.close()
+    # The agent starts with the app, before the server listens: it waits for it instead of warning.
+    assert "cannot reach the bridge" not in (tmp_path / "demo.log").read_text()
+
+
+async def test_an_outage_is_told_once_and_only_past_a_quiet_spell(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(demo, "OUTAGE_QUIET_S", 0.3)
+    agent = demo.DemoAgent(f"http://127.0.0.1:{free_port()}", pace=0.01, startup_wait_s=0.1)  # nothing listens
+    task = asyncio.create_task(agent.run_forever())
+    await asyncio.sleep(0.2)
+    assert "cannot reach the bridge" not in caplog.text  # a moment's outage is not told
+    await asyncio.sleep(1.0)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert caplog.text.count("cannot reach the bridge") == 1
