@@ -14,12 +14,12 @@ loop thread; the only background task it owns is the timeout sweeper.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import operator
 from collections.abc import Callable, Sequence
 
 from otel_bridge import semconv as sc
+from otel_bridge.aio import cancel_and_wait
 from otel_bridge.mapping.lifecycle import SpanMapper
 from otel_bridge.model import AgentEvent, Placement
 from otel_bridge.pipeline import EventObserver, Lifecycle
@@ -137,11 +137,8 @@ class Bridge:
 
     async def shutdown(self) -> None:
         """Close every open run (status says why), then stop the components in order. Safe without ``start``."""
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-            self._sweeper = None
+        await cancel_and_wait(self._sweeper)
+        self._sweeper = None
         self.mapper.close_all(sc.CLOSE_SHUTDOWN)
         self._tell_closed()  # before the feed stops: a UI following a run still open gets its end
         for component in self._components:

@@ -48,6 +48,7 @@ import resource
 import sys
 from collections.abc import Callable
 
+from otel_bridge.aio import cancel_and_wait
 from otel_bridge.config import LimitsSettings
 from otel_bridge.stats import Stats
 
@@ -223,11 +224,8 @@ class MemoryGuard:
 
     async def shutdown(self) -> None:
         """Stop sampling and release whoever waits. Safe without ``start``."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         self._admitted.set()
 
     def snapshot(self) -> dict[str, object]:

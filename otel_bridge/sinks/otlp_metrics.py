@@ -27,6 +27,7 @@ from typing import Any
 
 import msgspec
 
+from otel_bridge.aio import cancel_and_wait
 from otel_bridge.config import MetricsSettings
 from otel_bridge.model import AttributeValue
 from otel_bridge.sinks import otlp_json
@@ -237,9 +238,7 @@ class OtlpMetricsExporter:
     async def shutdown(self) -> None:
         """Stop the timer, push the final totals once (bounded by the export timeout), close."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.export_once(), self._s.timeout_s + 1)

@@ -55,7 +55,7 @@ from typing import cast
 
 import msgspec
 
-from otel_bridge.aio import wait_event
+from otel_bridge.aio import cancel_and_wait, wait_event
 from otel_bridge.backoff import Backoff
 from otel_bridge.config import OtlpSettings
 from otel_bridge.model import AttributeValue, SpanRecord
@@ -260,9 +260,7 @@ class WorkerPipe:
             try:
                 await asyncio.wait_for(self._supervisor, 2)
             except TimeoutError:
-                self._supervisor.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._supervisor
+                await cancel_and_wait(self._supervisor)
 
 
 def _widen(stdin: asyncio.StreamWriter) -> None:
