@@ -75,14 +75,10 @@ def lane_protocol(app: SidecarApp) -> type[asyncio.Protocol] | None:
             parser = self.parser
             if parser.should_upgrade():
                 return None
-            url = self.url
-            if b"?" in url:
-                path, _, query = url.partition(b"?")
-            else:
-                path, query = url, b""
             method = parser.get_method()
             if method != b"POST":
                 return None
+            path, _, query = self.url.partition(b"?")
             lane = app.inline_lane(method, path, self.headers)
             if lane is None:
                 return None

@@ -21,7 +21,7 @@ check as they are and need nothing from CORS are served inline
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Protocol
+from typing import Any, Protocol
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -44,17 +44,17 @@ class InlineLane(Protocol):
 class SidecarApp(FastAPI):
     """FastAPI with lanes: ``(method, path)`` pairs served straight by their own ASGI app."""
 
-    _lanes: dict[str, tuple[frozenset[str], ASGIApp]]
-    _inline: dict[tuple[bytes, bytes], InlineLane]
-    _lane_guard: Callable[[ASGIApp], ASGIApp] | None = None
-    _plainly_admitted: Callable[[Headers], bool] | None = None
-    _lane_stack: ASGIApp | None = None
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lanes: dict[str, tuple[frozenset[str], ASGIApp]] = {}
+        self._inline: dict[tuple[bytes, bytes], InlineLane] = {}
+        self._lane_guard: Callable[[ASGIApp], ASGIApp] | None = None
+        self._plainly_admitted: Callable[[Headers], bool] | None = None
+        self._lane_stack: ASGIApp | None = None
 
     def add_lane(self, path: str, methods: Iterable[str], app: ASGIApp, inline: InlineLane | None = None) -> None:
         """Serve ``methods`` on ``path`` (exactly) with ``app``, ahead of the middleware stack; ``inline``
         also serves them where the HTTP server can (:mod:`otel_bridge.web.http_lane`)."""
-        if not hasattr(self, "_lanes"):
-            self._lanes, self._inline = {}, {}
         methods = frozenset(methods)
         self._lanes[path] = (methods, app)
         if inline is not None:
@@ -71,15 +71,14 @@ class SidecarApp(FastAPI):
 
     def inline_lane(self, method: bytes, path: bytes, headers: Headers) -> InlineLane | None:
         """The inline lane for this request, if one serves it and the guards would let it through untouched."""
-        inline = getattr(self, "_inline", None)
-        lane = inline.get((method, path)) if inline else None
+        lane = self._inline.get((method, path))
         if lane is None:
             return None
         admitted = self._plainly_admitted
         return lane if admitted is None or admitted(headers) else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and getattr(self, "_lanes", None):
+        if scope["type"] == "http" and self._lanes:
             lane = self._lanes.get(_route_path(scope))
             if lane is not None and scope["method"] in lane[0]:
                 stack = self._lane_stack
