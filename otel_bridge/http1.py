@@ -13,6 +13,7 @@ connections and its own policy for timeouts and retries.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 
 import h11
 
@@ -79,3 +80,16 @@ class Connection:
 
     def close(self) -> None:
         self.writer.close()
+
+
+def reusable(idle: list[Connection]) -> Iterator[Connection]:
+    """The pool's idle connections to try, most recent first; a stale one is closed and skipped.
+
+    Each one yielded has left the pool: the caller puts it back only after a clean exchange.
+    """
+    while idle:
+        connection = idle.pop()
+        if connection.stale:
+            connection.close()
+            continue
+        yield connection

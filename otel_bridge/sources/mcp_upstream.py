@@ -28,6 +28,7 @@ import h11
 from otel_bridge.http1 import READ_CHUNK as _READ
 from otel_bridge.http1 import Connection as _Connection
 from otel_bridge.http1 import Headers as _Headers
+from otel_bridge.http1 import reusable
 
 
 class UpstreamUnreachable(Exception):
@@ -88,11 +89,7 @@ class Upstream:
         head = [(b"host", self._host_header), *headers]
         if body or method in (b"POST", b"PUT", b"PATCH"):
             head.append((b"content-length", b"%d" % len(body)))
-        while self._idle:
-            connection = self._idle.pop()
-            if connection.stale:
-                connection.close()
-                continue
+        for connection in reusable(self._idle):
             try:
                 return await self._exchange(connection, method, target, head, body)
             except (ConnectionError, h11.ProtocolError) as exc:

@@ -34,7 +34,7 @@ from urllib.parse import unquote, urlsplit
 import h11
 
 from otel_bridge.config import OtlpEndpoint
-from otel_bridge.http1 import Connection, Headers
+from otel_bridge.http1 import Connection, Headers, reusable
 from otel_bridge.sinks.export.http_transport import classify, request_headers, tls_context
 from otel_bridge.sinks.export.result import Outcome, SendResult
 
@@ -93,11 +93,7 @@ class LeanHttpTransport:
         return classify(status, answer, answer_headers.get(b"retry-after"), json_body=self._json)
 
     async def _exchange(self, headers: Headers, body: bytes) -> tuple[int, bytes, dict[bytes, bytes]]:
-        while self._idle:
-            connection = self._idle.pop()
-            if connection.stale:
-                connection.close()
-                continue
+        for connection in reusable(self._idle):
             try:
                 return await self._on(connection, headers, body)
             except (OSError, h11.ProtocolError):
