@@ -15,7 +15,7 @@ from otel_bridge.semconv_latest import naming
 from otel_bridge.sinks.feed import Feed
 from otel_bridge.sinks.feed.agui import AguiFormat
 from otel_bridge.sinks.feed.ai_sdk import AiSdkFormat
-from otel_bridge.sinks.feed.item import PublishedEvent
+from otel_bridge.sinks.feed.item import PublishedEvent, batch_bound
 from otel_bridge.sinks.feed.record import Enricher, encode, enrich
 from tests.test_feed_hub import CHILD, FIRST, ROOT, TRACE, event
 
@@ -133,6 +133,54 @@ def test_the_size_bound_is_never_below_the_frame_nor_the_payload(
     bound = item.size_bound()
     assert bound >= item.size == len(item.frame)
     assert bound >= (len(payload) if payload is not None else 0)
+
+
+_STRINGS = st.fixed_dictionaries(
+    {},
+    optional={name: _TEXT for name in ("agent", "name", "model", "tool_name", "error", "text", "arguments", "result")},
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    batch=st.lists(
+        st.tuples(
+            st.sampled_from(list(EventKind)),
+            _STRINGS,
+            st.none() | _TEXT,
+            st.none() | st.sampled_from([b'{"a": [1, 2]}', b"not json \x01", b'{"k": "' + b"v" * 200 + b'"}']),
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    source=st.none() | _TEXT.filter(bool),
+    content=st.booleans(),
+    limit=st.none() | st.integers(min_value=1, max_value=40),
+    url=st.none() | _TEXT.map(lambda t: t.replace("{", "").replace("}", "") + "{trace_id}"),
+)
+def test_a_batch_bound_is_never_below_its_frames_nor_their_payloads(
+    batch: list[tuple[EventKind, dict[str, str], str | None, bytes | None]],
+    source: str | None,
+    content: bool,
+    limit: int | None,
+    url: str | None,
+) -> None:
+    enricher = Enricher(trace_url_template=url, content=content, limit=limit, names=naming(False), redact=None)
+    usage = TokenUsage(input=2**62, output=2**62, cache_read=1, cache_creation=1)
+    items = []
+    for seq, (kind, strings, agent, payload) in enumerate(batch):
+        ev = event(kind, "r" * seq, finish_reasons=("\x07",), cost_usd=-1.5e300, usage=usage, **strings)
+        ev = msgspec.structs.replace(ev, payload=None if payload is None else msgspec.Raw(payload))
+        if source is not None:  # the default source is left out of the event's JSON; others are not
+            ev = msgspec.structs.replace(ev, source=source)
+        items.append(PublishedEvent(ev, Placement(TRACE, CHILD, None), 2**63 - seq, agent, "t", enricher))
+    bound = batch_bound(items)
+    if bound is None:  # a state change shown with its payload: weighed exactly, one by one
+        assert content
+        assert any(i._event and i._event.kind is EventKind.STATE_CHANGED for i in items)
+        return
+    assert bound >= sum(len(item.frame) for item in items)
+    assert bound >= sum(len(p) for _, _, _, p in batch if p is not None)
 
 
 @settings(max_examples=60, deadline=None)

@@ -12,7 +12,8 @@ back with :func:`frame_item`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import operator
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from otel_bridge import semconv as sc
@@ -188,6 +189,28 @@ class PublishedEvent(FeedItem):
             return self.size
         bound = self._enricher.frame_bound(event, self.agent)
         return self.size if bound is None else bound
+
+
+def batch_bound(items: Sequence[FeedItem]) -> int | None:
+    """A bound on the summed sizes of ``items``' frames (and on what they hold), made in one pass.
+
+    For the hub's fresh batch (every item a :class:`PublishedEvent` not yet enriched, one enricher)
+    it is :meth:`~.record.Enricher.batch_bound`; ``None`` for any other batch, whose items are then
+    weighed one by one (:meth:`FeedItem.size_bound`).
+    """
+    first = items[0] if items else None
+    if not isinstance(first, PublishedEvent):
+        return None
+    enricher = first._enricher
+    events: list[AgentEvent] = []
+    for item in items:
+        if type(item) is not PublishedEvent or item._event is None or item._enricher is not enricher:
+            return None
+        events.append(item._event)
+    return enricher.batch_bound(events, sum(map(len, filter(None, map(_agent, items)))))
+
+
+_agent = operator.attrgetter("agent")
 
 
 class NoticeItem(FeedItem):

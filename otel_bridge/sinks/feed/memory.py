@@ -8,13 +8,15 @@ below this one's first and a resume across a restart is recognised
 an id that has left it gets a ``missed`` notice with the count.
 
 The ring keeps the hub's items as they are: an event nobody has read is not
-framed, so its frame's size is not known. Each counts as a cheap bound on its
-size (:meth:`~.item.FeedItem.size_bound`, which also covers the event it holds)
-until that sum passes ``ring_max_bytes``; then the exact sizes are made, newest
-first, until the sum fits or every size is exact, and only then do the oldest
-leave. So the ring holds exactly the events it would hold were every frame made at
-once (the longest run of newest events within both bounds), and a feed whose
-events are far below the byte bound never frames one to count it.
+framed, so its frame's size is not known. Each published batch counts as one
+cheap bound on its frames' sizes, which also covers the events it holds (the
+events encoded as one JSON array: :func:`~.item.batch_bound`; an item of any
+other kind, its own :meth:`~.item.FeedItem.size_bound`), until the sum passes
+``ring_max_bytes``; then the exact sizes are made, newest first, until the sum
+fits or every size is exact, and only then do the oldest leave. So the ring
+holds exactly the events it would hold were every frame made at once (the
+longest run of newest events within both bounds), and a feed whose events are
+far below the byte bound never frames one to count it.
 """
 
 from __future__ import annotations
@@ -26,9 +28,21 @@ from typing import TYPE_CHECKING
 
 from otel_bridge.config import FeedSettings
 from otel_bridge.sinks.feed.backend import Backlog, Gap, GapNotice, MakeItem, Publish, WireId
+from otel_bridge.sinks.feed.item import batch_bound
 
 if TYPE_CHECKING:
     from otel_bridge.sinks.feed.item import FeedItem
+
+
+class _Span:
+    """A run of consecutive ring items and their weight: a bound on their frames, or their exact sizes' sum."""
+
+    __slots__ = ("count", "exact", "weight")
+
+    def __init__(self, count: int, weight: int, exact: bool) -> None:
+        self.count = count
+        self.weight = weight
+        self.exact = exact
 
 
 class MemoryBackend:
@@ -38,11 +52,12 @@ class MemoryBackend:
         self._settings = settings
         self.first_seq = first_seq
         self.ring: deque[FeedItem] = deque()
-        self._weights: deque[int] = deque()  # each item's exact frame size, or a bound on it (module docstring)
-        self._exact: deque[bool] = deque()  # whether its weight is the exact size
-        self._bounds = 0  # weights that are bounds
+        # The ring's items in runs, oldest first: a published batch weighed at once by a bound, or one
+        # item weighed exactly (module docstring). An exact run is always one item.
+        self._spans: deque[_Span] = deque()
+        self._bounds = 0  # runs weighed by a bound
         self.ring_bytes = 0
-        """The sum of ``_weights``: the framed bytes, where an event not framed yet counts as its bound."""
+        """The sum of the runs' weights: the framed bytes, where events not framed yet count as their bound."""
         self._newest: int | None = None
         self._publish: Publish | None = None
 
@@ -59,42 +74,67 @@ class MemoryBackend:
         publish(items if isinstance(items, list) else list(items))
 
     def _keep(self, items: Sequence[FeedItem]) -> None:
-        ring, weights, exact = self.ring, self._weights, self._exact
+        ring, spans = self.ring, self._spans
         ring.extend(items)
-        for item in items:
-            weight = item.size_bound()
-            known = item.size_known  # a bound that is the size itself
-            weights.append(weight)
-            exact.append(known)
-            self.ring_bytes += weight
-            self._bounds += not known
-        limit_n = self._settings.ring_size
-        while len(ring) > limit_n:
-            self._drop_oldest()
+        bound = batch_bound(items)
+        if bound is not None:
+            spans.append(_Span(len(items), bound, False))
+            self.ring_bytes += bound
+            self._bounds += 1
+        else:
+            for item in items:
+                known = item.size_known  # a bound that is the size itself
+                weight = item.size_bound()
+                spans.append(_Span(1, weight, known))
+                self.ring_bytes += weight
+                self._bounds += not known
+        over = len(ring) - self._settings.ring_size
+        if over > 0:
+            self._drop_oldest(over)
         limit_bytes = self._settings.ring_max_bytes
         if self.ring_bytes > limit_bytes:
             self._make_exact(limit_bytes)
             while self.ring_bytes > limit_bytes and len(ring) > 1:
-                self._drop_oldest()
+                self._drop_oldest(1)
 
-    def _drop_oldest(self) -> None:
-        self.ring.popleft()
-        self.ring_bytes -= self._weights.popleft()
-        self._bounds -= not self._exact.popleft()
+    def _drop_oldest(self, n: int) -> None:
+        """The ``n`` oldest items leave; a run they only partly leave keeps its bound (it covered them all)."""
+        ring, spans = self.ring, self._spans
+        for _ in range(n):
+            ring.popleft()
+        while n:
+            span = spans[0]
+            if span.count > n:
+                span.count -= n
+                return
+            n -= span.count
+            spans.popleft()
+            self.ring_bytes -= span.weight
+            self._bounds -= not span.exact
 
     def _make_exact(self, limit: int) -> None:
-        """Replace bounds by exact sizes, newest first, until the ring fits ``limit`` or every size is exact."""
-        ring, weights, exact = self.ring, self._weights, self._exact
-        i = len(ring)
+        """Weigh runs exactly, newest first, until the ring fits ``limit`` or every weight is exact.
+
+        A run weighed by a bound becomes one exact run per item. Weighing the whole of a run where the
+        newest part would have done keeps the same events: exact sizes never exceed the bound.
+        """
+        ring, spans = self.ring, self._spans
+        done: list[_Span] = []  # the newest runs, taken off the right, exact now
+        end = len(ring)  # the ring index after the run at hand
         while self._bounds and self.ring_bytes > limit:
-            i -= 1
-            if exact[i]:
-                continue
-            size = ring[i].size
-            self.ring_bytes += size - weights[i]
-            weights[i] = size
-            exact[i] = True
-            self._bounds -= 1
+            span = spans.pop()
+            start = end - span.count
+            if span.exact:
+                done.append(span)
+            else:
+                self.ring_bytes -= span.weight
+                self._bounds -= 1
+                for i in range(end - 1, start - 1, -1):
+                    size = ring[i].size
+                    self.ring_bytes += size
+                    done.append(_Span(1, size, True))
+            end = start
+        spans.extend(reversed(done))
 
     async def read_from(self, after: int, until: int | None, limit: int) -> Backlog:
         # Never suspends: a caller that awaits it sees the ring as it is now.

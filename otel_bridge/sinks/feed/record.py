@@ -223,6 +223,20 @@ class Enricher:
         held = len(payload) if payload is not None else 0
         return self._bound_fixed + _JSON_CHAR * chars + held
 
+    def batch_bound(self, events: list[AgentEvent], agent_chars: int) -> int | None:
+        """At least the summed length of ``events``' frames (and their payloads'), in one pass in C.
+
+        The events encoded as one JSON array hold every string a record takes from its event, escaped
+        just as the record's JSON escapes it (the same encoder), and each payload as it is; the rest of
+        each record has the fixed bound of :meth:`frame_bound`, and the runs' agents (``agent_chars``
+        characters in all) are added apart. ``None`` when a state change is shown with its payload
+        (redaction may lengthen it): each size is then made exactly.
+        """
+        if self.content and any(e.kind is EventKind.STATE_CHANGED and e.payload is not None for e in events):
+            return None
+        per_event = self._bound_fixed + _DEFAULT_STRINGS + (_JSON_CHAR * 3 * 64 if self.content else 0)
+        return len(_encoder.encode(events)) + len(events) * per_event + _JSON_CHAR * agent_chars
+
 
 _JSON_CHAR = 6
 """The most bytes one character takes in JSON: ``\u001f`` (a code point takes at most 4 in UTF-8)."""
@@ -237,6 +251,11 @@ _BOUND_FIXED = (
     + 128  # the frame: "id: " and the id, "event: " and the kind, "data: ", line ends
 )
 """The part of :meth:`Enricher.frame_bound` that does not depend on the event's strings."""
+
+_DEFAULT_STRINGS = _JSON_CHAR * sum(
+    len(field.default) for field in msgspec.structs.fields(AgentEvent) if isinstance(field.default, str)
+)
+"""The strings a record shows that an event's JSON leaves out when they are the default (``source``)."""
 
 
 def _usage(usage: TokenUsage | None, cache_write_key: str) -> TokenUsage | None:
