@@ -114,3 +114,12 @@ def test_trace_lookup_errors(server: BridgeProcess) -> None:
     assert (r.status_code, r.json()["error"]) == (400, "invalid_trace_id")
     r = httpx.get(f"{server.url}/v1/traces/{'ab' * 16}")
     assert (r.status_code, r.json()["error"]) == (404, "trace_not_found")
+
+
+def test_events_that_name_no_run_get_a_new_run_per_request(server: BridgeProcess) -> None:
+    # A generic event with no run id: each request is its own run, keyed 32 hex digits.
+    body = b'{"type": "progress", "message": "no run named"}'
+    runs = [post(server, body, "application/json").json()["runs"] for _ in range(3)]
+    ids = [r[0]["run_id"] for r in runs]
+    assert len(set(ids)) == 3
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
