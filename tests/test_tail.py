@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import pathlib
+import signal
 import sys
 from collections.abc import Iterator
 
@@ -47,7 +49,13 @@ def spawn_tail(url: str, *args: str) -> pexpect.spawn:
         sys.executable,
         ["-m", "otel_bridge", "tail", url, *args],
         cwd=str(REPO),
-        env={"PATH": "/usr/bin:/bin", "TERM": "xterm-256color", "COLUMNS": "160", "LINES": "40"},
+        env={
+            "PATH": "/usr/bin:/bin",
+            "TERM": "xterm-256color",
+            "COLUMNS": "160",
+            "LINES": "40",
+            "PYTHONFAULTHANDLER": "1",
+        },
         encoding="utf-8",
         dimensions=(40, 160),
         timeout=15,
@@ -99,7 +107,21 @@ def _run_and_restart(
     child.expect(r"run-b.*?run\.started.*?planner")
     child.expect(r"run-b.*?run\.finished")
     child.sendintr()
-    child.expect(pexpect.EOF)
+    exits_on_interrupt(child)
+
+
+def exits_on_interrupt(child: pexpect.spawn) -> None:
+    """Ctrl-C ends it; if it does not within the timeout, the failure shows where it was stuck."""
+    try:
+        child.expect(pexpect.EOF)
+    except pexpect.TIMEOUT:
+        # PYTHONFAULTHANDLER is set: SIGABRT makes it print every thread's stack to the terminal.
+        child.kill(signal.SIGABRT)
+        with contextlib.suppress(pexpect.TIMEOUT, pexpect.EOF):
+            child.expect(pexpect.EOF, timeout=5)
+        raise AssertionError(
+            f"tail did not exit within {child.timeout} s of Ctrl-C; it showed:\n{screen(child)}"
+        ) from None
 
 
 def test_tail_stops_with_a_clear_message_on_a_bad_filter(
