@@ -154,7 +154,7 @@ async def client(
     # Several posters share the schedule (one POST in flight each), so a rate of small POSTs is not
     # held back by one connection's round trips on a busy machine.
     posters = 4 if per_post else 1
-    ticks = [(i * per_tick / rate, min(per_tick, total - i)) for i in range(0, total, per_tick)]
+    ticks = [(i / rate, min(per_tick, total - i)) for i in range(0, total, per_tick)]
     start = time.monotonic()
 
     async def poster(mine: list[tuple[float, int]]) -> None:
