@@ -44,7 +44,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 
 from otel_bridge import semconv as sc
@@ -57,7 +57,7 @@ from otel_bridge.sinks.feed.item import FeedFormat, FeedItem, NoticeItem, Publis
 from otel_bridge.sinks.feed.memory import MemoryBackend
 from otel_bridge.sinks.feed.record import Enricher, FeedRecord, encode
 from otel_bridge.sinks.feed.runs import LateEvents
-from otel_bridge.sinks.feed.subscriber import Subscriber
+from otel_bridge.sinks.feed.subscriber import MAX_CHUNK, Subscriber
 from otel_bridge.stats import Stats
 
 log = logging.getLogger(__name__)
@@ -131,6 +131,7 @@ class Feed:
         self._run_threads: OrderedDict[str, str] = OrderedDict()
         self._closed = False
         self._to_wake: dict[Subscriber, None] = {}
+        self._shared: tuple[FeedItem, FeedItem, int, FeedFormat | None, bytes] | None = None
         self._round: asyncio.Handle | None = None
         self._last_round = float("-inf")
         self.published = 0
@@ -214,7 +215,22 @@ class Feed:
             self._last_round = asyncio.get_running_loop().time()
         to_wake, self._to_wake = self._to_wake, {}
         for subscriber in to_wake:
-            subscriber._wake()
+            subscriber.flush()
+
+    def _shared_chunk(self, queue: deque[FeedItem], fmt: FeedFormat | None) -> bytes | None:
+        """The frames of an unfiltered subscriber's ``queue`` as one chunk, shared with every other subscriber
+        whose queue holds the same events (in a round, all the unfiltered ones in step); ``None`` past one
+        chunk's size. Two unfiltered queues with the same first and last item and length hold the same items:
+        each is everything published (and every gap notice) from its first item to its last."""
+        first, last, n = queue[0], queue[-1], len(queue)
+        shared = self._shared
+        if shared is not None and shared[0] is first and shared[1] is last and shared[2] == n and shared[3] is fmt:
+            return shared[4]
+        chunk = b"".join([item.frame for item in queue] if fmt is None else [item.frame_for(fmt) for item in queue])
+        if len(chunk) > MAX_CHUNK:
+            return None
+        self._shared = (first, last, n, fmt, chunk)
+        return chunk
 
     def _gap(self, reason: str) -> None:
         """The backend went away: every subscriber is told, in line with its events, that some may be missing."""
@@ -228,7 +244,7 @@ class Feed:
         notice = NoticeItem(prev if prev is not None else 0, body)
         for subscriber in self._subscribers:
             subscriber.queue.append(notice)  # past the queue's bound: one per outage
-            subscriber._wake()
+            subscriber.flush()
 
     def _thread_of(self, record: FeedRecord) -> str:
         """The run's conversation, remembered for its events that do not name it (else the run itself)."""
@@ -273,9 +289,15 @@ class Feed:
         return self.backend.parse_id(text)
 
     def subscribe(
-        self, flt: ItemFilter | None = None, fmt: str | None = None, last_event_id: int | None = None
+        self,
+        flt: ItemFilter | None = None,
+        fmt: str | None = None,
+        last_event_id: int | None = None,
+        *,
+        until_run_end: bool = False,
     ) -> Subscriber:
-        """A new subscriber; with ``last_event_id``, it first gets what it missed from the backend.
+        """A new subscriber; with ``last_event_id``, it first gets what it missed from the backend;
+        ``until_run_end``: its stream ends after the first run end (a UI form following one run).
 
         Raises :class:`FeedFull` past ``max_subscribers`` and ``KeyError`` for an unknown format.
         The subscriber is registered now and its writer reads the backend up to the newest id
@@ -287,7 +309,7 @@ class Feed:
         format_ = self._formats[fmt] if fmt is not None else None
         flt = None if flt is None or flt.is_everything else flt
         initial = [sse.retry(self.settings.retry_ms)]
-        subscriber = Subscriber(self, flt, format_, initial)
+        subscriber = Subscriber(self, flt, format_, initial, until_run_end)
         if last_event_id is not None:
             subscriber.resume = (last_event_id, self.backend.newest_id)
         self._subscribers[subscriber] = None
