@@ -45,7 +45,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from otel_bridge import semconv as sc
 from otel_bridge.config import FeedSettings
@@ -73,6 +73,10 @@ fan-out's writes stay near half a core, each carrying every event since the last
 after a quieter spell is written at once (on the next turn of the loop)."""
 _MAX_ROUND_GAP_S = 0.05
 """The most rounds are spaced, whatever the number of subscribers (the latency it may add)."""
+_ROUND_SLICE_S = 0.005
+"""The longest a round holds the loop before it lets other work in (ingest) and goes on at the next turn."""
+_SLICE_CHECK = 32
+"""Subscribers flushed between looks at the clock."""
 
 
 class FeedFull(Exception):
@@ -210,12 +214,28 @@ class Feed:
         self._round = loop.call_later(delay, self._wake_all) if delay > 0 else loop.call_soon(self._wake_all)
 
     def _wake_all(self) -> None:
+        """A round: every subscriber that got events writes them (from here, see :meth:`Subscriber.flush`)."""
+        to_wake, self._to_wake = self._to_wake, {}
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # published outside a loop (a test): nothing to slice
+            for subscriber in to_wake:
+                subscriber.flush()
+            return
         if self._round is not None:
             self._round = None
-            self._last_round = asyncio.get_running_loop().time()
-        to_wake, self._to_wake = self._to_wake, {}
-        for subscriber in to_wake:
+            self._last_round = loop.time()
+        self._flush_slice(iter(list(to_wake)), loop)
+
+    def _flush_slice(self, subscribers: Iterator[Subscriber], loop: asyncio.AbstractEventLoop) -> None:
+        """Flush subscribers for up to :data:`_ROUND_SLICE_S`, then leave the rest to the loop's next turn, so
+        a round over thousands of subscribers never holds ingest back for long."""
+        deadline = loop.time() + _ROUND_SLICE_S
+        for n, subscriber in enumerate(subscribers, 1):
             subscriber.flush()
+            if n % _SLICE_CHECK == 0 and loop.time() > deadline:
+                loop.call_soon(self._flush_slice, subscribers, loop)
+                return
 
     def _shared_chunk(self, queue: deque[FeedItem], fmt: FeedFormat | None) -> bytes | None:
         """The frames of an unfiltered subscriber's ``queue`` as one chunk, shared with every other subscriber
