@@ -33,7 +33,9 @@ import pathlib
 import re
 import selectors
 import signal
+import socket
 import statistics
+import struct
 import subprocess
 import sys
 import time
@@ -129,6 +131,9 @@ def serve(port: int, tree: pathlib.Path) -> None:
 # --- the client: reader processes and a publisher process ----------------------------------
 
 
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux's; Python names it from 3.12 on
+
+
 def _bucket(latency_us: int) -> int:
     """A latency histogram's bucket: 10 us wide below 10 ms, 100 us below 1 s, 1 ms beyond."""
     if latency_us < 10_000:
@@ -138,10 +143,10 @@ def _bucket(latency_us: int) -> int:
     return latency_us - latency_us % 1000
 
 
-def _count_runs(parts: list[bytes], now_us: int, hist: dict[int, int]) -> int:
-    """Add the latency of every event in ``parts`` (what follows each name key) to ``hist``; the count.
-
-    Equal names are contiguous (one POST's events), so the end of each run is found by bisection."""
+def _count_runs(parts: list[bytes], arrived_us: int, read_us: int, hists: tuple[dict[int, int], dict[int, int]]) -> int:
+    """Add the latency of every event in ``parts`` (what follows each name key) to ``hists`` (to its arrival,
+    to its read); the count. Equal names are contiguous (one POST's events): each run's end is bisected."""
+    arrived, read = hists
     n = len(parts)
     i = 1
     while i < n:
@@ -156,21 +161,23 @@ def _count_runs(parts: list[bytes], now_us: int, hist: dict[int, int]) -> int:
                     lo = mid
                 else:
                     hi = mid
-        bucket = _bucket(now_us - int(stamp) // 1000)
-        hist[bucket] = hist.get(bucket, 0) + lo - i + 1
+        published_us = int(stamp) // 1000
+        bucket = _bucket(arrived_us - published_us)
+        arrived[bucket] = arrived.get(bucket, 0) + lo - i + 1
+        bucket = _bucket(read_us - published_us)
+        read[bucket] = read.get(bucket, 0) + lo - i + 1
         i = lo + 1
     return n - 1
 
 
-def reader(port: int, path: str, subscribers: int, total: int) -> None:
+def reader(port: int, path: str, subscribers: int, total: int, nice: int = 0) -> None:
     """Open ``subscribers`` streams and read them on one epoll loop until each has ``total`` events (or the
     driver says ``stop``); print each one's count and a histogram of publish-to-receipt latency, in us.
 
     No asyncio: a ready socket costs one ``recv`` and two C scans (the frames' ends, the publish times),
     so a few of these processes keep up with the server instead of being the figure's limit."""
-    import selectors
-    import socket
-
+    # Receipt is the kernel's stamp, which the readers' own delays do not move while their buffers have room.
+    os.nice(nice)
     sep = b"\r\n\r\n" if path == "/naive" else b"\n\n"  # sse-starlette's default line ending is CRLF
     key = b'"name": "' if path == "/naive" else b'"name":"'  # json.dumps or msgspec
     sel = selectors.DefaultSelector()
@@ -189,10 +196,11 @@ def reader(port: int, path: str, subscribers: int, total: int) -> None:
             raise SystemExit(f"GET {path}: {head[:200]!r}")
         bufs[i] = head.split(b"\r\n\r\n", 1)[1]
         sock.setblocking(False)
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         sel.register(sock, selectors.EVENT_READ, i)
     sel.register(sys.stdin, selectors.EVENT_READ, -1)
     print("READY", flush=True)
-    hist: dict[int, int] = {}
+    hists: tuple[dict[int, int], dict[int, int]] = ({}, {})
     open_ = subscribers
     stop = False
     while open_ and not stop:
@@ -203,10 +211,14 @@ def reader(port: int, path: str, subscribers: int, total: int) -> None:
                 continue
             sock = socks[i]
             try:
-                data = sock.recv(1 << 16)  # a larger buffer costs its allocation on every call
+                data, notes, _, _ = sock.recvmsg(1 << 16, 64)  # a larger buffer costs its allocation each time
             except BlockingIOError:
                 continue
-            now_us = time.time_ns() // 1000
+            read_us = arrived_us = time.time_ns() // 1000
+            for level, kind, note in notes:  # when the kernel got the (last) bytes: the receipt
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                    sec, nsec = struct.unpack("qq", note)
+                    arrived_us = (sec * 1_000_000_000 + nsec) // 1000
             if not data:
                 sel.unregister(sock)
                 open_ -= 1
@@ -221,14 +233,14 @@ def reader(port: int, path: str, subscribers: int, total: int) -> None:
             # The whole frames, each named by its POST's publish time (ns, 19 digits); a POST's events are
             # contiguous and its time unique, so each time's run is counted by bisection, not event by event.
             parts = (buf if buf.find(key, cut) < 0 else buf[:cut]).split(key)
-            received[i] += _count_runs(parts, now_us, hist)
+            received[i] += _count_runs(parts, arrived_us, read_us, hists)
             if received[i] >= total:
                 sel.unregister(sock)
                 open_ -= 1
     for sock in socks:
         sock.close()
     cpu = resource_cpu()
-    print(json.dumps({"received": received, "hist": hist, "cpu_s": cpu}), flush=True)
+    print(json.dumps({"received": received, "hist": hists[0], "hist_read": hists[1], "cpu_s": cpu}), flush=True)
 
 
 def resource_cpu() -> float:
@@ -312,6 +324,7 @@ def run_row(
     per_post: int = 0,
     readers: int = 4,
     tree: pathlib.Path = REPO,
+    nice: int = 0,
 ) -> dict[str, Any]:
     """One measurement: a server (``tree``'s otel_bridge), ``readers`` reader processes sharing the
     subscribers, one publisher process; server CPU is its whole process tree's, from go to the last receipt."""
@@ -338,7 +351,7 @@ def run_row(
         shares = [subscribers // readers + (1 if i < subscribers % readers else 0) for i in range(readers)]
         pipes = {"env": env, "cwd": REPO, "stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "text": True}
         reading = [
-            subprocess.Popen([sys.executable, me, "--reader", str(port), path, str(n), str(total)], **pipes)  # type: ignore[call-overload]
+            subprocess.Popen([sys.executable, me, "--reader", str(port), path, str(n), str(total), str(nice)], **pipes)  # type: ignore[call-overload]
             for n in shares
         ]
         procs.extend(reading)
@@ -382,11 +395,13 @@ def run_row(
         server.terminate()
         server.wait(10)
     hist: dict[int, int] = {}
+    hist_read: dict[int, int] = {}
     counts: list[int] = []
     for r in results:
         counts.extend(r["received"])
-        for bucket, n in r["hist"].items():
-            hist[int(bucket)] = hist.get(int(bucket), 0) + n
+        for into, part in ((hist, r["hist"]), (hist_read, r["hist_read"])):
+            for bucket, n in part.items():
+                into[int(bucket)] = into.get(int(bucket), 0) + n
     delivered = sum(counts)
     result.update(
         delivered=delivered,
@@ -396,6 +411,8 @@ def run_row(
         per_subscriber_s=min(counts) / published["published_s"] if counts else 0.0,
         p50_ms=percentile(hist, 0.50),
         p99_ms=percentile(hist, 0.99),
+        read_p50_ms=percentile(hist_read, 0.50),
+        read_p99_ms=percentile(hist_read, 0.99),
         server_cpu_s=cpu,
         server_cores=cpu / published["published_s"],
         per_cpu_s=delivered / cpu if cpu else 0.0,
@@ -422,7 +439,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="publishing time per row")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--tree", type=pathlib.Path, default=REPO, help=argparse.SUPPRESS)
-    parser.add_argument("--reader", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--reader", nargs=5, help=argparse.SUPPRESS)
     parser.add_argument("--publish", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument(
         "--rows", help="subscribers x events/s, comma-separated (default: 1x1000,10x1000,100x1000,1000x100)"
@@ -431,6 +448,9 @@ def main() -> None:
     parser.add_argument("--only", choices=("feed", "naive"), help="run one of the two (no ratio)")
     parser.add_argument("--before", type=pathlib.Path, help="another checkout's feed, measured too (interleaved)")
     parser.add_argument("--readers", type=int, default=4, help="reader processes sharing the subscribers")
+    parser.add_argument(
+        "--reader-nice", type=int, default=0, help="the readers' niceness (above 0: the server goes first)"
+    )
     parser.add_argument("--rounds", type=int, default=1, help="rounds per row, alternating which mode goes first")
     args = parser.parse_args()
     if args.serve:
@@ -442,8 +462,8 @@ def main() -> None:
         _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         if args.reader:
-            port, path, subs, total = args.reader
-            reader(int(port), path, int(subs), int(total))
+            port, path, subs, total, nice = args.reader
+            reader(int(port), path, int(subs), int(total), int(nice))
         else:
             port, rate, seconds, per_post = args.publish
             out = asyncio.run(publisher(int(port), int(rate), float(seconds), int(per_post)))
@@ -471,12 +491,14 @@ def main() -> None:
                     args.per_post,
                     args.readers,
                     trees[mode],
+                    args.reader_nice,
                 )
                 got[mode].append(result)
                 print(
                     f"{subscribers:>5} x {rate:>5}/s round {r + 1} {mode:>6}: "
                     f"{_us(result['per_cpu_s'])} server CPU/delivery, p50 {_ms(result['p50_ms'])}, "
-                    f"p99 {_ms(result['p99_ms'])}, {result['delivered']}/{result['expected']} delivered, "
+                    f"p99 {_ms(result['p99_ms'])} (read: {_ms(result['read_p50_ms'])}, "
+                    f"{_ms(result['read_p99_ms'])}), {result['delivered']}/{result['expected']} delivered, "
                     f"{_num(result['published_per_s'])} ev/s published, slowest subscriber "
                     f"{_num(result['per_subscriber_s'])} ev/s, server {result['server_cores']:.2f} cores, "
                     f"client {result['client_cpu_s']:.1f} CPU-s, {_num(result.get('per_write'))} events/write, "
@@ -491,7 +513,9 @@ def main() -> None:
                     f"  {mode:>6} median (min-max) of {len(rs)}: "
                     f"CPU/delivery {_spread(cpu_us, '.2f')} us, "
                     f"p50 {_spread([x['p50_ms'] for x in rs], '.2f')} ms, "
-                    f"p99 {_spread([x['p99_ms'] for x in rs], '.2f')} ms, "
+                    f"p99 {_spread([x['p99_ms'] for x in rs], '.2f')} ms (read: p50 "
+                    f"{_spread([x['read_p50_ms'] for x in rs], '.2f')}, p99 "
+                    f"{_spread([x['read_p99_ms'] for x in rs], '.2f')}), "
                     f"slowest subscriber {_spread([x['per_subscriber_s'] for x in rs], '.0f')} ev/s, "
                     f"server {_spread([x['server_cores'] for x in rs], '.2f')} cores, "
                     f"events/write {_spread([x.get('per_write') for x in rs], '.0f')}, "

@@ -11,13 +11,18 @@ object per event. The backend gives each event its place in the order and hands
 it back, in order, to the hub's ``_publish``: at once for the in-process ring
 (:mod:`.memory`), from its one read loop for a Redis stream shared by a fleet
 (:mod:`.redis_backend`). ``_publish`` gives it to the formats' state and offers
-it to every subscriber, which only appends references to its bounded queue; the
-writers are woken in *rounds* (a callback on the loop: at once after a quiet
-spell, else spaced by the number of subscribers, :data:`_ROUND_COST_S`). Each
-subscriber's writer is the task serving its ``GET /v1/stream`` response: it
-first reads what a resume asked for from the backend, then drains everything
-that accumulated since its last write into one chunk, so a busy feed costs one
-write per subscriber per round, not one per event.
+it to every subscriber, which only appends references to its bounded queue.
+Subscribers are then written in *rounds*: a callback on the loop (at once after a
+quiet spell, else spaced by the number of subscribers, :data:`_ROUND_COST_S`) that
+calls each one's :meth:`~.subscriber.Subscriber.flush`. A subscriber whose writer is
+parked and whose connection has no write in flight is written right there: what
+accumulated since its last write, as one chunk, handed to its response's ``send``
+(unfiltered subscribers in step share the very bytes, :meth:`Feed._shared_chunks`).
+Anything else (a resume, a lag, the end of a stream, a write behind a slow one)
+wakes its writer, the task serving its ``GET /v1/stream`` response. So a busy
+feed costs one write per subscriber per round, not one per event, and no task
+switch per subscriber; a round over many subscribers yields to the loop every
+:data:`_ROUND_SLICE_S` so ingest is not held behind it.
 
 Bounds, and what happens at each:
 
@@ -67,10 +72,11 @@ _MAX_RUN_AGENTS = 10_000
 that do not name it; LRU."""
 
 _ROUND_COST_S = 50e-6
-"""Subscribers whose queue got events are woken together in rounds, spaced by at least this much per
-subscriber: about what one wake-up and write costs, so however fast events come (one per POST) the
-fan-out's writes stay near half a core, each carrying every event since the last round. A publish
-after a quieter spell is written at once (on the next turn of the loop)."""
+"""Subscribers whose queue got events are written together in rounds, spaced by at least this much per
+subscriber: about twice what one write costs (BENCHMARKS.md: 15-30 us, most of it the socket's), so
+however fast events come (one per POST) the fan-out stays near half a core, each write carrying every
+event since the last round. A publish after a quieter spell is written at once (on the next turn of the
+loop)."""
 _MAX_ROUND_GAP_S = 0.05
 """The most rounds are spaced, whatever the number of subscribers (the latency it may add)."""
 _ROUND_SLICE_S = 0.005
@@ -135,7 +141,7 @@ class Feed:
         self._run_threads: OrderedDict[str, str] = OrderedDict()
         self._closed = False
         self._to_wake: dict[Subscriber, None] = {}
-        self._shared: tuple[FeedItem, FeedItem, int, FeedFormat | None, bytes] | None = None
+        self._shared: tuple[FeedItem, FeedItem, int, FeedFormat | None, list[bytes]] | None = None
         self._round: asyncio.Handle | None = None
         self._last_round = float("-inf")
         self.published = 0
@@ -200,15 +206,18 @@ class Feed:
         self._prev_seq = items[-1].seq
 
     def _wake_soon(self, subscriber: Subscriber) -> None:
-        """Wake ``subscriber``'s writer on the next round, together with every other subscriber that got events."""
+        """Write ``subscriber`` in the next round, together with every other subscriber that got events."""
         self._to_wake[subscriber] = None
-        if self._round is not None:
+        if self._round is not None:  # one is due, or going on: what it does not write, the next one does
             return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # published outside a loop (a test): nobody can be waiting
             self._wake_all()
             return
+        self._next_round(loop)
+
+    def _next_round(self, loop: asyncio.AbstractEventLoop) -> None:
         gap = min(_MAX_ROUND_GAP_S, len(self._subscribers) * _ROUND_COST_S)
         delay = self._last_round + gap - loop.time()
         self._round = loop.call_later(delay, self._wake_all) if delay > 0 else loop.call_soon(self._wake_all)
@@ -222,35 +231,50 @@ class Feed:
             for subscriber in to_wake:
                 subscriber.flush()
             return
-        if self._round is not None:
-            self._round = None
-            self._last_round = loop.time()
+        self._last_round = loop.time()
         self._flush_slice(iter(list(to_wake)), loop)
 
     def _flush_slice(self, subscribers: Iterator[Subscriber], loop: asyncio.AbstractEventLoop) -> None:
         """Flush subscribers for up to :data:`_ROUND_SLICE_S`, then leave the rest to the loop's next turn, so
-        a round over thousands of subscribers never holds ingest back for long."""
+        a round over thousands of subscribers never holds ingest back for long. No round starts before this
+        one has ended (rounds that overlapped would keep pushing the same subscribers to the back)."""
         deadline = loop.time() + _ROUND_SLICE_S
         for n, subscriber in enumerate(subscribers, 1):
             subscriber.flush()
             if n % _SLICE_CHECK == 0 and loop.time() > deadline:
-                loop.call_soon(self._flush_slice, subscribers, loop)
+                self._round = loop.call_soon(self._flush_slice, subscribers, loop)
                 return
+        self._round = None
+        if self._to_wake:  # published during the round: the next one, spaced as usual
+            self._next_round(loop)
 
-    def _shared_chunk(self, queue: deque[FeedItem], fmt: FeedFormat | None) -> bytes | None:
-        """The frames of an unfiltered subscriber's ``queue`` as one chunk, shared with every other subscriber
-        whose queue holds the same events (in a round, all the unfiltered ones in step); ``None`` past one
-        chunk's size. Two unfiltered queues with the same first and last item and length hold the same items:
-        each is everything published (and every gap notice) from its first item to its last."""
+    def _shared_chunks(self, queue: deque[FeedItem], fmt: FeedFormat | None) -> list[bytes]:
+        """The frames of an unfiltered subscriber's ``queue`` as chunks of whole frames (at most ``MAX_CHUNK``
+        bytes each, unless one frame is larger), shared with every other subscriber whose queue holds the same
+        events: in a round, all the unfiltered ones in step. Two unfiltered queues with the same first and last
+        item and length hold the same items: each is everything published (and every gap notice) from its
+        first item to its last."""
         first, last, n = queue[0], queue[-1], len(queue)
         shared = self._shared
         if shared is not None and shared[0] is first and shared[1] is last and shared[2] == n and shared[3] is fmt:
             return shared[4]
-        chunk = b"".join([item.frame for item in queue] if fmt is None else [item.frame_for(fmt) for item in queue])
-        if len(chunk) > MAX_CHUNK:
-            return None
-        self._shared = (first, last, n, fmt, chunk)
-        return chunk
+        frames = [item.frame for item in queue] if fmt is None else [item.frame_for(fmt) for item in queue]
+        chunk = b"".join(frames)
+        if len(chunk) <= MAX_CHUNK:
+            chunks = [chunk]
+        else:  # a busy round: cut once here, not once per subscriber
+            chunks = []
+            part: list[bytes] = []
+            size = 0
+            for frame in frames:
+                if part and size + len(frame) > MAX_CHUNK:
+                    chunks.append(b"".join(part))
+                    part, size = [], 0
+                part.append(frame)
+                size += len(frame)
+            chunks.append(b"".join(part))
+        self._shared = (first, last, n, fmt, chunks)
+        return chunks
 
     def _gap(self, reason: str) -> None:
         """The backend went away: every subscriber is told, in line with its events, that some may be missing."""

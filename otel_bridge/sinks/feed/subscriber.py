@@ -169,13 +169,17 @@ class Subscriber:
         feed = self._feed
         queue = self.queue
         if queue and self.filter is None and not self.until_run_end and not self._beat:
-            chunk = feed._shared_chunk(queue, self.format)  # the same events as the last subscriber's: same bytes
-            if chunk is not None:
-                feed.delivered += len(queue)
-                queue.clear()
+            chunks = feed._shared_chunks(queue, self.format)  # the same events as the last subscriber's: same bytes
+            feed.delivered += len(queue)
+            queue.clear()
+            for i, chunk in enumerate(chunks):
+                if not connection.writable():  # a chunk still going out: the writer sends the rest after it
+                    pending.extend(chunks[i:])
+                    self._wake()
+                    return
                 feed.writes += 1
                 connection.write(chunk)
-                return
+            return
         if self._beat:
             self._beat = False
             pending.append(HEARTBEAT)
