@@ -20,6 +20,7 @@ from otel_bridge.model import EventKind
 from otel_bridge.sinks.feed import Feed, FeedFilter, hub
 from otel_bridge.sinks.feed.agui import AguiFormat
 from otel_bridge.sinks.feed.runs import END_OF_RUN
+from otel_bridge.sinks.feed.subscriber import MAX_CHUNK
 from otel_bridge.web.stream import FeedResponse
 from tests.support.asgi_client import SCOPE, Client, feed, publish, whole_frames
 
@@ -202,5 +203,27 @@ async def test_a_round_over_many_subscribers_lets_the_loop_in_between_slices(mon
         await asyncio.sleep(0)
     assert [client.ids for client in clients] == [[1]] * 5
     for client in clients:
+        client.gone.set()
+    await asyncio.wait_for(asyncio.gather(*tasks), 1)
+
+
+async def test_a_busy_rounds_chunks_are_cut_on_frames_once_and_a_slow_subscriber_gets_the_rest_after() -> None:
+    f = feed(heartbeat_s=10.0, send_timeout_s=5.0, queue_size=1000)
+    a, b, slow = Client(), Client(), Client(hold_at=2)
+    tasks = [await start(f, client) for client in (a, b, slow)]
+    publish(f, 400)  # more than one chunk's worth of frames
+    await asyncio.sleep(0)
+    chunks = [m["body"] for m in a.messages[2:]]  # after the response start and the retry hint
+    assert len(chunks) >= 2
+    assert all(len(chunk) <= MAX_CHUNK and chunk.endswith(b"\n\n") for chunk in chunks)
+    assert all(x is y for x, y in zip(chunks, [m["body"] for m in b.messages[2:]], strict=True))
+    assert a.ids == b.ids == list(range(1, 401))
+    assert slow.held.is_set()
+    slow.release.set()
+    while len(slow.ids) < 400:
+        slow.wrote.clear()
+        await asyncio.wait_for(slow.wrote.wait(), 1)
+    assert slow.ids == list(range(1, 401))
+    for client in (a, b, slow):
         client.gone.set()
     await asyncio.wait_for(asyncio.gather(*tasks), 1)
