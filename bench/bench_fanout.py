@@ -1,26 +1,38 @@
 """Live-feed fan-out: framed once for all subscribers vs a naive per-subscriber serializer.
 
 For 1, 10, 100 and 1000 subscribers, a server process (uvicorn + uvloop +
-httptools, one worker) runs either the real feed (``GET /v1/stream``: each event
-encoded and framed once, the same bytes queued to every subscriber, everything
-accumulated written in one chunk) or a naive baseline in the same app
-(``/naive``: each subscriber ``json.dumps`` every event itself and writes it
-through sse-starlette's framing, one write per event). A separate client
-process opens the subscribers on raw sockets, publishes events at a fixed rate
-with ``POST /v1/events`` (10 ms batches) and measures publish-to-receipt latency
-per delivered event; the driver reads the server's CPU time from /proc.
+httptools, one worker, the GC tuned and the inline lane as ``otel-bridge serve``
+runs it) serves either the real feed (``GET /v1/stream``: each event encoded and
+framed once, the same bytes queued to every subscriber, everything accumulated
+written in one chunk per round) or a naive baseline in the same app (``/naive``:
+each subscriber ``json.dumps`` every event itself and writes it through
+sse-starlette's framing, one write per event).
 
-Prints, per row: delivered events per server CPU-second (and its inverse, CPU per
-delivery), p50/p99 latency, the feed/naive ratio, the feed's events per write
-(from ``/v1/health``: its rounds put several events in each write), the publish
-rate reached and the load average. The machine is shared and noisy: read the ratios.
+The client is several processes, so that it is not the limit: ``--readers N``
+reader processes (default 4) share the subscribers' raw sockets on plain epoll
+loops, and one publisher process posts events at a fixed rate with
+``POST /v1/events`` (10 ms batches, from 4 kept-alive connections), each event
+named by its publish time. Latency is per delivered event, publish (before the
+POST) to receipt: the kernel's arrival stamp on the subscriber's socket
+(``SO_TIMESTAMPNS``, the last bytes of a read: never earlier than the truth), so
+the readers' own scheduling is not in it; the time the reader got to the bytes is
+printed beside it ("read"). Server CPU is its whole process tree's, from the first
+POST to the last receipt, read from /proc.
+
+Prints, per row and round: server CPU per delivery, p50/p99, deliveries/expected,
+the publish rate reached, the slowest subscriber's events per second, the server's
+cores, the client's CPU, the feed's events per write (``/v1/health``) and the load
+average; then medians (min-max) and the feed/naive ratio. The machine is shared
+and noisy: read the ratios, and the load.
 
 ``--per-post 1`` publishes one event per POST instead of 10 ms batches;
 ``--rows 100x1000,1000x1000`` picks the (subscribers x events/s) rows; ``--rounds N``
-repeats each row, alternating which of the two goes first, and prints medians
-(min-max).
+repeats each row, alternating which mode goes first; ``--before PATH`` also runs
+another checkout's feed (the same bench, that tree's ``otel_bridge``), interleaved;
+``--only feed`` skips the naive baseline. ``FANOUT_PROFILE=file`` writes the
+server's cProfile stats.
 
-Usage: python bench/bench_fanout.py [--seconds 3] [--rows ...] [--per-post N] [--rounds N]
+Usage: python bench/bench_fanout.py [--seconds 3] [--rows ...] [--per-post N] [--rounds N] [--before PATH]
 """
 
 from __future__ import annotations
