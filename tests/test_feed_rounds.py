@@ -19,8 +19,9 @@ from otel_bridge.config import FeedSettings
 from otel_bridge.model import EventKind
 from otel_bridge.sinks.feed import Feed, FeedFilter, hub
 from otel_bridge.sinks.feed.agui import AguiFormat
+from otel_bridge.sinks.feed.item import FeedItem
 from otel_bridge.sinks.feed.runs import END_OF_RUN
-from otel_bridge.sinks.feed.subscriber import MAX_CHUNK
+from otel_bridge.sinks.feed.subscriber import MAX_CHUNK, Subscriber
 from otel_bridge.web.stream import FeedResponse
 from tests.support.asgi_client import SCOPE, Client, feed, publish, whole_frames
 
@@ -225,5 +226,56 @@ async def test_a_busy_rounds_chunks_are_cut_on_frames_once_and_a_slow_subscriber
         await asyncio.wait_for(slow.wrote.wait(), 1)
     assert slow.ids == list(range(1, 401))
     for client in (a, b, slow):
+        client.gone.set()
+    await asyncio.wait_for(asyncio.gather(*tasks), 1)
+
+
+async def test_publishes_between_rounds_are_offered_to_each_subscriber_once_per_round(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    offers: list[int] = []
+    offer = Subscriber.offer
+
+    def counted(self: Subscriber, items: list[FeedItem], prev_seq: int | None = None) -> None:
+        offers.append(len(items))
+        offer(self, items, prev_seq)
+
+    monkeypatch.setattr(Subscriber, "offer", counted)
+    f = feed(heartbeat_s=10.0, queue_size=8)
+    clients = [Client() for _ in range(3)]
+    tasks = [await start(f, client) for client in clients]
+    for i in range(5):  # one event per POST, all before the round: nothing per subscriber yet
+        publish(f, 1, start=i)
+    assert offers == []
+    await asyncio.sleep(0)
+    assert offers == [5, 5, 5]
+    assert [client.ids for client in clients] == [[1, 2, 3, 4, 5]] * 3
+    offers.clear()
+    for i in range(10):  # past the queue's size: offered at once, so what waits for a round stays bounded
+        publish(f, 1, start=5 + i)
+    assert offers == [8, 8, 8]
+    await asyncio.sleep(0.002)
+    assert offers == [8, 8, 8, 2, 2, 2]
+    assert [client.ids for client in clients] == [list(range(1, 16))] * 3
+    for client in clients:
+        client.gone.set()
+    await asyncio.wait_for(asyncio.gather(*tasks), 1)
+
+
+async def test_a_subscriber_that_comes_between_a_publish_and_its_round_gets_it_only_by_resuming() -> None:
+    f = feed(heartbeat_s=10.0)
+    early = Client()
+    tasks = [await start(f, early)]
+    publish(f, 2)
+    late, resumed = Client(), Client()
+    tasks.append(asyncio.create_task(FeedResponse(f, f.subscribe())(SCOPE, late.receive, late.send)))
+    tasks.append(
+        asyncio.create_task(FeedResponse(f, f.subscribe(last_event_id=0))(SCOPE, resumed.receive, resumed.send))
+    )
+    await asyncio.sleep(0.01)
+    publish(f, 1, start=2)
+    await asyncio.sleep(0.01)
+    assert (early.ids, late.ids, resumed.ids) == ([1, 2, 3], [3], [1, 2, 3])
+    for client in (early, late, resumed):
         client.gone.set()
     await asyncio.wait_for(asyncio.gather(*tasks), 1)

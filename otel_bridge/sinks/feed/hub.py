@@ -10,11 +10,16 @@ backend, which stores the encoded record), so a feed nobody reads costs one smal
 object per event. The backend gives each event its place in the order and hands
 it back, in order, to the hub's ``_publish``: at once for the in-process ring
 (:mod:`.memory`), from its one read loop for a Redis stream shared by a fleet
-(:mod:`.redis_backend`). ``_publish`` gives it to the formats' state and offers
-it to every subscriber, which only appends references to its bounded queue.
-Subscribers are then written in *rounds*: a callback on the loop (at once after a
-quiet spell, else spaced by the number of subscribers, :data:`_ROUND_COST_S`) that
-calls each one's :meth:`~.subscriber.Subscriber.flush`. A subscriber whose writer is
+(:mod:`.redis_backend`). ``_publish`` gives it to the formats' state and keeps it
+for the next *round*: a callback on the loop (at once after a quiet spell, else
+spaced by the number of subscribers, :data:`_ROUND_COST_S`) that offers what was
+published since the last one to every subscriber (which only appends references
+to its bounded queue; so a publish costs nothing per subscriber, and a round one
+offer each, however many POSTs came between) and then calls each one's
+:meth:`~.subscriber.Subscriber.flush`. What waits for a round is bounded like a
+queue (``queue_size``: past it, it is offered at once), and it is offered before a
+new subscriber registers, a lag is counted or a gap notice is queued, so each of
+those sees the events in their order. A subscriber whose writer is
 parked and whose connection has no write in flight is written right there: what
 accumulated since its last write, as one chunk, handed to its response's ``send``
 (unfiltered subscribers in step share the very bytes, :meth:`Feed._shared_chunks`).
@@ -34,7 +39,9 @@ Bounds, and what happens at each:
   backend still keeps (at most ``ring_size``), or (``"disconnect"``) the end of
   its stream, to resume by Last-Event-ID.
 * ``max_subscribers``: one more is refused (:class:`FeedFull`).
-* A frozen socket: the response's send timeout cuts it (see ``web/stream.py``).
+* What waits for a round: ``queue_size`` events; past it they are offered at once.
+* A frozen socket: the response's send timeout cuts it (see ``web/stream.py``), also
+  when the write it is stuck in is a round's.
 * A backend that goes away (Redis down): every subscriber gets a ``missed``
   notice where the gap starts (the backend calls :meth:`Feed._gap`).
 
@@ -141,6 +148,8 @@ class Feed:
         self._run_threads: OrderedDict[str, str] = OrderedDict()
         self._closed = False
         self._to_wake: dict[Subscriber, None] = {}
+        self._unoffered: list[FeedItem] = []  # published since the last round (offered to every subscriber in it)
+        self._unoffered_prev: int | None = None  # the id published just before them
         self._shared: tuple[FeedItem, FeedItem, int, FeedFormat | None, list[bytes]] | None = None
         self._round: asyncio.Handle | None = None
         self._last_round = float("-inf")
@@ -200,14 +209,31 @@ class Feed:
         for observe in self._observers:
             observe(items)
         self.published += len(items)
-        prev = self._prev_seq
+        if self._subscribers:  # offered to them all in the next round: one offer each per round, not per publish
+            if not self._unoffered:
+                self._unoffered_prev = self._prev_seq
+            self._unoffered.extend(items)
+            if len(self._unoffered) >= self.settings.queue_size:  # bounded like a queue: offered at once
+                self._offer_pending()
+            self._round_soon()
+        self._prev_seq = items[-1].seq
+
+    def _offer_pending(self) -> None:
+        """Offer every subscriber what was published since the last round (the round's first step)."""
+        items = self._unoffered
+        if not items:
+            return
+        self._unoffered = []
+        prev = self._unoffered_prev
         for subscriber in self._subscribers:
             subscriber.offer(items, prev)
-        self._prev_seq = items[-1].seq
 
     def _wake_soon(self, subscriber: Subscriber) -> None:
         """Write ``subscriber`` in the next round, together with every other subscriber that got events."""
         self._to_wake[subscriber] = None
+        self._round_soon()
+
+    def _round_soon(self) -> None:
         if self._round is not None:  # one is due, or going on: what it does not write, the next one does
             return
         try:
@@ -223,7 +249,9 @@ class Feed:
         self._round = loop.call_later(delay, self._wake_all) if delay > 0 else loop.call_soon(self._wake_all)
 
     def _wake_all(self) -> None:
-        """A round: every subscriber that got events writes them (from here, see :meth:`Subscriber.flush`)."""
+        """A round: what was published since the last one is offered to every subscriber, then every subscriber
+        that got events writes them (from here, see :meth:`Subscriber.flush`)."""
+        self._offer_pending()
         to_wake, self._to_wake = self._to_wake, {}
         try:
             loop = asyncio.get_running_loop()
@@ -245,7 +273,7 @@ class Feed:
                 self._round = loop.call_soon(self._flush_slice, subscribers, loop)
                 return
         self._round = None
-        if self._to_wake:  # published during the round: the next one, spaced as usual
+        if self._to_wake or self._unoffered:  # published during the round: the next one, spaced as usual
             self._next_round(loop)
 
     def _shared_chunks(self, queue: deque[FeedItem], fmt: FeedFormat | None) -> list[bytes]:
@@ -278,6 +306,7 @@ class Feed:
 
     def _gap(self, reason: str) -> None:
         """The backend went away: every subscriber is told, in line with its events, that some may be missing."""
+        self._offer_pending()  # what was published before it goes first
         prev = self._prev_seq
         body: dict[str, object] = {
             "missed": None,
@@ -356,6 +385,7 @@ class Feed:
         subscriber = Subscriber(self, flt, format_, initial, until_run_end)
         if last_event_id is not None:
             subscriber.resume = (last_event_id, self.backend.newest_id)
+        self._offer_pending()  # published before it came: not its (a resume reads them)
         self._subscribers[subscriber] = None
         return subscriber
 
@@ -397,6 +427,7 @@ class Feed:
 
     async def _recover(self, subscriber: Subscriber) -> tuple[list[bytes], bool]:
         """A lagging subscriber whose queue is drained: the ``lagged`` notice, then resync or end."""
+        self._offer_pending()  # what is published goes into the count (dropped) that the resync makes up for
         lag_after = subscriber.lag_after
         dropped = subscriber.dropped
         subscriber.lag_from = None
@@ -434,6 +465,7 @@ class Feed:
     def close(self) -> None:
         """End every subscriber's stream (server shutdown); later subscriptions are refused."""
         self._closed = True
+        self._offer_pending()  # what was published goes out before the end
         for subscriber in list(self._subscribers):
             subscriber.close()
 

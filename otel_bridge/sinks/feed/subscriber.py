@@ -1,8 +1,8 @@
 """One ``GET /v1/stream`` connection: its filter and format, a bounded queue, and its writer.
 
-The hub (:mod:`.hub`) offers each published batch to every subscriber, which only
-appends references to its queue (or starts lagging past ``queue_size``) and asks
-the hub for a place in its next round. Two things write a subscriber's bytes, and
+The hub (:mod:`.hub`) offers what was published to every subscriber once a round,
+which only appends references to its queue (or starts lagging past ``queue_size``)
+and asks to be written in that round. Two things write a subscriber's bytes, and
 both take them the same way (:meth:`Subscriber._take`: whole frames, at most 64 KiB
 a chunk, cut after a UI form's run end):
 
