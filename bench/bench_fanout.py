@@ -269,7 +269,7 @@ async def publisher(port: int, rate: int, seconds: float, per_post: int = 0) -> 
     per_tick = per_post or max(1, rate // 100)
     # Several posters share the schedule (one POST in flight each), so the rate is not held back by one
     # connection's round trips on a busy machine (as with many producers, a POST may wait behind a round).
-    posters = 4
+    posters = 16 if per_post else 4
     ticks = [(i / rate, min(per_tick, total - i)) for i in range(0, total, per_tick)]
     conns = [await asyncio.open_connection("127.0.0.1", port) for _ in range(posters)]
     print("READY", flush=True)
@@ -429,6 +429,7 @@ def run_row(
         server_cores=cpu / published["published_s"],
         per_cpu_s=delivered / cpu if cpu else 0.0,
         client_cpu_s=sum(r["cpu_s"] for r in results) + published["cpu_s"],
+        publisher_cpu_s=published["cpu_s"],
         load=os.getloadavg()[0],
     )
     return result
@@ -513,7 +514,8 @@ def main() -> None:
                     f"{_ms(result['read_p99_ms'])}), {result['delivered']}/{result['expected']} delivered, "
                     f"{_num(result['published_per_s'])} ev/s published, slowest subscriber "
                     f"{_num(result['per_subscriber_s'])} ev/s, server {result['server_cores']:.2f} cores, "
-                    f"client {result['client_cpu_s']:.1f} CPU-s, {_num(result.get('per_write'))} events/write, "
+                    f"client {result['client_cpu_s']:.1f} CPU-s (publisher {result['publisher_cpu_s']:.1f}), "
+                    f"{_num(result.get('per_write'))} events/write, "
                     f"load {result['load']:.2f}",
                     flush=True,
                 )
