@@ -164,7 +164,9 @@ def _count_runs(parts: list[bytes], arrived_us: int, read_us: int, hists: tuple[
     while i < n:
         stamp = parts[i][:19]
         lo, hi = i, n - 1
-        if parts[hi][:19] == stamp:
+        if lo == hi or parts[lo + 1][:19] != stamp:  # a run of one (one event per POST): no bisection
+            pass
+        elif parts[hi][:19] == stamp:
             lo = hi
         else:  # parts[lo] has it, parts[hi] does not
             while hi - lo > 1:
