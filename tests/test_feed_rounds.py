@@ -100,7 +100,9 @@ async def test_a_slow_subscribers_queue_still_bounds_it_and_it_gets_the_lagged_n
     await asyncio.wait_for(asyncio.gather(*tasks), 1)
 
 
-async def test_the_send_timeout_cuts_a_subscriber_frozen_in_a_rounds_write_and_nobody_else() -> None:
+async def test_the_send_timeout_cuts_a_subscriber_frozen_in_a_rounds_write_and_nobody_else(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     f = feed(heartbeat_s=0.03, send_timeout_s=0.05)
     frozen, other = Client(freeze_at=2), Client()
     tasks = [await start(f, client) for client in (frozen, other)]
@@ -114,6 +116,9 @@ async def test_the_send_timeout_cuts_a_subscriber_frozen_in_a_rounds_write_and_n
     await asyncio.wait_for(tasks[0], 1)  # cut: its response returns, the server closes the connection
     assert frozen.messages == sent  # nothing after the cut: no chunk, no heartbeat, no end of body
     assert (f.send_timeouts, f.subscribers) == (1, 1)
+    assert [r.getMessage() for r in caplog.records if r.name == "otel_bridge.web.stream"] == [
+        "feed: a subscriber stopped reading for 0.05s; disconnected"
+    ]
     publish(f, 1, start=8)
     await asyncio.sleep(0)
     assert other.ids == list(range(1, 10))
