@@ -1,82 +1,17 @@
 """The feed's SSE response on its own: the send timeout's cut, heartbeats in line, disconnect, HEAD.
 
-The ASGI server here is a pair of functions standing in for uvicorn's ``send`` and ``receive``:
-a frozen client (a ``send`` that never returns, as uvicorn's does while its write buffer is full)
-cannot be made on a real socket on cue, and the order of the messages the response sends is
-what these tests check. The feed, its subscriber and the response are the real ones.
+The ASGI server here is a pair of functions standing in for uvicorn's ``send`` and ``receive``
+(``tests/support/asgi_client.py``: a frozen client cannot be made on a real socket on cue, and the
+order of the messages the response sends is what these tests check). The feed, its subscriber and
+the response are the real ones.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
-import msgspec
-
-from otel_bridge.config import FeedSettings
-from otel_bridge.model import AgentEvent, EventKind, Placement
-from otel_bridge.sinks.feed import Feed
 from otel_bridge.web.stream import FeedResponse
-
-TRACE, SPAN = bytes(range(16)), bytes([1] * 8)
-SCOPE: dict[str, Any] = {"type": "http", "method": "GET", "path": "/v1/stream", "headers": []}
-
-
-def feed(**settings: object) -> Feed:
-    return Feed(msgspec.convert(settings, FeedSettings), first_seq=1)
-
-
-def publish(f: Feed, n: int, start: int = 0) -> None:
-    events = [
-        msgspec.convert(
-            {
-                "kind": EventKind.PROGRESS,
-                "run_id": "r",
-                "timestamp_ns": 1,
-                "dialect": "generic",
-                "original_type": "progress",
-                "name": f"e{start + i}",
-            },
-            AgentEvent,
-        )
-        for i in range(n)
-    ]
-    f.observe(events, [Placement(TRACE, SPAN, SPAN) for _ in events])
-
-
-class Client:
-    """Records what the response sends; ``freeze_at``: the body message whose send never returns."""
-
-    def __init__(self, freeze_at: int | None = None) -> None:
-        self.messages: list[dict[str, Any]] = []
-        self.freeze_at = freeze_at
-        self.frozen = asyncio.Event()
-        self.gone = asyncio.Event()
-        self.bodies = 0
-        self.wrote = asyncio.Event()
-
-    async def send(self, message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.body":
-            self.bodies += 1
-            if self.bodies == self.freeze_at:
-                self.frozen.set()
-                await asyncio.Event().wait()  # the socket's buffer never drains
-        self.messages.append(message)
-        self.wrote.set()
-
-    async def receive(self) -> dict[str, Any]:
-        await self.gone.wait()
-        return {"type": "http.disconnect"}
-
-    @property
-    def body(self) -> bytes:
-        return b"".join(m.get("body", b"") for m in self.messages if m["type"] == "http.response.body")
-
-
-def whole_frames(body: bytes) -> list[bytes]:
-    """The frames of a body that must end on a frame boundary."""
-    assert body.endswith(b"\n\n"), body[-80:]
-    return body[:-2].split(b"\n\n")
+from tests.support.asgi_client import SCOPE, Client, feed, publish, whole_frames
 
 
 async def test_the_send_timeout_cuts_a_frozen_client_and_sends_nothing_after() -> None:

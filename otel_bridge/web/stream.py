@@ -32,7 +32,6 @@ not used: the sidecar observes agents, it does not run them.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 import msgspec
@@ -42,7 +41,7 @@ from starlette.types import Receive, Scope, Send
 
 from otel_bridge.sinks.feed import Feed, FeedFilter, FeedFull, FilterError, Subscriber
 from otel_bridge.sinks.feed.filters import ItemFilter
-from otel_bridge.sinks.feed.runs import END_OF_RUN, FollowThread, UiFormat
+from otel_bridge.sinks.feed.runs import FollowThread, UiFormat
 from otel_bridge.web.problem import problem
 from otel_bridge.web.sse_response import SseResponse
 
@@ -50,7 +49,6 @@ log = logging.getLogger(__name__)
 
 CANONICAL = "canonical"
 AG_UI = "ag-ui"
-_END_OF_RUN = b"\n" + END_OF_RUN  # the comment follows a frame's blank line; no data line holds a line break
 
 
 class FeedResponse(SseResponse):
@@ -61,13 +59,11 @@ class FeedResponse(SseResponse):
         feed: Feed,
         subscriber: Subscriber,
         *,
-        until_run_end: bool = False,
         headers: dict[str, str] | None = None,
     ) -> None:
         settings = feed.settings
-        chunks = subscriber.chunks()
         super().__init__(
-            _until_run_end(chunks) if until_run_end else chunks,
+            subscriber.chunks(),
             heartbeat_s=settings.heartbeat_s,
             send_timeout_s=settings.send_timeout_s,
             on_idle=subscriber.heartbeat,
@@ -76,6 +72,7 @@ class FeedResponse(SseResponse):
         )
         self._feed = feed
         self._subscriber = subscriber
+        subscriber.attach(self)  # the hub's rounds write to this response while its writer is parked
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -86,21 +83,6 @@ class FeedResponse(SseResponse):
             # The client stopped reading; the server closes the socket when we return.
             self._feed.send_timeouts += 1
             log.warning("feed: a subscriber stopped reading for %ss; disconnected", self._feed.settings.send_timeout_s)
-
-
-async def _until_run_end(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """The chunks up to and including the first run end (the end frame is never split across chunks)."""
-    try:
-        async for chunk in chunks:
-            at = chunk.find(_END_OF_RUN)
-            if at >= 0:
-                yield chunk[: at + len(_END_OF_RUN)]
-                return
-            yield chunk
-    finally:
-        aclose = getattr(chunks, "aclose", None)
-        if aclose is not None:
-            await aclose()
 
 
 def _event_id(feed: Feed, header: str | None, query: str | None) -> int | None:
@@ -128,13 +110,15 @@ def stream_router(feed: Feed) -> APIRouter:
 
     def subscribe(flt: ItemFilter, fmt: str, resume_from: int | None, until_run_end: bool = False) -> Response:
         try:
-            subscriber = feed.subscribe(flt, None if fmt == CANONICAL else fmt, resume_from)
+            subscriber = feed.subscribe(
+                flt, None if fmt == CANONICAL else fmt, resume_from, until_run_end=until_run_end
+            )
         except FeedFull as exc:
             response = problem(503, "too_many_subscribers", str(exc))
             response.headers["Retry-After"] = "5"
             return response
         headers = ui_formats[fmt].media_headers if fmt in ui_formats else None
-        return FeedResponse(feed, subscriber, until_run_end=until_run_end, headers=headers)
+        return FeedResponse(feed, subscriber, headers=headers)
 
     def follow(fmt: str, run_id: str | None, thread_id: str | None, resume_from: int | None) -> Response:
         """One run of a UI form: its latest generation, or the thread's run in progress, or the next one."""

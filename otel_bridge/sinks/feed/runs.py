@@ -128,9 +128,10 @@ class RunBook(Generic[S]):
 class FollowThread:
     """A subscriber's filter: the first run of a thread to start from now on, and only that run.
 
-    Matched when the hub offers a batch, after every format has seen the whole batch,
-    so a run whose conversation is named only by its second event is still followed
-    from its first.
+    Matched when the hub offers what was published (once a round), after every format has
+    seen all of it, so a run whose conversation is named only by its second event is still
+    followed from its first. (A run id whose generation starts, ends and starts again within
+    one round is followed from the generation it is in by then.)
     """
 
     is_everything = False  # an ItemFilter
