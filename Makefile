@@ -53,7 +53,9 @@ fmt: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_pipeline.py --check --rounds 3
 	$(BIN)/python bench/bench_fanout.py --rows 100x1000 --rounds 3
-	$(BIN)/python bench/bench_fanout.py --rows 100x1000,1000x1000 --per-post 1
+	$(BIN)/python bench/bench_fanout.py --rows 100x1000 --per-post 1
+	$(BIN)/python bench/bench_fanout.py --rows 1000x1000 --only feed --time-every 10 --rounds 3
+	$(BIN)/python bench/bench_fanout.py --rows 1000x1000 --only feed --time-every 10 --per-post 1
 	$(BIN)/python -m bench.bench_open_spans
 	$(BIN)/python -m bench.bench_sweep
 
