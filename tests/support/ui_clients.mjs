@@ -116,4 +116,7 @@ await Promise.all(
     process.stdout.write(JSON.stringify({ id: job.id, ...result }) + '\n');
   }),
 );
+// process.exit drops what a pipe has not taken yet (a large result is written in pieces): let the writes
+// above reach the pipe first. Exiting, not waiting for the event loop to empty, ends the clients' sockets.
+await new Promise((resolve) => process.stdout.write('', resolve));
 process.exit(0);
