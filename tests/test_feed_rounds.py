@@ -17,7 +17,7 @@ import pytest
 
 from otel_bridge.config import FeedSettings
 from otel_bridge.model import EventKind
-from otel_bridge.sinks.feed import Feed, FeedFilter, hub
+from otel_bridge.sinks.feed import Feed, FeedFilter, rounds
 from otel_bridge.sinks.feed.agui import AguiFormat
 from otel_bridge.sinks.feed.item import FeedItem
 from otel_bridge.sinks.feed.runs import END_OF_RUN
@@ -197,8 +197,8 @@ async def test_unfiltered_subscribers_in_step_share_a_chunk_and_a_filtered_one_g
 
 
 async def test_a_round_over_many_subscribers_lets_the_loop_in_between_slices(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(hub, "_ROUND_SLICE_S", 0.0)
-    monkeypatch.setattr(hub, "_SLICE_CHECK", 2)  # a slice of two subscribers, then the loop's next turn
+    monkeypatch.setattr(rounds, "_ROUND_SLICE_S", 0.0)
+    monkeypatch.setattr(rounds, "_SLICE_CHECK", 2)  # a slice of two subscribers, then the loop's next turn
     f = feed(heartbeat_s=10.0)
     clients = [Client() for _ in range(5)]
     tasks = [await start(f, client) for client in clients]

@@ -11,23 +11,9 @@ object per event. The backend gives each event its place in the order and hands
 it back, in order, to the hub's ``_publish``: at once for the in-process ring
 (:mod:`.memory`), from its one read loop for a Redis stream shared by a fleet
 (:mod:`.redis_backend`). ``_publish`` gives it to the formats' state and keeps it
-for the next *round*: a callback on the loop (at once after a quiet spell, else
-spaced by the number of subscribers, :data:`_ROUND_COST_S`) that offers what was
-published since the last one to every subscriber (which only appends references
-to its bounded queue; so a publish costs nothing per subscriber, and a round one
-offer each, however many POSTs came between) and then calls each one's
-:meth:`~.subscriber.Subscriber.flush`. What waits for a round is bounded like a
-queue (``queue_size``: past it, it is offered at once), and it is offered before a
-new subscriber registers, a lag is counted or a gap notice is queued, so each of
-those sees the events in their order. A subscriber whose writer is
-parked and whose connection has no write in flight is written right there: what
-accumulated since its last write, as one chunk, handed to its response's ``send``
-(unfiltered subscribers in step share the very bytes, :meth:`Feed._shared_chunks`).
-Anything else (a resume, a lag, the end of a stream, a write behind a slow one)
-wakes its writer, the task serving its ``GET /v1/stream`` response. So a busy
-feed costs one write per subscriber per round, not one per event, and no task
-switch per subscriber; a round over many subscribers yields to the loop every
-:data:`_ROUND_SLICE_S` so ingest is not held behind it.
+for the next *round* (:mod:`.rounds`), which offers it to every subscriber's bounded queue
+and writes each waiting subscriber from the round itself: a busy feed costs one write per
+subscriber per round, not one per event, and no task switch per subscriber.
 
 Bounds, and what happens at each:
 
@@ -53,11 +39,10 @@ read's await.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections import OrderedDict, deque
-from collections.abc import Callable, Iterator, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 
 from otel_bridge import semconv as sc
 from otel_bridge.config import FeedSettings
@@ -68,8 +53,9 @@ from otel_bridge.sinks.feed.filters import ItemFilter
 from otel_bridge.sinks.feed.item import FeedFormat, FeedItem, NoticeItem, PublishedEvent, frame_item
 from otel_bridge.sinks.feed.memory import MemoryBackend
 from otel_bridge.sinks.feed.record import Enricher, FeedRecord, encode
+from otel_bridge.sinks.feed.rounds import Rounds
 from otel_bridge.sinks.feed.runs import LateEvents
-from otel_bridge.sinks.feed.subscriber import MAX_CHUNK, Subscriber
+from otel_bridge.sinks.feed.subscriber import Subscriber
 from otel_bridge.stats import Stats
 
 log = logging.getLogger(__name__)
@@ -77,19 +63,6 @@ log = logging.getLogger(__name__)
 _MAX_RUN_AGENTS = 10_000
 """Runs whose agent (and conversation) is remembered, for the agent and thread filters on events
 that do not name it; LRU."""
-
-_ROUND_COST_S = 50e-6
-"""Subscribers whose queue got events are written together in rounds, spaced by at least this much per
-subscriber: about twice what one write costs (BENCHMARKS.md: 15-30 us, most of it the socket's), so
-however fast events come (one per POST) the fan-out stays near half a core, each write carrying every
-event since the last round. A publish after a quieter spell is written at once (on the next turn of the
-loop)."""
-_MAX_ROUND_GAP_S = 0.05
-"""The most rounds are spaced, whatever the number of subscribers (the latency it may add)."""
-_ROUND_SLICE_S = 0.005
-"""The longest a round holds the loop before it lets other work in (ingest) and goes on at the next turn."""
-_SLICE_CHECK = 32
-"""Subscribers flushed between looks at the clock."""
 
 
 class FeedFull(Exception):
@@ -147,12 +120,7 @@ class Feed:
         self._run_agents: OrderedDict[str, str] = OrderedDict()
         self._run_threads: OrderedDict[str, str] = OrderedDict()
         self._closed = False
-        self._to_wake: dict[Subscriber, None] = {}
-        self._unoffered: list[FeedItem] = []  # published since the last round (offered to every subscriber in it)
-        self._unoffered_prev: int | None = None  # the id published just before them
-        self._shared: tuple[FeedItem, FeedItem, int, FeedFormat | None, list[bytes]] | None = None
-        self._round: asyncio.Handle | None = None
-        self._last_round = float("-inf")
+        self.rounds = Rounds(self._subscribers, settings.queue_size)
         self.published = 0
         self.delivered = 0
         self.writes = 0  # chunks written to subscribers (several events each on a busy feed)
@@ -210,103 +178,12 @@ class Feed:
             observe(items)
         self.published += len(items)
         if self._subscribers:  # offered to them all in the next round: one offer each per round, not per publish
-            if not self._unoffered:
-                self._unoffered_prev = self._prev_seq
-            self._unoffered.extend(items)
-            if len(self._unoffered) >= self.settings.queue_size:  # bounded like a queue: offered at once
-                self._offer_pending()
-            self._round_soon()
+            self.rounds.publish(items, self._prev_seq)
         self._prev_seq = items[-1].seq
-
-    def _offer_pending(self) -> None:
-        """Offer every subscriber what was published since the last round (the round's first step)."""
-        items = self._unoffered
-        if not items:
-            return
-        self._unoffered = []
-        prev = self._unoffered_prev
-        for subscriber in self._subscribers:
-            subscriber.offer(items, prev)
-
-    def _wake_soon(self, subscriber: Subscriber) -> None:
-        """Write ``subscriber`` in the next round, together with every other subscriber that got events."""
-        self._to_wake[subscriber] = None
-        self._round_soon()
-
-    def _round_soon(self) -> None:
-        if self._round is not None:  # one is due, or going on: what it does not write, the next one does
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # published outside a loop (a test): nobody can be waiting
-            self._wake_all()
-            return
-        self._next_round(loop)
-
-    def _next_round(self, loop: asyncio.AbstractEventLoop) -> None:
-        gap = min(_MAX_ROUND_GAP_S, len(self._subscribers) * _ROUND_COST_S)
-        delay = self._last_round + gap - loop.time()
-        self._round = loop.call_later(delay, self._wake_all) if delay > 0 else loop.call_soon(self._wake_all)
-
-    def _wake_all(self) -> None:
-        """A round: what was published since the last one is offered to every subscriber, then every subscriber
-        that got events writes them (from here, see :meth:`Subscriber.flush`)."""
-        self._offer_pending()
-        to_wake, self._to_wake = self._to_wake, {}
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # published outside a loop (a test): nothing to slice
-            for subscriber in to_wake:
-                subscriber.flush()
-            return
-        self._last_round = loop.time()
-        self._flush_slice(iter(list(to_wake)), loop)
-
-    def _flush_slice(self, subscribers: Iterator[Subscriber], loop: asyncio.AbstractEventLoop) -> None:
-        """Flush subscribers for up to :data:`_ROUND_SLICE_S`, then leave the rest to the loop's next turn, so
-        a round over thousands of subscribers never holds ingest back for long. No round starts before this
-        one has ended (rounds that overlapped would keep pushing the same subscribers to the back)."""
-        deadline = loop.time() + _ROUND_SLICE_S
-        for n, subscriber in enumerate(subscribers, 1):
-            subscriber.flush()
-            if n % _SLICE_CHECK == 0 and loop.time() > deadline:
-                self._round = loop.call_soon(self._flush_slice, subscribers, loop)
-                return
-        self._round = None
-        if self._to_wake or self._unoffered:  # published during the round: the next one, spaced as usual
-            self._next_round(loop)
-
-    def _shared_chunks(self, queue: deque[FeedItem], fmt: FeedFormat | None) -> list[bytes]:
-        """The frames of an unfiltered subscriber's ``queue`` as chunks of whole frames (at most ``MAX_CHUNK``
-        bytes each, unless one frame is larger), shared with every other subscriber whose queue holds the same
-        events: in a round, all the unfiltered ones in step. Two unfiltered queues with the same first and last
-        item and length hold the same items: each is everything published (and every gap notice) from its
-        first item to its last."""
-        first, last, n = queue[0], queue[-1], len(queue)
-        shared = self._shared
-        if shared is not None and shared[0] is first and shared[1] is last and shared[2] == n and shared[3] is fmt:
-            return shared[4]
-        frames = [item.frame for item in queue] if fmt is None else [item.frame_for(fmt) for item in queue]
-        chunk = b"".join(frames)
-        if len(chunk) <= MAX_CHUNK:
-            chunks = [chunk]
-        else:  # a busy round: cut once here, not once per subscriber
-            chunks = []
-            part: list[bytes] = []
-            size = 0
-            for frame in frames:
-                if part and size + len(frame) > MAX_CHUNK:
-                    chunks.append(b"".join(part))
-                    part, size = [], 0
-                part.append(frame)
-                size += len(frame)
-            chunks.append(b"".join(part))
-        self._shared = (first, last, n, fmt, chunks)
-        return chunks
 
     def _gap(self, reason: str) -> None:
         """The backend went away: every subscriber is told, in line with its events, that some may be missing."""
-        self._offer_pending()  # what was published before it goes first
+        self.rounds.offer_pending()  # what was published before it goes first
         prev = self._prev_seq
         body: dict[str, object] = {
             "missed": None,
@@ -385,7 +262,7 @@ class Feed:
         subscriber = Subscriber(self, flt, format_, initial, until_run_end)
         if last_event_id is not None:
             subscriber.resume = (last_event_id, self.backend.newest_id)
-        self._offer_pending()  # published before it came: not its (a resume reads them)
+        self.rounds.offer_pending()  # published before it came: not its (a resume reads them)
         self._subscribers[subscriber] = None
         return subscriber
 
@@ -427,7 +304,7 @@ class Feed:
 
     async def _recover(self, subscriber: Subscriber) -> tuple[list[bytes], bool]:
         """A lagging subscriber whose queue is drained: the ``lagged`` notice, then resync or end."""
-        self._offer_pending()  # what is published goes into the count (dropped) that the resync makes up for
+        self.rounds.offer_pending()  # what is published goes into the count (dropped) that the resync makes up for
         lag_after = subscriber.lag_after
         dropped = subscriber.dropped
         subscriber.lag_from = None
@@ -465,7 +342,7 @@ class Feed:
     def close(self) -> None:
         """End every subscriber's stream (server shutdown); later subscriptions are refused."""
         self._closed = True
-        self._offer_pending()  # what was published goes out before the end
+        self.rounds.offer_pending()  # what was published goes out before the end
         for subscriber in list(self._subscribers):
             subscriber.close()
 

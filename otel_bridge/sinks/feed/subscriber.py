@@ -143,7 +143,7 @@ class Subscriber:
                         self.lag_after = items[i - 1].seq if i > 0 else prev_seq
                     self.dropped += 1
         if self.queue or self.lag_from is not None:
-            self._feed._wake_soon(self)
+            self._feed.rounds.wake_soon(self)
 
     def heartbeat(self) -> None:
         """Write a ``: heartbeat`` comment next, in line with the frames (the response calls this when idle)."""
@@ -169,7 +169,9 @@ class Subscriber:
         feed = self._feed
         queue = self.queue
         if queue and self.filter is None and not self.until_run_end and not self._beat:
-            chunks = feed._shared_chunks(queue, self.format)  # the same events as the last subscriber's: same bytes
+            chunks = feed.rounds.shared_chunks(
+                queue, self.format
+            )  # the same events as the last subscriber's: same bytes
             feed.delivered += len(queue)
             queue.clear()
             for i, chunk in enumerate(chunks):
