@@ -24,14 +24,13 @@ the sender, then the queue. ``shutdown`` is safe without ``start``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import logging
 import time
 from collections.abc import Sequence
 from typing import Protocol
 
-from otel_bridge.aio import wait_event
+from otel_bridge.aio import cancel_and_wait, wait_event
 from otel_bridge.config import OtlpSettings
 from otel_bridge.model import SpanRecord
 from otel_bridge.sinks.export.durable_queue import DirLock
@@ -164,9 +163,7 @@ class BatchingExporter:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), 2 * self._s.timeout_s + 1)
             except TimeoutError:
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
+                await cancel_and_wait(self._task)
         if self._queue and not self._queue.durable:
             self._stats.drop("export_shutdown", self._queue.clear())
         try:

@@ -2,9 +2,10 @@
 
 The hub (:mod:`.hub`) offers what was published to every subscriber once a round,
 which only appends references to its queue (or starts lagging past ``queue_size``)
-and asks to be written in that round. Two things write a subscriber's bytes, and
-both take them the same way (:meth:`Subscriber._take`: whole frames, at most 64 KiB
-a chunk, cut after a UI form's run end):
+and asks to be written in that round (:mod:`.rounds`). Two things write a subscriber's
+bytes, both in whole frames, at most ``MAX_CHUNK`` a chunk (:meth:`Subscriber._take`,
+which also cuts after a UI form's run end; an unfiltered subscriber's round write takes
+the chunks the round cut once for every subscriber in step, :meth:`.rounds.Rounds.shared_chunks`):
 
 * **The round** (:meth:`Subscriber.flush`, the hub's callback): when the writer is
   parked with nothing pending and the connection (a :class:`Connection`, the
