@@ -220,3 +220,40 @@ def test_a_lane_that_raises_answers_500_and_closes(served: Callable[[SidecarApp]
             reply += chunk
         assert reply.startswith(b"HTTP/1.1 500 ")
         assert closed_after(sock)
+
+
+def test_a_graceful_shutdown_answers_an_inline_request_whose_body_is_still_arriving() -> None:
+    """uvicorn closes a connection with no ASGI cycle at once; the inline request being read is answered first."""
+    app, echo = SidecarApp(), Echo()
+    app.add_lane("/lane", ["POST"], asgi_answer(b"asgi"), inline=echo)  # type: ignore[arg-type]
+    port = free_port()
+    protocol = lane_protocol(app)
+    assert protocol is not None
+    config = uvicorn.Config(app, port=port, http=protocol, log_level="critical", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"POST /lane HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello")
+            time.sleep(0.2)  # the head and half the body are read
+            server.should_exit = True
+            time.sleep(0.5)  # the shutdown has asked every connection to close
+            sock.sendall(b"world")
+            reply = b""
+            while b"helloworld" not in reply:
+                chunk = sock.recv(65536)
+                assert chunk, f"closed before the answer: {reply!r}"
+                reply += chunk
+            assert reply.startswith(b"HTTP/1.1 201 ")
+            assert b"connection: close\r\n" in reply
+            assert closed_after(sock)
+        assert echo.seen == [(b"", b"helloworld")]
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    assert not thread.is_alive()

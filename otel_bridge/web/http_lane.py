@@ -53,6 +53,7 @@ def lane_protocol(app: SidecarApp) -> type[asyncio.Protocol] | None:
     class LaneProtocol(HttpToolsProtocol):
         _lane: InlineLane | None = None
         _body: list[bytes]
+        _closing = False  # the server is shutting down: the request being read is the last
 
         def on_message_begin(self) -> None:
             self._lane = None
@@ -101,6 +102,19 @@ def lane_protocol(app: SidecarApp) -> type[asyncio.Protocol] | None:
             else:
                 self._body.append(body)
 
+        def shutdown(self) -> None:
+            """The server's graceful shutdown: a request whose body is still arriving is answered first.
+
+            uvicorn closes a connection with no ASGI cycle in flight at once, which would drop an
+            inline request between its head and the end of its body; this one is answered (with
+            ``connection: close``) and the connection closed after it, as uvicorn does for a
+            request in flight. uvicorn's ``timeout_graceful_shutdown`` bounds the wait.
+            """
+            if self._lane is None:
+                super().shutdown()
+            else:
+                self._closing = True
+
         def on_message_complete(self) -> None:
             lane = self._lane
             if lane is None:
@@ -116,7 +130,9 @@ def lane_protocol(app: SidecarApp) -> type[asyncio.Protocol] | None:
                 status, headers, content = _INTERNAL_ERROR
                 keep_alive = False
             else:
-                keep_alive = self.parser.should_keep_alive() and self.parser.get_http_version() != "1.0"
+                keep_alive = (
+                    not self._closing and self.parser.should_keep_alive() and self.parser.get_http_version() != "1.0"
+                )
             self._respond(status, headers, content, keep_alive)
 
         def _respond(self, status: int, headers: Headers, content: bytes, keep_alive: bool) -> None:
