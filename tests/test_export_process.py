@@ -8,10 +8,13 @@ import pathlib
 
 import msgspec
 import pytest
+import uvloop
 
+from otel_bridge.aio import cancel_and_wait
 from otel_bridge.config import OtlpSettings
 from otel_bridge.model import SpanKind, SpanRecord, StatusCode
-from otel_bridge.sinks.export.process import PIPE_BYTES
+from otel_bridge.sinks.export.pipe import Init
+from otel_bridge.sinks.export.process import PIPE_BYTES, WorkerPipe
 from otel_bridge.sinks.export_process import ProcessExporter
 from otel_bridge.sinks.otlp_proto import ENCODER_ENV, native_available, native_unavailable_reason
 from otel_bridge.stats import Stats
@@ -153,3 +156,42 @@ async def test_the_worker_s_stdin_pipe_holds_a_whole_batch_where_the_system_allo
         assert fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ) == PIPE_BYTES
     finally:
         await exporter.shutdown()
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_batch_written_as_its_worker_dies_waits_for_the_new_worker(rotel: Rotel, loop: str) -> None:
+    """The race the fault drill found (1 run in ~10): the worker is gone, its pipe closed, but the supervisor has
+    not yet seen it exit. The write failed (uvloop raises, asyncio's loop drops the bytes) and the spans were
+    lost, uncounted or counted as gone; now the batch waits for the restarted worker and is delivered."""
+
+    async def scenario() -> Stats:
+        stats = Stats()
+        settings = OtlpSettings(endpoint=rotel.http_endpoint + "/v1/traces", schedule_delay_s=0.02)
+        pipe = WorkerPipe(settings, stats, Init(settings, {"service.name": "race"}, ("t", "1"), ""), "otlp")
+        await pipe.start()
+        # Hold the supervisor back, so that the window between the pipe closing and the exit being seen stays open.
+        assert pipe._supervisor is not None
+        assert pipe._proc is not None
+        assert pipe._proc.stdin is not None
+        await cancel_and_wait(pipe._supervisor)
+        pipe._proc.kill()
+        await pipe._proc.wait()
+        stdin = pipe._proc.stdin
+        for _ in range(200):
+            if stdin.is_closing():
+                break
+            await asyncio.sleep(0.01)
+        sending = asyncio.create_task(pipe.send_batch([span(i) for i in range(5)], budget_s=10))
+        await asyncio.sleep(0.2)
+        assert not sending.done()  # waiting for a worker, not written into the dead pipe
+        pipe._supervisor = asyncio.create_task(pipe._supervise())  # sees the exit, restarts the worker
+        await asyncio.wait_for(sending, 10)
+        await pipe.close()  # the new worker exports what it was handed, then exits
+        return stats
+
+    run = uvloop.run if loop == "uvloop" else asyncio.run
+    stats = run(scenario())
+    assert stats.dropped == {}
+    assert stats.spans_exported == {"otlp": 5}
+    received = rotel.wait_for_spans(lambda s: len(s) >= 5)
+    assert sorted(s.name for s in received) == [f"chat m{i}" for i in range(5)]

@@ -2,7 +2,8 @@
 
 Loopback only, bounded in count and time: a 60 s collector outage under load
 with a sidecar restart in the middle, a stop signal to the sidecar's whole
-process group (SIGTERM and SIGINT), and the export worker killed. Each test
+process group (SIGTERM and SIGINT), the export worker killed, and the sidecar
+killed with SIGKILL. Each test
 compares the span ids the sidecar produced with those the collector passed
 on. Figures for a 5-minute outage come from bench/bench_faults.py
 (BENCHMARKS.md).
@@ -135,3 +136,34 @@ def test_a_killed_export_worker_is_restarted_and_loses_only_what_it_counts(
         assert sidecar.signal_group(signal.SIGTERM) == 0, sidecar.log()
     finally:
         sidecar.kill_group()
+
+
+def test_a_sidecar_killed_with_sigkill_has_handed_its_finished_spans_to_the_durable_queue(
+    collector: RestartableRotel, tmp_path: pathlib.Path
+) -> None:
+    """What a SIGKILL loses is what the sidecar still holds: finished spans reach the worker (and the queue on
+    disk) within ``process.HANDOVER_S`` of finishing, not after ``schedule_delay_s``."""
+    queue = tmp_path / "queue"
+    env = {**_env(collector, queue), "OTEL_BSP_SCHEDULE_DELAY": "30000"}  # the worker would send after 30 s
+    collector.stop()  # nothing leaves: what was handed over stays on disk
+    load = Load()
+    sidecar = GroupSidecar(tmp_path / "sidecar.log", env)
+    worker = sidecar.worker_pid()
+    try:
+        load.post(sidecar, "killed", 10)
+        deadline = time.monotonic() + 15
+        while sidecar.health()["spans_finished"] < load.expected_spans:  # the runs' end grace
+            assert time.monotonic() < deadline, sidecar.health()
+            time.sleep(0.05)
+        time.sleep(0.5)  # ten times HANDOVER_S
+        sidecar.proc.kill()  # the sidecar alone: its worker (a session of its own) reads the end of its input
+        sidecar.proc.wait()
+        deadline = time.monotonic() + 30
+        while pathlib.Path(f"/proc/{worker}").exists():  # it drains (the collector is down) and exits
+            assert time.monotonic() < deadline, "the export worker did not exit after its sidecar died"
+            time.sleep(0.1)
+    finally:
+        sidecar.kill_group()
+        if pathlib.Path(f"/proc/{worker}").exists():
+            os.kill(worker, signal.SIGKILL)
+    assert _queued_on_disk(queue) == load.expected_spans

@@ -2,10 +2,12 @@
 
 ``consume`` only appends to the queue (it never blocks ingest); one background
 task takes batches of ``max_batch_spans`` whenever a full batch is queued or
-every ``schedule_delay_s``, and hands each to the sender with its own retry
-budget (``max_retry_s``). What the sender does with a batch (encode and send it
-here, or pass it to the worker process) is the sender's business; it answers
-whether the batch is settled or still deliverable (:class:`Delivery`).
+every ``schedule_delay_s`` (in front of the export worker, which batches by
+``schedule_delay_s`` itself, every ``process.HANDOVER_S`` at most), and hands
+each to the sender with its own retry budget (``max_retry_s``). What the sender
+does with a batch (encode and send it here, or pass it to the worker process)
+is the sender's business; it answers whether the batch is settled or still
+deliverable (:class:`Delivery`).
 
 What becomes of a batch the collector did not take within its budget is the
 queue's business: the in-memory :class:`BatchQueue` has already let it go, so
@@ -85,9 +87,12 @@ class BatchingExporter:
         sender: BatchSender,
         queue: SpanQueue | None = None,
         lock: DirLock | None = None,
+        delay_s: float | None = None,
     ) -> None:
-        """``lock``: the queue folder's lock this exporter holds, released at the end of ``shutdown``."""
+        """``lock``: the queue folder's lock this exporter holds, released at the end of ``shutdown``;
+        ``delay_s``: the longest a span waits for its batch to be taken (``schedule_delay_s`` unless given)."""
         self._s = settings
+        self._delay_s = settings.schedule_delay_s if delay_s is None else delay_s
         self._stats = stats
         self._sender = sender
         self._queue: SpanQueue = (
@@ -119,7 +124,7 @@ class BatchingExporter:
 
     async def _run(self) -> None:
         while not self._stopping:
-            await self._queue.wait_batch(self._s.schedule_delay_s)
+            await self._queue.wait_batch(self._delay_s)
             while self._queue and not self._stopping:
                 if not await self._send(self._s.max_retry_s):
                     await wait_event(self._stop, RETRY_PAUSE_S)  # the outage goes on: the batch waits on disk

@@ -30,8 +30,9 @@ the in-memory queue, also what it held), reports the worker down in
 a jittered backoff (0.5 s, doubling to 30 s; counted in
 ``export_worker_restarts``). With a durable queue the new worker resumes from
 the spans the dead one left on disk. Batches that come while the worker is
-down wait for it (up to their retry budget), then are counted as
-``export_worker_gone``; meanwhile the parent's in-memory queue holds the rest.
+down, or find its pipe closed before its exit is seen, wait for it (up to their
+retry budget), then are counted as ``export_worker_gone``; meanwhile the
+parent's in-memory queue holds the rest.
 
 Concurrency: in the parent, the exporter's drain task writes batches to the
 child's stdin (``drain()`` gives back-pressure without blocking the loop) and
@@ -73,6 +74,13 @@ RESTART_INITIAL_S = 0.5
 RESTART_MAX_S = 30.0
 PIPE_BYTES = 1 << 20
 """The worker's stdin pipe, where the system allows it: a batch's frame (~200 KiB for 512 spans) in one write."""
+HANDOVER_S = 0.05
+"""The longest a finished span waits in the sidecar before it is handed to the worker (``schedule_delay_s``
+if shorter): the worker batches requests by ``schedule_delay_s`` itself, and what the sidecar still holds is
+what a SIGKILL of it loses (with a durable queue the worker has written the rest to disk). About 20 small
+frames a second at most, each a wake-up of both processes: well under 1 % of a core."""
+GONE_POLL_S = 0.05
+"""How often a batch whose worker was found gone at the write checks whether the restart has begun."""
 STABLE_S = 10.0
 """A worker that ran this long before dying restarts after the shortest wait again."""
 
@@ -175,24 +183,48 @@ class WorkerPipe:
         self._seen = Report(0, 0, {}, 0, None)
 
     async def send_batch(self, batch: list[encoded.Item], budget_s: float) -> Delivery:
-        """Write the batch to the child (the child has its own retry budget); wait for a restarting one."""
-        if not self._up.is_set() and not self._closing:
-            await wait_event(self._up, budget_s)
-        proc = self._proc
-        if not self._up.is_set() or proc is None or proc.stdin is None:
-            self._stats.drop("export_worker_gone", encoded.span_count(batch))
-            return Delivery.SETTLED
-        payload = self._payload(cast(list[SpanRecord], batch))  # the parent's queue holds records only (consume)
-        if payload is None:
-            return Delivery.SETTLED
+        """Write the batch to the child (the child has its own retry budget); wait for a restarting one.
+
+        A worker found gone at the write (its pipe closed, its exit not yet seen by the supervisor) is
+        treated as a worker that is down: the batch waits for the new one within its budget. Before, the
+        failed write was only logged: its spans were neither handed over nor counted.
+        """
+        deadline = time.monotonic() + budget_s
+        payload: bytes | None = None
+        while True:
+            if not self._up.is_set() and not self._closing:
+                await wait_event(self._up, max(0.0, deadline - time.monotonic()))
+            proc = self._proc
+            if not self._up.is_set() or proc is None or proc.stdin is None:
+                self._stats.drop("export_worker_gone", encoded.span_count(batch))
+                return Delivery.SETTLED
+            if payload is None:
+                payload = self._payload(cast(list[SpanRecord], batch))  # the parent's queue holds records only
+                if payload is None:
+                    return Delivery.SETTLED
+            if self._hand(proc.stdin, payload):
+                break
+            if self._closing or time.monotonic() >= deadline:
+                self._stats.drop("export_worker_gone", frame_spans(payload))
+                return Delivery.SETTLED
+            await asyncio.sleep(GONE_POLL_S)  # until the supervisor has seen it exit (then `_up` is clear)
         try:
-            proc.stdin.write(frame(payload))
-            self._handed += frame_spans(payload)
             await proc.stdin.drain()
         except (ConnectionError, RuntimeError) as exc:
             # The worker is dying: the supervisor counts what it had not acknowledged (this batch too).
             log.error("cannot hand spans to the OTLP export worker: %s", exc)
         return Delivery.SETTLED
+
+    def _hand(self, stdin: asyncio.StreamWriter, payload: bytes) -> bool:
+        """Write one frame; ``False`` when the pipe is already closed (nothing was written)."""
+        if stdin.is_closing():
+            return False
+        try:
+            stdin.write(frame(payload))
+        except (ConnectionError, RuntimeError):  # uvloop raises on a closed pipe; asyncio's loop only logs
+            return False
+        self._handed += frame_spans(payload)
+        return True
 
     def _payload(self, batch: list[SpanRecord]) -> bytes | None:
         """The frame's payload; a span that cannot be encoded is dropped and counted alone (``None``: none left)."""
@@ -298,7 +330,7 @@ class ProcessExporter(BatchingExporter):
             lock.acquire_or_fail()
         stats.spans_resent[self.name] += 0
         pipe = WorkerPipe(settings, stats, Init(settings, resource, scope, schema_url), self.name)
-        super().__init__(settings, stats, pipe, lock=lock)
+        super().__init__(settings, stats, pipe, lock=lock, delay_s=min(settings.schedule_delay_s, HANDOVER_S))
         self._pipe = pipe
 
     @property
