@@ -8,12 +8,16 @@ each failure mode can be forced.
 from __future__ import annotations
 
 import asyncio
+import pathlib
 import random
+
+import pytest
 
 from otel_bridge.config import OtlpSettings
 from otel_bridge.model import SpanKind, SpanRecord
 from otel_bridge.sinks.export.batching import BatchingExporter
-from otel_bridge.sinks.export.queue import BatchQueue
+from otel_bridge.sinks.export.durable_queue import DurableQueue
+from otel_bridge.sinks.export.queue import BatchQueue, SpanQueue
 from otel_bridge.sinks.export.result import Outcome, SendResult
 from otel_bridge.sinks.export.retry import RetrySender
 from otel_bridge.sinks.export.sender import OtlpBatchSender
@@ -172,6 +176,31 @@ async def test_a_partial_batch_waits_for_the_schedule() -> None:
     async with asyncio.timeout(5):
         await waiting
     assert [s.name for s in queue.take()] == ["s1", "s2", "s3"]
+
+
+@pytest.mark.parametrize("kind", ["memory", "durable"])
+async def test_an_empty_queue_waits_for_its_first_span_with_no_timer(kind: str, tmp_path: pathlib.Path) -> None:
+    """An idle exporter never wakes: the schedule runs from the first span queued, not from the last wake-up."""
+    queue: SpanQueue = (
+        BatchQueue(max_spans=10, batch_spans=3, stats=Stats())
+        if kind == "memory"
+        else DurableQueue(tmp_path, max_bytes=1 << 20, batch_spans=3, stats=Stats())
+    )
+    waiting = asyncio.create_task(queue.wait_batch(0.05))
+    await asyncio.sleep(0.3)  # six schedules: still waiting, nothing is queued
+    assert not waiting.done()
+    queue.offer([span(1)])  # the first span: the schedule (0.05 s) starts now
+    started = asyncio.get_running_loop().time()
+    async with asyncio.timeout(5):
+        await waiting
+    assert asyncio.get_running_loop().time() - started >= 0.04
+    assert len(queue) == 1
+    idle = asyncio.create_task(queue.wait_batch(60.0))
+    await asyncio.sleep(0.05)
+    queue.wake()  # shutdown: an empty wait ends at once
+    async with asyncio.timeout(5):
+        await idle
+    queue.close()
 
 
 def test_a_full_queue_counts_what_it_refuses() -> None:

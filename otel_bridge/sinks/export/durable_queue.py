@@ -55,11 +55,10 @@ from pathlib import Path
 
 import msgspec
 
-from otel_bridge.aio import wait_event
 from otel_bridge.config import ConfigError
 from otel_bridge.model import SpanRecord
 from otel_bridge.sinks.export.encoded import Item, unpack
-from otel_bridge.sinks.export.queue import salvage_records
+from otel_bridge.sinks.export.queue import BatchSignal, salvage_records
 from otel_bridge.stats import Stats
 
 log = logging.getLogger(__name__)
@@ -150,7 +149,7 @@ class DurableQueue:
         self._taken: tuple[int, int, int] | None = None  # (last seq, spans, bytes) of the batch in flight
         self._encode = msgspec.msgpack.Encoder().encode
         self._decode = msgspec.msgpack.Decoder(list[SpanRecord]).decode
-        self._full_batch = asyncio.Event()
+        self._signal = BatchSignal(batch_spans)
         stats.spans_resent[name] += 0
         if self.recovered:
             log.info("export queue %s: %d spans left by an earlier run are sent first", directory, self.recovered)
@@ -195,16 +194,13 @@ class DurableQueue:
             return
         self._count += spans
         self._bytes += len(body)
-        if self._count >= self._batch:
-            self._full_batch.set()
+        self._signal.queued(self._count - spans, self._count)
 
     async def wait_batch(self, seconds: float) -> None:
-        if self._count < self._batch:
-            self._full_batch.clear()
-            await wait_event(self._full_batch, seconds)
+        await self._signal.wait(self.__len__, seconds)
 
     def wake(self) -> None:
-        self._full_batch.set()
+        self._signal.wake()
 
     def take(self) -> list[Item]:
         """Whole rows from the head, up to one batch (at least one row); marked taken before they are sent."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import msgspec
@@ -88,6 +88,41 @@ class SpanQueue(Protocol):
     def close(self) -> None: ...
 
 
+class BatchSignal:
+    """When the drain loop takes a batch: a full batch queued, ``wake()``, or ``seconds`` after a span came.
+
+    An empty queue waits for its first span with no timer, so an idle exporter never wakes (before, the
+    drain loop woke every ``schedule_delay_s``, each wake-up a timer, a timeout and an exception). Shared
+    by the in-memory and the durable queue.
+    """
+
+    def __init__(self, batch_spans: int) -> None:
+        self._batch = batch_spans
+        self._first = asyncio.Event()  # the queue went from empty to not empty (or wake())
+        self._full = asyncio.Event()  # a full batch is queued (or wake())
+
+    def queued(self, before: int, after: int) -> None:
+        """Spans were added: the queue held ``before`` spans and now holds ``after``."""
+        if before == 0 < after:
+            self._first.set()
+        if after >= self._batch:
+            self._full.set()
+
+    async def wait(self, count: Callable[[], int], seconds: float) -> None:
+        if count() == 0:
+            self._first.clear()
+            await self._first.wait()
+            if count() == 0:  # woken with nothing queued (shutdown)
+                return
+        if count() < self._batch:
+            self._full.clear()
+            await wait_event(self._full, seconds)
+
+    def wake(self) -> None:
+        self._first.set()
+        self._full.set()
+
+
 class BatchQueue:
     """Spans in memory in arrival order, taken a batch at a time."""
 
@@ -99,7 +134,7 @@ class BatchQueue:
         self._max = max_spans
         self._batch = batch_spans
         self._stats = stats
-        self._full_batch = asyncio.Event()
+        self._signal = BatchSignal(batch_spans)
         self._decode = msgspec.msgpack.Decoder(list[SpanRecord]).decode
 
     def __len__(self) -> int:
@@ -113,8 +148,7 @@ class BatchQueue:
                 return
             self._spans.append(batch)
             self._count += batch.count
-            if self._count >= self._batch:
-                self._full_batch.set()
+            self._signal.queued(self._count - batch.count, self._count)
             return
         try:
             decoded = self._decode(body)
@@ -136,17 +170,14 @@ class BatchQueue:
             spans = spans[: max(room, 0)]
         self._spans.extend(spans)
         self._count += len(spans)
-        if self._count >= self._batch:
-            self._full_batch.set()
+        self._signal.queued(self._count - len(spans), self._count)
 
     async def wait_batch(self, seconds: float) -> None:
-        """Until a full batch is queued, ``wake()`` is called, or ``seconds`` pass."""
-        if self._count < self._batch:
-            self._full_batch.clear()
-            await wait_event(self._full_batch, seconds)
+        """Until a full batch is queued, ``wake()`` is called, or ``seconds`` pass once a span is queued."""
+        await self._signal.wait(self.__len__, seconds)
 
     def wake(self) -> None:
-        self._full_batch.set()
+        self._signal.wake()
 
     def take(self) -> list[Item]:
         """Up to one batch, oldest first (an encoded batch whole, alone if it is larger)."""
