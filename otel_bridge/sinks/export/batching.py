@@ -2,8 +2,9 @@
 
 ``consume`` only appends to the queue (it never blocks ingest); one background
 task takes batches of ``max_batch_spans`` whenever a full batch is queued or
-every ``schedule_delay_s`` (in front of the export worker, which batches by
-``schedule_delay_s`` itself, every ``process.HANDOVER_S`` at most), and hands
+every ``schedule_delay_s`` (in front of the export worker with a durable
+queue, which batches by ``schedule_delay_s`` itself, every
+``process.HANDOVER_S`` at most), and hands
 each to the sender with its own retry budget (``max_retry_s``). What the sender
 does with a batch (encode and send it here, or pass it to the worker process)
 is the sender's business; it answers whether the batch is settled or still

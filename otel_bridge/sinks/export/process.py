@@ -75,10 +75,11 @@ RESTART_MAX_S = 30.0
 PIPE_BYTES = 1 << 20
 """The worker's stdin pipe, where the system allows it: a batch's frame (~200 KiB for 512 spans) in one write."""
 HANDOVER_S = 0.05
-"""The longest a finished span waits in the sidecar before it is handed to the worker (``schedule_delay_s``
-if shorter): the worker batches requests by ``schedule_delay_s`` itself, and what the sidecar still holds is
-what a SIGKILL of it loses (with a durable queue the worker has written the rest to disk). About 20 small
-frames a second at most, each a wake-up of both processes: well under 1 % of a core."""
+"""With a durable queue, the longest a finished span waits in the sidecar before it is handed to the worker
+(``schedule_delay_s`` if shorter): what the sidecar still holds is what a SIGKILL of it loses, while the
+worker has written the rest to disk, and batches requests by ``schedule_delay_s`` itself. About 20 small
+frames a second at most under load, each a wake-up of both processes (under 1 % of a core). With the
+in-memory queue (whose spans a restart loses anyway) the hand-over keeps ``schedule_delay_s``."""
 GONE_POLL_S = 0.05
 """How often a batch whose worker was found gone at the write checks whether the restart has begun."""
 STABLE_S = 10.0
@@ -330,7 +331,8 @@ class ProcessExporter(BatchingExporter):
             lock.acquire_or_fail()
         stats.spans_resent[self.name] += 0
         pipe = WorkerPipe(settings, stats, Init(settings, resource, scope, schema_url), self.name)
-        super().__init__(settings, stats, pipe, lock=lock, delay_s=min(settings.schedule_delay_s, HANDOVER_S))
+        delay = settings.schedule_delay_s if lock is None else min(settings.schedule_delay_s, HANDOVER_S)
+        super().__init__(settings, stats, pipe, lock=lock, delay_s=delay)
         self._pipe = pipe
 
     @property
