@@ -257,3 +257,41 @@ def test_a_graceful_shutdown_answers_an_inline_request_whose_body_is_still_arriv
         server.should_exit = True
         thread.join(10)
     assert not thread.is_alive()
+
+
+def test_an_idle_keep_alive_connection_closes_after_the_timeout_from_its_last_inline_answer() -> None:
+    """The inline lane's keep-alive timer: re-armed by every answer, it closes the connection
+    ``timeout_keep_alive`` after the last one (as uvicorn's per-response timer does)."""
+    app, echo = SidecarApp(), Echo()
+    app.add_lane("/lane", ["POST"], asgi_answer(b"asgi"), inline=echo)  # type: ignore[arg-type]
+    port = free_port()
+    protocol = lane_protocol(app)
+    assert protocol is not None
+    config = uvicorn.Config(app, port=port, http=protocol, log_level="critical", lifespan="off", timeout_keep_alive=1)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    post = b"POST /lane HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi"
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            for _ in range(3):  # an answer every 0.6 s: each re-arms the timer, the connection stays open
+                sock.sendall(post)
+                reply = b""
+                while not reply.endswith(b"\r\n\r\nhi"):
+                    chunk = sock.recv(65536)
+                    assert chunk, f"closed while in use: {reply!r}"
+                    reply += chunk
+                answered = time.monotonic()
+                time.sleep(0.6)
+            sock.settimeout(10)
+            assert sock.recv(65536) == b""  # closed by the server...
+            idle = time.monotonic() - answered
+            assert 0.9 <= idle < 5, idle  # ...about timeout_keep_alive after the last answer
+        assert len(echo.seen) == 3
+    finally:
+        server.should_exit = True
+        thread.join(10)

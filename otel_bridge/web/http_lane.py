@@ -50,19 +50,40 @@ def lane_protocol(app: SidecarApp) -> type[asyncio.Protocol] | None:
     if HttpToolsProtocol is None:
         return None
 
+    defaults = _EncodedDefaults()
+
     class LaneProtocol(HttpToolsProtocol):
         _lane: InlineLane | None = None
         _body: list[bytes]
+        _path = b""
+        _query = b""
         _closing = False  # the server is shutting down: the request being read is the last
+        # Keep-alive after an inline answer: one timer per connection, re-armed only when it fires (uvicorn
+        # arms a timer per response and cancels it at the next request's first bytes).
+        _idle_since: float | None = None  # when the last inline answer was written; None once a request begins
+        _idle_timer: asyncio.TimerHandle | None = None
 
         def on_message_begin(self) -> None:
+            # uvicorn's fields, without the ASGI scope: an inline request never needs one (see _asgi_scope).
             self._lane = None
-            self._unset_keepalive_if_required()  # a pipelined request after an inline answer
+            self._idle_since = None
+            if self.timeout_keep_alive_task is not None:  # a pipelined request after an ASGI answer
+                self._unset_keepalive_if_required()
+            self.url = b""
+            self.expect_100_continue = False
+            self.headers = []
+
+        def _asgi_scope(self) -> None:
+            """The request's ASGI scope, built by uvicorn's own ``on_message_begin`` (what it would have built)."""
+            url, headers, expect = self.url, self.headers, self.expect_100_continue
             super().on_message_begin()
+            self.url, self.headers, self.expect_100_continue = url, headers, expect
+            self.scope["headers"] = headers
 
         def on_headers_complete(self) -> None:
             lane = self._inline()
             if lane is None:
+                self._asgi_scope()
                 super().on_headers_complete()
                 return
             self._lane = lane
@@ -74,26 +95,17 @@ def lane_protocol(app: SidecarApp) -> type[asyncio.Protocol] | None:
             if (self.cycle is not None and not self.cycle.response_complete) or self.pipeline:
                 return None  # an earlier request is still being answered: keep the order
             parser = self.parser
-            if parser.should_upgrade():
-                return None
-            method = parser.get_method()
-            if method != b"POST":
+            if parser.get_method() != b"POST" or parser.should_upgrade():
                 return None
             path, _, query = self.url.partition(b"?")
-            lane = app.inline_lane(method, path, self.headers)
+            lane = app.inline_lane(b"POST", path, self.headers)
             if lane is None:
                 return None
             length = _content_length(self.headers)
             if length is None or length > lane.max_inline_body:
                 return None
-            scope = self.scope
-            scope["method"] = "POST"
-            scope["path"] = path.decode("ascii")
-            scope["raw_path"] = path
-            scope["query_string"] = query
-            version = parser.get_http_version()
-            if version != "1.1":
-                scope["http_version"] = version
+            self._path = path
+            self._query = query
             return lane
 
         def on_body(self, body: bytes) -> None:
@@ -124,7 +136,7 @@ def lane_protocol(app: SidecarApp) -> type[asyncio.Protocol] | None:
             body = b"".join(self._body)
             self._body = []
             try:
-                status, headers, content = lane.answer(self.scope["query_string"], self.headers, body)
+                status, headers, content = lane.answer(self._query, self.headers, body)
             except Exception:  # as uvicorn does for an app that raises: log, 500, close
                 log.exception("Exception in the inline ingest lane")
                 status, headers, content = _INTERNAL_ERROR
@@ -137,28 +149,73 @@ def lane_protocol(app: SidecarApp) -> type[asyncio.Protocol] | None:
 
         def _respond(self, status: int, headers: Headers, content: bytes, keep_alive: bool) -> None:
             if self.access_log and self.access_logger.isEnabledFor(logging.INFO):  # args are not free
-                scope = self.scope
-                self.access_logger.info(
-                    '%s - "%s %s HTTP/%s" %d',
-                    get_client_addr(scope),
-                    scope["method"],
-                    get_path_with_query_string(scope),
-                    scope["http_version"],
-                    status,
-                )
-            out = [STATUS_LINE[status]]
-            for name, value in (*self.server_state.default_headers, *headers):
-                out += [name, b": ", value, b"\r\n"]
+                self._log_access(status)
+            out = [STATUS_LINE[status], defaults.encoded(self.server_state.default_headers)]
+            for name, value in headers:
+                out += (name, b": ", value, b"\r\n")
             if not keep_alive:
                 out.append(b"connection: close\r\n")
-            out += [b"\r\n", content]
-            self.transport.write(b"".join(out))
+            out += (b"\r\n", content)
+            transport = self.transport
+            transport.write(b"".join(out))
             if not keep_alive:
-                self.transport.close()
+                transport.close()
                 return
-            self.on_response_complete()
+            self.server_state.total_requests += 1  # what uvicorn's on_response_complete does for a response
+            if self.pipeline or transport.is_closing():
+                self.on_response_complete()  # pipelined ASGI requests wait behind this one: uvicorn starts them
+                return
+            self._idle_since = self.loop.time()
+            if self._idle_timer is None:
+                self._idle_timer = self.loop.call_later(self.timeout_keep_alive, self._idle_check)
+
+        def _idle_check(self) -> None:
+            """Close the connection once it has been idle for ``timeout_keep_alive`` since an inline answer."""
+            self._idle_timer = None
+            since = self._idle_since
+            if since is None or self.transport.is_closing():
+                return  # a request began (its answer arms the check again), or the connection is gone
+            left = since + self.timeout_keep_alive - self.loop.time()
+            if left > 0:
+                self._idle_timer = self.loop.call_later(left, self._idle_check)
+            else:
+                self.timeout_keep_alive_handler()
+
+        def _log_access(self, status: int) -> None:
+            """uvicorn's access log line, word for word (the scope is built for it)."""
+            self._asgi_scope()
+            scope = self.scope
+            scope["method"] = "POST"
+            scope["path"] = self._path.decode("ascii")
+            scope["raw_path"] = self._path
+            scope["query_string"] = self._query
+            version = self.parser.get_http_version()
+            if version != "1.1":
+                scope["http_version"] = version
+            self.access_logger.info(
+                '%s - "%s %s HTTP/%s" %d',
+                get_client_addr(scope),
+                scope["method"],
+                get_path_with_query_string(scope),
+                scope["http_version"],
+                status,
+            )
 
     return LaneProtocol
+
+
+class _EncodedDefaults:
+    """uvicorn's default headers (``server``, ``date``), encoded once per list: uvicorn makes a new one each second."""
+
+    def __init__(self) -> None:
+        self._source: Headers | None = None
+        self._block = b""
+
+    def encoded(self, headers: Headers) -> bytes:
+        if headers is not self._source:
+            self._block = b"".join(b"%s: %s\r\n" % pair for pair in headers)
+            self._source = headers
+        return self._block
 
 
 def _content_length(headers: Headers) -> int | None:
