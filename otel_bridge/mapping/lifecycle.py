@@ -106,6 +106,16 @@ from otel_bridge.stats import Stats
 # A NamedTuple's own __new__ is a Python function: the placement every event gets (and the span keys,
 # in .table) are built with tuple.__new__ straight, all fields given, a call less per event.
 _new = tuple.__new__
+# The kinds the dispatch compares with, read once: on Python 3.11 every `EventKind.X` goes through the enum
+# metaclass's __getattr__ slot, about ten times the cost of reading a global (several per event).
+_RUN_STARTED = EventKind.RUN_STARTED
+_RUN_FAILED = EventKind.RUN_FAILED
+_LLM_CHUNK = EventKind.LLM_CHUNK
+_STREAM_STARTED = EventKind.STREAM_STARTED
+_STREAM_ENDED = EventKind.STREAM_ENDED
+_TOOL_REQUESTED = EventKind.TOOL_REQUESTED
+_CUSTOM = EventKind.CUSTOM
+_ERROR = StatusCode.ERROR
 
 
 class SpanMapper:
@@ -222,15 +232,15 @@ class SpanMapper:
         op = END_KINDS.get(kind)
         if op is not None:
             return self._on_span_end(run, event, op, now)
-        if kind is EventKind.RUN_STARTED:
+        if kind is _RUN_STARTED:
             return self._on_run_started(run, event)
         if kind in TERMINAL_RUN_KINDS:
             return self._on_run_ended(run, event)
-        if kind is EventKind.LLM_CHUNK:
+        if kind is _LLM_CHUNK:
             return self._on_chunk(run, event, now)
-        if kind is EventKind.STREAM_STARTED or kind is EventKind.STREAM_ENDED:
+        if kind is _STREAM_STARTED or kind is _STREAM_ENDED:
             return self._on_stream(run, event, now)
-        if kind is EventKind.TOOL_REQUESTED:
+        if kind is _TOOL_REQUESTED:
             # Recorded on the chat span whose model asked for the tool, wherever the run is.
             span = llm_span_for(run, event.parent_call_id)
             return self._add_span_event(run, span or innermost(run), event, now)
@@ -265,8 +275,8 @@ class SpanMapper:
         root.attributes.update(attrs.run_end_attributes(event, named=sc.GEN_AI_AGENT_NAME in root.attributes))
         if event.usage is not None:
             run.usage = event.usage if run.usage is None else run.usage
-        if event.kind is EventKind.RUN_FAILED:
-            root.status_code = StatusCode.ERROR
+        if event.kind is _RUN_FAILED:
+            root.status_code = _ERROR
             root.status_message = event.error or ""
         run.end_ns = max(event.timestamp_ns, root.last_ns)
         if run.ending_deadline is None:
@@ -307,7 +317,7 @@ class SpanMapper:
         elif self._s.capture_content and op == OP_TOOL:
             span.attributes.update(captured.tool_content_pairs(event, self._s.attribute_max_length))
         if event.kind in FAILURE_KINDS:
-            span.status_code = StatusCode.ERROR
+            span.status_code = _ERROR
             span.status_message = event.error or ""
             span.attributes.update(attrs.error_pairs(event))
         end = max(end, span.start_ns)
@@ -358,7 +368,7 @@ class SpanMapper:
 
     def _on_stream(self, run: Run, event: AgentEvent, now: float) -> Placement:
         """Producer stream bookkeeping, paired with its LLM call by order within the run."""
-        starting = event.kind is EventKind.STREAM_STARTED
+        starting = event.kind is _STREAM_STARTED
         span = llm_span_for(run, event.call_id, fallback=not starting)
         if span is None and starting:
             # The oldest open streamed call not yet paired takes this stream.
@@ -387,7 +397,7 @@ class SpanMapper:
             attributes = attrs.span_event_attributes(
                 event, self._s.capture_content, self._s.attribute_max_length, self._redact_payload
             )
-            name = event.original_type if event.kind is EventKind.CUSTOM else str(event.kind)
+            name = event.original_type if event.kind is _CUSTOM else str(event.kind)
             span.add_event(SpanEventRecord(name, event.timestamp_ns, attributes))
         return _new(Placement, (run.trace_id, span.span_id, span.parent_span_id, None, None))
 
