@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pathlib
 import typing
 
 import msgspec
+import pytest
 
 from otel_bridge.dialects import generic, registry
 from otel_bridge.dialects.base import (
@@ -15,8 +17,10 @@ from otel_bridge.dialects.base import (
     fast_path,
     make_event,
 )
-from otel_bridge.dialects.framing import Frame
+from otel_bridge.dialects.framing import Frame, parse_sse
 from otel_bridge.model import AgentEvent, EventKind
+
+FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 
 
 def test_event_fields_are_every_agent_event_field_the_builder_does_not_fill_with_the_same_types() -> None:
@@ -152,3 +156,26 @@ def test_a_first_frame_of_canonical_json_settles_detection_as_detecting_it_would
     (event,) = decoder.feed([frame])
     assert decoder.dialect == generic.NAME
     assert (event.kind, event.run_id, event.dialect) == (EventKind.RUN_STARTED, "r", generic.NAME)
+
+
+@pytest.mark.parametrize("first", [b"[DONE]", b"{not json at all}", b'{"note":"no kind, so not canonical"}', None])
+def test_a_first_frame_the_generic_fast_path_does_not_take_leaves_detection_to_dialects(
+    first: bytes | None,
+) -> None:
+    """The generic batch path is tried on a stream's first frame; one it does not take (short, not JSON, not
+    canonical) leaves nothing behind: the dialects detect the stream from its frames as if no probe had been
+    made, and the events are those of a decoder given that dialect from the start."""
+    from otel_bridge.dialects.stream import StreamDecoder
+
+    capture = (FIXTURES / "openai-chat" / "error.sse").read_text()
+    frames = ([Frame(None, first)] if first is not None else []) + list(parse_sse(capture))
+    ctx = StreamContext(source="http", stream_key="s", clock_ns=lambda: 1_900_000_000_000_000_000)
+    detected = StreamDecoder(ctx)
+    events = detected.feed(frames) + detected.close()
+    forced = StreamDecoder(ctx, registry.get(detected.dialect or ""))
+    expected = forced.feed(frames) + forced.close()
+    assert detected.dialect == "openai-chat"
+    assert events
+    assert events == expected
+    assert [(r.index, r.reason) for r in detected.rejections] == [(r.index, r.reason) for r in forced.rejections]
+    assert (detected.frames_seen, detected.done_markers) == (forced.frames_seen, forced.done_markers)

@@ -70,15 +70,6 @@ def _is_canonical(obj: Any) -> bool:
     return isinstance(kind, str) and kind in _KIND_VALUES  # `"kind": []` is not hashable
 
 
-def is_canonical_json(frame: Frame) -> bool:
-    """The frame decodes as the bridge's canonical JSON on the fast path (so :meth:`GenericDialect.sniff` claims it)."""
-    try:
-        _decode_canonical(frame.data)
-    except (msgspec.DecodeError, RecursionError):  # not canonical, or too deep: detection's to say
-        return False
-    return True
-
-
 class GenericDialect:
     name = NAME
 
