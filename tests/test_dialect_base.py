@@ -179,3 +179,34 @@ def test_a_first_frame_the_generic_fast_path_does_not_take_leaves_detection_to_d
     assert events == expected
     assert [(r.index, r.reason) for r in detected.rejections] == [(r.index, r.reason) for r in forced.rejections]
     assert (detected.frames_seen, detected.done_markers) == (forced.frames_seen, forced.done_markers)
+
+
+def test_the_generic_batch_path_finishes_each_event_as_the_frame_by_frame_fast_path_does() -> None:
+    """``feed_frames`` sets the fields the bridge owns in the decoded struct itself; ``feed_bytes`` copies it
+    with ``replace``. Frames whose wire values the bridge must overwrite (its own fields sent by the producer,
+    an empty run id, a named type, times in every form) give equal events, field for field, and encode alike."""
+    from otel_bridge.dialects.generic import GenericDecoder
+
+    lines = [
+        b'{"kind":"run.started","run_id":"r","timestamp":1800000000000000000}',
+        b'{"kind":"progress","run_id":"","dialect":"x","source":"elsewhere","original_type":"o","timestamp":5}',
+        b'{"kind":"message","timestamp_from_source":false,"timestamp_ns":7,"text":"hi"}',
+        b'{"kind":"progress","run_id":"r","timestamp":"2027-01-15T08:00:00Z","type":"named"}',
+        b'{"kind":"progress","run_id":"r","status":"no time of its own","source":"http"}',
+        b'{"kind":"llm.completed","call_id":"c","usage":{"input":3},"timestamp":1700000000000,"inferred":true}',
+    ]
+    frames = [Frame(None, line) for line in lines]
+    for run_id, source in ((None, "http"), ("given", "replay")):
+        ticks = iter(range(1_900_000_000_000_000_000, 2**62, 1_000))
+        ctx = StreamContext(source=source, stream_key="s", run_id=run_id, clock_ns=ticks.__next__)
+        batched: list[AgentEvent] = []
+        assert GenericDecoder(ctx).feed_frames(frames, 0, batched) == len(frames)
+        ticks = iter(range(1_900_000_000_000_000_000, 2**62, 1_000))
+        ctx.clock_ns = ticks.__next__
+        single = GenericDecoder(ctx)
+        one_by_one = [e for f in frames for e in single.feed_bytes(f) or ()]
+        assert batched == one_by_one
+        assert [msgspec.structs.asdict(e) for e in batched] == [msgspec.structs.asdict(e) for e in one_by_one]
+        assert [msgspec.json.encode(e) for e in batched] == [msgspec.json.encode(e) for e in one_by_one]
+        assert {e.dialect for e in batched} == {generic.NAME}
+        assert {e.source for e in batched} == {source}
