@@ -147,6 +147,10 @@ class SpanMapper:
         # (run id, event id) of the producer events seen lately, least recently seen first.
         self._event_ids: OrderedDict[str, None] = OrderedDict()
         self._created: Run | None = None  # the run the event being mapped has just opened
+        # The run last made the most recently active (the run table's last entry while it is in the table:
+        # only the mapper adds runs, at the end, and the closer only removes them). A batch's events mostly
+        # come a run at a time: the next event of the same run moves nothing.
+        self._latest: Run | None = None
         self._now = clock()  # the clock, read once per batch
 
     # -- public API ---------------------------------------------------------
@@ -220,10 +224,12 @@ class SpanMapper:
                 self._stats.event_ids_forgotten += 1
         run = self._runs.get(event.run_id)
         if run is None:
-            run = self._created = self._opener.run(event, self._now)
+            run = self._created = self._latest = self._opener.run(event, self._now)  # added last
+        elif run is not self._latest:
+            self._runs.move_to_end(run.run_id)
+            self._latest = run
         now = self._now
         run.root.last_active = now
-        self._runs.move_to_end(run.run_id)
         kind = event.kind
         # The kinds are disjoint: the span starts and ends, most events, are looked up first.
         op = START_KINDS.get(kind)
