@@ -7,18 +7,23 @@ import typing
 
 import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from otel_bridge.dialects import generic, registry
 from otel_bridge.dialects.base import (
     BUILDER_FIELDS,
+    INT_MAX,
     EventFields,
     FastDecoder,
     StreamContext,
+    ValueRangeError,
+    check_event,
     fast_path,
     make_event,
 )
 from otel_bridge.dialects.framing import Frame, parse_sse
-from otel_bridge.model import AgentEvent, EventKind
+from otel_bridge.model import AgentEvent, EventKind, TokenUsage
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 
@@ -210,3 +215,22 @@ def test_the_generic_batch_path_finishes_each_event_as_the_frame_by_frame_fast_p
         assert [msgspec.json.encode(e) for e in batched] == [msgspec.json.encode(e) for e in one_by_one]
         assert {e.dialect for e in batched} == {generic.NAME}
         assert {e.source for e in batched} == {source}
+
+
+_COUNT = st.one_of(st.none(), st.integers(-3, 3), st.integers(2**63 - 3, 2**63 + 3), st.integers(-(2**70), 2**70))
+
+
+@given(st.tuples(_COUNT, _COUNT, _COUNT, _COUNT, _COUNT))
+def test_token_counts_are_rejected_exactly_when_one_is_beyond_int64_or_negative(counts: tuple[int | None, ...]) -> None:
+    fields = ("input", "output", "cache_read", "cache_creation", "reasoning")
+    usage = TokenUsage(**dict(zip(fields, counts, strict=True)))
+    event = AgentEvent(
+        kind=EventKind.LLM_COMPLETED, run_id="r", timestamp_ns=1, dialect="d", original_type="o", usage=usage
+    )
+    bad = [n for n in counts if n is not None and not 0 <= n <= INT_MAX]
+    if not bad:
+        assert check_event(event) is event
+        return
+    with pytest.raises(ValueRangeError, match=f"got {bad[0]}$") as raised:
+        check_event(event)
+    assert raised.value.reason == "number_out_of_range"

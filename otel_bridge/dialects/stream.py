@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 
 from otel_bridge.dialects import generic, registry
-from otel_bridge.dialects.base import DecodeError, Decoder, Dialect, FastBatch, StreamContext, fast_batch, fast_path
+from otel_bridge.dialects.base import DecodeError, Decoder, Dialect, FastBatch, StreamContext, fast_paths
 from otel_bridge.dialects.framing import DONE_SENTINEL, Frame
 from otel_bridge.model import AgentEvent
 
@@ -194,8 +194,7 @@ class StreamDecoder:
         self._dialect = dialect
         self._decoder = dialect.decoder(self._ctx)
         # A decoder may offer a typed fast path that skips the generic JSON decode.
-        self._fast = fast_path(self._decoder)
-        self._batch = fast_batch(self._decoder)
+        self._fast, self._batch = fast_paths(self._decoder)
 
     def _settle(self) -> list[AgentEvent]:
         self._use(registry.detect([(f, o) for _, f, o in self._pending]))

@@ -115,6 +115,13 @@ _STREAM_STARTED = EventKind.STREAM_STARTED
 _STREAM_ENDED = EventKind.STREAM_ENDED
 _TOOL_REQUESTED = EventKind.TOOL_REQUESTED
 _CUSTOM = EventKind.CUSTOM
+# The kinds that only become a span event (progress, message...): every kind not handled on its own below.
+_RECORDED_KINDS = frozenset(EventKind).difference(
+    START_KINDS,
+    END_KINDS,
+    TERMINAL_RUN_KINDS,
+    (_RUN_STARTED, _LLM_CHUNK, _STREAM_STARTED, _STREAM_ENDED, _TOOL_REQUESTED),
+)
 _ERROR = StatusCode.ERROR
 
 
@@ -238,6 +245,9 @@ class SpanMapper:
         op = END_KINDS.get(kind)
         if op is not None:
             return self._on_span_end(run, event, op, now)
+        if kind in _RECORDED_KINDS:
+            # An event that names its call (an MCP request's progress or log) is recorded on that call's span.
+            return self._add_span_event(run, call_span(run, event.call_id) or innermost(run), event, now)
         if kind is _RUN_STARTED:
             return self._on_run_started(run, event)
         if kind in TERMINAL_RUN_KINDS:
@@ -250,8 +260,7 @@ class SpanMapper:
             # Recorded on the chat span whose model asked for the tool, wherever the run is.
             span = llm_span_for(run, event.parent_call_id)
             return self._add_span_event(run, span or innermost(run), event, now)
-        # An event that names its call (an MCP request's progress or log) is recorded on that call's span.
-        return self._add_span_event(run, call_span(run, event.call_id) or innermost(run), event, now)
+        return self._add_span_event(run, call_span(run, event.call_id) or innermost(run), event, now)  # as recorded
 
     def _placed_before(self, event: AgentEvent) -> Placement:
         """Where a re-sent event's run is: its open root, else the root of the run as it finished."""
@@ -396,7 +405,8 @@ class SpanMapper:
         span.last_active = now
         if event.timestamp_ns > span.last_ns:  # Span.touch, inline
             span.last_ns = event.timestamp_ns
-        if span.event_count() >= self._s.max_events_per_span:
+        events = span.events  # Span.event_count and Span.add_event, inline: every span event
+        if events is not None and len(events) >= self._s.max_events_per_span:  # the cap is at least 1
             span.dropped_events += 1
             self._stats.drop("max_events_per_span")
         else:
@@ -404,7 +414,11 @@ class SpanMapper:
                 event, self._s.capture_content, self._s.attribute_max_length, self._redact_payload
             )
             name = event.original_type if event.kind is _CUSTOM else str(event.kind)
-            span.add_event(SpanEventRecord(name, event.timestamp_ns, attributes))
+            record = SpanEventRecord(name, event.timestamp_ns, attributes)
+            if events is None:
+                span.events = [record]
+            else:
+                events.append(record)
         return _new(Placement, (run.trace_id, span.span_id, span.parent_span_id, None, None))
 
     # -- output ------------------------------------------------------------------
