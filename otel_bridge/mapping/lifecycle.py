@@ -335,7 +335,8 @@ class SpanMapper:
             span.status_code = _ERROR
             span.status_message = event.error or ""
             span.attributes.update(attrs.error_pairs(event))
-        end = max(end, span.start_ns)
+        if end < span.start_ns:  # max(), inline: every span end
+            end = span.start_ns
         if op in CONTAINER_OPS:
             end = self._closer.close_descendants(run, span, end)
         end = self._closer.emit(run, span, end)
