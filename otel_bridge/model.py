@@ -76,21 +76,22 @@ class TokenUsage(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, 
         """Field-wise sum that keeps ``None`` only where both sides are ``None``."""
         if other is None:
             return self
-
-        def add(a: int | None, b: int | None) -> int | None:
-            if a is None:
-                return b
-            if b is None:
-                return a
-            return a + b
-
         return TokenUsage(
-            input=add(self.input, other.input),
-            output=add(self.output, other.output),
-            cache_read=add(self.cache_read, other.cache_read),
-            cache_creation=add(self.cache_creation, other.cache_creation),
-            reasoning=add(self.reasoning, other.reasoning),
+            input=_add(self.input, other.input),
+            output=_add(self.output, other.output),
+            cache_read=_add(self.cache_read, other.cache_read),
+            cache_creation=_add(self.cache_creation, other.cache_creation),
+            reasoning=_add(self.reasoning, other.reasoning),
         )
+
+
+def _add(a: int | None, b: int | None) -> int | None:
+    """``a + b``, where ``None`` (absent) adds nothing; ``None`` only when both are."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a + b
 
 
 class AgentEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):

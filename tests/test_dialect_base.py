@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import pathlib
 import typing
 
 import msgspec
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from otel_bridge.dialects import generic, registry
 from otel_bridge.dialects.base import (
     BUILDER_FIELDS,
+    INT_MAX,
     EventFields,
     FastDecoder,
     StreamContext,
+    ValueRangeError,
+    check_event,
     fast_path,
     make_event,
 )
-from otel_bridge.dialects.framing import Frame
-from otel_bridge.model import AgentEvent, EventKind
+from otel_bridge.dialects.framing import Frame, parse_sse
+from otel_bridge.model import AgentEvent, EventKind, TokenUsage
+
+FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 
 
 def test_event_fields_are_every_agent_event_field_the_builder_does_not_fill_with_the_same_types() -> None:
@@ -152,3 +161,76 @@ def test_a_first_frame_of_canonical_json_settles_detection_as_detecting_it_would
     (event,) = decoder.feed([frame])
     assert decoder.dialect == generic.NAME
     assert (event.kind, event.run_id, event.dialect) == (EventKind.RUN_STARTED, "r", generic.NAME)
+
+
+@pytest.mark.parametrize("first", [b"[DONE]", b"{not json at all}", b'{"note":"no kind, so not canonical"}', None])
+def test_a_first_frame_the_generic_fast_path_does_not_take_leaves_detection_to_dialects(
+    first: bytes | None,
+) -> None:
+    """The generic batch path is tried on a stream's first frame; one it does not take (short, not JSON, not
+    canonical) leaves nothing behind: the dialects detect the stream from its frames as if no probe had been
+    made, and the events are those of a decoder given that dialect from the start."""
+    from otel_bridge.dialects.stream import StreamDecoder
+
+    capture = (FIXTURES / "openai-chat" / "error.sse").read_text()
+    frames = ([Frame(None, first)] if first is not None else []) + list(parse_sse(capture))
+    ctx = StreamContext(source="http", stream_key="s", clock_ns=lambda: 1_900_000_000_000_000_000)
+    detected = StreamDecoder(ctx)
+    events = detected.feed(frames) + detected.close()
+    forced = StreamDecoder(ctx, registry.get(detected.dialect or ""))
+    expected = forced.feed(frames) + forced.close()
+    assert detected.dialect == "openai-chat"
+    assert events
+    assert events == expected
+    assert [(r.index, r.reason) for r in detected.rejections] == [(r.index, r.reason) for r in forced.rejections]
+    assert (detected.frames_seen, detected.done_markers) == (forced.frames_seen, forced.done_markers)
+
+
+def test_the_generic_batch_path_finishes_each_event_as_the_frame_by_frame_fast_path_does() -> None:
+    """``feed_frames`` sets the fields the bridge owns in the decoded struct itself; ``feed_bytes`` copies it
+    with ``replace``. Frames whose wire values the bridge must overwrite (its own fields sent by the producer,
+    an empty run id, a named type, times in every form) give equal events, field for field, and encode alike."""
+    from otel_bridge.dialects.generic import GenericDecoder
+
+    lines = [
+        b'{"kind":"run.started","run_id":"r","timestamp":1800000000000000000}',
+        b'{"kind":"progress","run_id":"","dialect":"x","source":"elsewhere","original_type":"o","timestamp":5}',
+        b'{"kind":"message","timestamp_from_source":false,"timestamp_ns":7,"text":"hi"}',
+        b'{"kind":"progress","run_id":"r","timestamp":"2027-01-15T08:00:00Z","type":"named"}',
+        b'{"kind":"progress","run_id":"r","status":"no time of its own","source":"http"}',
+        b'{"kind":"llm.completed","call_id":"c","usage":{"input":3},"timestamp":1700000000000,"inferred":true}',
+    ]
+    frames = [Frame(None, line) for line in lines]
+    for run_id, source in ((None, "http"), ("given", "replay")):
+        ticks = iter(range(1_900_000_000_000_000_000, 2**62, 1_000))
+        ctx = StreamContext(source=source, stream_key="s", run_id=run_id, clock_ns=ticks.__next__)
+        batched: list[AgentEvent] = []
+        assert GenericDecoder(ctx).feed_frames(frames, 0, batched) == len(frames)
+        ticks = iter(range(1_900_000_000_000_000_000, 2**62, 1_000))
+        ctx.clock_ns = ticks.__next__
+        single = GenericDecoder(ctx)
+        one_by_one = [e for f in frames for e in single.feed_bytes(f) or ()]
+        assert batched == one_by_one
+        assert [msgspec.structs.asdict(e) for e in batched] == [msgspec.structs.asdict(e) for e in one_by_one]
+        assert [msgspec.json.encode(e) for e in batched] == [msgspec.json.encode(e) for e in one_by_one]
+        assert {e.dialect for e in batched} == {generic.NAME}
+        assert {e.source for e in batched} == {source}
+
+
+_COUNT = st.one_of(st.none(), st.integers(-3, 3), st.integers(2**63 - 3, 2**63 + 3), st.integers(-(2**70), 2**70))
+
+
+@given(st.tuples(_COUNT, _COUNT, _COUNT, _COUNT, _COUNT))
+def test_token_counts_are_rejected_exactly_when_one_is_beyond_int64_or_negative(counts: tuple[int | None, ...]) -> None:
+    fields = ("input", "output", "cache_read", "cache_creation", "reasoning")
+    usage = TokenUsage(**dict(zip(fields, counts, strict=True)))
+    event = AgentEvent(
+        kind=EventKind.LLM_COMPLETED, run_id="r", timestamp_ns=1, dialect="d", original_type="o", usage=usage
+    )
+    bad = [n for n in counts if n is not None and not 0 <= n <= INT_MAX]
+    if not bad:
+        assert check_event(event) is event
+        return
+    with pytest.raises(ValueRangeError, match=f"got {bad[0]}$") as raised:
+        check_event(event)
+    assert raised.value.reason == "number_out_of_range"

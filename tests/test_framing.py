@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from otel_bridge.dialects.framing import Frame, FramingError, SSEParser, frames_for, parse_sse, sniff_text_frames
+from otel_bridge.dialects.framing import (
+    Frame,
+    FramingError,
+    SSEParser,
+    frames_for,
+    parse_sse,
+    sniff_text_frames,
+    split_ndjson,
+)
 
 STREAM = (
     ": connected\n\n"
@@ -60,6 +70,12 @@ def test_json_object_array_and_ndjson() -> None:
         Frame(None, b'{"a":1}'),
         Frame(None, b'{"b":2}'),
     ]
+
+
+@given(st.lists(st.sampled_from([b"\n", b"\r", b"\r\n", b" ", b"\t", b"\x0b", b"\x1c", b"{}", b"x"])).map(b"".join))
+def test_ndjson_lines_are_those_splitlines_gives(body: bytes) -> None:
+    # Bodies without a CR are split at LF (the fast path): the frames are those of every line end counted.
+    assert split_ndjson(body) == [Frame(None, s) for line in body.splitlines() if (s := line.strip())]
 
 
 @pytest.mark.parametrize(

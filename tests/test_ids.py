@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from otel_bridge.config import MappingSettings
 from otel_bridge.mapping.ids import parse_traceparent, span_id_for, trace_id_for_run
@@ -94,3 +96,23 @@ def test_a_valid_traceparent_wins_over_the_run_id() -> None:
     # Without one (or with an invalid one), the trace is the run id's.
     assert _run("run-1", None) == (trace_id_for_run("run-1"), None)
     assert _run("run-1", "garbage") == (trace_id_for_run("run-1"), None)
+
+
+@given(st.binary(min_size=16, max_size=16), st.text(max_size=80), st.text(max_size=8))
+def test_ids_are_hashlibs_sha256_whichever_implementation_derives_them(trace_id: bytes, key: str, salt: str) -> None:
+    """The ids come from the interpreter's own SHA-256 where it has one: the digests of hashlib's, byte for byte."""
+    expected = hashlib.sha256(trace_id + key.encode()).digest()
+    assert span_id_for(trace_id, key) == (expected[:8] if expected[:8] != bytes(8) else expected[8:16])
+    salted = b"otel-bridge/trace\x00" + (salt.encode() + b"\x00" if salt else b"")
+    digest = hashlib.sha256(salted + key.encode()).digest()
+    assert trace_id_for_run(key, salt) == (digest[:16] if digest[:16] != bytes(16) else digest[16:])
+
+
+def test_the_interpreter_sha256_is_used_where_cpython_has_one() -> None:
+    import importlib.util
+
+    from otel_bridge.mapping import ids
+
+    if importlib.util.find_spec("_sha256") or importlib.util.find_spec("_sha2"):
+        assert ids._sha256 is not hashlib.sha256
+    assert ids._sha256(b"abc").digest() == hashlib.sha256(b"abc").digest()

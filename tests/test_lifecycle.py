@@ -341,3 +341,18 @@ def test_an_event_id_seen_twice_in_a_run_is_mapped_once(clock: FakeClock) -> Non
     assert [s.name for s in sink.spans] == ["execute_tool x", "invoke_agent"]
     assert len(sink.spans[1].events) == 1
     assert stats.dropped == {"duplicate_event": 2}
+
+
+def test_the_least_recently_active_run_is_evicted_however_its_events_came(clock: FakeClock) -> None:
+    """Runs are kept in order of their latest event: an event of the run that had the latest one moves
+    nothing, any other event makes its run the latest, in one batch or across batches. With room for
+    two runs, a third evicts the one whose latest event is the oldest."""
+    for order, evicted in (("abba", "b"), ("aabb", "a"), ("abab", "a"), ("abaa", "b")):
+        m, sink, _ = mapper(clock, max_open_runs=2)
+        m.process([ev(EventKind.PROGRESS, i, run=r) for i, r in enumerate(order[:2])])
+        m.process([ev(EventKind.PROGRESS, i + 2, run=r) for i, r in enumerate(order[2:])])
+        m.process([ev(EventKind.RUN_STARTED, 9, run="c")])
+        (closed,) = [s for s in sink.spans if s.attributes.get(sc.BRIDGE_CLOSE_REASON) == sc.CLOSE_EVICTED]
+        assert closed.attributes[sc.BRIDGE_RUN_ID] == evicted, order
+        m.process([ev(EventKind.PROGRESS, 10, run="a" if evicted == "b" else "b")])  # the kept one is still open
+        assert m.open_runs == 2

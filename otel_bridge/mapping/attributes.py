@@ -40,6 +40,12 @@ _PROVIDER_BY_PREFIX: tuple[tuple[str, str], ...] = (
 _ERROR_PREFIX = re.compile(r"^([A-Za-z_][A-Za-z0-9_.]{0,63})(?::|\s*\(|$)")
 _RUN_KINDS = frozenset({EventKind.RUN_STARTED, EventKind.RUN_FINISHED, EventKind.RUN_FAILED})
 _CONTENT_KINDS = frozenset({EventKind.THINKING, EventKind.MESSAGE, EventKind.LLM_CHUNK, EventKind.TOOL_REQUESTED})
+# Enum members compared with per span or span event, read once: on Python 3.11 every `EventKind.X` goes through
+# the enum metaclass's __getattr__ slot, about ten times the cost of reading a global.
+_LLM_COMPLETED = EventKind.LLM_COMPLETED
+_RUN_FAILED = EventKind.RUN_FAILED
+_TOOL_REQUESTED = EventKind.TOOL_REQUESTED
+_CLIENT, _SERVER, _INTERNAL = SpanKind.CLIENT, SpanKind.SERVER, SpanKind.INTERNAL
 
 
 def provider_for(provider: str | None, model: str | None) -> str | None:
@@ -159,7 +165,7 @@ def add_llm_end(out: Attributes, event: AgentEvent, latest: bool) -> Attributes:
     if event.model is not None:
         out[sc.GEN_AI_REQUEST_MODEL] = event.model
     # A failed call has no response: its model is only echoed back on success.
-    response_model = event.response_model or (event.model if event.kind is EventKind.LLM_COMPLETED else None)
+    response_model = event.response_model or (event.model if event.kind is _LLM_COMPLETED else None)
     if response_model is not None:
         out[sc.GEN_AI_RESPONSE_MODEL] = response_model
     if event.response_id is not None:
@@ -307,7 +313,7 @@ def run_end_attributes(event: AgentEvent, *, named: bool) -> Attributes:
             out[key] = value
     if event.cost_usd is not None:
         out[sc.BRIDGE_REPORTED_COST] = event.cost_usd
-    if event.kind is EventKind.RUN_FAILED:
+    if event.kind is _RUN_FAILED:
         out.update(error_pairs(event))
     if event.status is not None:
         out[sc.BRIDGE_STATUS] = event.status
@@ -408,8 +414,8 @@ def span_kind(op: str, attributes: Mapping[str, AttributeValue]) -> SpanKind:
     """A chat span is a client call to the model provider; an MCP request (its tool calls too) is seen in
     front of the server that serves it; everything else is internal."""
     if op == sc.OP_CHAT:
-        return SpanKind.CLIENT
-    return SpanKind.SERVER if sc.MCP_METHOD_NAME in attributes else SpanKind.INTERNAL
+        return _CLIENT
+    return _SERVER if sc.MCP_METHOD_NAME in attributes else _INTERNAL
 
 
 def span_event_pairs(
@@ -436,7 +442,7 @@ def span_event_attributes(
     if event.error is not None:
         out[sc.BRIDGE_ERROR_MESSAGE] = content.cut_text(event.error, limit)
         out[sc.ERROR_TYPE] = error_type_for(event)
-    if event.kind is EventKind.TOOL_REQUESTED:
+    if event.kind is _TOOL_REQUESTED:
         # A tool call the model asked for, recorded on its chat span.
         if event.tool_name is not None:
             out[sc.GEN_AI_TOOL_NAME] = event.tool_name

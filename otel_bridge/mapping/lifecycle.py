@@ -106,6 +106,23 @@ from otel_bridge.stats import Stats
 # A NamedTuple's own __new__ is a Python function: the placement every event gets (and the span keys,
 # in .table) are built with tuple.__new__ straight, all fields given, a call less per event.
 _new = tuple.__new__
+# The kinds the dispatch compares with, read once: on Python 3.11 every `EventKind.X` goes through the enum
+# metaclass's __getattr__ slot, about ten times the cost of reading a global (several per event).
+_RUN_STARTED = EventKind.RUN_STARTED
+_RUN_FAILED = EventKind.RUN_FAILED
+_LLM_CHUNK = EventKind.LLM_CHUNK
+_STREAM_STARTED = EventKind.STREAM_STARTED
+_STREAM_ENDED = EventKind.STREAM_ENDED
+_TOOL_REQUESTED = EventKind.TOOL_REQUESTED
+_CUSTOM = EventKind.CUSTOM
+# The kinds that only become a span event (progress, message...): every kind not handled on its own below.
+_RECORDED_KINDS = frozenset(EventKind).difference(
+    START_KINDS,
+    END_KINDS,
+    TERMINAL_RUN_KINDS,
+    (_RUN_STARTED, _LLM_CHUNK, _STREAM_STARTED, _STREAM_ENDED, _TOOL_REQUESTED),
+)
+_ERROR = StatusCode.ERROR
 
 
 class SpanMapper:
@@ -137,6 +154,10 @@ class SpanMapper:
         # (run id, event id) of the producer events seen lately, least recently seen first.
         self._event_ids: OrderedDict[str, None] = OrderedDict()
         self._created: Run | None = None  # the run the event being mapped has just opened
+        # The run last made the most recently active (the run table's last entry while it is in the table:
+        # only the mapper adds runs, at the end, and the closer only removes them). A batch's events mostly
+        # come a run at a time: the next event of the same run moves nothing.
+        self._latest: Run | None = None
         self._now = clock()  # the clock, read once per batch
 
     # -- public API ---------------------------------------------------------
@@ -210,10 +231,12 @@ class SpanMapper:
                 self._stats.event_ids_forgotten += 1
         run = self._runs.get(event.run_id)
         if run is None:
-            run = self._created = self._opener.run(event, self._now)
+            run = self._created = self._latest = self._opener.run(event, self._now)  # added last
+        elif run is not self._latest:
+            self._runs.move_to_end(run.run_id)
+            self._latest = run
         now = self._now
         run.root.last_active = now
-        self._runs.move_to_end(run.run_id)
         kind = event.kind
         # The kinds are disjoint: the span starts and ends, most events, are looked up first.
         op = START_KINDS.get(kind)
@@ -222,20 +245,22 @@ class SpanMapper:
         op = END_KINDS.get(kind)
         if op is not None:
             return self._on_span_end(run, event, op, now)
-        if kind is EventKind.RUN_STARTED:
+        if kind in _RECORDED_KINDS:
+            # An event that names its call (an MCP request's progress or log) is recorded on that call's span.
+            return self._add_span_event(run, call_span(run, event.call_id) or innermost(run), event, now)
+        if kind is _RUN_STARTED:
             return self._on_run_started(run, event)
         if kind in TERMINAL_RUN_KINDS:
             return self._on_run_ended(run, event)
-        if kind is EventKind.LLM_CHUNK:
+        if kind is _LLM_CHUNK:
             return self._on_chunk(run, event, now)
-        if kind is EventKind.STREAM_STARTED or kind is EventKind.STREAM_ENDED:
+        if kind is _STREAM_STARTED or kind is _STREAM_ENDED:
             return self._on_stream(run, event, now)
-        if kind is EventKind.TOOL_REQUESTED:
+        if kind is _TOOL_REQUESTED:
             # Recorded on the chat span whose model asked for the tool, wherever the run is.
             span = llm_span_for(run, event.parent_call_id)
             return self._add_span_event(run, span or innermost(run), event, now)
-        # An event that names its call (an MCP request's progress or log) is recorded on that call's span.
-        return self._add_span_event(run, call_span(run, event.call_id) or innermost(run), event, now)
+        return self._add_span_event(run, call_span(run, event.call_id) or innermost(run), event, now)  # as recorded
 
     def _placed_before(self, event: AgentEvent) -> Placement:
         """Where a re-sent event's run is: its open root, else the root of the run as it finished."""
@@ -265,8 +290,8 @@ class SpanMapper:
         root.attributes.update(attrs.run_end_attributes(event, named=sc.GEN_AI_AGENT_NAME in root.attributes))
         if event.usage is not None:
             run.usage = event.usage if run.usage is None else run.usage
-        if event.kind is EventKind.RUN_FAILED:
-            root.status_code = StatusCode.ERROR
+        if event.kind is _RUN_FAILED:
+            root.status_code = _ERROR
             root.status_message = event.error or ""
         run.end_ns = max(event.timestamp_ns, root.last_ns)
         if run.ending_deadline is None:
@@ -307,10 +332,11 @@ class SpanMapper:
         elif self._s.capture_content and op == OP_TOOL:
             span.attributes.update(captured.tool_content_pairs(event, self._s.attribute_max_length))
         if event.kind in FAILURE_KINDS:
-            span.status_code = StatusCode.ERROR
+            span.status_code = _ERROR
             span.status_message = event.error or ""
             span.attributes.update(attrs.error_pairs(event))
-        end = max(end, span.start_ns)
+        if end < span.start_ns:  # max(), inline: every span end
+            end = span.start_ns
         if op in CONTAINER_OPS:
             end = self._closer.close_descendants(run, span, end)
         end = self._closer.emit(run, span, end)
@@ -358,7 +384,7 @@ class SpanMapper:
 
     def _on_stream(self, run: Run, event: AgentEvent, now: float) -> Placement:
         """Producer stream bookkeeping, paired with its LLM call by order within the run."""
-        starting = event.kind is EventKind.STREAM_STARTED
+        starting = event.kind is _STREAM_STARTED
         span = llm_span_for(run, event.call_id, fallback=not starting)
         if span is None and starting:
             # The oldest open streamed call not yet paired takes this stream.
@@ -380,15 +406,20 @@ class SpanMapper:
         span.last_active = now
         if event.timestamp_ns > span.last_ns:  # Span.touch, inline
             span.last_ns = event.timestamp_ns
-        if span.event_count() >= self._s.max_events_per_span:
+        events = span.events  # Span.event_count and Span.add_event, inline: every span event
+        if events is not None and len(events) >= self._s.max_events_per_span:  # the cap is at least 1
             span.dropped_events += 1
             self._stats.drop("max_events_per_span")
         else:
             attributes = attrs.span_event_attributes(
                 event, self._s.capture_content, self._s.attribute_max_length, self._redact_payload
             )
-            name = event.original_type if event.kind is EventKind.CUSTOM else str(event.kind)
-            span.add_event(SpanEventRecord(name, event.timestamp_ns, attributes))
+            name = event.original_type if event.kind is _CUSTOM else str(event.kind)
+            record = SpanEventRecord(name, event.timestamp_ns, attributes)
+            if events is None:
+                span.events = [record]
+            else:
+                events.append(record)
         return _new(Placement, (run.trace_id, span.span_id, span.parent_span_id, None, None))
 
     # -- output ------------------------------------------------------------------

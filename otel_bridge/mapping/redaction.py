@@ -135,6 +135,22 @@ _free_text = operator.attrgetter(*_TEXT_FIELDS, *_JSON_FIELDS)
 """An event's fields :meth:`Redactor.event` cleans, as one tuple (read in C, for the batch test)."""
 
 
+def _covering(needles: Sequence[str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The needles as fewer substring tests, each ``(cover, members)``: text holds a needle exactly when it
+    holds a cover and then (unless ``members`` is empty: the cover is the needle) one of its members.
+
+    Each test costs about the same however short the text (~500 instructions: nearly all text is short), so
+    fewer tests is what pays: a needle that holds another needle is found through that one (``sk-ant-``
+    through ``sk-``), and needles that begin alike are tested through their first two characters (``gh`` for
+    ``ghp_``, ``gho_``...): 15 tests instead of the secret detectors' 21 needles on text that holds none.
+    """
+    kept = [n for n in dict.fromkeys(needles) if not any(o != n and o in n for o in needles)]
+    groups: dict[str, list[str]] = {}
+    for needle in kept:
+        groups.setdefault(needle[:2], []).append(needle)
+    return tuple((start, tuple(group)) if len(group) > 1 else (group[0], ()) for start, group in groups.items())
+
+
 def detectors_for(settings: RedactionSettings) -> tuple[Detector, ...]:
     out: list[Detector] = []
     if settings.secrets:
@@ -158,7 +174,7 @@ class Redactor:
         self.counts = counts
         self._replacers = {d.name: self._replacer(d) for d in self._detectors}
         # Flat needle lists for the fast "nothing here" test; a detector without needles always runs.
-        self._needles = tuple(n for d in self._detectors if not d.fold for n in d.needles)
+        self._needles = _covering([n for d in self._detectors if not d.fold for n in d.needles])
         self._folded_needles = tuple(n for d in self._detectors if d.fold for n in d.needles)
         self._always = next((d for d in self._detectors if not d.needles), None)
 
@@ -186,11 +202,18 @@ class Redactor:
         return value
 
     def _may_hold_secret(self, value: str) -> bool:
-        # Plain loops over C substring tests: measured cheaper here than one regular expression
-        # (an alternation of the needles, or a scan for long tokens) over the same text.
-        for needle in self._needles:
-            if needle in value:
-                return True
+        """Whether ``value`` holds any detector's needle (exactly: a cover found is checked by its members).
+
+        Plain loops over C substring tests: measured cheaper here than one regular expression
+        (an alternation of the needles, or a scan for long tokens) over the same text.
+        """
+        for cover, members in self._needles:
+            if cover in value:
+                if not members:
+                    return True
+                for needle in members:
+                    if needle in value:
+                        return True
         if self._folded_needles:
             folded = value.lower()
             for needle in self._folded_needles:
