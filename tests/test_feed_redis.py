@@ -332,3 +332,30 @@ def test_a_stream_id_that_is_not_one_is_refused() -> None:
     for bad in ("17", "a-1", "1-x", ""):
         with pytest.raises(ValueError, match="must be a stream id from this feed"):
             feed.parse_id(bad)
+
+
+@needs_redis
+async def test_a_batch_whose_reply_was_lost_is_not_appended_again(feeds: list[Feed]) -> None:
+    """Redis applied the batch but the reply never came (Redis went away): the retry reads the stream's tail
+    back and sends only what is not there, so the stream holds each event once."""
+    a, b = feeds
+    writer = backend(a)
+    send = writer._send
+    failures = [ConnectionError("the reply was lost")]
+
+    async def applied_then_lost(batch: list[tuple[bytes, bool, int]]) -> None:
+        await send(batch)
+        if failures:
+            raise failures.pop()
+
+    writer._send = applied_then_lost  # type: ignore[method-assign]
+    on_b = b.subscribe().chunks()
+    publish(a, "p1", "p2", "p3")
+    assert names(await read(on_b, 3)) == ["p1", "p2", "p3"]
+    publish(a, "p4")
+    assert names(await read(on_b, 1)) == ["p4"]
+    assert not failures  # the send failed once
+    stored = [json.loads(fields[b"d"])["name"] for _, fields in server_entries(a)]
+    assert stored == ["p1", "p2", "p3", "p4"]
+    await until(lambda: writer.appended == 4)  # the writer counts after its reply; the reader may be first
+    assert backend(b).repeats_skipped == 0

@@ -28,9 +28,12 @@ process's reader does not show them twice (other processes show them), and the
 reader goes on from the last id it read: with persistence (AOF) nothing read
 before is lost and resume ids stay valid.
 
-A batch cut by a failure after Redis applied part of it is sent again; each entry
-names its process and that process's sequence number, and the reader skips an
-entry it has already seen from that process, so a retry never shows twice live.
+Each entry names its process and that process's sequence number. Before a batch
+that failed is sent again, the writer reads the stream's tail back for its own
+newest entry and leaves out what Redis had applied (a reply lost as Redis went
+away), so the stream holds each event once; past ``RETRY_SCAN`` entries appended
+since by others it sends the batch whole, and the readers (live and resume) skip
+an entry already seen from that process, so a retry never shows twice.
 
 A resume (:meth:`RedisBackend.read_from`) reads ``XRANGE`` pages; an id older than
 the stream's first entry (trimmed away), or than ``XINFO STREAM``'s
@@ -72,6 +75,9 @@ _ORIGIN = b"o"
 _SERVED = b"l"
 """Entry field, present on events their process already served to its own subscribers while Redis was away."""
 _MAX_ORIGINS = 10_000
+RETRY_SCAN = 10_000
+"""Entries read back from the stream's tail, at most, before a failed batch is sent again."""
+_RETRY_PAGE = 500
 """Processes whose last sequence number the reader remembers (for retried batches); least recent forgotten."""
 _SEQ_BITS = 64
 _SEQ_MASK = (1 << _SEQ_BITS) - 1
@@ -214,6 +220,7 @@ class RedisBackend:
         s = self.settings
         backoff = Backoff(s.backoff_initial_s, s.backoff_max_s)
         buffer = self._buffer
+        retrying = False
         while True:
             if not buffer:
                 self._drained.set()
@@ -222,12 +229,20 @@ class RedisBackend:
                 continue
             batch = [buffer.popleft() for _ in range(min(s.batch_size, len(buffer)))]
             try:
-                await self._send(batch)
+                if retrying:  # the failed send may have been applied (the reply lost): those entries are not sent again
+                    newest = await self._newest_own_seq()
+                    retrying = False
+                    fresh = [entry for entry in batch if newest is None or entry[2] > newest]
+                    self.appended += len(batch) - len(fresh)
+                    batch = fresh
+                if batch:
+                    await self._send(batch)
             except asyncio.CancelledError:
                 buffer.extendleft(reversed(batch))
                 raise
             except Exception as exc:  # redis.RedisError and OSError: the batch goes back to the front
                 buffer.extendleft(reversed(batch))
+                retrying = True
                 _raise_if_cancelled(self._stopping)
                 overflow = len(buffer) - s.buffer_size
                 for _ in range(max(0, overflow)):
@@ -252,6 +267,24 @@ class RedisBackend:
         if s.max_age_s:
             pipe.xtrim(s.stream, minid=f"{int((time.time() - s.max_age_s) * 1000)}-0", approximate=True)
         await pipe.execute()
+
+    async def _newest_own_seq(self) -> int | None:
+        """The sequence number of this process's newest entry in the stream (``None``: none among the newest
+        ``RETRY_SCAN`` entries). Read before a failed batch is sent again: what Redis applied is not appended twice."""
+        stream = self.settings.stream
+        newest: bytes = b"+"
+        scanned = 0
+        while scanned < RETRY_SCAN:
+            page = await self._client.xrevrange(stream, max=newest, count=_RETRY_PAGE)
+            for _, fields in page:
+                origin, _, n = fields.get(_ORIGIN, b"").partition(b":")
+                if origin == self.origin and n.isdigit():
+                    return int(n)
+            if len(page) < _RETRY_PAGE:
+                return None
+            scanned += len(page)
+            newest = b"(" + page[-1][0]
+        return None
 
     async def _read_forever(self) -> None:
         s = self.settings
