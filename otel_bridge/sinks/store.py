@@ -83,6 +83,11 @@ class TraceStatus(StrEnum):
     INCOMPLETE = "incomplete"
 
 
+_ERROR = StatusCode.ERROR  # bound once: an enum member is a slow class lookup, and this is read once per span
+_OK = TraceStatus.OK.value
+_INCOMPLETE = TraceStatus.INCOMPLETE.value
+_RUNNING = TraceStatus.RUNNING.value
+
 _GAVE_UP = frozenset(sc.RUN_CLOSED_TYPES[reason] for reason in sc.RUN_CLOSED_FAILURES)
 """The synthetic ends of runs the sidecar gave up on (evicted, shut down): listed as incomplete."""
 
@@ -200,7 +205,7 @@ class TraceStore:
             if s.run_id is None:
                 s.run_id = event.run_id
                 s.dialect = event.dialect
-                s.status = "running"
+                s.status = _RUNNING
             if s.agent is None and event.agent is not None:
                 s.agent = event.agent
             if event.model is not None:
@@ -211,7 +216,7 @@ class TraceStore:
                 s.end_ns = at
             if event.inferred and event.original_type in sc.RUN_CLOSED_ALL:
                 # The bridge closed the run but its own span was not kept (a bound): it is no longer running.
-                s.status = TraceStatus.INCOMPLETE.value if event.original_type in _GAVE_UP else TraceStatus.OK.value
+                s.status = _INCOMPLETE if event.original_type in _GAVE_UP else _OK
 
     def consume(self, spans: Sequence[SpanRecord]) -> None:
         traces = self._traces
@@ -293,7 +298,7 @@ def _summarise(trace: _Trace, span: SpanRecord) -> None:
         s.start_ns = span.start_ns
     if span.end_ns > s.end_ns:
         s.end_ns = span.end_ns
-    if span.status_code is StatusCode.ERROR:
+    if span.status_code is _ERROR:
         s.error_count += 1
     a = span.attributes
     operation = a.get(sc.GEN_AI_OPERATION_NAME)
@@ -327,9 +332,9 @@ def _summarise(trace: _Trace, span: SpanRecord) -> None:
         s.root_name = span.name
         cost = a.get(sc.GEN_AI_USAGE_COST)
         s.cost_usd = float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None
-        if span.status_code is StatusCode.ERROR:
+        if span.status_code is _ERROR:
             s.status = TraceStatus.ERROR.value
         elif a.get(sc.BRIDGE_CLOSE_REASON) in sc.RUN_CLOSED_FAILURES:
-            s.status = TraceStatus.INCOMPLETE.value
+            s.status = _INCOMPLETE
         else:
-            s.status = TraceStatus.OK.value
+            s.status = _OK
