@@ -50,7 +50,7 @@ from otel_bridge.model import AgentEvent, Placement
 from otel_bridge.sinks.feed import sse
 from otel_bridge.sinks.feed.backend import Backlog, FeedBackend, Gap
 from otel_bridge.sinks.feed.filters import ItemFilter
-from otel_bridge.sinks.feed.item import FeedFormat, FeedItem, NoticeItem, PublishedBatch, PublishedEvent, frame_item
+from otel_bridge.sinks.feed.item import FeedFormat, FeedItem, NoticeItem, PublishedEvent, frame_item
 from otel_bridge.sinks.feed.memory import MemoryBackend
 from otel_bridge.sinks.feed.record import Enricher, FeedRecord, encode
 from otel_bridge.sinks.feed.rounds import Rounds
@@ -161,8 +161,7 @@ class Feed:
             append(PublishedEvent(event, placement, seq, agent, thread_id, enricher))
             seq += 1
         self._next_seq = seq
-        # A list (its append is the interpreter's fast one), then the batch that carries the events for its bound.
-        self.backend.append(PublishedBatch(items, events if type(events) is list else list(events), enricher))
+        self.backend.append(items)
 
     def _publish(self, items: list[FeedItem]) -> None:
         """The backend's events, in order: to every format's state, then every subscriber."""

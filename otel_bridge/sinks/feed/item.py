@@ -5,9 +5,7 @@ by every subscriber, its record, its encoded record and its canonical SSE frame;
 formats' frames are made once, on demand (:meth:`FeedItem.frame_for`). What this process
 publishes starts as a :class:`PublishedEvent`: the mapped event and its placement, with what
 only the moment of publishing knows (its id, its run's agent and thread), so that publishing
-to a feed nobody reads costs one small object per event; the hub hands a published batch over as a
-:class:`PublishedBatch`, which also carries the events, so the ring weighs it without a pass over its
-items (:func:`batch_bound`). A :class:`NoticeItem` is a
+to a feed nobody reads costs one small object per event. A :class:`NoticeItem` is a
 ``missed`` notice queued in line with the events. A shared backend builds the items it reads
 back with :func:`frame_item`.
 """
@@ -193,21 +191,6 @@ class PublishedEvent(FeedItem):
         return self.size if bound is None else bound
 
 
-class PublishedBatch(list[FeedItem]):
-    """A batch the hub just published: its :class:`PublishedEvent` items, with their events and enricher.
-
-    :func:`batch_bound` reads the events from here instead of from each item (one pass fewer in Python
-    per event); while none of the items has been read, it is the bound the items themselves give.
-    """
-
-    __slots__ = ("enricher", "events")
-
-    def __init__(self, items: list[FeedItem], events: list[AgentEvent], enricher: Enricher) -> None:
-        super().__init__(items)
-        self.events = events
-        self.enricher = enricher
-
-
 def batch_bound(items: Sequence[FeedItem]) -> int | None:
     """A bound on the summed sizes of ``items``' frames (and on what they hold), made in one pass.
 
@@ -215,8 +198,6 @@ def batch_bound(items: Sequence[FeedItem]) -> int | None:
     it is :meth:`~.record.Enricher.batch_bound`; ``None`` for any other batch, whose items are then
     weighed one by one (:meth:`FeedItem.size_bound`).
     """
-    if type(items) is PublishedBatch and items and all(map(_unread, items)):
-        return items.enricher.batch_bound(items.events, sum(map(len, filter(None, map(_agent, items)))))
     first = items[0] if items else None
     if not isinstance(first, PublishedEvent):
         return None
@@ -230,7 +211,6 @@ def batch_bound(items: Sequence[FeedItem]) -> int | None:
 
 
 _agent = operator.attrgetter("agent")
-_unread = operator.attrgetter("_event")
 
 
 class NoticeItem(FeedItem):
