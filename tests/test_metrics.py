@@ -505,17 +505,28 @@ def test_the_per_span_lookup_finds_the_series_the_sorted_attributes_name(names: 
     metrics.consume(spans[:14])
     metrics.consume(spans[14:])
     got: dict[str, dict[object, tuple[int, float]]] = {}
+    hists: dict[str, dict[object, Histogram]] = {}
     for family in metrics.families():
         for s in family.series:
             value = s.value
             got.setdefault(family.name, {})[s.attributes] = (
                 (value.count, round(value.total, 9)) if isinstance(value, Histogram) else (1, round(value, 9))
             )
+            if isinstance(value, Histogram):
+                hists.setdefault(family.name, {})[s.attributes] = value
+    reference = _reference(spans, names, limit)
     expected = {
         name: {k: (len(vs) if name != sc.METRIC_COST else 1, round(sum(vs), 9)) for k, vs in series.items()}
-        for name, series in _reference(spans, names, limit).items()
+        for name, series in reference.items()
     }
     assert got == expected
+    # Each histogram holds what Histogram.record makes of its values in span order (the sink records them inline).
+    for name, series in hists.items():
+        for k, histogram in series.items():
+            alone = Histogram.empty(histogram.bounds)
+            for value in reference[name][k]:
+                alone.record(value)
+            assert histogram == alone, (name, k)
     overflowed = sum(
         len(vs) for series in _reference(spans, names, limit).values() for k, vs in series.items()
         if k == ((sc.OTEL_METRIC_OVERFLOW, True),)

@@ -4,7 +4,10 @@
 span updates cumulative aggregates in memory (a dict update per span, no SDK
 objects). A span finds its series by its attribute values in a fixed order
 (``_Instrument.fast``); the sorted attribute key a series is reported under is
-built once, when the series first appears. Two readers turn a :class:`MetricFamily` snapshot into bytes:
+built once, when the series first appears. An inference span feeds up to five
+series: one lookup by those values finds a :class:`_Plan` holding them all, and
+the histograms are updated inline (what :meth:`Histogram.record` does), as this
+runs once per span on the ingest path. Two readers turn a :class:`MetricFamily` snapshot into bytes:
 :mod:`otel_bridge.sinks.prometheus` for ``GET /metrics`` and
 :mod:`otel_bridge.sinks.otlp_metrics` for the OTLP push. Both see the same
 numbers because both read the same snapshot.
@@ -37,6 +40,7 @@ from __future__ import annotations
 import bisect
 import enum
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -65,6 +69,25 @@ _INFERENCE_KEYS = (
 )
 _AGENT_KEYS = (sc.GEN_AI_OPERATION_NAME, sc.GEN_AI_PROVIDER_NAME, sc.GEN_AI_REQUEST_MODEL, sc.GEN_AI_AGENT_NAME)
 _TOOL_KEYS = (sc.GEN_AI_OPERATION_NAME, sc.GEN_AI_TOOL_NAME, sc.GEN_AI_TOOL_TYPE)
+# The per-span path's names, bound once (a module global is one dict lookup; an enum member, a slow class lookup).
+_ERROR = StatusCode.ERROR
+_OPERATION = sc.GEN_AI_OPERATION_NAME
+_PROVIDER = sc.GEN_AI_PROVIDER_NAME
+_REQUEST_MODEL = sc.GEN_AI_REQUEST_MODEL
+_RESPONSE_MODEL = sc.GEN_AI_RESPONSE_MODEL
+_SERVER_ADDRESS = sc.SERVER_ADDRESS
+_SERVER_PORT = sc.SERVER_PORT
+_AGENT_NAME = sc.GEN_AI_AGENT_NAME
+_TOOL_NAME = sc.GEN_AI_TOOL_NAME
+_TOOL_TYPE = sc.GEN_AI_TOOL_TYPE
+_ERROR_TYPE = sc.ERROR_TYPE
+_TTFC = sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK
+_INPUT_TOKENS = sc.GEN_AI_USAGE_INPUT_TOKENS
+_OUTPUT_TOKENS = sc.GEN_AI_USAGE_OUTPUT_TOKENS
+_COST = sc.GEN_AI_USAGE_COST
+_INFERENCE_OPERATIONS = sc.INFERENCE_OPERATIONS
+_OP_EXECUTE_TOOL = sc.OP_EXECUTE_TOOL
+_OP_INVOKE_AGENT = sc.OP_INVOKE_AGENT
 
 
 class MetricKind(enum.Enum):
@@ -100,6 +123,22 @@ class Histogram:
 
     def copy(self) -> Histogram:
         return Histogram(self.bounds, list(self.counts), self.count, self.total, self.min, self.max)
+
+
+_record = Histogram.record
+
+
+class _Plan:
+    """An inference span's series by instrument, for one set of its attribute values (``None``: not found yet)."""
+
+    __slots__ = ("cost", "duration", "tokens_in", "tokens_out", "ttfc")
+
+    def __init__(self) -> None:
+        self.duration: Histogram | None = None
+        self.ttfc: Histogram | None = None
+        self.tokens_in: Histogram | None = None
+        self.tokens_out: Histogram | None = None
+        self.cost: list[float] | None = None
 
 
 @dataclass(frozen=True)
@@ -213,65 +252,151 @@ class GenAiMetrics:
         self._cost = _Instrument(
             sc.METRIC_COST, "Cost of GenAI operations, from the price table", sc.UNIT_USD, MetricKind.COUNTER
         )
+        self._plans: dict[tuple[object, ...], _Plan] = {}
         self._instruments = (*tokens, self._duration, self._ttfc, self._agent, self._tool, self._cost)
 
     # -- SpanSink -------------------------------------------------------------
     def consume(self, spans: Sequence[SpanRecord]) -> None:
+        plans = self._plans
+        agent_fast = self._agent.fast
+        tool_fast = self._tool.fast
         for span in spans:
-            attrs = span.attributes
-            op = attrs.get(sc.GEN_AI_OPERATION_NAME)
-            if op in sc.INFERENCE_OPERATIONS:
-                self._inference(span)
-            elif op == sc.OP_INVOKE_AGENT:
-                agent = (
+            get = span.attributes.get
+            op = get(_OPERATION)
+            if op in _INFERENCE_OPERATIONS:
+                # The series' attribute values in a fixed order (absent ones as _ABSENT), then the error type
+                # (_ABSENT but on a failed span): a cheap lookup key.
+                raw = (
                     op,
-                    attrs.get(sc.GEN_AI_PROVIDER_NAME, _ABSENT),
-                    attrs.get(sc.GEN_AI_REQUEST_MODEL, _ABSENT),
-                    attrs.get(sc.GEN_AI_AGENT_NAME, _ABSENT),
-                    _error(span),
+                    get(_PROVIDER, _ABSENT),
+                    get(_REQUEST_MODEL, _ABSENT),
+                    get(_RESPONSE_MODEL, _ABSENT),
+                    get(_SERVER_ADDRESS, _ABSENT),
+                    get(_SERVER_PORT, _ABSENT),
+                    _ABSENT if span.status_code is not _ERROR else _error_type(get(_ERROR_TYPE)),
                 )
-                self._histogram(self._agent, agent, span, _AGENT_KEYS, True).record(_seconds(span))
-            elif op == sc.OP_EXECUTE_TOOL:
-                tool = (
+                plan = plans.get(raw) or _Plan()
+                d = span.end_ns - span.start_ns
+                h = plan.duration or self._plan_duration(plan, raw, span)
+                v = d / 1e9 if d > 0 else 0.0
+                h.counts[bisect_left(h.bounds, v)] += 1  # Histogram.record, inline (hot)
+                h.count += 1
+                h.total += v
+                if v < h.min:
+                    h.min = v
+                if v > h.max:
+                    h.max = v
+                ttfc = get(_TTFC)
+                if ttfc is not None and isinstance(ttfc, (int, float)) and not isinstance(ttfc, bool):
+                    _record(plan.ttfc or self._plan_ttfc(plan, raw, span), float(ttfc))
+                tokens = get(_INPUT_TOKENS)
+                if type(tokens) is int or (isinstance(tokens, int) and not isinstance(tokens, bool)):  # 0 is data
+                    h = plan.tokens_in or self._plan_tokens_in(plan, raw, span)
+                    v = float(tokens)
+                    h.counts[bisect_left(h.bounds, v)] += 1  # Histogram.record, inline (hot)
+                    h.count += 1
+                    h.total += v
+                    if v < h.min:
+                        h.min = v
+                    if v > h.max:
+                        h.max = v
+                tokens = get(_OUTPUT_TOKENS)
+                if type(tokens) is int or (isinstance(tokens, int) and not isinstance(tokens, bool)):
+                    h = plan.tokens_out or self._plan_tokens_out(plan, raw, span)
+                    v = float(tokens)
+                    h.counts[bisect_left(h.bounds, v)] += 1  # Histogram.record, inline (hot)
+                    h.count += 1
+                    h.total += v
+                    if v < h.min:
+                        h.min = v
+                    if v > h.max:
+                        h.max = v
+                cost = get(_COST)
+                if type(cost) is float or (isinstance(cost, (int, float)) and not isinstance(cost, bool)):
+                    (plan.cost or self._plan_cost(plan, raw, span))[0] += float(cost)
+            elif op == _OP_EXECUTE_TOOL:
+                tool_raw = (
                     op,
-                    attrs.get(sc.GEN_AI_TOOL_NAME, _ABSENT),
-                    attrs.get(sc.GEN_AI_TOOL_TYPE, _ABSENT),
-                    _error(span),
+                    get(_TOOL_NAME, _ABSENT),
+                    get(_TOOL_TYPE, _ABSENT),
+                    _ABSENT if span.status_code is not _ERROR else _error_type(get(_ERROR_TYPE)),
                 )
-                self._histogram(self._tool, tool, span, _TOOL_KEYS, True).record(_seconds(span))
+                state = tool_fast.get(tool_raw)
+                if state is None:
+                    state = self._histogram(self._tool, tool_raw, span, _TOOL_KEYS, True)
+                assert type(state) is Histogram
+                d = span.end_ns - span.start_ns
+                v = d / 1e9 if d > 0 else 0.0
+                state.counts[bisect_left(state.bounds, v)] += 1  # Histogram.record, inline (hot)
+                state.count += 1
+                state.total += v
+                if v < state.min:
+                    state.min = v
+                if v > state.max:
+                    state.max = v
+            elif op == _OP_INVOKE_AGENT:
+                agent_raw = (
+                    op,
+                    get(_PROVIDER, _ABSENT),
+                    get(_REQUEST_MODEL, _ABSENT),
+                    get(_AGENT_NAME, _ABSENT),
+                    _ABSENT if span.status_code is not _ERROR else _error_type(get(_ERROR_TYPE)),
+                )
+                state = agent_fast.get(agent_raw)
+                if state is None:
+                    state = self._histogram(self._agent, agent_raw, span, _AGENT_KEYS, True)
+                assert type(state) is Histogram
+                d = span.end_ns - span.start_ns
+                v = d / 1e9 if d > 0 else 0.0
+                state.counts[bisect_left(state.bounds, v)] += 1  # Histogram.record, inline (hot)
+                state.count += 1
+                state.total += v
+                if v < state.min:
+                    state.min = v
+                if v > state.max:
+                    state.max = v
 
-    def _inference(self, span: SpanRecord) -> None:
-        attrs = span.attributes
-        get = attrs.get
-        # The series' attribute values in a fixed order (absent ones as _ABSENT): a cheap lookup key.
-        # Each instrument maps it to the series its sorted AttributeKey names (made on first use).
-        base = (
-            get(sc.GEN_AI_OPERATION_NAME),
-            get(sc.GEN_AI_PROVIDER_NAME, _ABSENT),
-            get(sc.GEN_AI_REQUEST_MODEL, _ABSENT),
-            get(sc.GEN_AI_RESPONSE_MODEL, _ABSENT),
-            get(sc.SERVER_ADDRESS, _ABSENT),
-            get(sc.SERVER_PORT, _ABSENT),
-        )
-        with_error = (*base, _error(span))
-        self._histogram(self._duration, with_error, span, _INFERENCE_KEYS, True).record(_seconds(span))
-        ttfc = get(sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK)
-        if isinstance(ttfc, (int, float)) and not isinstance(ttfc, bool):
-            self._histogram(self._ttfc, with_error, span, _INFERENCE_KEYS, True).record(float(ttfc))
-        token_raw = with_error if self._token_error else base
-        tokens = get(sc.GEN_AI_USAGE_INPUT_TOKENS)
-        if isinstance(tokens, int) and not isinstance(tokens, bool):  # 0 is data
-            self._tokens(self._tokens_in, token_raw, span, sc.TOKEN_TYPE_INPUT).record(float(tokens))
-        tokens = get(sc.GEN_AI_USAGE_OUTPUT_TOKENS)
-        if isinstance(tokens, int) and not isinstance(tokens, bool):
-            self._tokens(self._tokens_out, token_raw, span, sc.TOKEN_TYPE_OUTPUT).record(float(tokens))
-        cost = get(sc.GEN_AI_USAGE_COST)
-        if isinstance(cost, (int, float)) and not isinstance(cost, bool):
-            state = self._cost.fast.get(base)
-            if state is None:
-                state = self._found(self._cost, base, _key(span, _INFERENCE_KEYS, error=False))
-            assert isinstance(state, list)
-            state[0] += float(cost)
+    # An inference span's series, found once per attribute values (``raw``) and kept on a :class:`_Plan`.
+    # A slot stays ``None`` while its series is the overflow one (not remembered, as in ``_Instrument.fast``),
+    # so such a span takes the lookup each time and is counted each time, exactly as without the plan.
+
+    def _plan_duration(self, plan: _Plan, raw: tuple[object, ...], span: SpanRecord) -> Histogram:
+        state = self._histogram(self._duration, raw, span, _INFERENCE_KEYS, True)
+        if self._duration.fast.get(raw) is state:
+            plan.duration = state
+            if len(self._plans) < self._limit:  # bounded: one plan per duration series, never the overflow one
+                self._plans[raw] = plan
+        return state
+
+    def _plan_ttfc(self, plan: _Plan, raw: tuple[object, ...], span: SpanRecord) -> Histogram:
+        state = self._histogram(self._ttfc, raw, span, _INFERENCE_KEYS, True)
+        if self._ttfc.fast.get(raw) is state:
+            plan.ttfc = state
+        return state
+
+    def _plan_tokens_in(self, plan: _Plan, raw: tuple[object, ...], span: SpanRecord) -> Histogram:
+        token_raw = raw if self._token_error else raw[:-1]
+        state = self._tokens(self._tokens_in, token_raw, span, sc.TOKEN_TYPE_INPUT)
+        if self._tokens_in.fast.get((token_raw, sc.TOKEN_TYPE_INPUT)) is state:
+            plan.tokens_in = state
+        return state
+
+    def _plan_tokens_out(self, plan: _Plan, raw: tuple[object, ...], span: SpanRecord) -> Histogram:
+        token_raw = raw if self._token_error else raw[:-1]
+        state = self._tokens(self._tokens_out, token_raw, span, sc.TOKEN_TYPE_OUTPUT)
+        if self._tokens_out.fast.get((token_raw, sc.TOKEN_TYPE_OUTPUT)) is state:
+            plan.tokens_out = state
+        return state
+
+    def _plan_cost(self, plan: _Plan, raw: tuple[object, ...], span: SpanRecord) -> list[float]:
+        base = raw[:-1]
+        state = self._cost.fast.get(base)
+        if state is None:
+            state = self._found(self._cost, base, _key(span, _INFERENCE_KEYS, error=False))
+        assert isinstance(state, list)
+        if self._cost.fast.get(base) is state:
+            plan.cost = state
+        return state
 
     def _histogram(
         self, inst: _Instrument, raw: tuple[object, ...], span: SpanRecord, keys: tuple[str, ...], error: bool
@@ -330,15 +455,8 @@ class GenAiMetrics:
         return out
 
 
-def _seconds(span: SpanRecord) -> float:
-    return max(0, span.end_ns - span.start_ns) / 1e9
-
-
-def _error(span: SpanRecord) -> object:
-    """The ``error.type`` a failed span's series carry; ``_ABSENT`` for any other span."""
-    if span.status_code is not StatusCode.ERROR:
-        return _ABSENT
-    error_type = span.attributes.get(sc.ERROR_TYPE)
+def _error_type(error_type: object) -> str:
+    """The ``error.type`` a failed span's series carry, from its attribute of that name."""
     return error_type if isinstance(error_type, str) else sc.ERROR_TYPE_OTHER
 
 

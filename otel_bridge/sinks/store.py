@@ -83,6 +83,21 @@ class TraceStatus(StrEnum):
     INCOMPLETE = "incomplete"
 
 
+_ERROR = StatusCode.ERROR  # bound once: an enum member is a slow class lookup, and this is read once per span
+_OK = TraceStatus.OK.value
+_INCOMPLETE = TraceStatus.INCOMPLETE.value
+_RUNNING = TraceStatus.RUNNING.value
+
+# The per-span path's names, bound once.
+_OPERATION = sc.GEN_AI_OPERATION_NAME
+_OP_EXECUTE_TOOL = sc.OP_EXECUTE_TOOL
+_OP_CHAT = sc.OP_CHAT
+_REQUEST_MODEL = sc.GEN_AI_REQUEST_MODEL
+_RESPONSE_MODEL = sc.GEN_AI_RESPONSE_MODEL
+_INPUT_TOKENS = sc.GEN_AI_USAGE_INPUT_TOKENS
+_OUTPUT_TOKENS = sc.GEN_AI_USAGE_OUTPUT_TOKENS
+_RUN_ID = sc.BRIDGE_RUN_ID
+
 _GAVE_UP = frozenset(sc.RUN_CLOSED_TYPES[reason] for reason in sc.RUN_CLOSED_FAILURES)
 """The synthetic ends of runs the sidecar gave up on (evicted, shut down): listed as incomplete."""
 
@@ -200,7 +215,7 @@ class TraceStore:
             if s.run_id is None:
                 s.run_id = event.run_id
                 s.dialect = event.dialect
-                s.status = "running"
+                s.status = _RUNNING
             if s.agent is None and event.agent is not None:
                 s.agent = event.agent
             if event.model is not None:
@@ -211,7 +226,7 @@ class TraceStore:
                 s.end_ns = at
             if event.inferred and event.original_type in sc.RUN_CLOSED_ALL:
                 # The bridge closed the run but its own span was not kept (a bound): it is no longer running.
-                s.status = TraceStatus.INCOMPLETE.value if event.original_type in _GAVE_UP else TraceStatus.OK.value
+                s.status = _INCOMPLETE if event.original_type in _GAVE_UP else _OK
 
     def consume(self, spans: Sequence[SpanRecord]) -> None:
         traces = self._traces
@@ -230,8 +245,36 @@ class TraceStore:
                 continue
             trace.spans.append(span)
             self._span_count += 1
-            _summarise(trace, span)
             stored += 1
+            # One more span in the trace's summary (once per stored span: kept cheap, comparisons over min/max).
+            s = trace.summary
+            s.span_count += 1
+            if span.start_ns < s.start_ns:
+                s.start_ns = span.start_ns
+            if span.end_ns > s.end_ns:
+                s.end_ns = span.end_ns
+            if span.status_code is _ERROR:
+                s.error_count += 1
+            get = span.attributes.get
+            operation = get(_OPERATION)
+            if operation == _OP_EXECUTE_TOOL:
+                s.tool_calls += 1
+            elif operation == _OP_CHAT:
+                s.llm_calls += 1
+                model = get(_REQUEST_MODEL)
+                if isinstance(model, str):
+                    s.models.add(model)
+                model = get(_RESPONSE_MODEL)
+                if isinstance(model, str):
+                    s.models.add(model)
+                tokens = get(_INPUT_TOKENS)
+                if isinstance(tokens, int):
+                    s.input_tokens += tokens
+                tokens = get(_OUTPUT_TOKENS)
+                if isinstance(tokens, int):
+                    s.output_tokens += tokens
+            if not trace.has_root and isinstance(get(_RUN_ID), str):
+                _settle(trace, span)
         self._stats.spans_exported[self.name] += stored  # a span cut by the bound is counted once, as dropped
 
     def recent(self, limit: int = 50, run_id: str | None = None, agent: str | None = None) -> list[TraceSummary]:
@@ -285,51 +328,24 @@ def _mentions(trace: _Trace, needle: str) -> bool:
     return False
 
 
-def _summarise(trace: _Trace, span: SpanRecord) -> None:
-    """One more span in the trace's summary (once per stored span: kept cheap, comparisons over min/max)."""
+def _settle(trace: _Trace, span: SpanRecord) -> None:
+    """The run's own span: it settles the summary the events had sketched."""
     s = trace.summary
-    s.span_count += 1
-    if span.start_ns < s.start_ns:
-        s.start_ns = span.start_ns
-    if span.end_ns > s.end_ns:
-        s.end_ns = span.end_ns
-    if span.status_code is StatusCode.ERROR:
-        s.error_count += 1
     a = span.attributes
-    operation = a.get(sc.GEN_AI_OPERATION_NAME)
-    if operation == sc.OP_EXECUTE_TOOL:
-        s.tool_calls += 1
-    elif operation == sc.OP_CHAT:
-        s.llm_calls += 1
-        model = a.get(sc.GEN_AI_REQUEST_MODEL)
-        if isinstance(model, str):
-            s.models.add(model)
-        model = a.get(sc.GEN_AI_RESPONSE_MODEL)
-        if isinstance(model, str):
-            s.models.add(model)
-        tokens = a.get(sc.GEN_AI_USAGE_INPUT_TOKENS)
-        if isinstance(tokens, int):
-            s.input_tokens += tokens
-        tokens = a.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS)
-        if isinstance(tokens, int):
-            s.output_tokens += tokens
-    if trace.has_root:
-        return
     run_id = a.get(sc.BRIDGE_RUN_ID)
-    if isinstance(run_id, str):
-        # The run's own span: it settles the summary the events had sketched.
-        trace.has_root = True
-        s.run_id = run_id
-        agent = a.get(sc.GEN_AI_AGENT_NAME)
-        s.agent = agent if isinstance(agent, str) else None
-        dialect = a.get(sc.BRIDGE_DIALECT)
-        s.dialect = dialect if isinstance(dialect, str) else None
-        s.root_name = span.name
-        cost = a.get(sc.GEN_AI_USAGE_COST)
-        s.cost_usd = float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None
-        if span.status_code is StatusCode.ERROR:
-            s.status = TraceStatus.ERROR.value
-        elif a.get(sc.BRIDGE_CLOSE_REASON) in sc.RUN_CLOSED_FAILURES:
-            s.status = TraceStatus.INCOMPLETE.value
-        else:
-            s.status = TraceStatus.OK.value
+    assert isinstance(run_id, str)
+    trace.has_root = True
+    s.run_id = run_id
+    agent = a.get(sc.GEN_AI_AGENT_NAME)
+    s.agent = agent if isinstance(agent, str) else None
+    dialect = a.get(sc.BRIDGE_DIALECT)
+    s.dialect = dialect if isinstance(dialect, str) else None
+    s.root_name = span.name
+    cost = a.get(sc.GEN_AI_USAGE_COST)
+    s.cost_usd = float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None
+    if span.status_code is _ERROR:
+        s.status = TraceStatus.ERROR.value
+    elif a.get(sc.BRIDGE_CLOSE_REASON) in sc.RUN_CLOSED_FAILURES:
+        s.status = _INCOMPLETE
+    else:
+        s.status = _OK
