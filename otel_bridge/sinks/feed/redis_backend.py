@@ -28,7 +28,7 @@ process's reader does not show them twice (other processes show them), and the
 reader goes on from the last id it read: with persistence (AOF) nothing read
 before is lost and resume ids stay valid.
 
-Each entry names its process and that process's sequence number. Before a batch
+Each entry names its process and that process's sequence number (:mod:`.redis_entries`). Before a batch
 that failed is sent again, the writer reads the stream's tail back for its own
 newest entry and leaves out what Redis had applied (a reply lost as Redis went
 away), so the stream holds each event once; past ``RETRY_SCAN`` entries appended
@@ -61,6 +61,7 @@ from otel_bridge.backoff import Backoff
 from otel_bridge.config import FeedRedisSettings, redact_url
 from otel_bridge.sinks.feed.backend import Backlog, Gap, GapNotice, MakeItem, Publish, WireId
 from otel_bridge.sinks.feed.record import FeedRecord
+from otel_bridge.sinks.feed.redis_entries import DATA, SEQ_MASK, SERVED, entry_fields, origin_of, pack_id, unpack_id
 from otel_bridge.stats import Stats
 
 if TYPE_CHECKING:
@@ -68,33 +69,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_DATA = b"d"
-"""Entry field: the event's JSON (the ``data:`` line)."""
-_ORIGIN = b"o"
-"""Entry field: the appending process."""
-_SERVED = b"l"
-"""Entry field, present on events their process already served to its own subscribers while Redis was away."""
 _MAX_ORIGINS = 10_000
+"""Processes whose last sequence number the reader remembers (for retried batches); least recent forgotten."""
 RETRY_SCAN = 10_000
 """Entries read back from the stream's tail, at most, before a failed batch is sent again."""
 _RETRY_PAGE = 500
-"""Processes whose last sequence number the reader remembers (for retried batches); least recent forgotten."""
-_SEQ_BITS = 64
-_SEQ_MASK = (1 << _SEQ_BITS) - 1
 
 _decoder = msgspec.json.Decoder(FeedRecord)
-
-
-def pack_id(stream_id: bytes | str) -> int:
-    """``<ms>-<n>`` as one integer with the same order (the hub's ids are integers)."""
-    text = stream_id.decode() if isinstance(stream_id, bytes) else stream_id
-    ms, sep, n = text.partition("-")
-    return (int(ms) << _SEQ_BITS) | int(n or 0) if sep else int(ms) << _SEQ_BITS
-
-
-def unpack_id(seq: int) -> str:
-    """The stream id an integer from :func:`pack_id` stands for."""
-    return f"{seq >> _SEQ_BITS}-{seq & _SEQ_MASK}"
 
 
 class RedisBackend:
@@ -260,10 +241,7 @@ class RedisBackend:
         pipe = self._client.pipeline(transaction=False)
         maxlen = s.max_len or None
         for data, served, n in batch:
-            fields: dict[bytes, bytes] = {_DATA: data, _ORIGIN: self.origin + b":%d" % n}
-            if served:
-                fields[_SERVED] = self.origin
-            pipe.xadd(s.stream, fields, maxlen=maxlen, approximate=True)
+            pipe.xadd(s.stream, entry_fields(data, self.origin, n, served), maxlen=maxlen, approximate=True)
         if s.max_age_s:
             pipe.xtrim(s.stream, minid=f"{int((time.time() - s.max_age_s) * 1000)}-0", approximate=True)
         await pipe.execute()
@@ -277,9 +255,9 @@ class RedisBackend:
         while scanned < RETRY_SCAN:
             page = await self._client.xrevrange(stream, max=newest, count=_RETRY_PAGE)
             for _, fields in page:
-                origin, _, n = fields.get(_ORIGIN, b"").partition(b":")
-                if origin == self.origin and n.isdigit():
-                    return int(n)
+                tag = origin_of(fields)
+                if tag is not None and tag[0] == self.origin:
+                    return tag[1]
             if len(page) < _RETRY_PAGE:
                 return None
             scanned += len(page)
@@ -320,9 +298,9 @@ class RedisBackend:
                 self._newest = pack_id(last)
 
     def _live_item(self, entry_id: bytes, fields: dict[bytes, bytes]) -> FeedItem | None:
-        origin, _, n = fields.get(_ORIGIN, b"").partition(b":")
-        if origin and n.isdigit():
-            seq = int(n)
+        tag = origin_of(fields)
+        if tag is not None:
+            origin, seq = tag
             seen = self._seen.get(origin)
             if seen is not None and seq <= seen:
                 self.repeats_skipped += 1  # a batch sent again after a failure
@@ -331,12 +309,12 @@ class RedisBackend:
             self._seen.move_to_end(origin)
             if len(self._seen) > _MAX_ORIGINS:
                 self._seen.popitem(last=False)
-        if fields.get(_SERVED) == self.origin:
+        if fields.get(SERVED) == self.origin:
             return None  # this process's subscribers had it while Redis was away
         return self._item(entry_id, fields)
 
     def _item(self, entry_id: bytes, fields: dict[bytes, bytes]) -> FeedItem | None:
-        data = fields.get(_DATA)
+        data = fields.get(DATA)
         try:
             record = _decoder.decode(data) if data is not None else None
         except (msgspec.DecodeError, ValueError):
@@ -396,11 +374,11 @@ class RedisBackend:
         seen: dict[bytes, int] = {}
         items: list[FeedItem] = []
         for entry_id, fields in entries:
-            origin, _, n = fields.get(_ORIGIN, b"").partition(b":")
-            if origin and n.isdigit():
-                if seen.get(origin, -1) >= int(n):
+            tag = origin_of(fields)
+            if tag is not None:
+                if seen.get(tag[0], -1) >= tag[1]:
                     continue  # a batch sent again after a failure
-                seen[origin] = int(n)
+                seen[tag[0]] = tag[1]
             item = self._item(entry_id, fields)
             if item is not None:
                 items.append(item)
@@ -418,7 +396,7 @@ class RedisBackend:
         if text == "0":
             return 0
         ms, sep, n = text.partition("-")
-        if sep and ms.isdigit() and n.isdigit() and int(n) <= _SEQ_MASK:
+        if sep and ms.isdigit() and n.isdigit() and int(n) <= SEQ_MASK:
             return pack_id(text)
         raise ValueError(f"Last-Event-ID must be a stream id from this feed (<ms>-<n>, or 0), got {text!r}")
 
