@@ -8,11 +8,13 @@ close``, the access log and a lane that raises are checked on the wire.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
 
 import pytest
 import uvicorn
@@ -154,29 +156,38 @@ class Raises:
         raise RuntimeError("a bug in a lane")
 
 
-@pytest.fixture
-def served() -> Iterator[Callable[[SidecarApp], int]]:
-    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
+class Running(NamedTuple):
+    server: uvicorn.Server
+    thread: threading.Thread
+    port: int
 
-    def serve(app: SidecarApp) -> int:
-        port = free_port()
-        protocol = lane_protocol(app)
-        assert protocol is not None  # httptools is a dependency (uvicorn[standard])
-        config = uvicorn.Config(app, port=port, http=protocol, log_level="critical", lifespan="off")
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        servers.append((server, thread))
+
+@contextlib.contextmanager
+def running(app: SidecarApp, **config: Any) -> Iterator[Running]:
+    """``app`` on uvicorn with the lane protocol, in a thread, until the block ends."""
+    port = free_port()
+    protocol = lane_protocol(app)
+    assert protocol is not None  # httptools is a dependency (uvicorn[standard])
+    server = uvicorn.Server(
+        uvicorn.Config(app, port=port, http=protocol, log_level="critical", lifespan="off", **config)
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
         deadline = time.monotonic() + 10
         while not server.started:
             assert time.monotonic() < deadline
             time.sleep(0.02)
-        return port
-
-    yield serve
-    for server, thread in servers:
+        yield Running(server, thread, port)
+    finally:
         server.should_exit = True
         thread.join(10)
+
+
+@pytest.fixture
+def served() -> Iterator[Callable[[SidecarApp], int]]:
+    with contextlib.ExitStack() as stack:
+        yield lambda app: stack.enter_context(running(app)).port
 
 
 def asgi_answer(text: bytes) -> Callable[..., object]:
@@ -226,37 +237,22 @@ def test_a_graceful_shutdown_answers_an_inline_request_whose_body_is_still_arriv
     """uvicorn closes a connection with no ASGI cycle at once; the inline request being read is answered first."""
     app, echo = SidecarApp(), Echo()
     app.add_lane("/lane", ["POST"], asgi_answer(b"asgi"), inline=echo)  # type: ignore[arg-type]
-    port = free_port()
-    protocol = lane_protocol(app)
-    assert protocol is not None
-    config = uvicorn.Config(app, port=port, http=protocol, log_level="critical", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-            sock.sendall(b"POST /lane HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello")
-            time.sleep(0.2)  # the head and half the body are read
-            server.should_exit = True
-            time.sleep(0.5)  # the shutdown has asked every connection to close
-            sock.sendall(b"world")
-            reply = b""
-            while b"helloworld" not in reply:
-                chunk = sock.recv(65536)
-                assert chunk, f"closed before the answer: {reply!r}"
-                reply += chunk
-            assert reply.startswith(b"HTTP/1.1 201 ")
-            assert b"connection: close\r\n" in reply
-            assert closed_after(sock)
-        assert echo.seen == [(b"", b"helloworld")]
-    finally:
-        server.should_exit = True
-        thread.join(10)
-    assert not thread.is_alive()
+    with running(app) as served, socket.create_connection(("127.0.0.1", served.port), timeout=10) as sock:
+        sock.sendall(b"POST /lane HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello")
+        time.sleep(0.2)  # the head and half the body are read
+        served.server.should_exit = True
+        time.sleep(0.5)  # the shutdown has asked every connection to close
+        sock.sendall(b"world")
+        reply = b""
+        while b"helloworld" not in reply:
+            chunk = sock.recv(65536)
+            assert chunk, f"closed before the answer: {reply!r}"
+            reply += chunk
+        assert reply.startswith(b"HTTP/1.1 201 ")
+        assert b"connection: close\r\n" in reply
+        assert closed_after(sock)
+    assert echo.seen == [(b"", b"helloworld")]
+    assert not served.thread.is_alive()
 
 
 def test_an_idle_keep_alive_connection_closes_after_the_timeout_from_its_last_inline_answer() -> None:
@@ -264,34 +260,21 @@ def test_an_idle_keep_alive_connection_closes_after_the_timeout_from_its_last_in
     ``timeout_keep_alive`` after the last one (as uvicorn's per-response timer does)."""
     app, echo = SidecarApp(), Echo()
     app.add_lane("/lane", ["POST"], asgi_answer(b"asgi"), inline=echo)  # type: ignore[arg-type]
-    port = free_port()
-    protocol = lane_protocol(app)
-    assert protocol is not None
-    config = uvicorn.Config(app, port=port, http=protocol, log_level="critical", lifespan="off", timeout_keep_alive=1)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
     post = b"POST /lane HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi"
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-            for _ in range(3):  # an answer every 0.6 s: each re-arms the timer, the connection stays open
-                sock.sendall(post)
-                reply = b""
-                while not reply.endswith(b"\r\n\r\nhi"):
-                    chunk = sock.recv(65536)
-                    assert chunk, f"closed while in use: {reply!r}"
-                    reply += chunk
-                answered = time.monotonic()
-                time.sleep(0.6)
-            sock.settimeout(10)
-            assert sock.recv(65536) == b""  # closed by the server...
-            idle = time.monotonic() - answered
-            assert 0.9 <= idle < 5, idle  # ...about timeout_keep_alive after the last answer
-        assert len(echo.seen) == 3
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with (
+        running(app, timeout_keep_alive=1) as served,
+        socket.create_connection(("127.0.0.1", served.port), timeout=10) as sock,
+    ):
+        for _ in range(3):  # an answer every 0.6 s: each re-arms the timer, the connection stays open
+            sock.sendall(post)
+            reply = b""
+            while not reply.endswith(b"\r\n\r\nhi"):
+                chunk = sock.recv(65536)
+                assert chunk, f"closed while in use: {reply!r}"
+                reply += chunk
+            answered = time.monotonic()
+            time.sleep(0.6)
+        assert sock.recv(65536) == b""  # closed by the server...
+        idle = time.monotonic() - answered
+        assert 0.9 <= idle < 5, idle  # ...about timeout_keep_alive after the last answer
+    assert len(echo.seen) == 3
