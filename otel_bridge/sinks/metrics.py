@@ -5,9 +5,8 @@ span updates cumulative aggregates in memory (a dict update per span, no SDK
 objects). A span finds its series by its attribute values in a fixed order
 (``_Instrument.fast``); the sorted attribute key a series is reported under is
 built once, when the series first appears. An inference span feeds up to five
-series: one lookup by those values finds a :class:`_Plan` holding them all, and
-the histograms are updated inline (what :meth:`Histogram.record` does), as this
-runs once per span on the ingest path. Two readers turn a :class:`MetricFamily` snapshot into bytes:
+series: one lookup by those values finds a :class:`_Plan` holding them all.
+Two readers turn a :class:`MetricFamily` snapshot into bytes:
 :mod:`otel_bridge.sinks.prometheus` for ``GET /metrics`` and
 :mod:`otel_bridge.sinks.otlp_metrics` for the OTLP push. Both see the same
 numbers because both read the same snapshot.
@@ -40,7 +39,6 @@ from __future__ import annotations
 import bisect
 import enum
 import time
-from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -123,9 +121,6 @@ class Histogram:
 
     def copy(self) -> Histogram:
         return Histogram(self.bounds, list(self.counts), self.count, self.total, self.min, self.max)
-
-
-_record = Histogram.record
 
 
 class _Plan:
@@ -258,103 +253,51 @@ class GenAiMetrics:
     # -- SpanSink -------------------------------------------------------------
     def consume(self, spans: Sequence[SpanRecord]) -> None:
         plans = self._plans
-        agent_fast = self._agent.fast
-        tool_fast = self._tool.fast
         for span in spans:
             get = span.attributes.get
             op = get(_OPERATION)
+            # The series' attribute values in a fixed order (absent ones as _ABSENT), the error type last
+            # (_ABSENT but on a failed span): a cheap lookup key.
+            error = _ABSENT if span.status_code is not _ERROR else _error_type(get(_ERROR_TYPE))
             if op in _INFERENCE_OPERATIONS:
-                # The series' attribute values in a fixed order (absent ones as _ABSENT), then the error type
-                # (_ABSENT but on a failed span): a cheap lookup key.
-                raw = (
+                raw: tuple[object, ...] = (
                     op,
                     get(_PROVIDER, _ABSENT),
                     get(_REQUEST_MODEL, _ABSENT),
                     get(_RESPONSE_MODEL, _ABSENT),
                     get(_SERVER_ADDRESS, _ABSENT),
                     get(_SERVER_PORT, _ABSENT),
-                    _ABSENT if span.status_code is not _ERROR else _error_type(get(_ERROR_TYPE)),
+                    error,
                 )
                 plan = plans.get(raw) or _Plan()
-                d = span.end_ns - span.start_ns
-                h = plan.duration or self._plan_duration(plan, raw, span)
-                v = d / 1e9 if d > 0 else 0.0
-                h.counts[bisect_left(h.bounds, v)] += 1  # Histogram.record, inline (hot)
-                h.count += 1
-                h.total += v
-                if v < h.min:
-                    h.min = v
-                if v > h.max:
-                    h.max = v
+                (plan.duration or self._plan_duration(plan, raw, span)).record(_seconds(span))
                 ttfc = get(_TTFC)
                 if ttfc is not None and isinstance(ttfc, (int, float)) and not isinstance(ttfc, bool):
-                    _record(plan.ttfc or self._plan_ttfc(plan, raw, span), float(ttfc))
+                    (plan.ttfc or self._plan_ttfc(plan, raw, span)).record(float(ttfc))
                 tokens = get(_INPUT_TOKENS)
                 if type(tokens) is int or (isinstance(tokens, int) and not isinstance(tokens, bool)):  # 0 is data
-                    h = plan.tokens_in or self._plan_tokens_in(plan, raw, span)
-                    v = float(tokens)
-                    h.counts[bisect_left(h.bounds, v)] += 1  # Histogram.record, inline (hot)
-                    h.count += 1
-                    h.total += v
-                    if v < h.min:
-                        h.min = v
-                    if v > h.max:
-                        h.max = v
+                    (plan.tokens_in or self._plan_tokens_in(plan, raw, span)).record(float(tokens))
                 tokens = get(_OUTPUT_TOKENS)
                 if type(tokens) is int or (isinstance(tokens, int) and not isinstance(tokens, bool)):
-                    h = plan.tokens_out or self._plan_tokens_out(plan, raw, span)
-                    v = float(tokens)
-                    h.counts[bisect_left(h.bounds, v)] += 1  # Histogram.record, inline (hot)
-                    h.count += 1
-                    h.total += v
-                    if v < h.min:
-                        h.min = v
-                    if v > h.max:
-                        h.max = v
+                    (plan.tokens_out or self._plan_tokens_out(plan, raw, span)).record(float(tokens))
                 cost = get(_COST)
                 if type(cost) is float or (isinstance(cost, (int, float)) and not isinstance(cost, bool)):
                     (plan.cost or self._plan_cost(plan, raw, span))[0] += float(cost)
             elif op == _OP_EXECUTE_TOOL:
-                tool_raw = (
-                    op,
-                    get(_TOOL_NAME, _ABSENT),
-                    get(_TOOL_TYPE, _ABSENT),
-                    _ABSENT if span.status_code is not _ERROR else _error_type(get(_ERROR_TYPE)),
-                )
-                state = tool_fast.get(tool_raw)
-                if state is None:
-                    state = self._histogram(self._tool, tool_raw, span, _TOOL_KEYS, True)
-                assert type(state) is Histogram
-                d = span.end_ns - span.start_ns
-                v = d / 1e9 if d > 0 else 0.0
-                state.counts[bisect_left(state.bounds, v)] += 1  # Histogram.record, inline (hot)
-                state.count += 1
-                state.total += v
-                if v < state.min:
-                    state.min = v
-                if v > state.max:
-                    state.max = v
+                raw = (op, get(_TOOL_NAME, _ABSENT), get(_TOOL_TYPE, _ABSENT), error)
+                self._record_duration(self._tool, raw, span, _TOOL_KEYS)
             elif op == _OP_INVOKE_AGENT:
-                agent_raw = (
-                    op,
-                    get(_PROVIDER, _ABSENT),
-                    get(_REQUEST_MODEL, _ABSENT),
-                    get(_AGENT_NAME, _ABSENT),
-                    _ABSENT if span.status_code is not _ERROR else _error_type(get(_ERROR_TYPE)),
-                )
-                state = agent_fast.get(agent_raw)
-                if state is None:
-                    state = self._histogram(self._agent, agent_raw, span, _AGENT_KEYS, True)
-                assert type(state) is Histogram
-                d = span.end_ns - span.start_ns
-                v = d / 1e9 if d > 0 else 0.0
-                state.counts[bisect_left(state.bounds, v)] += 1  # Histogram.record, inline (hot)
-                state.count += 1
-                state.total += v
-                if v < state.min:
-                    state.min = v
-                if v > state.max:
-                    state.max = v
+                raw = (op, get(_PROVIDER, _ABSENT), get(_REQUEST_MODEL, _ABSENT), get(_AGENT_NAME, _ABSENT), error)
+                self._record_duration(self._agent, raw, span, _AGENT_KEYS)
+
+    def _record_duration(
+        self, inst: _Instrument, raw: tuple[object, ...], span: SpanRecord, keys: tuple[str, ...]
+    ) -> None:
+        state = inst.fast.get(raw)
+        if state is None:
+            state = self._histogram(inst, raw, span, keys, True)
+        assert type(state) is Histogram
+        state.record(_seconds(span))
 
     # An inference span's series, found once per attribute values (``raw``) and kept on a :class:`_Plan`.
     # A slot stays ``None`` while its series is the overflow one (not remembered, as in ``_Instrument.fast``),
@@ -453,6 +396,11 @@ class GenAiMetrics:
             )
             out.append(MetricFamily(inst.name, inst.description, inst.unit, inst.kind, series))
         return out
+
+
+def _seconds(span: SpanRecord) -> float:
+    d = span.end_ns - span.start_ns
+    return d / 1e9 if d > 0 else 0.0
 
 
 def _error_type(error_type: object) -> str:
