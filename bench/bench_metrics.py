@@ -29,7 +29,8 @@ from otel_bridge.config import MetricsSettings, load_settings
 from otel_bridge.model import AgentEvent, EventKind, TokenUsage
 from otel_bridge.pipeline import ListSink
 from otel_bridge.sinks import prometheus
-from otel_bridge.sinks.metrics import GenAiMetrics, Histogram, MetricKind, Snapshot
+from otel_bridge.sinks.metric_model import Histogram, MetricKind, Snapshot
+from otel_bridge.sinks.metrics import GenAiMetrics
 from otel_bridge.sinks.otlp_metrics import encode_request
 from otel_bridge.stats import Stats
 

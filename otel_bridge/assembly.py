@@ -34,7 +34,8 @@ from otel_bridge.sinks.feed import Feed
 from otel_bridge.sinks.feed.agui import AguiFormat
 from otel_bridge.sinks.feed.ai_sdk import AiSdkFormat
 from otel_bridge.sinks.feed.backend import FeedBackend
-from otel_bridge.sinks.metrics import GenAiMetrics, Snapshot, health_families
+from otel_bridge.sinks.metric_model import Snapshot, health_families
+from otel_bridge.sinks.metrics import GenAiMetrics
 from otel_bridge.sinks.otlp import OtlpExporter
 from otel_bridge.sinks.otlp_metrics import OtlpMetricsExporter
 from otel_bridge.sinks.store import TraceStore

@@ -24,7 +24,7 @@ import yaml
 
 from otel_bridge.config import DEFAULT_PORT
 from otel_bridge.demo import DemoAgent
-from otel_bridge.sinks.metrics import MetricKind
+from otel_bridge.sinks.metric_model import MetricKind
 from otel_bridge.sinks.prometheus import metric_name
 from tests.support.prometheus import PROMETHEUS_BIN, SKIP_REASON, Prometheus, exposed_names, parse_text
 from tests.support.server import BridgeProcess

@@ -5,7 +5,7 @@ from __future__ import annotations
 from otel_bridge import semconv as sc
 from otel_bridge.config import FeedSettings, StoreSettings
 from otel_bridge.model import AgentEvent, EventKind, Placement, SpanKind, SpanRecord
-from otel_bridge.sinks import metrics
+from otel_bridge.sinks import metric_model
 from otel_bridge.sinks.feed import Feed
 from otel_bridge.sinks.store import TraceStore
 from otel_bridge.stats import Stats
@@ -64,5 +64,7 @@ async def test_feed_lag_is_counted_apart_from_dropped_spans() -> None:
     await anext(stream)
     assert stats.feed_events_lost == 3
     assert stats.dropped == {}
-    families = {f.name: f for f in metrics.health_families(stats, open_runs=0, export_queue_depth=0, subscribers=1)}
+    families = {
+        f.name: f for f in metric_model.health_families(stats, open_runs=0, export_queue_depth=0, subscribers=1)
+    }
     assert sc.METRIC_FEED_EVENTS_LOST in families

@@ -14,7 +14,8 @@ from otel_bridge.assembly import SCOPE, assemble
 from otel_bridge.config import ConfigError, MetricsSettings, load_settings
 from otel_bridge.model import AttributeValue, SpanKind, SpanRecord, StatusCode
 from otel_bridge.sinks.export.result import Outcome, SendResult
-from otel_bridge.sinks.metrics import GenAiMetrics, Histogram, MetricFamily, MetricKind, Series, Snapshot
+from otel_bridge.sinks.metric_model import Histogram, MetricFamily, MetricKind, Series, Snapshot
+from otel_bridge.sinks.metrics import GenAiMetrics
 from otel_bridge.sinks.otlp_metrics import OtlpMetricsExporter, encode_request, request_json
 from otel_bridge.sinks.prometheus import format_value, label_name, metric_name, render
 from otel_bridge.stats import Stats

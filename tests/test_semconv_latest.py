@@ -33,7 +33,8 @@ from otel_bridge.model import (
 )
 from otel_bridge.pipeline import ListSink
 from otel_bridge.sinks.feed.record import encode, enrich
-from otel_bridge.sinks.metrics import GenAiMetrics, MetricFamily
+from otel_bridge.sinks.metric_model import MetricFamily
+from otel_bridge.sinks.metrics import GenAiMetrics
 from otel_bridge.sinks.otlp_metrics import request_json
 from otel_bridge.sinks.prometheus import render
 from otel_bridge.sources.replay import replay_files

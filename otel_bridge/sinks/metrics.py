@@ -1,4 +1,4 @@
-"""GenAI metrics derived from finished spans, and the bridge's health figures, as one snapshot model.
+"""GenAI metrics derived from finished spans, as the snapshot model of :mod:`.metric_model`.
 
 :class:`GenAiMetrics` is a :class:`~otel_bridge.pipeline.SpanSink`: each finished
 span updates cumulative aggregates in memory (a dict update per span, no SDK
@@ -6,10 +6,6 @@ objects). A span finds its series by its attribute values in a fixed order
 (``_Instrument.fast``); the sorted attribute key a series is reported under is
 built once, when the series first appears. An inference span feeds up to five
 series: one lookup by those values finds a :class:`_Plan` holding them all.
-Two readers turn a :class:`MetricFamily` snapshot into bytes:
-:mod:`otel_bridge.sinks.prometheus` for ``GET /metrics`` and
-:mod:`otel_bridge.sinks.otlp_metrics` for the OTLP push. Both see the same
-numbers because both read the same snapshot.
 
 What each span kind yields (v1.41.0 names by default, bucket boundaries from :mod:`semconv`):
 
@@ -36,8 +32,6 @@ value is kept, its attributes are not.
 
 from __future__ import annotations
 
-import bisect
-import enum
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -45,10 +39,8 @@ from dataclasses import dataclass, field
 from otel_bridge import semconv as sc
 from otel_bridge.config import MetricsSettings
 from otel_bridge.model import AttributeValue, SpanRecord, StatusCode
+from otel_bridge.sinks.metric_model import AttributeKey, Histogram, MetricFamily, MetricKind, Series, Snapshot
 from otel_bridge.stats import Stats
-
-AttributeKey = tuple[tuple[str, AttributeValue], ...]
-"""A series' attributes, sorted by key: hashable, and the same order in every output."""
 
 _OVERFLOW: AttributeKey = ((sc.OTEL_METRIC_OVERFLOW, True),)
 _ABSENT = object()
@@ -88,41 +80,6 @@ _OP_EXECUTE_TOOL = sc.OP_EXECUTE_TOOL
 _OP_INVOKE_AGENT = sc.OP_INVOKE_AGENT
 
 
-class MetricKind(enum.Enum):
-    COUNTER = "counter"  # monotonic cumulative sum
-    GAUGE = "gauge"
-    HISTOGRAM = "histogram"
-
-
-@dataclass(slots=True)
-class Histogram:
-    """Explicit-bucket histogram state: ``counts[i]`` holds values ``<= bounds[i]`` (the last: the rest)."""
-
-    bounds: tuple[float, ...]
-    counts: list[int]
-    count: int = 0
-    total: float = 0.0
-    min: float = float("inf")
-    max: float = float("-inf")
-
-    @classmethod
-    def empty(cls, bounds: tuple[float, ...]) -> Histogram:
-        return cls(bounds, [0] * (len(bounds) + 1))
-
-    def record(self, value: float) -> None:
-        # bisect_left: a value equal to a bound falls in that bound's bucket (upper-inclusive, as OTLP says).
-        self.counts[bisect.bisect_left(self.bounds, value)] += 1
-        self.count += 1
-        self.total += value
-        if value < self.min:
-            self.min = value
-        if value > self.max:
-            self.max = value
-
-    def copy(self) -> Histogram:
-        return Histogram(self.bounds, list(self.counts), self.count, self.total, self.min, self.max)
-
-
 class _Plan:
     """An inference span's series by instrument, for one set of its attribute values (``None``: not found yet)."""
 
@@ -134,32 +91,6 @@ class _Plan:
         self.tokens_in: Histogram | None = None
         self.tokens_out: Histogram | None = None
         self.cost: list[float] | None = None
-
-
-@dataclass(frozen=True)
-class Series:
-    attributes: AttributeKey
-    value: float | Histogram
-
-
-@dataclass(frozen=True)
-class MetricFamily:
-    """One metric's snapshot: name, unit and kind as OTLP has them, and its series."""
-
-    name: str
-    description: str
-    unit: str
-    kind: MetricKind
-    series: tuple[Series, ...]
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """Every metric at one instant; cumulative since ``start_ns``."""
-
-    start_ns: int
-    time_ns: int
-    families: tuple[MetricFamily, ...]
 
 
 @dataclass
@@ -424,78 +355,3 @@ def _with(key: AttributeKey, name: str, value: AttributeValue) -> AttributeKey:
 
 def _sort_key(key: AttributeKey) -> tuple[tuple[str, str], ...]:
     return tuple((k, str(v)) for k, v in key)
-
-
-def _counter(name: str, description: str, unit: str, value: float) -> MetricFamily:
-    return MetricFamily(name, description, unit, MetricKind.COUNTER, (Series((), float(value)),))
-
-
-def _gauge(name: str, description: str, unit: str, value: float) -> MetricFamily:
-    return MetricFamily(name, description, unit, MetricKind.GAUGE, (Series((), float(value)),))
-
-
-def _by(name: str, description: str, unit: str, label: str, counts: dict[str, int]) -> MetricFamily:
-    series = tuple(Series(((label, reason),), float(n)) for reason, n in sorted(counts.items()))
-    return MetricFamily(name, description, unit, MetricKind.COUNTER, series)
-
-
-def health_families(stats: Stats, *, open_runs: int, export_queue_depth: int, subscribers: int) -> list[MetricFamily]:
-    """The bridge's own figures from :class:`Stats`, as metrics (the same ones ``/v1/health`` shows)."""
-    return [
-        _counter(sc.METRIC_EVENTS_RECEIVED, "Events accepted by the bridge", "{event}", stats.events_received),
-        _by(
-            sc.METRIC_EVENTS_REJECTED,
-            "Events rejected, by reason",
-            "{event}",
-            sc.METRIC_ATTR_REASON,
-            dict(stats.events_rejected),
-        ),
-        _by(
-            sc.METRIC_DROPPED,
-            "Items dropped or cut by a bound, by reason",
-            "{item}",
-            sc.METRIC_ATTR_REASON,
-            dict(stats.dropped),
-        ),
-        _counter(sc.METRIC_SPANS_FINISHED, "Spans finished by the mapper", "{span}", stats.spans_finished),
-        _by(
-            sc.METRIC_SPANS_EXPORTED,
-            "Spans exported, by sink",
-            "{span}",
-            sc.METRIC_ATTR_SINK,
-            dict(stats.spans_exported),
-        ),
-        _by(
-            sc.METRIC_SPANS_EXPORT_FAILED,
-            "Spans that failed to export, by sink",
-            "{span}",
-            sc.METRIC_ATTR_SINK,
-            dict(stats.spans_export_failed),
-        ),
-        _by(
-            sc.METRIC_SPANS_INCOMPLETE,
-            "Spans closed without an end from their producer, by reason",
-            "{span}",
-            sc.METRIC_ATTR_REASON,
-            dict(stats.incomplete),
-        ),
-        _counter(
-            sc.METRIC_FEED_EVENTS_LOST,
-            "Live-feed events lagging subscribers never got (summed over subscribers)",
-            "{event}",
-            stats.feed_events_lost,
-        ),
-        _by(
-            sc.METRIC_MEMORY_REFUSALS,
-            "Requests and source reads refused over the memory budget's soft limit, by where",
-            "{refusal}",
-            sc.METRIC_ATTR_WHERE,
-            dict(stats.memory_refusals),
-        ),
-        _counter(sc.METRIC_RUNS_STARTED, "Runs opened", "{run}", stats.runs_started),
-        _counter(sc.METRIC_RUNS_FINISHED, "Runs closed", "{run}", stats.runs_finished),
-        _counter(sc.METRIC_RUNS_CONTINUED, "Late events that reopened a finished run", "{run}", stats.continuations),
-        _gauge(sc.METRIC_RUNS_OPEN, "Runs open now", "{run}", open_runs),
-        _gauge(sc.METRIC_EXPORT_QUEUE_DEPTH, "Spans waiting for OTLP export", "{span}", export_queue_depth),
-        _gauge(sc.METRIC_FEED_SUBSCRIBERS, "Clients connected to the live feed", "{subscriber}", subscribers),
-    ]

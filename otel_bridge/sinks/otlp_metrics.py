@@ -33,7 +33,7 @@ from otel_bridge.model import AttributeValue
 from otel_bridge.sinks import otlp_json
 from otel_bridge.sinks.export import factory
 from otel_bridge.sinks.export.result import Outcome, Transport
-from otel_bridge.sinks.metrics import Histogram, MetricFamily, MetricKind, Series, Snapshot
+from otel_bridge.sinks.metric_model import Histogram, MetricFamily, MetricKind, Series, Snapshot
 from otel_bridge.sinks.otlp_proto import encode_resource, encode_scope, key_value, varint
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterable
 
 from otel_bridge.model import AttributeValue
-from otel_bridge.sinks.metrics import Histogram, MetricFamily, MetricKind
+from otel_bridge.sinks.metric_model import Histogram, MetricFamily, MetricKind
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from fastapi import APIRouter, Response
 
 from otel_bridge.sinks import prometheus
-from otel_bridge.sinks.metrics import Snapshot
+from otel_bridge.sinks.metric_model import Snapshot
 
 
 def metrics_router(snapshot: Callable[[], Snapshot]) -> APIRouter:
