@@ -14,6 +14,7 @@ import pytest
 
 from otel_bridge import semconv as sc
 from otel_bridge.mapping import attributes as attrs
+from otel_bridge.mapping.span_names import span_kind, span_name
 from otel_bridge.model import AgentEvent, AttributeValue, EventKind, SpanKind, TokenUsage
 
 T0 = 1_800_000_000_000_000_000
@@ -308,16 +309,16 @@ def test_incomplete_attributes() -> None:
     ],
 )
 def test_span_name(op: str, attributes: dict[str, AttributeValue], name: str) -> None:
-    assert attrs.span_name(op, attributes) == name
+    assert span_name(op, attributes) == name
 
 
 def test_span_kind() -> None:
-    assert attrs.span_kind(sc.OP_CHAT, {}) is SpanKind.CLIENT
+    assert span_kind(sc.OP_CHAT, {}) is SpanKind.CLIENT
     for op in (sc.OP_EXECUTE_TOOL, sc.OP_INVOKE_AGENT, sc.SPAN_STEP, sc.SPAN_REQUEST):
-        assert attrs.span_kind(op, {}) is SpanKind.INTERNAL
+        assert span_kind(op, {}) is SpanKind.INTERNAL
     # An MCP request (its tool calls too) is seen in front of the server that serves it.
     for op in (sc.OP_EXECUTE_TOOL, sc.SPAN_REQUEST):
-        assert attrs.span_kind(op, {sc.MCP_METHOD_NAME: "tools/call"}) is SpanKind.SERVER
+        assert span_kind(op, {sc.MCP_METHOD_NAME: "tools/call"}) is SpanKind.SERVER
 
 
 # --- span events and helpers ---------------------------------------------------------

@@ -18,7 +18,7 @@ from otel_bridge import semconv as sc
 from otel_bridge.mapping.content_attributes import llm_content_pairs as llm_content_pairs
 from otel_bridge.mapping.content_attributes import payload_attribute, tool_content_pairs
 from otel_bridge.mapping.content_attributes import truncate_raw as truncate_raw
-from otel_bridge.model import AgentEvent, Attributes, AttributeValue, EventKind, SpanKind, TokenUsage
+from otel_bridge.model import AgentEvent, Attributes, AttributeValue, EventKind, TokenUsage
 from otel_bridge.semconv_latest import naming
 
 Pair = tuple[str, AttributeValue]
@@ -45,7 +45,6 @@ _CONTENT_KINDS = frozenset({EventKind.THINKING, EventKind.MESSAGE, EventKind.LLM
 _LLM_COMPLETED = EventKind.LLM_COMPLETED
 _RUN_FAILED = EventKind.RUN_FAILED
 _TOOL_REQUESTED = EventKind.TOOL_REQUESTED
-_CLIENT, _SERVER, _INTERNAL = SpanKind.CLIENT, SpanKind.SERVER, SpanKind.INTERNAL
 
 
 def provider_for(provider: str | None, model: str | None) -> str | None:
@@ -387,35 +386,6 @@ def run_marker_attributes(root: Mapping[str, AttributeValue]) -> Attributes:
     out: Attributes = {k: v for k, v in root.items() if k != sc.GEN_AI_OPERATION_NAME}
     out[sc.BRIDGE_RUN_IN_PROGRESS] = True
     return out
-
-
-def span_name(op: str, attributes: Mapping[str, AttributeValue]) -> str:
-    """``{operation} {target}`` as the GenAI conventions name spans: the model, tool, agent or step."""
-    if op == sc.OP_CHAT:
-        target = attributes.get(sc.GEN_AI_REQUEST_MODEL) or attributes.get(sc.GEN_AI_RESPONSE_MODEL)
-    elif op == sc.OP_EXECUTE_TOOL:
-        target = attributes.get(sc.GEN_AI_TOOL_NAME)
-    elif op == sc.OP_INVOKE_AGENT:
-        target = attributes.get(sc.GEN_AI_AGENT_NAME)
-    elif op == sc.SPAN_REQUEST:
-        # "{mcp.method.name} {target}" (the MCP page): the prompt or resource it is about, if any.
-        called = attributes.get(sc.MCP_METHOD_NAME) or attributes.get(sc.BRIDGE_STEP_NAME) or op
-        about = attributes.get(sc.GEN_AI_PROMPT_NAME) or attributes.get(sc.MCP_RESOURCE_URI)
-        return f"{called} {about}" if about else str(called)
-    else:
-        method = attributes.get(sc.A2A_METHOD_NAME)
-        if method:
-            return str(method)  # A2A spans are named by their method alone
-        target = attributes.get(sc.BRIDGE_STEP_NAME)
-    return f"{op} {target}" if target else op
-
-
-def span_kind(op: str, attributes: Mapping[str, AttributeValue]) -> SpanKind:
-    """A chat span is a client call to the model provider; an MCP request (its tool calls too) is seen in
-    front of the server that serves it; everything else is internal."""
-    if op == sc.OP_CHAT:
-        return _CLIENT
-    return _SERVER if sc.MCP_METHOD_NAME in attributes else _INTERNAL
 
 
 def span_event_pairs(

@@ -28,6 +28,7 @@ from otel_bridge import semconv as sc
 from otel_bridge.config import MappingSettings
 from otel_bridge.mapping import attributes as attrs
 from otel_bridge.mapping.ids import span_id_for
+from otel_bridge.mapping.span_names import span_kind, span_name
 from otel_bridge.mapping.table import OP_LLM, ROOT_KEY, Finished, Run, Span, ancestors
 from otel_bridge.model import AgentEvent, EventKind, Placement, SpanKind, SpanRecord, StatusCode
 from otel_bridge.stats import Stats
@@ -218,8 +219,8 @@ class Closer:
                 trace_id=run.trace_id,
                 span_id=span.span_id,
                 parent_span_id=span.parent_span_id,
-                name=attrs.span_name(span.op, span.attributes),
-                kind=attrs.span_kind(span.op, span.attributes),
+                name=span_name(span.op, span.attributes),
+                kind=span_kind(span.op, span.attributes),
                 start_ns=span.start_ns,
                 end_ns=end_ns,
                 attributes=span.attributes,

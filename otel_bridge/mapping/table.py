@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from otel_bridge import semconv as sc
-from otel_bridge.mapping import attributes as attrs
 from otel_bridge.mapping.ids import span_id_for
+from otel_bridge.mapping.span_names import span_kind, span_name
 from otel_bridge.model import (
     AgentEvent,
     Attributes,
@@ -105,10 +105,10 @@ class Span:
     counted: bool = False  # its key is a producer id whose use the run counts when it ends (see span_key)
 
     def name(self) -> str:
-        return attrs.span_name(self.op, self.attributes)
+        return span_name(self.op, self.attributes)
 
     def kind(self) -> SpanKind:
-        return attrs.span_kind(self.op, self.attributes)
+        return span_kind(self.op, self.attributes)
 
     def touch(self, event: AgentEvent) -> None:
         """The span has seen ``event``: it lasts at least until then."""
