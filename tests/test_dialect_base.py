@@ -19,7 +19,7 @@ from otel_bridge.dialects.base import (
     StreamContext,
     ValueRangeError,
     check_event,
-    fast_path,
+    fast_paths,
     make_event,
 )
 from otel_bridge.dialects.framing import Frame, parse_sse
@@ -59,7 +59,7 @@ def test_make_event_stamps_what_the_builder_owns_and_keeps_the_frame_as_payload(
 
 def test_the_fast_path_is_found_through_the_protocol_only_where_a_decoder_declares_it() -> None:
     ctx = StreamContext(source="http", stream_key="s")
-    with_fast = {name for name, d in registry.DIALECTS.items() if fast_path(d.decoder(ctx)) is not None}
+    with_fast = {name for name, d in registry.DIALECTS.items() if fast_paths(d.decoder(ctx))[0] is not None}
     assert with_fast == {generic.NAME}
     decoder = generic.DIALECT.decoder(ctx)
     assert isinstance(decoder, FastDecoder)

@@ -125,18 +125,8 @@ class FastDecoder(Decoder, Protocol):
 FastBatch = Callable[[Sequence[Frame], int, list[AgentEvent]], int]
 
 
-def fast_path(decoder: Decoder) -> Callable[[Frame], list[AgentEvent] | None] | None:
-    """The decoder's ``feed_bytes`` if its class is a :class:`FastDecoder`, else ``None``."""
-    return decoder.feed_bytes if _is_fast(decoder) else None
-
-
-def fast_batch(decoder: Decoder) -> FastBatch | None:
-    """The decoder's ``feed_frames`` if its class is a :class:`FastDecoder`, else ``None``."""
-    return decoder.feed_frames if _is_fast(decoder) else None
-
-
 def fast_paths(decoder: Decoder) -> tuple[Callable[[Frame], list[AgentEvent] | None] | None, FastBatch | None]:
-    """``(fast_path(decoder), fast_batch(decoder))`` with one check of its class (once per stream)."""
+    """The decoder's ``(feed_bytes, feed_frames)`` if its class is a :class:`FastDecoder`, else ``(None, None)``."""
     if _is_fast(decoder):
         return decoder.feed_bytes, decoder.feed_frames
     return None, None

@@ -246,35 +246,7 @@ class TraceStore:
             trace.spans.append(span)
             self._span_count += 1
             stored += 1
-            # One more span in the trace's summary (once per stored span: kept cheap, comparisons over min/max).
-            s = trace.summary
-            s.span_count += 1
-            if span.start_ns < s.start_ns:
-                s.start_ns = span.start_ns
-            if span.end_ns > s.end_ns:
-                s.end_ns = span.end_ns
-            if span.status_code is _ERROR:
-                s.error_count += 1
-            get = span.attributes.get
-            operation = get(_OPERATION)
-            if operation == _OP_EXECUTE_TOOL:
-                s.tool_calls += 1
-            elif operation == _OP_CHAT:
-                s.llm_calls += 1
-                model = get(_REQUEST_MODEL)
-                if isinstance(model, str):
-                    s.models.add(model)
-                model = get(_RESPONSE_MODEL)
-                if isinstance(model, str):
-                    s.models.add(model)
-                tokens = get(_INPUT_TOKENS)
-                if isinstance(tokens, int):
-                    s.input_tokens += tokens
-                tokens = get(_OUTPUT_TOKENS)
-                if isinstance(tokens, int):
-                    s.output_tokens += tokens
-            if not trace.has_root and isinstance(get(_RUN_ID), str):
-                _settle(trace, span)
+            _summarise(trace, span)
         self._stats.spans_exported[self.name] += stored  # a span cut by the bound is counted once, as dropped
 
     def recent(self, limit: int = 50, run_id: str | None = None, agent: str | None = None) -> list[TraceSummary]:
@@ -326,6 +298,38 @@ def _mentions(trace: _Trace, needle: str) -> bool:
             if isinstance(value, str) and needle in value.casefold():
                 return True
     return False
+
+
+def _summarise(trace: _Trace, span: SpanRecord) -> None:
+    """One more span in the trace's summary (once per stored span: kept cheap, comparisons over min/max)."""
+    s = trace.summary
+    s.span_count += 1
+    if span.start_ns < s.start_ns:
+        s.start_ns = span.start_ns
+    if span.end_ns > s.end_ns:
+        s.end_ns = span.end_ns
+    if span.status_code is _ERROR:
+        s.error_count += 1
+    get = span.attributes.get
+    operation = get(_OPERATION)
+    if operation == _OP_EXECUTE_TOOL:
+        s.tool_calls += 1
+    elif operation == _OP_CHAT:
+        s.llm_calls += 1
+        model = get(_REQUEST_MODEL)
+        if isinstance(model, str):
+            s.models.add(model)
+        model = get(_RESPONSE_MODEL)
+        if isinstance(model, str):
+            s.models.add(model)
+        tokens = get(_INPUT_TOKENS)
+        if isinstance(tokens, int):
+            s.input_tokens += tokens
+        tokens = get(_OUTPUT_TOKENS)
+        if isinstance(tokens, int):
+            s.output_tokens += tokens
+    if not trace.has_root and isinstance(get(_RUN_ID), str):
+        _settle(trace, span)
 
 
 def _settle(trace: _Trace, span: SpanRecord) -> None:
