@@ -256,11 +256,10 @@ class SpanMapper:
             return self._on_chunk(run, event, now)
         if kind is _STREAM_STARTED or kind is _STREAM_ENDED:
             return self._on_stream(run, event, now)
-        if kind is _TOOL_REQUESTED:
-            # Recorded on the chat span whose model asked for the tool, wherever the run is.
-            span = llm_span_for(run, event.parent_call_id)
-            return self._add_span_event(run, span or innermost(run), event, now)
-        return self._add_span_event(run, call_span(run, event.call_id) or innermost(run), event, now)  # as recorded
+        # The one kind left (every other is in a set above): a tool call the model asked for, recorded on
+        # the chat span whose model asked for it, wherever the run is.
+        span = llm_span_for(run, event.parent_call_id)
+        return self._add_span_event(run, span or innermost(run), event, now)
 
     def _placed_before(self, event: AgentEvent) -> Placement:
         """Where a re-sent event's run is: its open root, else the root of the run as it finished."""
@@ -406,8 +405,7 @@ class SpanMapper:
         span.last_active = now
         if event.timestamp_ns > span.last_ns:  # Span.touch, inline
             span.last_ns = event.timestamp_ns
-        events = span.events  # Span.event_count and Span.add_event, inline: every span event
-        if events is not None and len(events) >= self._s.max_events_per_span:  # the cap is at least 1
+        if span.event_count() >= self._s.max_events_per_span:
             span.dropped_events += 1
             self._stats.drop("max_events_per_span")
         else:
@@ -415,11 +413,7 @@ class SpanMapper:
                 event, self._s.capture_content, self._s.attribute_max_length, self._redact_payload
             )
             name = event.original_type if event.kind is _CUSTOM else str(event.kind)
-            record = SpanEventRecord(name, event.timestamp_ns, attributes)
-            if events is None:
-                span.events = [record]
-            else:
-                events.append(record)
+            span.add_event(SpanEventRecord(name, event.timestamp_ns, attributes))
         return _new(Placement, (run.trace_id, span.span_id, span.parent_span_id, None, None))
 
     # -- output ------------------------------------------------------------------
