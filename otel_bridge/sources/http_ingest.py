@@ -128,10 +128,13 @@ def decode_body(
         raise IngestError("malformed_body", str(exc)) from None
     if not frames:
         raise IngestError("empty_body", "the body holds no events")
-    ctx = StreamContext(source=source or "http", stream_key=run_id or _request_key(), run_id=run_id)
+    ctx = StreamContext(source or "http", run_id or _request_key(), run_id)
     decoder = StreamDecoder(ctx, dialect)
-    hinted = decoder.hint(headers) if headers else []  # before the first frame: no events, only the dialect
-    events = hinted + decoder.feed(frames) + decoder.close()
+    if headers:
+        decoder.hint(headers)  # before the first frame: no events, only the dialect
+    events = decoder.feed(frames)
+    if ended := decoder.close():
+        events += ended
     accepted = decoder.frames_seen - len(decoder.rejections) - decoder.done_markers
     return Decoded(events, decoder.rejections, accepted, decoder.dialect)
 
@@ -195,7 +198,7 @@ def ingest_body(
         decoded = decode_body(body, content_type, dialect=dialect, run_id=run_id, source=source, headers=headers)
     except IngestError as exc:
         raise _refused(consumer, exc) from None
-    errors = _count(consumer, decoded, settings)
+    errors = _count(consumer, decoded, settings) if decoded.rejections else []
     return _answer(decoded, errors, consumer.submit(decoded.events))
 
 
