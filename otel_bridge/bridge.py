@@ -43,6 +43,10 @@ def in_time_order(events: Sequence[AgentEvent]) -> Sequence[AgentEvent]:
     return events
 
 
+MIN_SWEEP_S = 0.01
+"""The sweeper's shortest sleep between two sweeps while no ended run is due (a grace shorter than this)."""
+
+
 class Bridge:
     """Events in, spans out: the :class:`~otel_bridge.pipeline.EventConsumer` every source is given.
 
@@ -127,9 +131,23 @@ class Bridge:
             await component.start()
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="span-timeouts")
 
+    def _next_sweep_in(self) -> float:
+        """Every ``sweep_interval_s``, or sooner when an ended run's grace is over, so that its root span
+        is exported then, not up to a whole interval later. Never longer than the grace itself: a run that
+        ends while the sweeper sleeps is then never due before it wakes (nor more than :data:`MIN_SWEEP_S` after
+        it is due, where the grace is shorter than that)."""
+        delay = self._sweep_interval_s
+        grace = self.mapper.end_grace_s  # 0: a run ends with its batch (the mapper closes it), nothing to wait for
+        if 0 < grace < delay:
+            delay = max(grace, MIN_SWEEP_S)
+        end_in = self.mapper.next_end_in()
+        if end_in is not None and end_in < delay:
+            delay = end_in
+        return delay
+
     async def _sweep_forever(self) -> None:
         while True:
-            await asyncio.sleep(self._sweep_interval_s)
+            await asyncio.sleep(self._next_sweep_in())
             try:
                 self.sweep()
             except Exception:

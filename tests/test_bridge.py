@@ -163,3 +163,23 @@ async def test_the_sweeper_closes_idle_runs_while_the_bridge_runs(clock: FakeClo
         await bridge.shutdown()
     (root,) = sink.spans
     assert root.attributes[sc.BRIDGE_CLOSE_REASON] == sc.CLOSE_IDLE
+
+
+async def test_the_sweeper_wakes_when_a_grace_is_over_not_a_whole_interval_later() -> None:
+    # Real time: a grace of 0.1 s under a sweep interval of 60 s; the root span is out while the bridge runs.
+    sink, stats = ListSink(), Stats()
+    mapper = SpanMapper(MappingSettings(run_end_grace_s=0.1), sink, stats)
+    bridge = Bridge(mapper, stats, sweep_interval_s=60.0)
+    await bridge.start()
+    try:
+        await asyncio.sleep(0.05)  # the sweeper is asleep when the run ends
+        bridge.submit([ev(EventKind.RUN_STARTED, 0), ev(EventKind.RUN_FINISHED, 10)])
+        assert sink.spans == []
+        for _ in range(100):
+            if sink.spans:
+                break
+            await asyncio.sleep(0.01)
+        (root,) = sink.spans  # before shutdown, which would close it too
+    finally:
+        await bridge.shutdown()
+    assert sc.BRIDGE_CLOSE_REASON not in root.attributes  # ended by its producer

@@ -198,6 +198,29 @@ def test_terminal_event_ends_run_after_grace_and_stragglers_join_it(clock: FakeC
     assert spans["invoke_agent"].end_ns == T0 + 100 * MS
 
 
+def test_with_no_grace_a_run_ends_with_the_batch_that_ended_it(clock: FakeClock) -> None:
+    m, sink, _ = mapper(clock, run_end_grace_s=0.0)
+    m.process([ev(EventKind.RUN_STARTED, 0), ev(EventKind.RUN_FINISHED, 100), ev(EventKind.PROGRESS, 90)])
+    # No sweep: the root span is out as soon as the batch is mapped, with the batch's straggler on it.
+    (root,) = sink.spans
+    assert [e.name for e in root.events] == ["progress"]
+    assert root.end_ns == T0 + 100 * MS
+    assert m.open_runs == 0
+    assert m.next_end_in() is None
+
+
+def test_a_grace_says_when_the_sweep_is_due(clock: FakeClock) -> None:
+    m, sink, _ = mapper(clock, run_end_grace_s=1.0)
+    assert m.next_end_in() is None
+    m.process([ev(EventKind.RUN_STARTED, 0), ev(EventKind.RUN_FINISHED, 100)])
+    assert sink.spans == []  # a grace: the run waits for stragglers
+    assert m.next_end_in() == 1.0
+    clock.now = 0.75
+    assert m.next_end_in() == 0.25
+    clock.now = 2.0
+    assert m.next_end_in() == 0.0
+
+
 def test_event_after_run_end_continues_the_same_trace(clock: FakeClock) -> None:
     m, sink, stats = mapper(clock, run_end_grace_s=0.0)
     m.process([ev(EventKind.RUN_STARTED, 0, agent="a"), ev(EventKind.RUN_FINISHED, 100)])

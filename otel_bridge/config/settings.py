@@ -41,7 +41,8 @@ class MappingSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     span_timeout_s: float = 600.0
     """A span with no event of its own for this long is closed with status ERROR."""
     run_end_grace_s: float = 1.0
-    """How long a run stays open after its terminal event, for stragglers."""
+    """How long a run stays open after its terminal event, for stragglers; 0 closes it (and exports its
+    root span) with the batch that ended it."""
     sweep_interval_s: float = 1.0
     """How often timeouts are checked."""
     capture_content: bool = False

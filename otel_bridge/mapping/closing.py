@@ -81,13 +81,22 @@ class Closer:
             run.ending_deadline = now + self._s.run_end_grace_s
             self._ending.append((run.ending_deadline, run.run_id))
 
-    def sweep(self, now: float) -> None:
-        """Close what timed out: ended runs past their grace, idle runs, stale spans."""
+    @property
+    def next_end(self) -> float | None:
+        """When the earliest ended run's grace is over (the mapper's clock), or ``None``."""
+        return self._ending[0][0] if self._ending else None
+
+    def close_ended(self, now: float) -> None:
+        """Close the ended runs whose grace is over at ``now``."""
         while self._ending and self._ending[0][0] <= now:
             _, run_id = self._ending.popleft()
             run = self._runs.get(run_id)
             if run is not None and run.ending_deadline is not None and run.ending_deadline <= now:
                 self.finish_run(run, sc.CLOSE_RUN_ENDED)
+
+    def sweep(self, now: float) -> None:
+        """Close what timed out: ended runs past their grace, idle runs, stale spans."""
+        self.close_ended(now)
         idle = self._s.run_idle_timeout_s
         while self._runs:
             run = next(iter(self._runs.values()))

@@ -37,7 +37,9 @@ bound drops is counted in :class:`otel_bridge.stats.Stats`):
 * ``span_timeout_s``: a span with no event of its own for this long is closed
   with status ERROR: a start that never completes must still be seen.
 * ``run_end_grace_s``: after a terminal event the run stays open this long, so
-  that events which arrive a little out of order still join it.
+  that events which arrive a little out of order still join it; the sweeper
+  wakes when a grace is over (:class:`otel_bridge.bridge.Bridge`), and with
+  no grace (0) a run closes with the batch that ended it.
 * ``max_finished_runs``: finished runs remembered so that a late event joins
   the same trace (as a continuation span) instead of starting a new one; at
   least ``max_open_runs``, so that an eviction storm cannot push out the runs
@@ -159,6 +161,7 @@ class SpanMapper:
         # come a run at a time: the next event of the same run moves nothing.
         self._latest: Run | None = None
         self._now = clock()  # the clock, read once per batch
+        self._end_at_once = settings.run_end_grace_s == 0
 
     # -- public API ---------------------------------------------------------
     @property
@@ -188,6 +191,8 @@ class SpanMapper:
         # One reading of the clock per batch: the batch is mapped at once, and its spans share the float.
         self._now = self._clock()
         placements = [self._process_one(event) for event in events]
+        if self._end_at_once and self._closer.next_end is not None:
+            self._closer.close_ended(self._now)  # no grace: a run ends with the batch that ended it
         self._flush_out()
         return placements
 
@@ -195,6 +200,16 @@ class SpanMapper:
         """Close what timed out: ended runs past their grace, idle runs, stale spans."""
         self._closer.sweep(self._clock())
         self._flush_out()
+
+    @property
+    def end_grace_s(self) -> float:
+        """How long an ended run waits for stragglers (``run_end_grace_s``)."""
+        return self._s.run_end_grace_s
+
+    def next_end_in(self) -> float | None:
+        """Seconds until the earliest ended run's grace is over (0 if it is), or ``None`` if no run is ending."""
+        due = self._closer.next_end
+        return None if due is None else max(0.0, due - self._clock())
 
     def shed_oldest(self, n: int) -> int:
         """Close the ``n`` least recently active open runs now (``evicted``); returns how many were open.
