@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from typing import Protocol, TypeVar
 
 import h11
 
@@ -82,7 +83,19 @@ class Connection:
         self.writer.close()
 
 
-def reusable(idle: list[Connection]) -> Iterator[Connection]:
+class Pooled(Protocol):
+    """What a pool of idle connections needs of one (this module's, or the exporter's hand-framed one)."""
+
+    @property
+    def stale(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+PooledT = TypeVar("PooledT", bound=Pooled)
+
+
+def reusable(idle: list[PooledT]) -> Iterator[PooledT]:
     """The pool's idle connections to try, most recent first; a stale one is closed and skipped.
 
     Each one yielded has left the pool: the caller puts it back only after a clean exchange.
