@@ -197,13 +197,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--sizes", default="10,500", help="events a POST, comma separated")
-    parser.add_argument("--events", type=int, default=8000, help="events posted per measurement (multiple of 16)")
+    parser.add_argument(
+        "--events", type=int, default=8000, help="events posted per measurement (at least 64 POSTs; multiple of 16)"
+    )
     parser.add_argument("--before", type=pathlib.Path, help="a checkout of an earlier otel-bridge, interleaved")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    runs = args.events // 16
-    events = make_workload(runs)
-    spans = runs * WORKLOAD_SPANS_PER_RUN
+    runs = {n: max(args.events, 64 * n) // 16 for n in sizes}
     versions = {"after": REPO, **({"before": args.before.resolve()} if args.before else {})}
     results: dict[tuple[str, int], list[Sample]] = {(v, n): [] for v in versions for n in sizes}
     collector = Rotel()
@@ -213,7 +213,8 @@ def main() -> None:
         try:
             for i in range(args.rounds):
                 for n in sizes:
-                    bodies = bodies_of(events, n)
+                    bodies = bodies_of(make_workload(runs[n]), n)
+                    spans = runs[n] * WORKLOAD_SPANS_PER_RUN
                     order = list(versions) if i % 2 == 0 else list(versions)[::-1]
                     for v in order:
                         server = start_bridge(f"http://127.0.0.1:{proxy.port}", tmp, False, 10_000_000, versions[v])
@@ -229,7 +230,7 @@ def main() -> None:
         finally:
             proxy.stop()
             collector.stop()
-    print(f"\n{runs} runs x 16 events, {args.rounds} interleaved rounds; median (min-max)\n")
+    print(f"\n{args.rounds} interleaved rounds; median (min-max)\n")
     print(
         "| events a POST | version | worker us/POST | worker us/event | worker us/batch | batches | sidecar us/POST |"
     )
@@ -238,7 +239,7 @@ def main() -> None:
         for v in versions:
             xs = results[v, n]
             print(
-                f"| {n} | {v} | {spread([s.worker_per_post for s in xs])} "
+                f"| {n} ({runs[n] * 16 // n}) | {v} | {spread([s.worker_per_post for s in xs])} "
                 f"| {spread([s.worker_per_post / n for s in xs], '.2f')} "
                 f"| {spread([s.worker_per_batch for s in xs], '.0f')} "
                 f"| {statistics.median(s.batches for s in xs):.0f} "

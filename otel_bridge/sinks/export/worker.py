@@ -169,7 +169,7 @@ def keep_freed_memory() -> None:
 
     A batch's buffers (the frame, the request around it) are ~100-300 KiB. With glibc's defaults they
     were mapped and unmapped, or the heap grown and trimmed, for every batch, and each page touched
-    again was a page fault: ~150 a batch, a third of the worker's CPU at 10 events a POST (BENCHMARKS.md).
+    again was a page fault: ~150 a batch, ~30 % of the worker's CPU at 10 events a POST (BENCHMARKS.md).
     The cost: up to ``KEEP_FREED_BYTES`` of freed memory stays with the process.
     """
     try:
