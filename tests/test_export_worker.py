@@ -79,10 +79,15 @@ class Worker:
         return reports
 
 
+WITHOUT_UVLOOP = "import sys; sys.modules['uvloop'] = None; from otel_bridge.sinks.export.worker import run; run()"
+"""The worker where uvloop cannot be imported: it runs on asyncio's own loop."""
+
+
 @asynccontextmanager
-async def worker(settings: OtlpSettings) -> AsyncIterator[Worker]:
+async def worker(settings: OtlpSettings, loop: str = "uvloop") -> AsyncIterator[Worker]:
+    command = ["-m", WORKER_MODULE] if loop == "uvloop" else ["-c", WITHOUT_UVLOOP]
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", WORKER_MODULE, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+        sys.executable, *command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
     )
     try:
         w = Worker(proc)
@@ -105,13 +110,16 @@ async def test_an_idle_worker_writes_no_report(rotel: Rotel) -> None:
     assert [r.final for r in final] == [True]
 
 
-async def test_with_the_in_memory_queue_a_frame_is_sent_at_once_and_reported_after_its_export(rotel: Rotel) -> None:
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+async def test_with_the_in_memory_queue_a_frame_is_sent_at_once_and_reported_after_its_export(
+    rotel: Rotel, loop: str
+) -> None:
     """The sidecar batched the frame for schedule_delay_s already: the worker does not wait as long again.
 
     Its one report comes after the export (the frame's arrival alone changes nothing the sidecar needs).
     """
     settings = OtlpSettings(endpoint=rotel.http_endpoint + "/v1/traces", schedule_delay_s=30.0)
-    async with worker(settings) as w:
+    async with worker(settings, loop) as w:
         started = time.monotonic()
         w.send(spans(5))
         report = await w.report()
@@ -136,12 +144,15 @@ async def test_a_frame_nothing_of_which_is_queued_is_reported_at_once() -> None:
         await w.end()
 
 
-async def test_with_a_durable_queue_a_frame_is_acknowledged_before_it_is_sent(rotel: Rotel, tmp_path: Path) -> None:
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+async def test_with_a_durable_queue_a_frame_is_acknowledged_before_it_is_sent(
+    rotel: Rotel, tmp_path: Path, loop: str
+) -> None:
     """``accepted`` tells the sidecar what is on disk: it comes at once, not after the export."""
     settings = OtlpSettings(
         endpoint=rotel.http_endpoint + "/v1/traces", queue_dir=str(tmp_path / "queue"), schedule_delay_s=0.5
     )
-    async with worker(settings) as w:
+    async with worker(settings, loop) as w:
         w.send(spans(4))
         ack = await w.report()
         assert ack is not None
