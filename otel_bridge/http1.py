@@ -1,12 +1,13 @@
-"""One HTTP/1.1 client connection over asyncio streams and ``h11``: the lean client the sidecar's own hops share.
+"""One HTTP/1.1 client connection over asyncio streams and ``h11``: the lean client of the MCP proxy's upstream hop.
 
-The MCP proxy's upstream client (:mod:`otel_bridge.sources.mcp_upstream`) and the
-OTLP/HTTP exporter (:mod:`otel_bridge.sinks.export.lean_http`) each pay for an
-HTTP exchange per request they forward or send, and httpx spent most of that in
-layers neither needs (auth and redirect flows, cookies, URL and header models,
-anyio, a pool with its own locks). What they do need is here: ``h11`` for the
-protocol (the parser httpx uses underneath), asyncio streams, and the whole
-request written in one ``write``. Each caller keeps its own pool of idle
+The MCP proxy's upstream client (:mod:`otel_bridge.sources.mcp_upstream`) pays for an
+HTTP exchange per request it forwards, and httpx spent most of that in layers it does
+not need (auth and redirect flows, cookies, URL and header models, anyio, a pool with
+its own locks). What it does need is here: ``h11`` for the protocol (the parser httpx
+uses underneath; its answers stream, event by event), asyncio streams, and the whole
+request written in one ``write``. The OTLP/HTTP exporter, whose answers are small and
+read whole, frames its exchanges by hand instead (:mod:`otel_bridge.sinks.export.http_exchange`)
+and shares only the pool's :func:`reusable`. Each caller keeps its own pool of idle
 connections and its own policy for timeouts and retries.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from typing import Protocol, TypeVar
 
 import h11
 
@@ -82,7 +84,19 @@ class Connection:
         self.writer.close()
 
 
-def reusable(idle: list[Connection]) -> Iterator[Connection]:
+class Pooled(Protocol):
+    """What a pool of idle connections needs of one (this module's, or the exporter's hand-framed one)."""
+
+    @property
+    def stale(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+PooledT = TypeVar("PooledT", bound=Pooled)
+
+
+def reusable(idle: list[PooledT]) -> Iterator[PooledT]:
     """The pool's idle connections to try, most recent first; a stale one is closed and skipped.
 
     Each one yielded has left the pool: the caller puts it back only after a clean exchange.

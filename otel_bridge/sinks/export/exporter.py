@@ -34,9 +34,11 @@ log = logging.getLogger(__name__)
 class OtlpExporter(BatchingExporter):
     """A :class:`SpanSink` that batches and exports to one OTLP endpoint.
 
-    ``transport`` replaces the network (tests); by default the settings pick it at ``start``.
+    ``transport`` replaces the network (tests; the export worker passes the settings' own, wrapped); by default
+    the settings pick it at ``start``.
     ``lock_queue_dir``: take the durable queue folder for this sidecar (a second one fails with a
     :class:`~otel_bridge.config.ConfigError`); the export worker takes its own lock instead.
+    ``delay_s``: as :class:`BatchingExporter`'s (the export worker sends what the sidecar batched at once).
     """
 
     def __init__(
@@ -49,6 +51,7 @@ class OtlpExporter(BatchingExporter):
         transport: Transport | None = None,
         *,
         lock_queue_dir: bool = True,
+        delay_s: float | None = None,
     ) -> None:
         self._proto = ProtoEncoder(resource, scope[0], scope[1], schema_url)
         self._json = settings.protocol == "http/json"
@@ -66,7 +69,7 @@ class OtlpExporter(BatchingExporter):
             max_bytes = int(settings.queue_max_mb * 2**20)
             queue = DurableQueue(folder, max_bytes, settings.max_batch_spans, stats, self.name)
         sender = OtlpBatchSender(stats, self.encode, connect, self.name)
-        super().__init__(settings, stats, sender, queue, lock)
+        super().__init__(settings, stats, sender, queue, lock, delay_s)
 
     @property
     def encoder(self) -> str:

@@ -4,8 +4,10 @@ The worker process sends a request every batch, and httpx spent most of its shar
 worker's CPU in layers an OTLP POST does not need (auth and redirect flows, cookies, URL
 and header models, anyio, its pool's locks): about 60 % of the worker's CPU in the profile
 of a sidecar exporting to a local collector (BENCHMARKS.md, "OTLP/HTTP send"). This leaf is
-an :class:`otel_bridge.http1.Connection` (``h11``, asyncio streams, the request in one write)
-and a small pool of idle connections to the one origin.
+a :class:`~otel_bridge.sinks.export.http_exchange.Connection` (asyncio streams, the request's
+head built once and the request written in one call, the answer read by hand by ``h11``'s
+rules: cheaper than ``h11`` itself, which this leaf used before) and a small pool of idle
+connections to the one origin.
 
 It answers exactly as :class:`~otel_bridge.sinks.export.http_transport.HttpTransport` (the
 httpx leaf) does, by the same :func:`~otel_bridge.sinks.export.http_transport.classify`: the
@@ -31,10 +33,15 @@ import gzip
 import zlib
 from urllib.parse import unquote, urlsplit
 
-import h11
-
 from otel_bridge.config import OtlpEndpoint
-from otel_bridge.http1 import Connection, Headers, reusable
+from otel_bridge.http1 import reusable
+from otel_bridge.sinks.export.http_exchange import (
+    Answer,
+    AnswerTooLarge,
+    Connection,
+    RemoteProtocolError,
+    request_head,
+)
 from otel_bridge.sinks.export.http_transport import classify, request_headers, tls_context
 from otel_bridge.sinks.export.result import Outcome, SendResult
 
@@ -44,16 +51,12 @@ MAX_ANSWER_BYTES = 4 << 20
 """An export answer is a few bytes (a partial success at most); past this the rest is not read."""
 
 
-class _TooLarge(Exception):
-    pass
-
-
 class ConnectError(Exception):
     """No connection could be made (refused, unreachable, TLS failed): named as the httpx leaf names it."""
 
 
 class LeanHttpTransport:
-    """OTLP/HTTP (protobuf or JSON) to one endpoint over kept-alive h11 connections."""
+    """OTLP/HTTP (protobuf or JSON) to one endpoint over kept-alive HTTP/1.1 connections."""
 
     def __init__(self, settings: OtlpEndpoint, *, json_body: bool = False) -> None:
         assert settings.endpoint is not None
@@ -75,28 +78,37 @@ class LeanHttpTransport:
             fixed = {k: v for k, v in fixed.items() if k.lower() != "authorization"}
             user = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
             fixed["Authorization"] = "Basic " + base64.b64encode(user.encode()).decode("ascii")
-        self._headers: Headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in fixed.items()]
+        self._head = b""
+        self._invalid: str | None = None  # a header that cannot be sent: every send says so, as h11 did
+        try:
+            self._head = request_head(
+                b"POST", self._target, [(k.encode("latin-1"), v.encode("latin-1")) for k, v in fixed.items()]
+            )
+        except (ValueError, UnicodeEncodeError) as exc:
+            self._invalid = f"LocalProtocolError: {exc}"
         self._idle: list[Connection] = []
         self._closed = False
 
     async def send(self, body: bytes, timeout_s: float) -> SendResult:
+        if self._invalid is not None:
+            return SendResult(Outcome.RETRYABLE, self._invalid)
         if self._gzip:
             body = gzip.compress(body, compresslevel=5)
-        headers = [*self._headers, (b"content-length", b"%d" % len(body))]
         try:
             async with asyncio.timeout(timeout_s):
-                status, answer, answer_headers = await self._exchange(headers, body)
+                answer = await self._exchange(body)
         except TimeoutError:
             return SendResult(Outcome.RETRYABLE, f"TimeoutError: no answer within {timeout_s:g} s")
-        except (OSError, h11.ProtocolError, _TooLarge, ConnectError) as exc:
+        except (OSError, RemoteProtocolError, AnswerTooLarge, ConnectError) as exc:
             return SendResult(Outcome.RETRYABLE, f"{type(exc).__name__}: {exc}")
-        return classify(status, answer, answer_headers.get(b"retry-after"), json_body=self._json)
+        content = _decoded(answer.body, answer.headers.get(b"content-encoding"))
+        return classify(answer.status, content, answer.headers.get(b"retry-after"), json_body=self._json)
 
-    async def _exchange(self, headers: Headers, body: bytes) -> tuple[int, bytes, dict[bytes, bytes]]:
+    async def _exchange(self, body: bytes) -> Answer:
         for connection in reusable(self._idle):
             try:
-                return await self._on(connection, headers, body)
-            except (OSError, h11.ProtocolError):
+                return await self._on(connection, body)
+            except (OSError, RemoteProtocolError):
                 if connection.received:
                     raise
                 # no byte of an answer: the collector had closed this idle connection; send on a new one
@@ -106,33 +118,20 @@ class LeanHttpTransport:
             )
         except OSError as exc:
             raise ConnectError(str(exc)) from exc
-        return await self._on(Connection(reader, writer), headers, body)
+        return await self._on(Connection(reader, writer), body)
 
-    async def _on(self, connection: Connection, headers: Headers, body: bytes) -> tuple[int, bytes, dict[bytes, bytes]]:
+    async def _on(self, connection: Connection, body: bytes) -> Answer:
         """One exchange; the connection goes back to the pool only when it ended cleanly."""
         clean = False
         try:
-            await connection.send_request(b"POST", self._target, headers, body)
-            head = await connection.response()
-            answer = bytearray()
-            while True:
-                event = await connection.next_event()
-                if isinstance(event, h11.Data):
-                    answer += event.data
-                    if len(answer) > MAX_ANSWER_BYTES:
-                        raise _TooLarge(f"an answer over {MAX_ANSWER_BYTES} bytes")
-                elif isinstance(event, h11.EndOfMessage):
-                    break
-                else:
-                    raise h11.RemoteProtocolError(f"unexpected {type(event).__name__} in a response body")
-            answer_headers = dict(head.headers)  # h11 gives names lower-cased
+            answer = await connection.exchange(self._head, body, MAX_ANSWER_BYTES)
             clean = True
         finally:
-            if clean and not self._closed and len(self._idle) < MAX_IDLE and connection.reusable():
+            if clean and not self._closed and len(self._idle) < MAX_IDLE and connection.reusable:
                 self._idle.append(connection)
             else:
                 connection.close()
-        return head.status_code, _decoded(bytes(answer), answer_headers.get(b"content-encoding")), answer_headers
+        return answer
 
     async def close(self) -> None:
         """Close the idle connections; one in use closes when its exchange ends."""

@@ -3,8 +3,9 @@
 Parent to child on stdin: one :class:`Init`, then batches of spans until
 stdin closes: OTLP bytes (:mod:`.encoded`) when the sidecar runs the native
 encoder, else msgpack ``list[SpanRecord]`` for the worker to encode. Child to parent on stdout: its
-cumulative counters as :class:`Report`, after every batch it has queued, every
-``REPORT_S``, and once more, ``final``, when it exits.
+cumulative counters as :class:`Report` when they changed (once when it starts; after a batch it
+has queued on disk, or could not queue at all; after every export attempt: see
+:class:`~otel_bridge.sinks.export.worker.Reports`), and once more, ``final``, when it exits.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from otel_bridge.config import OtlpSettings
 from otel_bridge.model import AttributeValue
 from otel_bridge.sinks.export import encoded
 
-REPORT_S = 0.2
 _LENGTH = struct.Struct("<I")
 
 

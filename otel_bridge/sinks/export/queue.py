@@ -114,7 +114,7 @@ class BatchSignal:
             await self._first.wait()
             if count() == 0:  # woken with nothing queued (shutdown)
                 return
-        if count() < self._batch:
+        if count() < self._batch and seconds > 0:  # 0: take what is queued now, no timer
             self._full.clear()
             await wait_event(self._full, seconds)
 

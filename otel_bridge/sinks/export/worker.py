@@ -13,23 +13,98 @@ SIGTERM as well, so a stop aimed at the whole group cannot cut its drain short.
 With a durable queue it first takes the queue folder's worker lock, waiting for
 a worker of an earlier sidecar that is still draining the same folder. Only
 this process imports the transports.
+
+Its cost is per batch, not per span (BENCHMARKS.md, "The export path after the
+encoder"), and most of a batch's cost was waking up: every wake-up of the process
+costs more than the work done in it. So the worker wakes only when there is work
+(a frame on stdin, a collector's answer, a retry's backoff): its reports ride on
+those wake-ups (:class:`Reports`, no timer), with the in-memory queue it sends a
+frame as soon as it comes (the sidecar has batched it for ``schedule_delay_s``
+already; waiting as long again only delayed the spans and cost a timer), and its
+loop is uvloop's where that is installed. On glibc it also keeps freed memory for
+reuse (:func:`keep_freed_memory`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import msgspec
 
 from otel_bridge.sinks.export.durable_queue import WORKER_LOCK, DirLock
 from otel_bridge.sinks.export.exporter import OtlpExporter
-from otel_bridge.sinks.export.pipe import REPORT_S, Init, Report, frame, frame_spans, read_frame
+from otel_bridge.sinks.export.factory import make_transport
+from otel_bridge.sinks.export.pipe import Init, Report, frame, frame_spans, read_frame
+from otel_bridge.sinks.export.result import SendResult, Transport
 from otel_bridge.stats import Stats
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+KEEP_FREED_BYTES = 8 << 20
+"""Freed memory glibc keeps for reuse rather than giving back to the system (``M_TRIM_THRESHOLD``)."""
+MMAP_FROM_BYTES = 2 << 20
+"""Buffers from this size on get their own mapping (``M_MMAP_THRESHOLD``); smaller ones come from the heap."""
+
+
+class Reports:
+    """The worker's counters to the parent, written when they changed and at most once a loop iteration.
+
+    ``soon()`` asks for a report at the end of the current loop iteration (several asks, one report); a
+    report equal to the last one written is not written again. The worker asks after a frame it queued
+    with a durable queue (``accepted``: the parent learns at once what is on disk), after a frame that
+    queued nothing (all dropped: no export attempt will follow), and after every export attempt (the
+    counters, the queue's depth and ``last_error`` change there). Every change of the counters happens in
+    one of these, so no timer is needed: an idle worker does not wake at all (it used to report every
+    0.2 s, and after every frame).
+    """
+
+    def __init__(self, build: Callable[[bool], Report], out: BinaryIO) -> None:
+        self._build = build
+        self._out = out
+        self._pending = False
+        self._last: Report | None = None
+
+    def soon(self) -> None:
+        if not self._pending:
+            self._pending = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._pending = False
+        self.write()
+
+    def write(self, final: bool = False) -> None:
+        report = self._build(final)
+        if report == self._last:
+            return
+        self._last = report
+        with contextlib.suppress(OSError):
+            self._out.write(frame(msgspec.msgpack.encode(report)))
+            self._out.flush()
+
+
+class ReportingTransport:
+    """A :class:`Transport` that asks for a report after every attempt (the link after it counts the result)."""
+
+    def __init__(self, transport: Transport, after: Callable[[], None]) -> None:
+        self._transport = transport
+        self._after = after
+
+    async def send(self, body: bytes, timeout_s: float) -> SendResult:
+        try:
+            return await self._transport.send(body, timeout_s)
+        finally:
+            self._after()  # runs at the end of this loop iteration, once the sender has counted the result
+
+    async def close(self) -> None:
+        await self._transport.close()
 
 
 async def main() -> None:
@@ -46,13 +121,10 @@ async def main() -> None:
         lock = DirLock(Path(init.settings.durable_queue_dir), WORKER_LOCK)
         await lock.acquire_waiting()
     stats = Stats()
-    exporter = OtlpExporter(init.settings, stats, init.resource, init.scope, init.schema_url, lock_queue_dir=False)
-    await exporter.start()
-    out = sys.stdout.buffer
     accepted = 0
 
-    def report(final: bool = False) -> None:
-        message = Report(
+    def build(final: bool) -> Report:
+        return Report(
             exported=stats.spans_exported.get(exporter.name, 0),
             failed=stats.spans_export_failed.get(exporter.name, 0),
             dropped=dict(stats.dropped),
@@ -63,26 +135,49 @@ async def main() -> None:
             resent=stats.spans_resent.get(exporter.name, 0),
             durable=lock is not None,
         )
-        with contextlib.suppress(OSError):
-            out.write(frame(msgspec.msgpack.encode(message)))
-            out.flush()
 
-    async def reporter() -> None:
-        while True:
-            report()
-            await asyncio.sleep(REPORT_S)
-
-    reporting = asyncio.create_task(reporter())
+    reports = Reports(build, sys.stdout.buffer)
+    exporter = OtlpExporter(
+        init.settings,
+        stats,
+        init.resource,
+        init.scope,
+        init.schema_url,
+        ReportingTransport(make_transport(init.settings), reports.soon),
+        lock_queue_dir=False,
+        # The sidecar's in-memory queue hands over a batch every schedule_delay_s: send it as it comes.
+        # A durable queue is handed every process.HANDOVER_S and batches by schedule_delay_s here.
+        delay_s=None if lock is not None else 0.0,
+    )
+    await exporter.start()
+    reports.write()
     while (data := await read_frame(reader)) is not None:
         count = frame_spans(data)
+        queued = exporter.queue_depth
         exporter.consume_encoded(data, count)  # a durable queue stores the frame as it came (either form)
         accepted += count
-        report()  # the parent learns at once what is safe here (on disk, with a durable queue)
-    reporting.cancel()
+        if lock is not None or exporter.queue_depth <= queued:
+            reports.soon()  # on disk (the parent learns at once what is safe), or nothing to send
     await exporter.shutdown()
     if lock is not None:
         lock.release()
-    report(final=True)
+    reports.write(final=True)
+
+
+def keep_freed_memory() -> None:
+    """Where the C library is glibc: keep freed memory for reuse, so batch-sized buffers do not fault pages in anew.
+
+    A batch's buffers (the frame, the request around it) are ~100-300 KiB. With glibc's defaults they
+    were mapped and unmapped, or the heap grown and trimmed, for every batch, and each page touched
+    again was a page fault: ~150 a batch, ~30 % of the worker's CPU at 10 events a POST (BENCHMARKS.md).
+    The cost: up to ``KEEP_FREED_BYTES`` of freed memory stays with the process.
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc (musl, macOS): its own policy stays
+        return
+    mallopt(_M_TRIM_THRESHOLD, KEEP_FREED_BYTES)
+    mallopt(_M_MMAP_THRESHOLD, MMAP_FROM_BYTES)
 
 
 def run() -> None:
@@ -90,7 +185,13 @@ def run() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s otel-bridge export worker: %(message)s")
-    asyncio.run(main())
+    keep_freed_memory()
+    try:
+        import uvloop
+    except ImportError:  # uvloop comes with uvicorn[standard] where it builds; asyncio's loop otherwise
+        asyncio.run(main())
+    else:
+        uvloop.run(main())
 
 
 if __name__ == "__main__":
