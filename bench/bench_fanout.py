@@ -120,10 +120,10 @@ def serve(port: int, tree: pathlib.Path) -> None:
 
     app.include_router(router)
     # As `otel-bridge serve` runs it: the GC tuned, small POSTs answered by the HTTP protocol's own lane.
-    from otel_bridge.cli import _tune_gc
+    from otel_bridge.runtime import tune_gc
     from otel_bridge.web.http_lane import lane_protocol
 
-    _tune_gc()
+    tune_gc()
     http: Any = lane_protocol(app) or "httptools"
     profile = os.environ.get("FANOUT_PROFILE")  # a file for the server's cProfile stats (pstats), to see its cost
     if profile:

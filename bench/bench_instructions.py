@@ -61,7 +61,7 @@ def _child(repo: str, config: str, bodies_path: str) -> None:
     responder = IngestResponder(assemble(settings).bridge, settings.ingest, None)
     gc.collect()
     gc.freeze()
-    gc.set_threshold(50_000, 20, 20)  # as `otel-bridge serve` does (cli._tune_gc)
+    gc.set_threshold(50_000, 20, 20)  # as `otel-bridge serve` does (runtime.tune_gc)
     headers = [(b"content-type", b"application/x-ndjson")]
     for body in bodies:
         status, _, answer = responder.answer(b"", headers, body)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import logging
 import signal
 import sys
@@ -13,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from otel_bridge import __version__
+from otel_bridge import __version__, runtime
 from otel_bridge.config import ConfigError, Settings, load_settings
 from otel_bridge.sources.subscribe_args import add_subscribe_arguments, subscriptions
 
@@ -114,20 +113,6 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def _tune_gc() -> None:
-    """Make the cyclic GC cheap for a process that allocates many short-lived, acyclic objects.
-
-    With the default thresholds a collection ran every 700 allocations and took a
-    third of ingest time (BENCHMARKS.md). The model's structs are not tracked at
-    all (``gc=False``); what is left is collected every 50,000 allocations, and the
-    objects that live as long as the process (modules, the app) are frozen out of
-    every collection.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
-
-
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -177,7 +162,8 @@ def _feed(settings: Settings, log_level: str) -> int:
 def _run(app: Any, settings: Settings, log_level: str, banner: str) -> int:
     import uvicorn
 
-    _tune_gc()
+    runtime.tune_gc()
+    runtime.keep_freed_memory()
     print(banner, file=sys.stderr)
     from otel_bridge.web.auth import RedactQueryCredentials
     from otel_bridge.web.http_lane import lane_protocol

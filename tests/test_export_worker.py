@@ -208,7 +208,7 @@ async def test_reports_are_written_once_a_loop_iteration_and_only_when_they_chan
 
 FAULTS = """
 import resource, sys
-from otel_bridge.sinks.export.worker import keep_freed_memory
+from otel_bridge.runtime import keep_freed_memory
 if sys.argv[1] == "keep":
     keep_freed_memory()
 def cycle():  # a batch's buffers: a few of ~300 KB, touched, then freed

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import signal
 import sys
@@ -39,18 +38,13 @@ from typing import BinaryIO
 
 import msgspec
 
+from otel_bridge.runtime import keep_freed_memory
 from otel_bridge.sinks.export.durable_queue import WORKER_LOCK, DirLock
 from otel_bridge.sinks.export.exporter import OtlpExporter
 from otel_bridge.sinks.export.factory import make_transport
 from otel_bridge.sinks.export.pipe import Init, Report, frame, frame_spans, read_frame
 from otel_bridge.sinks.export.result import SendResult, Transport
 from otel_bridge.stats import Stats
-
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-KEEP_FREED_BYTES = 8 << 20
-"""Freed memory glibc keeps for reuse rather than giving back to the system (``M_TRIM_THRESHOLD``)."""
-MMAP_FROM_BYTES = 2 << 20
-"""Buffers from this size on get their own mapping (``M_MMAP_THRESHOLD``); smaller ones come from the heap."""
 
 
 class Reports:
@@ -162,22 +156,6 @@ async def main() -> None:
     if lock is not None:
         lock.release()
     reports.write(final=True)
-
-
-def keep_freed_memory() -> None:
-    """Where the C library is glibc: keep freed memory for reuse, so batch-sized buffers do not fault pages in anew.
-
-    A batch's buffers (the frame, the request around it) are ~100-300 KiB. With glibc's defaults they
-    were mapped and unmapped, or the heap grown and trimmed, for every batch, and each page touched
-    again was a page fault: ~150 a batch, ~30 % of the worker's CPU at 10 events a POST (BENCHMARKS.md).
-    The cost: up to ``KEEP_FREED_BYTES`` of freed memory stays with the process.
-    """
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # not glibc (musl, macOS): its own policy stays
-        return
-    mallopt(_M_TRIM_THRESHOLD, KEEP_FREED_BYTES)
-    mallopt(_M_MMAP_THRESHOLD, MMAP_FROM_BYTES)
 
 
 def run() -> None:
