@@ -1,9 +1,10 @@
 # The otel-bridge sidecar. Build: docker build -t otel-bridge .   Run: docker run -p 8318:8318 otel-bridge
 
 # Stage 1: the native OTLP span encoder (native/: Rust + PyO3, built by maturin) as a wheel. The same
-# PEP 517 build scripts/build-native.sh runs (pip over ./native), from the same files it hashes; abi3, so
-# Debian's Python 3.11 here builds a wheel the runtime's 3.11 loads. A failed build fails the image: the
-# image promises the native encoder (the pure one stays inside as the fallback for what it hands over).
+# PEP 517 build scripts/build-native.sh runs (pip over ./native), from the same files it hashes; built for
+# one CPython minor version (not abi3): Debian's Python 3.11 here builds a wheel the runtime's 3.11 loads.
+# A failed build fails the image: the image promises the native encoder (the pure one stays inside as the
+# fallback for what it hands over).
 FROM rust:1.95.0-slim-bookworm AS native
 RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-venv \
   && rm -rf /var/lib/apt/lists/*

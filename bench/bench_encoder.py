@@ -25,7 +25,18 @@ native encoder in the worker, records still crossing as msgpack: the hop alone),
 is CPU seconds of the sidecar's whole process tree (it and its export worker, from /proc) from the
 first POST to the last span exported, per event.
 
-Usage: python bench/bench_encoder.py [--rounds 9] [--runs 2000] [--pipeline]
+With ``--instructions``: instructions per span of the native span encoder alone
+(``otel_bridge_native.encode_span_fields``, C-API calls included), counted by valgrind's cachegrind:
+this script runs itself under it twice, encoding the same spans ``passes`` and ``3 * passes`` times
+in batches of ``--batch`` (4: about what the sidecar hands the export worker at 10 events a POST),
+and the difference, divided by the extra spans encoded, is the figure (start-up and mapping cancel out).
+
+``--other-build PATH``: also measure another build of the extension (its shared library, e.g. one built
+from an earlier commit with ``cargo build --release`` in ``native/``), loaded from PATH beside the installed
+one: as ``native (other)`` in the per-span rounds, or instead of the installed one with ``--instructions``.
+
+Usage: python bench/bench_encoder.py [--rounds 9] [--runs 2000] [--pipeline | --instructions [--batch 4]]
+       [--other-build PATH]
 """
 
 from __future__ import annotations
@@ -36,6 +47,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import ModuleType
 
 import msgspec
 
@@ -102,9 +114,20 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=2000, help="bench_pipeline runs to map (4 spans each)")
     parser.add_argument("--repeat", type=int, default=3, help="passes over the spans per round")
     parser.add_argument("--pipeline", action="store_true", help="the sidecar's process tree, pure vs native")
+    parser.add_argument("--instructions", action="store_true", help="native: instructions per span (cachegrind)")
+    parser.add_argument("--batch", type=int, default=4, help="with --instructions: spans per call")
+    parser.add_argument("--corpus", choices=("workload", "fixtures"), default="workload")
+    parser.add_argument("--other-build", help="another build of otel_bridge_native (its .so) to measure too")
+    parser.add_argument("--passes", type=int, default=0, help=argparse.SUPPRESS)  # the run under cachegrind
     args = parser.parse_args()
     if args.pipeline:
         pipeline(args.runs, args.rounds)
+        return
+    if args.passes:
+        encode_passes(args.corpus, args.runs, args.batch, args.passes, args.other_build)
+        return
+    if args.instructions:
+        instructions(args.corpus, args.runs, args.batch, args.other_build)
         return
     with tempfile.TemporaryDirectory() as tmp:
         corpora = {"workload": workload_spans(args.runs, Path(tmp)), "fixtures": fixture_spans()}
@@ -123,6 +146,14 @@ def main() -> None:
         encoders["native"] = otlp_proto.ProtoEncoder(RESOURCE, "otel-bridge", "0", sc.SCHEMA_URL, native=True).encode
     else:
         print(f"native: not measured ({otlp_proto.native_unavailable_reason()})")
+    if args.other_build:
+        other_fields = load_build(args.other_build).encode_span_fields
+
+        def other(batch: Sequence[SpanRecord]) -> bytes:
+            fields = other_fields(batch, otlp_proto.StatusCode.UNSET, otlp_proto.encode_span)
+            return otlp_proto.encode_request_fields(res, scope, fields, sc.SCHEMA_URL)
+
+        encoders["native (other)"] = other
     pack = msgspec.msgpack.Encoder().encode
     unpack = msgspec.msgpack.Decoder(list[SpanRecord]).decode
     encoders["msgpack encode"] = pack  # the sidecar's half of the hop
@@ -144,6 +175,68 @@ def main() -> None:
                 f"  {name:14s} {med:6.2f} us/span CPU (min {min(values):.2f}, max {max(values):.2f})"
                 f"   {base / med:5.2f}x pure"
             )
+
+
+# --- instructions per span of the native encoder (cachegrind) -------------------------------------
+
+
+def load_build(path: str) -> ModuleType:
+    """Another build of ``otel_bridge_native``, from its shared library, beside the installed one."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("otel_bridge_native", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"{path}: not a loadable extension module")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def encode_passes(corpus: str, runs: int, batch: int, passes: int, other: str | None) -> None:
+    """The body run under cachegrind: map the spans, then encode them ``passes`` times."""
+    import tempfile
+
+    import otel_bridge_native
+
+    native = load_build(other) if other else otel_bridge_native
+    with tempfile.TemporaryDirectory() as tmp:
+        spans = workload_spans(runs, Path(tmp)) if corpus == "workload" else fixture_spans()
+    batches = [spans[i : i + batch] for i in range(0, len(spans), batch)]
+    fields, unset, fallback = native.encode_span_fields, otlp_proto.StatusCode.UNSET, otlp_proto.encode_span
+    for b in batches:  # the same bytes as the reference, or the count is of the wrong work
+        assert fields(b, unset, fallback) == otlp_proto.encode_span_fields(b)
+    for _ in range(passes):
+        for b in batches:
+            fields(b, unset, fallback)
+    print(f"spans={len(spans)}")
+
+
+def instructions(corpus: str, runs: int, batch: int, other: str | None) -> None:
+    import os
+    import re
+    import shutil
+    import subprocess
+
+    if not otlp_proto.native_available():
+        raise SystemExit(f"native: not measured ({otlp_proto.native_unavailable_reason()})")
+    if shutil.which("valgrind") is None:
+        raise SystemExit("valgrind is not installed")
+    counts, spans = [], 0
+    passes = (2, 6)
+    for p in passes:
+        out = subprocess.run(
+            ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null", sys.executable,
+             __file__, "--corpus", corpus, "--runs", str(runs), "--batch", str(batch), "--passes", str(p),
+             *(["--other-build", other] if other else [])],
+            capture_output=True, text=True, check=True, env={**os.environ, "PYTHONHASHSEED": "0"},
+        )  # fmt: skip
+        refs = re.search(r"I\s+refs:\s+([\d,]+)", out.stderr)
+        assert refs is not None, out.stderr
+        counts.append(int(refs.group(1).replace(",", "")))
+        spans = int(out.stdout.split("spans=")[1])
+    per_span = (counts[1] - counts[0]) / ((passes[1] - passes[0]) * spans)
+    build = other or "installed"
+    print(f"native ({build}), {corpus} ({spans} spans), batches of {batch}: {per_span:,.0f} instructions/span")
 
 
 # --- the whole pipeline: CPU of the sidecar's process tree per event, pure vs native ---------------

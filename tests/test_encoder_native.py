@@ -10,7 +10,9 @@ tested everywhere.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -173,6 +175,141 @@ def test_what_the_fallback_raises_is_raised() -> None:
     odd = msgspec.structs.replace(FIXTURE_SPANS[0], end_ns=-1)
     with pytest.raises(RecursionError):
         otel_bridge_native.encode_span_fields([odd], StatusCode.UNSET, broken)
+
+
+# --- records the fast path reads another way, or hands over -----------------------------------
+
+
+def _spans_with(pred: Callable[[SpanRecord], object]) -> list[SpanRecord]:
+    return [s for s in FIXTURE_SPANS if pred(s)]
+
+
+def _fields_of(span: SpanRecord) -> dict[str, Any]:
+    return {name: getattr(span, name) for name in SpanRecord.__struct_fields__}
+
+
+class _PlainSpan:
+    """A span record that is no msgspec Struct: its fields are plain instance attributes."""
+
+    def __init__(self, **fields: object) -> None:
+        self.__dict__.update(fields)
+
+
+@native
+def test_a_span_of_another_type_is_read_with_getattr() -> None:
+    """What getattr gives is what is written: a plain object, a property, a __getattribute__ of its own."""
+    import otel_bridge_native
+
+    span = _spans_with(lambda s: s.links and not s.events)[0]
+
+    class Renamed(SpanRecord, frozen=True, gc=False):
+        @property  # type: ignore[misc]  # a field replaced by a property, on purpose
+        def name(self) -> str:
+            return "renamed"
+
+    class Upper(SpanRecord, frozen=True, gc=False):
+        def __getattribute__(self, attr: str) -> object:
+            value = super().__getattribute__(attr)
+            return value.upper() if attr == "status_message" or attr == "name" else value
+
+    for odd in (_PlainSpan(**_fields_of(span)), Renamed(**_fields_of(span)), Upper(**_fields_of(span))):
+        body = otel_bridge_native.encode_span(odd, StatusCode.UNSET)
+        assert body is not None, type(odd)
+        assert body == encode_span(odd), type(odd)  # type: ignore[arg-type]  # duck-typed on purpose
+    assert b"renamed" in encode_span(Renamed(**_fields_of(span)))
+
+
+@native
+def test_events_and_links_of_another_type_hand_the_span_over() -> None:
+    """An event or link is read from slots only (Python code must not run mid-span): else the pure encoder."""
+    import otel_bridge_native
+
+    with_event = _spans_with(lambda s: s.events)[0]
+    with_link = _spans_with(lambda s: s.links)[0]
+    odd = [
+        msgspec.structs.replace(with_event, events=(_PlainSpan(name="e", time_ns=5, attributes={"k": 1}),)),
+        msgspec.structs.replace(with_link, links=(_PlainSpan(trace_id=b"t" * 16, span_id=b"s" * 8, attributes={}),)),
+    ]
+    for span in odd:
+        assert otel_bridge_native.encode_span(span, StatusCode.UNSET) is None
+        fields = otel_bridge_native.encode_span_fields([with_event, span], StatusCode.UNSET, encode_span)
+        assert fields == otlp_proto.encode_span_fields([with_event, span])
+
+
+@native
+def test_a_record_type_changed_after_use_is_read_as_changed() -> None:
+    """The fast path remembers where a type keeps its fields; changing the type makes it look again."""
+    import otel_bridge_native
+
+    class Changing(SpanRecord, frozen=True, gc=False):
+        pass
+
+    span = Changing(**_fields_of(FIXTURE_SPANS[0]))
+    assert otel_bridge_native.encode_span(span, StatusCode.UNSET) == encode_span(span)
+    Changing.name = property(lambda self: "changed")  # type: ignore[assignment]
+    body = otel_bridge_native.encode_span(span, StatusCode.UNSET)
+    assert body == encode_span(span)
+    assert body is not None
+    assert b"changed" in body
+    del Changing.name  # back to SpanRecord's slot
+    assert otel_bridge_native.encode_span(span, StatusCode.UNSET) == encode_span(FIXTURE_SPANS[0])
+
+
+@native
+def test_any_sequence_of_spans_gives_the_same_bytes() -> None:
+    import otel_bridge_native
+
+    spans = FIXTURE_SPANS[:9]
+    expected = otlp_proto.encode_span_fields(spans)
+    for seq in (spans, tuple(spans), iter(spans), (s for s in spans)):
+        assert otel_bridge_native.encode_span_fields(seq, StatusCode.UNSET, encode_span) == expected
+
+
+@native
+def test_lengths_of_one_two_and_three_bytes() -> None:
+    """Bodies under 128 bytes and over 16 KiB, an event and an array over 127: lengths as the reference writes them."""
+    import otel_bridge_native
+
+    base = FIXTURE_SPANS[0]
+    small = msgspec.structs.replace(base, name="s", attributes={}, parent_span_id=None)
+    big = msgspec.structs.replace(base, attributes={"big": "x" * 20_000, "arr": ("y" * 200, ("z" * 130,))})
+    long_event = msgspec.structs.replace(base, events=(SpanEventRecord("e" * 200, 7, {"k": "v" * 150}),))
+    spans = [small, big, long_event]
+    assert len(encode_span(small)) < 128
+    assert len(encode_span(big)) > 16_384
+    for span in spans:
+        assert otel_bridge_native.encode_span(span, StatusCode.UNSET) == encode_span(span)
+    assert otel_bridge_native.encode_span_fields(spans, StatusCode.UNSET, encode_span) == otlp_proto.encode_span_fields(
+        spans
+    )
+
+
+@native
+def test_a_fallback_that_changes_the_list_or_calls_back_is_safe() -> None:
+    """The fallback runs Python code mid-batch: the list may shrink under it, the encoder may be re-entered."""
+    import otel_bridge_native
+
+    base = FIXTURE_SPANS[0]
+    odd = msgspec.structs.replace(base, end_ns=-1)
+    spans = [odd, base, base]
+
+    def shrinking(span: SpanRecord) -> bytes:
+        spans.clear()
+        return encode_span(span)
+
+    assert otel_bridge_native.encode_span_fields(spans, StatusCode.UNSET, shrinking) == otlp_proto.encode_span_fields(
+        [odd]
+    )
+
+    def reentrant(span: SpanRecord) -> bytes:
+        inner = otel_bridge_native.encode_span_fields(FIXTURE_SPANS[:5], StatusCode.UNSET, encode_span)
+        assert inner == otlp_proto.encode_span_fields(FIXTURE_SPANS[:5])
+        return encode_span(span)
+
+    batch = [base, odd, base, odd]
+    assert otel_bridge_native.encode_span_fields(batch, StatusCode.UNSET, reentrant) == otlp_proto.encode_span_fields(
+        batch
+    )
 
 
 # --- choosing the encoder (both paths, always) ---------------------------------------------------
