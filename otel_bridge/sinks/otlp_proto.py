@@ -8,7 +8,7 @@ Field numbers are those of ``opentelemetry/proto/trace/v1/trace.proto`` and
 ``opentelemetry-proto`` and a real collector accepts it.
 
 The span encoder here (:func:`encode_span`) is the reference. The optional native
-extension ``otel_bridge_native`` (``native/``, Rust; 6-7x faster, BENCHMARKS.md "OTLP
+extension ``otel_bridge_native`` (``native/``, Rust; ~15x faster, BENCHMARKS.md "OTLP
 encoding") writes the same bytes: it handles only records whose every value has its
 exact type and fits its field, and hands any other span to :func:`encode_span`
 whole, so an edge case is decided in one place; the tests compare the two byte for
