@@ -187,7 +187,16 @@ class Server:
             self.proc.wait()
 
 
-def start_bridge(traces_base: str, tmp: pathlib.Path, full: bool, max_body: int, repo: pathlib.Path = REPO) -> Server:
+def start_bridge(
+    traces_base: str,
+    tmp: pathlib.Path,
+    full: bool,
+    max_body: int,
+    repo: pathlib.Path = REPO,
+    pythonpath: pathlib.Path | None = None,
+) -> Server:
+    """``otel-bridge serve`` from ``repo``; ``pythonpath`` goes first on its module path (an earlier
+    checkout's own native encoder build, which the running checkout's may not match)."""
     port = free_port()
     config = tmp / "bench.toml"
     on = "true" if full else "false"
@@ -200,6 +209,8 @@ def start_bridge(traces_base: str, tmp: pathlib.Path, full: bool, max_body: int,
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     env["OTEL_EXPORTER_OTLP_ENDPOINT"] = traces_base
     env["OTEL_METRICS_EXPORTER"] = "none"  # this collector takes traces only
+    if pythonpath is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(pythonpath), env.get("PYTHONPATH")]))
     proc = subprocess.Popen(
         [sys.executable, "-m", "otel_bridge", "serve", "--port", str(port), "--config", str(config),
          "--log-level", "warning"],
@@ -432,6 +443,11 @@ def main() -> None:
     parser.add_argument(
         "--before", type=pathlib.Path, help="a checkout of an earlier otel-bridge, measured too (interleaved)"
     )
+    parser.add_argument(
+        "--before-path",
+        type=pathlib.Path,
+        help="a folder put first on the before checkout's module path (e.g. its own build of otel_bridge_native)",
+    )
     args = parser.parse_args()
     big, small = make_workload(args.runs), make_workload(args.small_runs)
     per_run = WORKLOAD_SPANS_PER_RUN
@@ -463,8 +479,10 @@ def main() -> None:
                         if who == "sdk":
                             server = start_baseline(base + "/v1/traces")
                         else:
-                            repo = args.before if who == "before" else REPO
-                            server = start_bridge(base, tmp, config.full, max_body, repo)
+                            if who == "before":
+                                server = start_bridge(base, tmp, config.full, max_body, args.before, args.before_path)
+                            else:
+                                server = start_bridge(base, tmp, config.full, max_body)
                         cpu[who], _ = measure(server, config.bodies, config.spans, config.batch)
                         results[config.label][who].append(cpu[who] / config.events * 1e6)
                     results[config.label]["ratio"].append(cpu["sdk"] / cpu["bridge"])
