@@ -119,11 +119,12 @@ def serve(port: int, tree: pathlib.Path) -> None:
         return EventSourceResponse(gen(), ping=15, send_timeout=10)
 
     app.include_router(router)
-    # As `otel-bridge serve` runs it: the GC tuned, small POSTs answered by the HTTP protocol's own lane.
-    from otel_bridge.runtime import tune_gc
+    # As `otel-bridge serve` runs it: the GC and allocator tuned, small POSTs answered by the HTTP protocol's own lane.
+    from otel_bridge.runtime import keep_freed_memory, tune_gc
     from otel_bridge.web.http_lane import lane_protocol
 
     tune_gc()
+    keep_freed_memory()
     http: Any = lane_protocol(app) or "httptools"
     profile = os.environ.get("FANOUT_PROFILE")  # a file for the server's cProfile stats (pstats), to see its cost
     if profile:
