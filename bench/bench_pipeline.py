@@ -244,30 +244,35 @@ def start_baseline(traces_url: str) -> Server:
 WARMUP_RUNS = 20
 
 
-def measure(server: Server, bodies: list[bytes], n_spans: int, batch: int = 500) -> tuple[float, float]:
-    """(CPU seconds of the server's tree, wall seconds) from the first POST to the last span delivered.
+def warm_up(server: Server, client: httpx.Client, batch: int = 500) -> int:
+    """Wait for ``server`` to answer, then send :data:`WARMUP_RUNS` runs in bodies of ``batch`` events and
+    wait until their spans are delivered; returns how many spans that was. Not measured: what a server
+    does once (imports on first use, the first connection to the collector) is not a cost per event."""
+    for _ in range(600):
+        try:
+            server.delivered(client)
+            break
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    else:
+        raise SystemExit(f"{server.url} did not start")
+    for body in bodies_of(make_workload(WARMUP_RUNS, prefix="warmup"), batch):
+        r = client.post(server.url + "/v1/events", content=body, headers={"Content-Type": "application/x-ndjson"})
+        if r.status_code != 202:  # else the wait below never ends
+            raise SystemExit(f"{server.url}: warm-up {r.status_code} {r.text[:500]}")
+    warm_spans = WARMUP_RUNS * WORKLOAD_SPANS_PER_RUN
+    while server.delivered(client) < warm_spans:
+        time.sleep(0.01)
+    time.sleep(0.3)  # let startup settle (the worker process, the first sweep)
+    return warm_spans
 
-    First :data:`WARMUP_RUNS` runs go through in bodies of ``batch`` events, until their spans are
-    delivered, and are not measured: what a server does once (imports on first use, the first
-    connection to the collector) is not a cost per event.
-    """
+
+def measure(server: Server, bodies: list[bytes], n_spans: int, batch: int = 500) -> tuple[float, float]:
+    """(CPU seconds of the server's tree, wall seconds) from the first POST to the last span delivered,
+    after :func:`warm_up` in bodies of ``batch`` events."""
     try:
         with httpx.Client(timeout=120) as client:
-            for _ in range(600):
-                try:
-                    server.delivered(client)
-                    break
-                except httpx.HTTPError:
-                    time.sleep(0.05)
-            else:
-                raise SystemExit(f"{server.url} did not start")
-            warmup = make_workload(WARMUP_RUNS, prefix="warmup")
-            for body in bodies_of(warmup, batch):
-                client.post(server.url + "/v1/events", content=body, headers={"Content-Type": "application/x-ndjson"})
-            warm_spans = WARMUP_RUNS * WORKLOAD_SPANS_PER_RUN
-            while server.delivered(client) < warm_spans:
-                time.sleep(0.01)
-            time.sleep(0.3)  # let startup settle (the worker process, the first sweep)
+            warm_spans = warm_up(server, client, batch)
             cpu0, wall0 = tree_cpu(server.proc.pid), time.perf_counter()
             for body in bodies:
                 r = client.post(
@@ -461,7 +466,9 @@ def main() -> None:
     ]
     if args.only:
         configs = [c for c in configs if any(w in c.label for w in args.only)]
-    max_body = max(len(b) for c in configs for b in c.bodies) + 1
+    # The warm-up's bodies too: its run ids ("warmup-19") can be longer than the workload's ("bench-49").
+    warmup = make_workload(WARMUP_RUNS, "warmup")
+    max_body = max(len(b) for c in configs for b in [*c.bodies, *bodies_of(warmup, c.batch)]) + 1
     collector = Rotel()
     base = f"http://127.0.0.1:{collector.http}"
     servers = ["bridge", "sdk", *(["before"] if args.before else [])]

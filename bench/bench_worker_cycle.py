@@ -33,7 +33,6 @@ import httpx
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from bench.bench_pipeline import (
-    WARMUP_RUNS,
     WORKLOAD_SPANS_PER_RUN,
     Rotel,
     Server,
@@ -41,6 +40,7 @@ from bench.bench_pipeline import (
     free_port,
     make_workload,
     start_bridge,
+    warm_up,
 )
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -150,20 +150,7 @@ class Sample:
 def measure(server: Server, proxy: CountingProxy, bodies: list[bytes], n_spans: int) -> Sample:
     try:
         with httpx.Client(timeout=120) as client:
-            for _ in range(600):
-                try:
-                    server.delivered(client)
-                    break
-                except httpx.HTTPError:
-                    time.sleep(0.05)
-            else:
-                raise SystemExit(f"{server.url} did not start")
-            for body in bodies_of(make_workload(WARMUP_RUNS, prefix="warmup"), 500):
-                client.post(server.url + "/v1/events", content=body, headers={"Content-Type": "application/x-ndjson"})
-            warm_spans = WARMUP_RUNS * WORKLOAD_SPANS_PER_RUN
-            while server.delivered(client) < warm_spans:
-                time.sleep(0.01)
-            time.sleep(0.3)
+            warm_spans = warm_up(server, client)
             worker = worker_pid(server.proc.pid)
             w0, s0, b0 = cpu_of(worker), cpu_of(server.proc.pid), proxy.requests()
             for body in bodies:
