@@ -256,15 +256,21 @@ def warm_up(server: Server, client: httpx.Client, batch: int = 500) -> int:
             time.sleep(0.05)
     else:
         raise SystemExit(f"{server.url} did not start")
-    for body in bodies_of(make_workload(WARMUP_RUNS, prefix="warmup"), batch):
-        r = client.post(server.url + "/v1/events", content=body, headers={"Content-Type": "application/x-ndjson"})
-        if r.status_code != 202:  # else the wait below never ends
-            raise SystemExit(f"{server.url}: warm-up {r.status_code} {r.text[:500]}")
     warm_spans = WARMUP_RUNS * WORKLOAD_SPANS_PER_RUN
-    while server.delivered(client) < warm_spans:
-        time.sleep(0.01)
+    post_all(server, client, bodies_of(make_workload(WARMUP_RUNS, prefix="warmup"), batch), warm_spans)
     time.sleep(0.3)  # let startup settle (the worker process, the first sweep)
     return warm_spans
+
+
+def post_all(server: Server, client: httpx.Client, bodies: list[bytes], delivered: int) -> None:
+    """POST every body (each must be accepted: else the wait never ends), then wait until the server has
+    delivered ``delivered`` spans in all."""
+    for body in bodies:
+        r = client.post(server.url + "/v1/events", content=body, headers={"Content-Type": "application/x-ndjson"})
+        if r.status_code != 202:
+            raise SystemExit(f"{server.url}: {r.status_code} {r.text[:500]}")
+    while server.delivered(client) < delivered:
+        time.sleep(0.01)
 
 
 def measure(server: Server, bodies: list[bytes], n_spans: int, batch: int = 500) -> tuple[float, float]:
@@ -274,14 +280,7 @@ def measure(server: Server, bodies: list[bytes], n_spans: int, batch: int = 500)
         with httpx.Client(timeout=120) as client:
             warm_spans = warm_up(server, client, batch)
             cpu0, wall0 = tree_cpu(server.proc.pid), time.perf_counter()
-            for body in bodies:
-                r = client.post(
-                    server.url + "/v1/events", content=body, headers={"Content-Type": "application/x-ndjson"}
-                )
-                if r.status_code != 202:
-                    raise SystemExit(f"{server.url}: {r.status_code} {r.text[:500]}")
-            while server.delivered(client) < warm_spans + n_spans:
-                time.sleep(0.01)
+            post_all(server, client, bodies, warm_spans + n_spans)
             return tree_cpu(server.proc.pid) - cpu0, time.perf_counter() - wall0
     finally:
         server.stop()

@@ -39,6 +39,7 @@ from bench.bench_pipeline import (
     bodies_of,
     free_port,
     make_workload,
+    post_all,
     start_bridge,
     warm_up,
 )
@@ -153,14 +154,7 @@ def measure(server: Server, proxy: CountingProxy, bodies: list[bytes], n_spans: 
             warm_spans = warm_up(server, client)
             worker = worker_pid(server.proc.pid)
             w0, s0, b0 = cpu_of(worker), cpu_of(server.proc.pid), proxy.requests()
-            for body in bodies:
-                r = client.post(
-                    server.url + "/v1/events", content=body, headers={"Content-Type": "application/x-ndjson"}
-                )
-                if r.status_code != 202:
-                    raise SystemExit(f"{server.url}: {r.status_code} {r.text[:500]}")
-            while server.delivered(client) < warm_spans + n_spans:
-                time.sleep(0.01)
+            post_all(server, client, bodies, warm_spans + n_spans)
             w1, s1, b1 = cpu_of(worker), cpu_of(server.proc.pid), proxy.requests()
     finally:
         server.stop()
