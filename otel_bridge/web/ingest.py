@@ -210,7 +210,11 @@ async def _read_body(receive: Receive, declared: str | None, limit: int) -> byte
 
 INGEST_PATH = "/v1/events"
 _JSON_HEADER = (b"content-type", b"application/json")
-_JSON_HEADERS = [_JSON_HEADER]
+
+
+def _accepted_headers(body: bytes) -> list[tuple[bytes, bytes]]:
+    """The headers of a 202 answer whose JSON is ``body``."""
+    return [_JSON_HEADER, (b"content-length", b"%d" % len(body))]
 
 
 class IngestResponder:
@@ -270,30 +274,26 @@ class IngestResponder:
 
     def answer(self, query_string: bytes, headers: list[tuple[bytes, bytes]], body: bytes) -> Answer:
         """The whole response to a request whose body (at most :attr:`max_inline_body` bytes) is read."""
-        if self._guard is not None:
-            refused = self._refused()
-            if refused is not None:
-                return _whole(refused)
+        refused = self._refused()
+        if refused is not None:
+            return _whole(refused)
+        query = query_parameters(query_string)
         content_type, _, hints = _request_headers(headers)
         try:
-            if query_string:
-                query = query_parameters(query_string)
-                answer = ingest_body(
-                    self._consumer,
-                    self._settings,
-                    body,
-                    content_type,
-                    dialect=forced_dialect(query.get("dialect")),
-                    run_id=query.get("run_id"),
-                    source=query.get("source"),
-                    headers=hints,
-                )
-            else:  # the common case: nothing forced, nothing named
-                answer = ingest_body(self._consumer, self._settings, body, content_type, headers=hints)
+            answer = ingest_body(
+                self._consumer,
+                self._settings,
+                body,
+                content_type,
+                dialect=forced_dialect(query.get("dialect")),
+                run_id=query.get("run_id"),
+                source=query.get("source"),
+                headers=hints,
+            )
         except IngestError as exc:
             return _whole(problem(STATUS[exc.code], exc.code, exc.message, **exc.extra))
         encoded = msgspec.json.encode(answer)
-        return 202, [_JSON_HEADER, (b"content-length", b"%d" % len(encoded))], encoded
+        return 202, _accepted_headers(encoded), encoded
 
 
 def _whole(response: Response) -> Answer:
@@ -354,8 +354,7 @@ class IngestLane:
         if isinstance(answer, Response):
             await answer(scope, receive, send)
             return
-        headers = [*_JSON_HEADERS, (b"content-length", str(len(answer)).encode())]
-        await send({"type": "http.response.start", "status": 202, "headers": headers})
+        await send({"type": "http.response.start", "status": 202, "headers": _accepted_headers(answer)})
         await send({"type": "http.response.body", "body": answer})
 
 
